@@ -1,0 +1,390 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// api is the control API: the "dartup" micro service on dartup.api.*.
+type api struct {
+	b       *Broker
+	svc     micro.Service
+	unknown *nats.Subscription
+	apps    jetstream.KeyValue
+	status  jetstream.KeyValue
+	nodes   jetstream.KeyValue
+	place   jetstream.KeyValue
+	objects jetstream.ObjectStore
+	logger  *slog.Logger
+}
+
+var knownVerbs = map[string]bool{}
+
+func startAPI(ctx context.Context, b *Broker) (*api, error) {
+	a := &api{b: b, logger: b.logger.With("component", "api")}
+	var err error
+	if a.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
+		return nil, err
+	}
+	if a.status, err = b.js.KeyValue(ctx, clientsdk.StatusBucket); err != nil {
+		return nil, err
+	}
+	if a.nodes, err = b.js.KeyValue(ctx, clientsdk.NodesBucket); err != nil {
+		return nil, err
+	}
+	if a.place, err = b.js.KeyValue(ctx, clientsdk.PlacementBucket); err != nil {
+		return nil, err
+	}
+	if a.objects, err = b.js.ObjectStore(ctx, clientsdk.ArtifactsBucket); err != nil {
+		return nil, err
+	}
+	a.svc, err = micro.AddService(b.nc, micro.Config{
+		Name:        clientsdk.ServiceName,
+		Version:     semver(b.cfg.Version),
+		Description: "dartup control API: push, list, kill, start, remove, info",
+		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start control API: %w", err)
+	}
+	g := a.svc.AddGroup(clientsdk.APIPrefix)
+	endpoints := map[string]func(context.Context, micro.Request) (any, error){
+		clientsdk.VerbList:     a.list,
+		clientsdk.VerbInfo:     a.info,
+		clientsdk.VerbDescribe: a.describe,
+		clientsdk.VerbPush:     a.push,
+		clientsdk.VerbKill:     a.kill,
+		clientsdk.VerbStart:    a.start,
+		clientsdk.VerbRemove:   a.remove,
+		clientsdk.VerbNodes:    a.listNodes,
+	}
+	for verb, h := range endpoints {
+		knownVerbs[verb] = true
+		if err := g.AddEndpoint(verb, a.handler(verb, h)); err != nil {
+			_ = a.svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s: %w", verb, err)
+		}
+	}
+	// Unknown verbs get a 404 service error rather than "no responders".
+	a.unknown, err = b.nc.QueueSubscribe(clientsdk.APIPrefix+".>", "dartup-api-unknown", func(m *nats.Msg) {
+		verb := strings.TrimPrefix(m.Subject, clientsdk.APIPrefix+".")
+		if knownVerbs[verb] || m.Reply == "" {
+			return
+		}
+		e := clientsdk.Errorf(404, "UnknownVerb", "unknown control API verb %q; known verbs: %s", verb, verbList())
+		_ = respondError(m, e)
+	})
+	if err != nil {
+		_ = a.svc.Stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+func verbList() string {
+	var v []string
+	for k := range knownVerbs {
+		v = append(v, k)
+	}
+	slices.Sort(v)
+	return strings.Join(v, ", ")
+}
+
+func respondError(m *nats.Msg, e *clientsdk.Error) error {
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(clientsdk.HeaderServiceError, e.Message)
+	r.Header.Set(clientsdk.HeaderServiceErrorCode, strconv.Itoa(e.Code))
+	r.Data = e.Body()
+	return m.RespondMsg(r)
+}
+
+// semver turns a version like "dev" into one micro accepts.
+func semver(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if len(v) > 0 && v[0] >= '0' && v[0] <= '9' && strings.Count(v, ".") >= 2 {
+		return v
+	}
+	return "0.0.0-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '-'
+	}, v)
+}
+
+func (a *api) stop() error {
+	var errs []error
+	if a.unknown != nil {
+		errs = append(errs, a.unknown.Unsubscribe())
+	}
+	if a.svc != nil {
+		errs = append(errs, a.svc.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// handler wraps a verb: it bounds its time, answers its result as JSON or its
+// error as service-error headers with a JSON body, and never panics the server.
+func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, error)) micro.HandlerFunc {
+	return func(req micro.Request) {
+		defer func() {
+			if r := recover(); r != nil {
+				a.logger.Error("control API handler panicked", "verb", verb, "panic", r)
+				e := clientsdk.Errorf(500, "Internal", "internal error in %s; see the server log", verb)
+				_ = req.Error("500", e.Message, e.Body())
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := h(ctx, req)
+		if err != nil {
+			e, ok := clientsdk.AsError(err)
+			if !ok {
+				a.logger.Error("control API error", "verb", verb, "err", err)
+				e = clientsdk.Errorf(500, "Internal", "%s failed: %v", verb, err)
+			}
+			_ = req.Error(strconv.Itoa(e.Code), e.Message, e.Body())
+			return
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			e := clientsdk.Errorf(500, "Internal", "encode reply: %v", err)
+			_ = req.Error("500", e.Message, e.Body())
+			return
+		}
+		_ = req.Respond(b)
+	}
+}
+
+// decodeName reads a NameRequest and validates the name.
+func decodeName(req micro.Request) (string, error) {
+	var r clientsdk.NameRequest
+	if err := decodeJSON(req.Data(), &r); err != nil {
+		return "", err
+	}
+	if err := clientsdk.ValidateName(r.Name); err != nil {
+		return "", err
+	}
+	return r.Name, nil
+}
+
+func decodeJSON(data []byte, v any) error {
+	if len(data) == 0 {
+		return clientsdk.Errorf(400, "BadRequest", "request body is empty; send a JSON object")
+	}
+	d := json.NewDecoder(strings.NewReader(string(data)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return clientsdk.Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
+	}
+	return nil
+}
+
+func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
+	b := a.b
+	ai, err := b.js.AccountInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	if keys, err := a.apps.ListKeys(ctx); err == nil {
+		for range keys.Keys() {
+			n++
+		}
+	}
+	info := &clientsdk.ServerInfo{
+		Version:       b.cfg.Version,
+		ServerVersion: server.VERSION,
+		ServerName:    b.cfg.ServerName,
+		NodeID:        b.ns.ID(),
+		DataDir:       b.cfg.DataDir,
+		Started:       b.started,
+		Uptime:        clientsdk.Duration(time.Since(b.started).Round(time.Millisecond)),
+		NATSURL:       b.NATSURL(),
+		HTTPURL:       b.HTTPURL(),
+		RequireAuth:   b.cfg.RequirePassword,
+		JetStream: clientsdk.JetStreamUsage{
+			Memory: ai.Memory, Storage: ai.Store, Streams: ai.Streams, MaxStorage: ai.Limits.MaxStore,
+		},
+		Apps: n,
+	}
+	for _, r := range b.cfg.Routes {
+		info.Cluster = append(info.Cluster, r)
+	}
+	return info, nil
+}
+
+func (a *api) listNodes(ctx context.Context, _ micro.Request) (any, error) {
+	return readAll[clientsdk.Node](ctx, a.nodes)
+}
+
+// getSpec reads an app's spec; *Error 404 when there is none.
+func (a *api) getSpec(ctx context.Context, name string) (*clientsdk.AppSpec, uint64, error) {
+	e, err := a.apps.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, clientsdk.Errorf(404, "NotFound", "no app named %q; `dartup list` shows the apps", name)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var s clientsdk.AppSpec
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return nil, 0, fmt.Errorf("app %s has a corrupt spec: %w", name, err)
+	}
+	s.Revision = e.Revision()
+	return &s, e.Revision(), nil
+}
+
+// readAll reads every value of a bucket into a slice, skipping undecodable entries.
+func readAll[T any](ctx context.Context, kv jetstream.KeyValue) ([]T, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []T
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return out, nil
+			}
+			var v T
+			if json.Unmarshal(e.Value(), &v) == nil {
+				out = append(out, v)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (a *api) list(ctx context.Context, _ micro.Request) (any, error) {
+	specs, err := readAll[clientsdk.AppSpec](ctx, a.apps)
+	if err != nil {
+		return nil, err
+	}
+	statuses, err := readAll[clientsdk.InstanceStatus](ctx, a.status)
+	if err != nil {
+		return nil, err
+	}
+	byApp := map[string][]clientsdk.InstanceStatus{}
+	for _, s := range statuses {
+		byApp[s.App] = append(byApp[s.App], s)
+	}
+	res := clientsdk.ListResponse{Apps: []clientsdk.AppSummary{}}
+	for _, s := range specs {
+		res.Apps = append(res.Apps, Summarize(s, byApp[s.Name]))
+	}
+	slices.SortFunc(res.Apps, func(x, y clientsdk.AppSummary) int { return strings.Compare(x.Name, y.Name) })
+	return res, nil
+}
+
+func (a *api) statusesOf(ctx context.Context, app string) ([]clientsdk.InstanceStatus, error) {
+	all, err := readAll[clientsdk.InstanceStatus](ctx, a.status)
+	if err != nil {
+		return nil, err
+	}
+	var out []clientsdk.InstanceStatus
+	for _, s := range all {
+		if s.App == app {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (a *api) describe(ctx context.Context, req micro.Request) (any, error) {
+	name, err := decodeName(req)
+	if err != nil {
+		return nil, err
+	}
+	spec, _, err := a.getSpec(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.statusesOf(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info := &clientsdk.AppInfo{Spec: *spec, Summary: Summarize(*spec, st)}
+	if hist, err := a.apps.History(ctx, name); err == nil {
+		for i := len(hist) - 1; i >= 0; i-- {
+			h := hist[i]
+			v := clientsdk.AppVersion{Revision: h.Revision(), Deleted: h.Operation() != jetstream.KeyValuePut}
+			var s clientsdk.AppSpec
+			if json.Unmarshal(h.Value(), &s) == nil {
+				v.PushedAt = s.PushedAt
+				if s.Artifact != nil {
+					v.SHA256 = s.Artifact.SHA256
+				}
+			}
+			info.Versions = append(info.Versions, v)
+		}
+	}
+	info.Events = a.recentEvents(ctx, name, 20)
+	return info, nil
+}
+
+// recentEvents returns up to n of the app's most recent events (last 24 h).
+func (a *api) recentEvents(ctx context.Context, app string, n int) []clientsdk.Event {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now().Add(-24 * time.Hour)
+	c, err := a.b.js.OrderedConsumer(ctx, clientsdk.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{clientsdk.EventFilter(app)},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+	})
+	if err != nil {
+		return nil
+	}
+	var ring []clientsdk.Event
+	for {
+		ci := c.CachedInfo()
+		if ci != nil && ci.NumPending == 0 && len(ring) > 0 {
+			break
+		}
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			break
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var e clientsdk.Event
+			if json.Unmarshal(m.Data(), &e) == nil {
+				ring = append(ring, e)
+				if len(ring) > n {
+					ring = ring[1:]
+				}
+			}
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return ring
+}
+
+// publishEvent records a lifecycle event; failures are logged, not returned.
+func (a *api) publishEvent(ctx context.Context, app string, kind clientsdk.EventKind, msg string) {
+	e := clientsdk.Event{App: app, Kind: kind, Instance: -1, Node: a.b.cfg.ServerName, Message: msg, Time: time.Now().UTC()}
+	b, _ := json.Marshal(e)
+	if _, err := a.b.js.Publish(ctx, clientsdk.EventSubject(app, kind), b); err != nil {
+		a.logger.Warn("could not record event", "app", app, "kind", kind, "err", err)
+	}
+}

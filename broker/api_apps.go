@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// push validates an AppSpec, checks that its artifact is in the object store
+// with the digest and size it claims, and writes it as the app's desired state.
+func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
+	var spec clientsdk.AppSpec
+	if err := decodeJSON(req.Data(), &spec); err != nil {
+		return nil, err
+	}
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Artifact != nil {
+		want := clientsdk.ArtifactObjectName(spec.Name, spec.Artifact.SHA256)
+		if spec.Artifact.Object != want {
+			return nil, clientsdk.Errorf(400, "InvalidSpec", "artifact object %q should be %q", spec.Artifact.Object, want)
+		}
+		oi, err := a.objects.GetInfo(ctx, spec.Artifact.Object)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, clientsdk.Errorf(400, "ArtifactMissing", "artifact %s is not in the object store; upload it before calling push (clientsdk.Push does both)", spec.Artifact.Object)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if oi.Size != uint64(spec.Artifact.Size) {
+			return nil, clientsdk.Errorf(400, "ArtifactMismatch", "artifact %s has %d bytes in the store, the spec says %d", spec.Artifact.Object, oi.Size, spec.Artifact.Size)
+		}
+		if got := oi.Headers.Get(HeaderArtifactSHA256); got != "" && got != spec.Artifact.SHA256 {
+			return nil, clientsdk.Errorf(400, "ArtifactMismatch", "artifact %s digest mismatch", spec.Artifact.Object)
+		}
+	}
+	spec.PushedAt = time.Now().UTC()
+	spec.Revision = 0
+	b, _ := json.Marshal(spec)
+	rev, err := a.apps.Put(ctx, spec.Name, b)
+	if err != nil {
+		return nil, err
+	}
+	spec.Revision = rev
+	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", rev, spec.Kind))
+	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "revision", rev)
+	return spec, nil
+}
+
+// HeaderArtifactSHA256 is the object-store header holding an artifact's hex digest.
+const HeaderArtifactSHA256 = clientsdk.HeaderArtifactSHA256
+
+// updateSpec applies change to an app's spec with compare-and-set, retrying
+// when another writer got there first.
+func (a *api) updateSpec(ctx context.Context, name string, change func(*clientsdk.AppSpec)) (*clientsdk.AppSpec, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		spec, rev, err := a.getSpec(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		change(spec)
+		spec.Revision = 0
+		b, _ := json.Marshal(spec)
+		nrev, err := a.apps.Update(ctx, name, b, rev)
+		if err == nil {
+			spec.Revision = nrev
+			return spec, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {
+			return nil, err
+		}
+	}
+	return nil, clientsdk.Errorf(409, "Conflict", "app %s is being changed by someone else; try again", name)
+}
+
+func (a *api) kill(ctx context.Context, req micro.Request) (any, error) {
+	name, err := decodeName(req)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := a.updateSpec(ctx, name, func(s *clientsdk.AppSpec) { s.Stopped = true })
+	if err != nil {
+		return nil, err
+	}
+	a.publishEvent(ctx, name, clientsdk.EventKilled, "stopped by request")
+	st, _ := a.statusesOf(ctx, name)
+	return Summarize(*spec, st), nil
+}
+
+func (a *api) start(ctx context.Context, req micro.Request) (any, error) {
+	name, err := decodeName(req)
+	if err != nil {
+		return nil, err
+	}
+	// Every start writes a new revision, so runners also reset errored instances.
+	spec, err := a.updateSpec(ctx, name, func(s *clientsdk.AppSpec) { s.Stopped = false; s.PushedAt = time.Now().UTC() })
+	if err != nil {
+		return nil, err
+	}
+	a.publishEvent(ctx, name, clientsdk.EventStartReq, "started by request")
+	st, _ := a.statusesOf(ctx, name)
+	return Summarize(*spec, st), nil
+}
+
+// remove deletes the spec (runners stop the instances when they see it go),
+// then the app's artifacts and the status and placement keys.
+func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
+	name, err := decodeName(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := a.getSpec(ctx, name); err != nil {
+		return nil, err
+	}
+	if err := a.apps.Purge(ctx, name); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if objs, err := a.objects.List(ctx); err == nil {
+		for _, o := range objs {
+			if strings.HasPrefix(o.Name, name+"/") {
+				errs = append(errs, a.objects.Delete(ctx, o.Name))
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		errs = append(errs, err)
+	}
+	for _, kv := range []jetstream.KeyValue{a.status, a.place} {
+		keys, err := kv.ListKeysFiltered(ctx, name+".>")
+		if err != nil {
+			continue
+		}
+		for k := range keys.Keys() {
+			errs = append(errs, kv.Purge(ctx, k))
+		}
+	}
+	a.publishEvent(ctx, name, clientsdk.EventRemoved, "removed by request")
+	if err := errors.Join(errs...); err != nil {
+		a.logger.Warn("remove left some state behind", "app", name, "err", err)
+	}
+	return map[string]string{"removed": name}, nil
+}
+
+// Summarize computes dart_up's alive|dead|error summary of an app from its
+// spec and its instances' statuses.
+func Summarize(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus) clientsdk.AppSummary {
+	slices.SortFunc(st, func(x, y clientsdk.InstanceStatus) int { return x.Instance - y.Instance })
+	sum := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, Instances: st}
+	if spec.Kind == clientsdk.KindLambda {
+		for _, s := range st {
+			if s.State == clientsdk.StateRunning {
+				sum.WarmWorkers++
+			}
+		}
+		switch {
+		case spec.Stopped:
+			sum.State, sum.Message = clientsdk.AppDead, "stopped"
+		case sum.WarmWorkers > 0:
+			sum.State, sum.Message = clientsdk.AppAlive, fmt.Sprintf("%d warm", sum.WarmWorkers)
+		default:
+			sum.State = clientsdk.AppDead
+		}
+		sum.Running = sum.WarmWorkers
+		return sum
+	}
+	if !spec.Stopped {
+		sum.Desired = spec.Instances
+	}
+	var errored []string
+	for _, s := range st {
+		if s.Instance >= spec.Instances {
+			continue
+		}
+		switch s.State {
+		case clientsdk.StateRunning:
+			sum.Running++
+		case clientsdk.StateErrored:
+			errored = append(errored, fmt.Sprintf("#%d: %s", s.Instance, s.LastError))
+		}
+	}
+	switch {
+	case spec.Stopped:
+		sum.State, sum.Message = clientsdk.AppDead, "stopped"
+	case len(errored) > 0:
+		sum.State, sum.Message = clientsdk.AppError, strings.Join(errored, "; ")
+	case sum.Running > 0:
+		sum.State = clientsdk.AppAlive
+		if spec.Instances > 1 || sum.Running < spec.Instances {
+			sum.Message = fmt.Sprintf("%d/%d running", sum.Running, spec.Instances)
+		}
+	default:
+		sum.State, sum.Message = clientsdk.AppDead, "starting"
+		for _, s := range st {
+			if s.State == clientsdk.StateExited || s.State == clientsdk.StateStopped {
+				sum.Message = string(s.State)
+			}
+		}
+	}
+	return sum
+}

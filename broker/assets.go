@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// AssetLimits sizes the JetStream assets dartup creates.
+type AssetLimits struct {
+	// Replicas for every asset (1 on a single server).
+	Replicas int
+	// LogsMaxAge and LogsMaxBytes bound the logs stream.
+	LogsMaxAge   time.Duration
+	LogsMaxBytes int64
+	// EventsMaxAge and EventsMaxBytes bound the events stream.
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
+}
+
+// DefaultAssetLimits are the limits used by `dartup serve`.
+var DefaultAssetLimits = AssetLimits{
+	Replicas:       1,
+	LogsMaxAge:     7 * 24 * time.Hour,
+	LogsMaxBytes:   256 << 20,
+	EventsMaxAge:   30 * 24 * time.Hour,
+	EventsMaxBytes: 64 << 20,
+}
+
+// EnsureAssets creates or updates, idempotently, every JetStream asset dartup
+// uses (see clientsdk's bucket and stream names). It is safe to call on every
+// start and from several servers at once.
+func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) error {
+	if lim.Replicas < 1 {
+		lim.Replicas = 1
+	}
+	storage := jetstream.FileStorage
+	var errs []error
+	_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      clientsdk.ArtifactsBucket,
+		Description: "dartup: pushed artifacts by app and SHA-256",
+		Storage:     storage,
+		Replicas:    lim.Replicas,
+		Compression: false,
+	})
+	errs = append(errs, wrap("object store "+clientsdk.ArtifactsBucket, err))
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: clientsdk.AppsBucket, Description: "dartup: desired state (AppSpec per app)", History: 16},
+		{Bucket: clientsdk.NodesBucket, Description: "dartup: live runner nodes", History: 1, LimitMarkerTTL: time.Second},
+		{Bucket: clientsdk.PlacementBucket, Description: "dartup: instance claims", History: 1, LimitMarkerTTL: time.Second},
+		{Bucket: clientsdk.StatusBucket, Description: "dartup: instance status", History: 1},
+	}
+	for _, kv := range kvs {
+		kv.Storage = storage
+		kv.Replicas = lim.Replicas
+		_, err := js.CreateOrUpdateKeyValue(ctx, kv)
+		errs = append(errs, wrap("KV bucket "+kv.Bucket, err))
+	}
+	streams := []jetstream.StreamConfig{
+		{Name: clientsdk.LogsStream, Description: "dartup: worker output lines", Subjects: []string{clientsdk.LogsSubjects},
+			MaxAge: lim.LogsMaxAge, MaxBytes: lim.LogsMaxBytes, Discard: jetstream.DiscardOld},
+		{Name: clientsdk.EventsStream, Description: "dartup: lifecycle events", Subjects: []string{clientsdk.EventsSubjects},
+			MaxAge: lim.EventsMaxAge, MaxBytes: lim.EventsMaxBytes, Discard: jetstream.DiscardOld},
+	}
+	for _, sc := range streams {
+		sc.Storage = storage
+		sc.Replicas = lim.Replicas
+		_, err := js.CreateOrUpdateStream(ctx, sc)
+		errs = append(errs, wrap("stream "+sc.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("create %s: %w", what, err)
+}

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// gateway is the HTTP side of dartup: /healthz, and (with the lambdas) /NAME.
+type gateway struct {
+	b      *Broker
+	srv    *http.Server
+	ln     net.Listener
+	mux    *http.ServeMux
+	logger *slog.Logger
+}
+
+func startGateway(b *Broker) (*gateway, error) {
+	ln, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	if err != nil {
+		return nil, errors.New("HTTP gateway cannot listen on " + b.cfg.HTTPAddr + ": " + err.Error() + " (choose another with --port)")
+	}
+	g := &gateway{b: b, ln: ln, mux: http.NewServeMux(), logger: b.logger.With("component", "gateway")}
+	g.mux.HandleFunc("GET /healthz", g.healthz)
+	g.mux.HandleFunc("/", g.invoke)
+	g.srv = &http.Server{
+		Handler:           g.authenticate(g.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.logger.Error("HTTP gateway stopped", "err", err)
+		}
+	}()
+	return g, nil
+}
+
+func (g *gateway) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return g.srv.Shutdown(ctx)
+}
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, typ, msg string) {
+	writeJSON(w, code, map[string]any{"code": code, "errorType": typ, "errorMessage": msg})
+}
+
+func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	if !g.b.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": g.b.ns.Running(), "jetstream": g.b.ns.JetStreamEnabled()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "nats": true, "jetstream": true})
+}
+
+// clientIP is the address the loopback exemption is judged on: the TCP peer,
+// or, when X-Forwarded-For is trusted and the peer is a local proxy, the last
+// hop that proxy appended. Earlier hops are whatever the client claimed and are
+// never trusted. An unparsable last hop yields an invalid address (not loopback).
+func (g *gateway) clientIP(r *http.Request) netip.Addr {
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	ip := peer.Addr().Unmap()
+	if !g.b.cfg.TrustXForwardedFor || !ip.IsLoopback() {
+		return ip
+	}
+	values := r.Header.Values("X-Forwarded-For")
+	if len(values) == 0 {
+		return ip
+	}
+	hops := strings.Split(values[len(values)-1], ",")
+	last := strings.TrimSpace(hops[len(hops)-1])
+	if a, err := netip.ParseAddr(last); err == nil {
+		return a.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(last); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// authenticate enforces dart_up's rule: Basic auth with a user from the
+// password file, except for loopback clients while passwords are not required.
+func (g *gateway) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		user, pass, ok := r.BasicAuth()
+		if ok && g.b.passwords.Verify(user, pass) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok {
+			g.logger.Warn("refused HTTP request: wrong user or password", "user", user, "remote", r.RemoteAddr)
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="dartup", charset="UTF-8"`)
+		writeError(w, http.StatusUnauthorized, "Unauthorized", "this dartup server needs a user and password (HTTP Basic auth)")
+	})
+}

@@ -1,0 +1,237 @@
+package clientsdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// DefaultURL is where a local `dartup serve` listens for NATS.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+// DefaultRequestTimeout bounds a control API call when ctx has no deadline.
+const DefaultRequestTimeout = 10 * time.Second
+
+// Client drives a dartup server over NATS. It is safe for concurrent use.
+type Client struct {
+	nc     *nats.Conn
+	ownsNC bool
+}
+
+type connectConfig struct {
+	urls     []string
+	user     string
+	password string
+	name     string
+	natsOpts []nats.Option
+	conn     *nats.Conn
+}
+
+// Option configures Connect.
+type Option func(*connectConfig) error
+
+// WithURL sets the server URL(s); several may be given, comma-separated or
+// as separate arguments, and the client fails over between them.
+func WithURL(urls ...string) Option {
+	return func(c *connectConfig) error {
+		for _, u := range urls {
+			for _, p := range strings.Split(u, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.urls = append(c.urls, p)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// WithUserPassword authenticates as user with password.
+func WithUserPassword(user, password string) Option {
+	return func(c *connectConfig) error {
+		if user == "" {
+			return errors.New("clientsdk: user name is empty")
+		}
+		c.user, c.password = user, password
+		return nil
+	}
+}
+
+// WithName sets the connection name shown in server monitoring.
+func WithName(name string) Option {
+	return func(c *connectConfig) error { c.name = name; return nil }
+}
+
+// WithNATSOptions adds raw nats.go options (e.g. from a `nats context`).
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(c *connectConfig) error { c.natsOpts = append(c.natsOpts, opts...); return nil }
+}
+
+// WithConn uses an existing connection instead of dialing; Close leaves it open.
+func WithConn(nc *nats.Conn) Option {
+	return func(c *connectConfig) error {
+		if nc == nil {
+			return errors.New("clientsdk: WithConn given a nil connection")
+		}
+		c.conn = nc
+		return nil
+	}
+}
+
+// Connect dials a dartup server and returns a Client. With no WithURL it uses
+// DefaultURL. It fails with a message naming the URL when the server cannot be
+// reached and with ErrAuth when the server refuses the credentials.
+func Connect(ctx context.Context, opts ...Option) (*Client, error) {
+	cfg := connectConfig{name: "dartup-client"}
+	var errs []error
+	for _, o := range opts {
+		errs = append(errs, o(&cfg))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.conn != nil {
+		return &Client{nc: cfg.conn}, nil
+	}
+	if len(cfg.urls) == 0 {
+		cfg.urls = []string{DefaultURL}
+	}
+	nopts := []nats.Option{nats.Name(cfg.name), nats.MaxReconnects(-1)}
+	if d, ok := ctx.Deadline(); ok {
+		nopts = append(nopts, nats.Timeout(time.Until(d)))
+	}
+	if cfg.user != "" {
+		nopts = append(nopts, nats.UserInfo(cfg.user, cfg.password))
+	}
+	nopts = append(nopts, cfg.natsOpts...)
+	url := strings.Join(cfg.urls, ",")
+	nc, err := nats.Connect(url, nopts...)
+	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			return nil, fmt.Errorf("%w: the server at %s refused the credentials; pass --user and --password (or -B), or set DARTUP_PASSWORD", ErrAuth, url)
+		}
+		return nil, fmt.Errorf("cannot reach dartup at %s: %w (is `dartup serve` running? set --server or DARTUP_URL)", url, err)
+	}
+	return &Client{nc: nc, ownsNC: true}, nil
+}
+
+// ErrAuth is returned by Connect when the server refuses the credentials.
+var ErrAuth = errors.New("authentication failed")
+
+// Conn returns the underlying NATS connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Close closes the connection if Connect dialed it.
+func (c *Client) Close() {
+	if c.ownsNC {
+		c.nc.Close()
+	}
+}
+
+// call sends req (JSON-encoded unless it is []byte or nil) to dartup.api.VERB and
+// decodes the reply into resp. Service errors come back as *Error; no
+// responders becomes an *Error 503 that says no dartup server answers.
+func (c *Client) call(ctx context.Context, verb string, req, resp any) error {
+	var body []byte
+	switch r := req.(type) {
+	case nil:
+	case []byte:
+		body = r
+	default:
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode %s request: %w", verb, err)
+		}
+		body = b
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return Errorf(503, "NoServer", "no dartup server answers %s on this NATS; is `dartup serve` running?", APISubject(verb))
+		}
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	if e := ErrorFromMsg(msg); e != nil {
+		return e
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("decode %s reply: %w", verb, err)
+	}
+	return nil
+}
+
+// List returns a summary of every app. Errors: *Error from the server, or a
+// transport error.
+func (c *Client) List(ctx context.Context) ([]AppSummary, error) {
+	var r ListResponse
+	if err := c.call(ctx, VerbList, nil, &r); err != nil {
+		return nil, err
+	}
+	return r.Apps, nil
+}
+
+// Info returns facts about the server that answers. Errors: as List.
+func (c *Client) Info(ctx context.Context) (*ServerInfo, error) {
+	var r ServerInfo
+	if err := c.call(ctx, VerbInfo, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Describe returns an app's spec, versions, instances and recent events.
+// Errors: *Error 404 when there is no such app, 400 for an invalid name.
+func (c *Client) Describe(ctx context.Context, name string) (*AppInfo, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	var r AppInfo
+	if err := c.call(ctx, VerbDescribe, NameRequest{Name: name}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Kill stops every instance of app name; it stays stopped, across server
+// restarts, until Start. Errors: *Error 404 for an unknown app.
+func (c *Client) Kill(ctx context.Context, name string) (*AppSummary, error) {
+	return c.nameVerb(ctx, VerbKill, name)
+}
+
+// Start starts an app stopped by Kill (or restarts an errored one).
+// Errors: *Error 404 for an unknown app.
+func (c *Client) Start(ctx context.Context, name string) (*AppSummary, error) {
+	return c.nameVerb(ctx, VerbStart, name)
+}
+
+// Remove stops an app and deletes its spec, artifacts and status.
+// Errors: *Error 404 for an unknown app.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	return c.call(ctx, VerbRemove, NameRequest{Name: name}, nil)
+}
+
+func (c *Client) nameVerb(ctx context.Context, verb, name string) (*AppSummary, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	var r AppSummary
+	if err := c.call(ctx, verb, NameRequest{Name: name}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -1,0 +1,392 @@
+package clientsdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kind says how an app runs: a daemon runs all the time, a lambda on demand.
+type Kind string
+
+// App kinds.
+const (
+	KindDaemon Kind = "daemon"
+	KindLambda Kind = "lambda"
+)
+
+// Runtime says how the runner starts an artifact.
+type Runtime string
+
+// Runtimes.
+const (
+	// RuntimeExe runs the artifact itself (an ELF executable, e.g. from `dart compile exe`).
+	RuntimeExe Runtime = "exe"
+	// RuntimeAOT runs the artifact with dartaotruntime (an AOT snapshot).
+	RuntimeAOT Runtime = "aot"
+	// RuntimeKernel runs the artifact with `dart` (a kernel .dill).
+	RuntimeKernel Runtime = "kernel"
+	// RuntimeCommand runs AppSpec.Command as given; there is no artifact.
+	RuntimeCommand Runtime = "command"
+)
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("1.5s") and also reads a number of nanoseconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err2 := json.Unmarshal(b, &n); err2 != nil {
+			return fmt.Errorf("duration must be a string like \"5s\" or a number of nanoseconds")
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ArtifactRef names a pushed artifact in ArtifactsBucket.
+type ArtifactRef struct {
+	// Object is the object name in ArtifactsBucket ("APP/SHA256HEX").
+	Object string `json:"object"`
+	// SHA256 is the hex SHA-256 digest of the artifact's bytes.
+	SHA256 string `json:"sha256"`
+	// Size is the artifact's length in bytes.
+	Size int64 `json:"size"`
+	// FileName is the base name of the file that was pushed (informational).
+	FileName string `json:"file_name,omitempty"`
+}
+
+// RestartPolicy is a daemon's supervision policy, after PM2's.
+type RestartPolicy struct {
+	// NoAutoRestart disables restarts: an exited instance stays exited.
+	NoAutoRestart bool `json:"no_auto_restart,omitempty"`
+	// MaxRestarts is how many quick crashes in a row (each up less than
+	// MinUptime) put the instance in state errored. Default 16.
+	MaxRestarts int `json:"max_restarts,omitempty"`
+	// MinUptime is how long an instance must run for its exit not to count as
+	// a crash-loop crash. Default 1s.
+	MinUptime Duration `json:"min_uptime,omitempty"`
+	// RestartDelay is the first backoff delay (after the immediate first
+	// restart); it grows ×1.5 up to 15s. Default 100ms.
+	RestartDelay Duration `json:"restart_delay,omitempty"`
+	// KillTimeout is the grace between SIGTERM and SIGKILL. Default 5s.
+	KillTimeout Duration `json:"kill_timeout,omitempty"`
+	// StopExitCodes are exit codes after which the instance is not restarted.
+	StopExitCodes []int `json:"stop_exit_codes,omitempty"`
+}
+
+// Lambda protocols.
+const (
+	ProtocolRuntimeAPI = "runtime-api"
+	ProtocolStdio      = "stdio"
+)
+
+// HTTP event shapes sent to a lambda invoked through the HTTP gateway.
+const (
+	HTTPEventAPIGateway = "apigw"
+	HTTPEventALB        = "alb"
+	HTTPEventRaw        = "raw"
+)
+
+// LambdaSpec holds the settings of a lambda.
+type LambdaSpec struct {
+	// Protocol is ProtocolRuntimeAPI (default) or ProtocolStdio.
+	Protocol string `json:"protocol,omitempty"`
+	// Handler is passed to the worker as _HANDLER.
+	Handler string `json:"handler,omitempty"`
+	// KeepWarm is the idle time before a warm worker is stopped; 0 stops it
+	// after each request. Default 60s (applied by Defaults).
+	KeepWarm *Duration `json:"keep_warm,omitempty"`
+	// MaxWorkers bounds the workers per node. Default 4.
+	MaxWorkers int `json:"max_workers,omitempty"`
+	// Queue bounds the requests waiting for a worker per node. Default 64.
+	Queue int `json:"queue,omitempty"`
+	// Timeout bounds one invocation. Default 30s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MemoryMB is advertised as AWS_LAMBDA_FUNCTION_MEMORY_SIZE. Default 128.
+	MemoryMB int `json:"memory_mb,omitempty"`
+	// HTTPEvent is the event shape for HTTP gateway requests: apigw (default), alb or raw.
+	HTTPEvent string `json:"http_event,omitempty"`
+}
+
+// AppSpec is the desired state of one app, stored in AppsBucket.
+type AppSpec struct {
+	// Name is the app's name; a NATS subject token (see ValidateName).
+	Name string `json:"name"`
+	// Kind is KindDaemon or KindLambda.
+	Kind Kind `json:"kind"`
+	// Runtime says how to start the artifact.
+	Runtime Runtime `json:"runtime"`
+	// Artifact is the pushed file; nil for RuntimeCommand.
+	Artifact *ArtifactRef `json:"artifact,omitempty"`
+	// Command is the argv for RuntimeCommand.
+	Command []string `json:"command,omitempty"`
+	// Interpreter overrides the program that runs aot or kernel artifacts
+	// (dartaotruntime or dart) on the runner.
+	Interpreter string `json:"interpreter,omitempty"`
+	// Args are appended to the command line.
+	Args []string `json:"args,omitempty"`
+	// Env is added to the worker's environment.
+	Env map[string]string `json:"env,omitempty"`
+	// Instances is the number of daemon instances. Default 1.
+	Instances int `json:"instances,omitempty"`
+	// Port, when > 0, gives instance i the environment PORT=Port+i.
+	Port int `json:"port,omitempty"`
+	// Stopped is true after `dartup kill`: no instance should run.
+	Stopped bool `json:"stopped,omitempty"`
+	// Restart is the daemon supervision policy.
+	Restart RestartPolicy `json:"restart"`
+	// Lambda holds lambda settings; set when Kind is KindLambda.
+	Lambda *LambdaSpec `json:"lambda,omitempty"`
+	// Constraints restrict placement to nodes whose labels match all of them.
+	Constraints map[string]string `json:"constraints,omitempty"`
+	// PushedAt is when the spec was pushed (set by the server).
+	PushedAt time.Time `json:"pushed_at"`
+	// Revision is the spec's revision in AppsBucket (set by the server on reads).
+	Revision uint64 `json:"revision,omitempty"`
+}
+
+// Defaults for AppSpec fields left zero.
+const (
+	DefaultMaxRestarts  = 16
+	DefaultMinUptime    = time.Second
+	DefaultRestartDelay = 100 * time.Millisecond
+	DefaultKillTimeout  = 5 * time.Second
+	DefaultKeepWarm     = 60 * time.Second
+	DefaultMaxWorkers   = 4
+	DefaultQueue        = 64
+	DefaultTimeout      = 30 * time.Second
+	DefaultMemoryMB     = 128
+)
+
+// WithDefaults returns a copy of s with every zero setting replaced by its default.
+func (s AppSpec) WithDefaults() AppSpec {
+	if s.Kind == "" {
+		s.Kind = KindDaemon
+	}
+	if s.Instances == 0 {
+		s.Instances = 1
+	}
+	r := &s.Restart
+	if r.MaxRestarts == 0 {
+		r.MaxRestarts = DefaultMaxRestarts
+	}
+	if r.MinUptime == 0 {
+		r.MinUptime = Duration(DefaultMinUptime)
+	}
+	if r.RestartDelay == 0 {
+		r.RestartDelay = Duration(DefaultRestartDelay)
+	}
+	if r.KillTimeout == 0 {
+		r.KillTimeout = Duration(DefaultKillTimeout)
+	}
+	if s.Kind == KindLambda {
+		l := LambdaSpec{}
+		if s.Lambda != nil {
+			l = *s.Lambda
+		}
+		if l.Protocol == "" {
+			l.Protocol = ProtocolRuntimeAPI
+		}
+		if l.KeepWarm == nil {
+			d := Duration(DefaultKeepWarm)
+			l.KeepWarm = &d
+		}
+		if l.MaxWorkers == 0 {
+			l.MaxWorkers = DefaultMaxWorkers
+		}
+		if l.Queue == 0 {
+			l.Queue = DefaultQueue
+		}
+		if l.Timeout == 0 {
+			l.Timeout = Duration(DefaultTimeout)
+		}
+		if l.MemoryMB == 0 {
+			l.MemoryMB = DefaultMemoryMB
+		}
+		if l.HTTPEvent == "" {
+			l.HTTPEvent = HTTPEventAPIGateway
+		}
+		s.Lambda = &l
+	}
+	return s
+}
+
+// InstanceState is the state of one daemon instance.
+type InstanceState string
+
+// Instance states.
+const (
+	StateStarting InstanceState = "starting" // being fetched or spawned
+	StateRunning  InstanceState = "running"  // process alive
+	StateBackoff  InstanceState = "backoff"  // exited, waiting to restart
+	StateStopping InstanceState = "stopping" // SIGTERM sent
+	StateStopped  InstanceState = "stopped"  // stopped on purpose (kill, remove, no-auto-restart exit)
+	StateExited   InstanceState = "exited"   // exited and not restarted (stop exit code)
+	StateErrored  InstanceState = "errored"  // gave up: crash loop, bad artifact, spawn failure
+)
+
+// InstanceStatus is the reported status of one instance, stored in StatusBucket.
+type InstanceStatus struct {
+	App      string        `json:"app"`
+	Instance int           `json:"instance"`
+	Node     string        `json:"node"`
+	State    InstanceState `json:"state"`
+	PID      int           `json:"pid,omitempty"`
+	Restarts int           `json:"restarts"`
+	// StartedAt is when the current process started.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// LastExitCode is the last exit code, -1 when killed by a signal.
+	LastExitCode *int   `json:"last_exit_code,omitempty"`
+	LastSignal   string `json:"last_signal,omitempty"`
+	LastError    string `json:"last_error,omitempty"`
+	// CPUPercent and MemoryBytes are sampled from /proc on the runner.
+	CPUPercent  float64 `json:"cpu_percent,omitempty"`
+	MemoryBytes uint64  `json:"memory_bytes,omitempty"`
+	// SpecRevision is the AppSpec revision this instance runs.
+	SpecRevision uint64    `json:"spec_revision,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// AppState is dart_up's three-valued summary of an app.
+type AppState string
+
+// App states as dart_up prints them.
+const (
+	AppAlive AppState = "alive"
+	AppDead  AppState = "dead"
+	AppError AppState = "error"
+)
+
+// AppSummary is one row of `dartup list`.
+type AppSummary struct {
+	Name    string   `json:"name"`
+	Kind    Kind     `json:"kind"`
+	State   AppState `json:"state"`
+	Message string   `json:"message,omitempty"`
+	// Desired is the number of instances that should run (0 when killed).
+	Desired int `json:"desired"`
+	// Running is the number of instances running now.
+	Running   int              `json:"running"`
+	Instances []InstanceStatus `json:"instances,omitempty"`
+	// WarmWorkers is, for lambdas, the number of warm workers over all nodes.
+	WarmWorkers int `json:"warm_workers,omitempty"`
+}
+
+// ListResponse is the answer of dartup.api.list.
+type ListResponse struct {
+	Apps []AppSummary `json:"apps"`
+}
+
+// NameRequest is the request body of the verbs that take an app name.
+type NameRequest struct {
+	Name string `json:"name"`
+}
+
+// JetStreamUsage is the storage used by the server's JetStream.
+type JetStreamUsage struct {
+	Memory  uint64 `json:"memory"`
+	Storage uint64 `json:"storage"`
+	Streams int    `json:"streams"`
+	// MaxStorage is the configured storage limit, 0 when none.
+	MaxStorage int64 `json:"max_storage,omitempty"`
+}
+
+// ServerInfo is the answer of dartup.api.info.
+type ServerInfo struct {
+	Version       string         `json:"version"`
+	ServerVersion string         `json:"server_version"`
+	ServerName    string         `json:"server_name"`
+	NodeID        string         `json:"node_id"`
+	DataDir       string         `json:"data_dir"`
+	Started       time.Time      `json:"started"`
+	Uptime        Duration       `json:"uptime"`
+	NATSURL       string         `json:"nats_url"`
+	HTTPURL       string         `json:"http_url,omitempty"`
+	Cluster       []string       `json:"cluster,omitempty"`
+	RequireAuth   bool           `json:"require_password"`
+	JetStream     JetStreamUsage `json:"jetstream"`
+	Apps          int            `json:"apps"`
+}
+
+// EventKind names a lifecycle event.
+type EventKind string
+
+// Lifecycle event kinds.
+const (
+	EventPushed    EventKind = "pushed"
+	EventStarted   EventKind = "started"
+	EventExited    EventKind = "exited"
+	EventCrashed   EventKind = "crashed"
+	EventRestarted EventKind = "restarted"
+	EventErrored   EventKind = "errored"
+	EventPlaced    EventKind = "placed"
+	EventColdStart EventKind = "cold-start"
+	EventKilled    EventKind = "killed"
+	EventStartReq  EventKind = "start"
+	EventRemoved   EventKind = "removed"
+)
+
+// Event is a lifecycle event in EventsStream.
+type Event struct {
+	App      string    `json:"app"`
+	Kind     EventKind `json:"kind"`
+	Instance int       `json:"instance"`
+	Node     string    `json:"node,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// AppInfo is the answer of dartup.api.describe.
+type AppInfo struct {
+	Spec    AppSpec    `json:"spec"`
+	Summary AppSummary `json:"summary"`
+	// Versions lists the revisions of the spec kept in AppsBucket, newest first.
+	Versions []AppVersion `json:"versions,omitempty"`
+	// Events are the most recent lifecycle events, oldest first.
+	Events []Event `json:"events,omitempty"`
+}
+
+// AppVersion is one revision of an app's spec.
+type AppVersion struct {
+	Revision uint64    `json:"revision"`
+	PushedAt time.Time `json:"pushed_at"`
+	SHA256   string    `json:"sha256,omitempty"`
+	Deleted  bool      `json:"deleted,omitempty"`
+}
+
+// Claim is the value of a placement key: which node runs an instance.
+type Claim struct {
+	Node string    `json:"node"`
+	At   time.Time `json:"at"`
+}
+
+// Node is a runner node's entry in NodesBucket.
+type Node struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Address   string            `json:"address,omitempty"`
+	Version   string            `json:"version"`
+	Instances int               `json:"instances"`
+	// MaxInstances is the node's capacity; 0 means unbounded.
+	MaxInstances int       `json:"max_instances,omitempty"`
+	Draining     bool      `json:"draining,omitempty"`
+	Started      time.Time `json:"started"`
+	LastSeen     time.Time `json:"last_seen"`
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/spf13/cobra"
+)
+
+type infoFlags struct {
+	conn connFlags
+	json bool
+}
+
+func newInfoCmd() *cobra.Command {
+	f := &infoFlags{}
+	cmd := &cobra.Command{
+		Use:   "info [NAME]",
+		Short: "Show facts about the server, or about app NAME",
+		Example: `  dartup info            # server version, node, data dir, uptime, JetStream usage
+  dartup info hello      # spec, versions, instances and recent events of app hello
+  dartup info --json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+				w := cmd.OutOrStdout()
+				if len(args) == 1 {
+					ai, err := c.Describe(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					if f.json {
+						return printJSON(w, ai)
+					}
+					return printAppInfo(w, ai)
+				}
+				si, err := c.Info(ctx)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(w, si)
+				}
+				return printServerInfo(w, si)
+			})
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	return cmd
+}
+
+func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
+	rows := [][2]string{
+		{"dartup", si.Version},
+		{"NATS server", si.ServerVersion},
+		{"server name", si.ServerName},
+		{"node id", si.NodeID},
+		{"data dir", si.DataDir},
+		{"uptime", si.Uptime.D().Round(time.Second).String()},
+		{"NATS", si.NATSURL},
+		{"HTTP", orNone(si.HTTPURL)},
+		{"require password", fmt.Sprint(si.RequireAuth)},
+		{"apps", fmt.Sprint(si.Apps)},
+		{"JetStream storage", humanBytes(si.JetStream.Storage)},
+		{"JetStream memory", humanBytes(si.JetStream.Memory)},
+		{"JetStream streams", fmt.Sprint(si.JetStream.Streams)},
+	}
+	if len(si.Cluster) > 0 {
+		rows = append(rows, [2]string{"cluster routes", strings.Join(si.Cluster, ", ")})
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-18s %s\n", r[0]+":", r[1])
+	}
+	return nil
+}
+
+func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
+	s := ai.Spec
+	fmt.Fprintln(w, listLine(ai.Summary))
+	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s\n", s.Kind, s.Runtime, s.Revision, s.PushedAt.Local().Format(time.DateTime))
+	if s.Artifact != nil {
+		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", s.Artifact.FileName, humanBytes(uint64(s.Artifact.Size)), s.Artifact.SHA256[:12])
+	}
+	if len(s.Command) > 0 {
+		fmt.Fprintf(w, "  command: %s\n", strings.Join(s.Command, " "))
+	}
+	if s.Kind == clientsdk.KindDaemon {
+		r := s.Restart
+		fmt.Fprintf(w, "  instances: %d  auto-restart: %v  max-restarts: %d  min-uptime: %s  kill-timeout: %s\n",
+			s.Instances, !r.NoAutoRestart, r.MaxRestarts, r.MinUptime.D(), r.KillTimeout.D())
+	}
+	if l := s.Lambda; l != nil {
+		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB\n",
+			l.Protocol, l.KeepWarm.D(), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB)
+	}
+	if len(ai.Summary.Instances) > 0 {
+		fmt.Fprintln(w, "  instances:")
+		for _, in := range ai.Summary.Instances {
+			line := fmt.Sprintf("    #%d %s on %s pid %d restarts %d", in.Instance, in.State, in.Node, in.PID, in.Restarts)
+			if in.LastError != "" {
+				line += " — " + in.LastError
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if len(ai.Versions) > 0 {
+		fmt.Fprint(w, "  versions:")
+		for i, v := range ai.Versions {
+			if i == 5 {
+				fmt.Fprint(w, " …")
+				break
+			}
+			fmt.Fprintf(w, " r%d", v.Revision)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(ai.Events) > 0 {
+		fmt.Fprintln(w, "  recent events:")
+		for _, e := range ai.Events {
+			fmt.Fprintf(w, "    %s %-10s #%d %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Instance, e.Message)
+		}
+	}
+	return nil
+}

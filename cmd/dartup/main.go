@@ -1,0 +1,53 @@
+// Command dartup runs Dart servers and lambdas on your own machines, on NATS:
+// `dartup serve` starts a server, `dartup push` deploys an app, `dartup list`
+// shows what runs. Run `dartup --help` for every command.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/clientsdk"
+)
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr marks err as the user's mistake (exit code 2).
+func usageErr(err error) error { return &exitError{code: 2, err: err} }
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, colorRed("error: ")+err.Error())
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, broker.ErrInsecureBind):
+		return 2
+	case isFlagError(err):
+		return 2
+	}
+	if e, ok := clientsdk.AsError(err); ok && e.Code >= 400 && e.Code < 500 {
+		return 1
+	}
+	return 1
+}

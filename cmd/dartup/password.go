@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dartup/dartup/broker"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+type passwordFlags struct {
+	data   string
+	stdin  bool
+	delete bool
+}
+
+func newPasswordCmd() *cobra.Command {
+	f := &passwordFlags{}
+	cmd := &cobra.Command{
+		Use:   "password USER",
+		Short: "Create or replace a user (bcrypt-hashed in DATA/passwords), or delete one",
+		Long: `Create or replace USER in the password file of the data dir, prompting twice
+for the password with hidden input. A running server picks the change up
+without a restart. Passwords are stored as bcrypt hashes, file mode 0600.`,
+		Example: `  dartup password alice
+  echo "$SECRET" | dartup password --password-stdin ci-bot
+  dartup password --delete alice`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPassword(cmd.OutOrStdout(), f, args[0])
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.data, "data", envOr("DARTUP_DATA", broker.DefaultDataDir), "data directory (env DARTUP_DATA)")
+	fs.BoolVar(&f.stdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.BoolVar(&f.delete, "delete", false, "delete USER")
+	return cmd
+}
+
+func runPassword(out io.Writer, f *passwordFlags, user string) error {
+	if err := broker.ValidateUser(user); err != nil {
+		return usageErr(err)
+	}
+	path := filepath.Join(f.data, broker.PasswordFileName)
+	if f.delete {
+		if err := broker.DeleteUser(path, user); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Deleted user %s from %s\n", user, path)
+		return nil
+	}
+	pw, err := readNewPassword(f.stdin)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return err
+	}
+	if err := broker.SetPassword(path, user, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Saved the password of %s in %s\n", user, path)
+	return nil
+}
+
+func readNewPassword(fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", usageErr(errors.New("no password on standard input"))
+		}
+		return pw, nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", usageErr(errors.New("standard input is not a terminal; pass --password-stdin to read the password from it"))
+	}
+	fmt.Fprint(os.Stderr, "Password: ")
+	a, err := term.ReadPassword(fd)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(os.Stderr, "Password again: ")
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	if string(a) != string(b) {
+		return "", errors.New("the two passwords differ; nothing was changed")
+	}
+	if len(a) == 0 {
+		return "", errors.New("the password is empty; nothing was changed")
+	}
+	return string(a), nil
+}

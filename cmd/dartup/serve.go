@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/internal/version"
+	"github.com/spf13/cobra"
+)
+
+type serveFlags struct {
+	data            string
+	natsAddr        string
+	address         string
+	port            int
+	noHTTP          bool
+	requirePassword bool
+	insecure        bool
+	xff             bool
+	noXFF           bool
+	name            string
+	clusterAddr     string
+	routes          []string
+	replicas        int
+	noRunner        bool
+	verbose         bool
+	logFormat       string
+}
+
+// readyFile is written into the data dir once the server is ready, so that
+// scripts and tests can find the URLs (it is removed on clean shutdown).
+type readyFile struct {
+	PID     int    `json:"pid"`
+	NATSURL string `json:"nats_url"`
+	HTTPURL string `json:"http_url,omitempty"`
+	Started string `json:"started"`
+}
+
+// ReadyFileName is the name of the ready file inside the data dir.
+const ReadyFileName = "serve.json"
+
+func newServeCmd() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Start a dartup server: embedded NATS + JetStream, HTTP gateway and a runner",
+		Long: `Start a dartup server on this machine: an embedded NATS server with JetStream
+(stored under --data), the control API, the HTTP gateway and a runner that
+starts the pushed apps. Nothing else needs to be installed.
+
+Without --require-password, clients need no password but only loopback
+listeners are allowed. Create users with 'dartup password USER'.`,
+		Example: `  dartup serve                              # NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:2374, data in ./.dartup
+  dartup serve --data /var/lib/dartup -p 8080
+  dartup serve --require-password -a 0.0.0.0 --nats-addr 0.0.0.0:4222`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.data, "data", envOr("DARTUP_DATA", broker.DefaultDataDir), "data directory (env DARTUP_DATA)")
+	fs.StringVar(&f.natsAddr, "nats-addr", broker.DefaultNATSAddr, "NATS listen address host:port (port 0 picks a free one)")
+	fs.StringVarP(&f.address, "address", "a", "127.0.0.1", "HTTP gateway listen address")
+	fs.IntVarP(&f.port, "port", "p", 2374, "HTTP gateway port (0 picks a free one)")
+	fs.BoolVar(&f.noHTTP, "no-http", false, "do not start the HTTP gateway")
+	fs.BoolVar(&f.requirePassword, "require-password", false, "every NATS connection and HTTP request must authenticate")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow non-loopback listeners without --require-password")
+	fs.BoolVar(&f.xff, "x-forwarded-for", true, "judge the HTTP loopback exemption on the last X-Forwarded-For hop from a local proxy")
+	fs.BoolVar(&f.noXFF, "no-x-forwarded-for", false, "ignore X-Forwarded-For")
+	fs.StringVar(&f.name, "name", "", "server and node name (default: host name)")
+	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "listen for cluster routes on host:port")
+	fs.StringSliceVar(&f.routes, "routes", nil, "route URLs of the other servers, nats://host:6222,…")
+	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
+	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func (f *serveFlags) logger() (*slog.Logger, error) {
+	lvl := slog.LevelInfo
+	if f.verbose {
+		lvl = slog.LevelDebug
+	}
+	ho := &slog.HandlerOptions{Level: lvl}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho)), nil
+	}
+	return nil, usageErr(fmt.Errorf("--log-format must be text or json, not %q", f.logFormat))
+}
+
+func runServe(ctx context.Context, f *serveFlags) error {
+	logger, err := f.logger()
+	if err != nil {
+		return err
+	}
+	if f.port < 0 || f.port > 65535 {
+		return usageErr(fmt.Errorf("--port %d is not from 0 to 65535", f.port))
+	}
+	cfg := broker.Config{
+		DataDir:            f.data,
+		NATSAddr:           f.natsAddr,
+		RequirePassword:    f.requirePassword,
+		Insecure:           f.insecure,
+		TrustXForwardedFor: f.xff && !f.noXFF,
+		ServerName:         f.name,
+		ClusterAddr:        f.clusterAddr,
+		Routes:             f.routes,
+		Replicas:           f.replicas,
+		Version:            version.Version,
+		Logger:             logger,
+	}
+	if !f.noHTTP {
+		cfg.HTTPAddr = net.JoinHostPort(f.address, strconv.Itoa(f.port))
+	}
+	if err := cfg.Check(); err != nil {
+		return usageErr(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s := <-sigs
+		logger.Info("shutting down (send the signal again to force)", "signal", s.String())
+		stop()
+		s = <-sigs
+		logger.Error("forced exit", "signal", s.String())
+		os.Exit(1)
+	}()
+
+	b, err := broker.Start(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, broker.ErrDataDirInUse) {
+			return &exitError{code: 1, err: err}
+		}
+		return err
+	}
+	var node *nodeAgent
+	if !f.noRunner {
+		node, err = startLocalRunner(ctx, b, logger)
+		if err != nil {
+			_ = b.Shutdown(context.Background())
+			return err
+		}
+	}
+	ready := filepath.Join(b.DataDir(), ReadyFileName)
+	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
+	if err := os.WriteFile(ready, rb, 0o600); err != nil {
+		logger.Warn("could not write ready file", "path", ready, "err", err)
+	}
+	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
+
+	<-ctx.Done()
+	_ = os.Remove(ready)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	if node != nil {
+		errs = append(errs, node.stop(sctx))
+	}
+	errs = append(errs, b.Shutdown(sctx))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(off)"
+	}
+	return s
+}
