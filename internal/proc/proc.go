@@ -1,0 +1,243 @@
+// Package proc starts and stops worker processes the way dartup supervises
+// them: each in its own process group, killed with its parent runner (Linux
+// parent-death signal), stdout and stderr read line by line, and stopped with
+// SIGTERM to the whole group, a grace period, then SIGKILL, so that children a
+// worker forked are not left behind.
+package proc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// MaxLineBytes bounds one captured output line; longer lines are split.
+const MaxLineBytes = 64 << 10
+
+// Spec describes a process to start.
+type Spec struct {
+	// Path is the program; Args are its arguments (without argv[0]).
+	Path string
+	Args []string
+	// Env is the complete environment ("K=V").
+	Env []string
+	// Dir is the working directory ("" for the runner's).
+	Dir string
+	// Stdin, when set, is the process's standard input (nil: /dev/null).
+	Stdin io.Reader
+	// OnStdout and OnStderr receive each output line without its newline.
+	// They run on the reader goroutines and must not block for long. When nil,
+	// the stream is discarded.
+	OnStdout func(line []byte)
+	OnStderr func(line []byte)
+	// RawStdout, when set, receives stdout bytes unsplit instead of OnStdout.
+	RawStdout io.Writer
+}
+
+// Process is a started process. Its methods are safe for concurrent use.
+type Process struct {
+	cmd     *exec.Cmd
+	pid     int
+	started time.Time
+	done    chan struct{}
+	readers sync.WaitGroup
+
+	mu    sync.Mutex
+	state *os.ProcessState
+	err   error
+}
+
+// Start starts s in a new process group. It returns an error when the program
+// cannot be started (missing, not executable); the error names the path.
+func Start(s Spec) (*Process, error) {
+	cmd := exec.Command(s.Path, s.Args...)
+	cmd.Env = s.Env
+	cmd.Dir = s.Dir
+	cmd.Stdin = s.Stdin
+	cmd.SysProcAttr = sysProcAttr()
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+
+	var closeAfterStart []*os.File
+	if s.RawStdout != nil {
+		cmd.Stdout = s.RawStdout
+	} else if s.OnStdout != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout = w
+		closeAfterStart = append(closeAfterStart, w)
+		p.readLines(r, s.OnStdout)
+	}
+	if s.OnStderr != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stderr = w
+		closeAfterStart = append(closeAfterStart, w)
+		p.readLines(r, s.OnStderr)
+	}
+	err := cmd.Start()
+	for _, f := range closeAfterStart {
+		f.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Path, err)
+	}
+	p.pid = cmd.Process.Pid
+	p.started = time.Now()
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.state = cmd.ProcessState
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			p.err = err
+		}
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// readLines scans r into lines until EOF (when every holder of the pipe's
+// write end, the process and any child it forked, has closed it).
+func (p *Process) readLines(r *os.File, fn func([]byte)) {
+	p.readers.Add(1)
+	go func() {
+		defer p.readers.Done()
+		defer r.Close()
+		br := bufio.NewReaderSize(r, MaxLineBytes)
+		for {
+			line, err := br.ReadSlice('\n')
+			if len(line) > 0 {
+				if line[len(line)-1] == '\n' {
+					line = line[:len(line)-1]
+				}
+				fn(line)
+			}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+		}
+	}()
+}
+
+// PID returns the process id (also its process group id).
+func (p *Process) PID() int { return p.pid }
+
+// Started returns when the process started.
+func (p *Process) Started() time.Time { return p.started }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// WaitOutput waits, up to timeout, until the output readers have seen EOF,
+// so that the last lines are delivered before the exit is reported.
+func (p *Process) WaitOutput(timeout time.Duration) {
+	ch := make(chan struct{})
+	go func() { p.readers.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+	}
+}
+
+// Exit describes how a process ended.
+type Exit struct {
+	// Code is the exit code, or -1 when a signal ended the process.
+	Code int
+	// Signal names the signal that ended it ("" when it exited).
+	Signal string
+	// Err is set when waiting failed.
+	Err error
+}
+
+func (e Exit) String() string {
+	if e.Signal != "" {
+		return "killed by " + e.Signal
+	}
+	return fmt.Sprintf("exit code %d", e.Code)
+}
+
+// Exit returns how the process ended; call it after Done is closed.
+func (p *Process) Exit() Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == nil {
+		return Exit{Code: -1, Err: p.err}
+	}
+	ex := Exit{Code: p.state.ExitCode(), Err: p.err}
+	if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		ex.Code = -1
+		ex.Signal = SignalName(ws.Signal())
+	}
+	return ex
+}
+
+// Signal sends sig to the process's whole group.
+func (p *Process) Signal(sig syscall.Signal) error {
+	return signalGroup(p.pid, sig)
+}
+
+// Stop sends SIGTERM to the group, waits up to grace for the process to exit,
+// then sends SIGKILL to the group. It always kills what is left of the group
+// after the leader has exited, so forked children do not outlive a stop. It
+// returns once the leader has exited.
+func (p *Process) Stop(grace time.Duration) Exit {
+	select {
+	case <-p.done:
+		_ = signalGroup(p.pid, syscall.SIGKILL)
+		return p.Exit()
+	default:
+	}
+	_ = signalGroup(p.pid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+	}
+	_ = signalGroup(p.pid, syscall.SIGKILL)
+	<-p.done
+	return p.Exit()
+}
+
+// Kill sends SIGKILL to the group and waits for the leader to exit.
+func (p *Process) Kill() Exit {
+	_ = signalGroup(p.pid, syscall.SIGKILL)
+	<-p.done
+	return p.Exit()
+}
+
+// SignalName returns the conventional name of sig, e.g. "SIGKILL".
+func SignalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	case syscall.SIGBUS:
+		return "SIGBUS"
+	case syscall.SIGPIPE:
+		return "SIGPIPE"
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}

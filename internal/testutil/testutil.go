@@ -1,0 +1,135 @@
+// Package testutil starts real dartup parts for tests: an embedded server on
+// random loopback ports with storage in t.TempDir(), Go-built test workers,
+// the real `nats` CLI, and the real Dart AOT runtime from the npm package
+// sass-embedded-linux-x64. Nothing here is a mock.
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/broker"
+	"github.com/nats-io/nats.go"
+)
+
+// StartBroker starts a dartup broker with NATS and HTTP on free loopback ports
+// and its data dir in t.TempDir(); it is shut down in t.Cleanup. Options may
+// change the config before start.
+func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {
+	t.Helper()
+	cfg := broker.Config{
+		DataDir:  t.TempDir(),
+		NATSAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		Version:  "0.0.0-test",
+	}
+	if testing.Verbose() {
+		cfg.Logger = TestLogger(t)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := broker.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	return b
+}
+
+// Connect opens a TCP NATS connection to url, closed in t.Cleanup.
+func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// WaitFor polls cond every 5 ms until it is true or timeout passes, then fails
+// the test with msg. It is the way tests wait: never a bare sleep.
+func WaitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// RepoRoot returns the module root (the folder holding go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	buildMu    sync.Mutex
+	buildCache = map[string]string{}
+	buildDir   string
+)
+
+// BuildGo builds the Go main package pkg (an import path, or a path relative
+// to the repo root starting with "./") once per test binary and returns the
+// executable's path. Builds run in the repo's module, so they use go.mod's
+// dependencies and the shared build cache.
+func BuildGo(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := buildCache[pkg]; ok {
+		return p
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "dartup-testbin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	buildCache[pkg] = out
+	return out
+}
+
+// Dartup builds and returns the dartup binary.
+func Dartup(t testing.TB) string { return BuildGo(t, "./cmd/dartup") }
+
+// NATSCLI builds and returns the real `nats` CLI (natscli, pinned as a tool in go.mod).
+func NATSCLI(t testing.TB) string { return BuildGo(t, "github.com/nats-io/natscli/nats") }
+
+// InCI reports whether the tests run in CI (CI=true), where missing tools fail
+// tests instead of skipping them.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// SkipOrFail skips the test with a loud reason outside CI, and fails it in CI.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("required in CI: %s", msg)
+	}
+	t.Skipf("SKIPPED (would fail in CI): %s", msg)
+}
