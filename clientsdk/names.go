@@ -114,3 +114,7 @@ func ArtifactObjectName(app, sha256hex string) string { return app + "/" + sha25
 // HeaderArtifactSHA256 is the object-store header holding an artifact's hex
 // SHA-256 digest, written by Push and checked by the push verb and runners.
 const HeaderArtifactSHA256 = "Dartup-Sha256"
+
+// LambdaStatusKey returns the status key under which a node reports a
+// lambda's warm workers and stats: "APP.node-NODE".
+func LambdaStatusKey(app, node string) string { return app + ".node-" + node }

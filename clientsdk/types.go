@@ -259,8 +259,24 @@ type InstanceStatus struct {
 	CPUPercent  float64 `json:"cpu_percent,omitempty"`
 	MemoryBytes uint64  `json:"memory_bytes,omitempty"`
 	// SpecRevision is the AppSpec revision this instance runs.
-	SpecRevision uint64    `json:"spec_revision,omitempty"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	SpecRevision uint64 `json:"spec_revision,omitempty"`
+	// WarmWorkers is, for a lambda's per-node entry (LambdaStatusKey), the
+	// number of live workers on that node.
+	WarmWorkers int `json:"warm_workers,omitempty"`
+	// Lambda holds a lambda's per-node invocation stats.
+	Lambda    *LambdaStats `json:"lambda,omitempty"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// LambdaStats are a lambda's invocation statistics on one node.
+type LambdaStats struct {
+	Invocations uint64   `json:"invocations"`
+	Errors      uint64   `json:"errors"`
+	ColdStarts  uint64   `json:"cold_starts"`
+	Throttled   uint64   `json:"throttled"`
+	Timeouts    uint64   `json:"timeouts"`
+	P50         Duration `json:"p50"`
+	P99         Duration `json:"p99"`
 }
 
 // AppState is dart_up's three-valued summary of an app.

@@ -33,7 +33,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.password, "password", "", "password (prefer env DARTUP_PASSWORD or -B: flags show in process lists)")
 	fs.BoolVarP(&f.basicAuth, "basic-auth", "B", false, "prompt for user name and password")
 	fs.StringVar(&f.context, "context", "", "use this `nats context` for the URL and credentials")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the server")
+	fs.DurationVar(&f.timeout, "connect-timeout", 10*time.Second, "how long to wait for the server")
 }
 
 // connect dials the server described by the flags, the environment and the

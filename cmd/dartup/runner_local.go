@@ -2,17 +2,105 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/internal/version"
+	"github.com/dartup/dartup/runner"
+	"github.com/nats-io/nats.go"
 )
 
-// nodeAgent is the runner started inside `dartup serve`.
-type nodeAgent struct{}
-
-// startLocalRunner starts the in-process runner of `dartup serve`.
-func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger) (*nodeAgent, error) {
-	return &nodeAgent{}, nil
+// nodeAgent is a runner with the connection it owns.
+type nodeAgent struct {
+	r  *runner.Runner
+	nc *nats.Conn
 }
 
-func (n *nodeAgent) stop(ctx context.Context) error { return nil }
+// startLocalRunner starts the in-process runner of `dartup serve`; its node
+// id is the server's name, so that it finds its own claims after a restart.
+func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger, extra ...runner.Option) (*nodeAgent, error) {
+	nc, err := b.Connect("dartup-runner")
+	if err != nil {
+		return nil, err
+	}
+	opts := append([]runner.Option{
+		runner.WithLogger(logger),
+		runner.WithNodeID(nodeToken(b.ServerName())),
+		runner.WithDataDir(b.DataDir()),
+		runner.WithNATSURL(b.NATSURL()),
+		runner.WithVersion(version.Version),
+	}, extra...)
+	return startNode(ctx, nc, logger, opts...)
+}
+
+func startNode(ctx context.Context, nc *nats.Conn, logger *slog.Logger, opts ...runner.Option) (*nodeAgent, error) {
+	host, err := newLambdaHost(nc, logger)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if host != nil {
+		opts = append(opts, runner.WithLambdaHost(host))
+	}
+	r, err := runner.New(ctx, nc, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := r.Start(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &nodeAgent{r: r, nc: nc}, nil
+}
+
+func (n *nodeAgent) stop(ctx context.Context) error {
+	err := n.r.Stop(ctx)
+	if d := n.nc.Drain(); d != nil && !errors.Is(d, nats.ErrConnectionClosed) {
+		err = errors.Join(err, d)
+	}
+	return err
+}
+
+// nodeToken turns a host name into a node id (a NATS token).
+func nodeToken(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, s)
+	s = strings.TrimLeft(s, "-_")
+	if s == "" {
+		s = "node"
+	}
+	if len(s) > 48 {
+		s = s[:48]
+	}
+	return s
+}
+
+// persistentNodeID returns the node id kept in DIR/node-id, creating one from
+// the host name and a random suffix the first time.
+func persistentNodeID(dir string) (string, error) {
+	p := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(p); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	h, _ := os.Hostname()
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	id := nodeToken(h) + "-" + hex.EncodeToString(suffix)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(p, []byte(id+"\n"), 0o600)
+}

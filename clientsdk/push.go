@@ -1,0 +1,138 @@
+package clientsdk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ArtifactChunkSize is the object-store chunk size used by Push.
+const ArtifactChunkSize = 1 << 20
+
+// MaxArtifactSize bounds a pushed file (2 GiB).
+const MaxArtifactSize = 2 << 30
+
+// Progress is called while an artifact uploads with the bytes sent so far and the total.
+type Progress func(sent, total int64)
+
+// Push uploads file (unless spec.Runtime is RuntimeCommand, where file must be
+// "") into the artifacts object store under "APP/SHA256" — skipping the upload
+// when that exact object is already stored — then declares spec through
+// dartup.api.push. It fills spec.Artifact itself. When spec.Runtime is empty,
+// it is detected from the file. It returns the stored spec (with its
+// revision). Errors: *Error 400 for an invalid spec or file, transport errors.
+func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress Progress) (*AppSpec, error) {
+	if err := ValidateName(spec.Name); err != nil {
+		return nil, err
+	}
+	if spec.Runtime == RuntimeCommand {
+		if file != "" {
+			return nil, Errorf(400, "InvalidSpec", "runtime command takes no file; put the command line after --")
+		}
+	} else {
+		ref, rt, err := c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress)
+		if err != nil {
+			return nil, err
+		}
+		spec.Artifact, spec.Runtime = ref, rt
+	}
+	var out AppSpec
+	if err := c.call(ctx, VerbPush, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, file string, progress Progress) (*ArtifactRef, Runtime, error) {
+	if file == "" {
+		return nil, "", Errorf(400, "InvalidSpec", "no file to push; give FILE, or --runtime command -- CMD")
+	}
+	st, err := os.Stat(file)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, "", Errorf(400, "FileNotFound", "%s does not exist", file)
+	case err != nil:
+		return nil, "", err
+	case st.IsDir():
+		return nil, "", Errorf(400, "InvalidFile", "%s is a directory; push a compiled executable, AOT snapshot or .dill", file)
+	case st.Size() == 0:
+		return nil, "", Errorf(400, "InvalidFile", "%s is empty (0 bytes)", file)
+	case st.Size() > MaxArtifactSize:
+		return nil, "", Errorf(413, "TooLarge", "%s is %d bytes; the limit is %d", file, st.Size(), int64(MaxArtifactSize))
+	}
+	if rt == "" {
+		if rt, err = DetectRuntime(file); err != nil {
+			return nil, "", Errorf(400, "UnknownRuntime", "%v", err)
+		}
+	} else if rt == RuntimeExe && st.Mode()&0o111 == 0 {
+		if d, err := DetectRuntime(file); err != nil || d != RuntimeExe {
+			return nil, "", Errorf(400, "InvalidFile", "%s is not executable and not an ELF executable", file)
+		}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", file, err)
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	ref := &ArtifactRef{Object: ArtifactObjectName(app, digest), SHA256: digest, Size: st.Size(), FileName: filepath.Base(file)}
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return nil, "", err
+	}
+	obj, err := js.ObjectStore(ctx, ArtifactsBucket)
+	if err != nil {
+		return nil, "", fmt.Errorf("open the artifact store %s (is this a dartup server?): %w", ArtifactsBucket, err)
+	}
+	if oi, err := obj.GetInfo(ctx, ref.Object); err == nil && int64(oi.Size) == ref.Size && oi.Headers.Get(HeaderArtifactSHA256) == digest {
+		if progress != nil {
+			progress(ref.Size, ref.Size)
+		}
+		return ref, rt, nil // already stored
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, "", err
+	}
+	var r io.Reader = f
+	if progress != nil {
+		r = &progressReader{r: f, total: st.Size(), fn: progress}
+	}
+	hdr := nats.Header{}
+	hdr.Set(HeaderArtifactSHA256, digest)
+	_, err = obj.Put(ctx, jetstream.ObjectMeta{
+		Name:        ref.Object,
+		Description: "dartup artifact " + ref.FileName,
+		Headers:     hdr,
+		Opts:        &jetstream.ObjectMetaOptions{ChunkSize: ArtifactChunkSize},
+	}, r)
+	if err != nil {
+		return nil, "", fmt.Errorf("upload %s: %w", file, err)
+	}
+	return ref, rt, nil
+}
+
+type progressReader struct {
+	r     io.Reader
+	sent  int64
+	total int64
+	fn    Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.sent += int64(n)
+	p.fn(p.sent, p.total)
+	return n, err
+}

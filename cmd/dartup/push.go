@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/spf13/cobra"
+)
+
+type pushFlags struct {
+	conn          connFlags
+	json          bool
+	name          string
+	autoRestart   bool
+	noAutoRestart bool
+	lambda        bool
+	instances     int
+	env           []string
+	args          []string
+	runtime       string
+	killTimeout   time.Duration
+	maxRestarts   int
+	minUptime     time.Duration
+	restartDelay  time.Duration
+	stopExitCodes []int
+	port          int
+	aotRuntime    string
+	constraints   []string
+	noWait        bool
+	// lambda settings
+	protocol   string
+	handler    string
+	keepWarm   time.Duration
+	maxWorkers int
+	queue      int
+	timeout    time.Duration
+	memory     int
+	httpEvent  string
+}
+
+func newPushCmd() *cobra.Command {
+	f := &pushFlags{}
+	cmd := &cobra.Command{
+		Use:   "push [FILE] [-- COMMAND [ARGS…]]",
+		Short: "Upload an app and run it as a daemon (or, with --lambda, as a lambda)",
+		Long: `Upload FILE into dartup's object store and declare it as an app. FILE may be
+a compiled executable (dart compile exe), a Dart AOT snapshot (run with
+dartaotruntime), a kernel .dill (run with dart), or a .dart file, built here
+when the Dart SDK is on PATH. With --runtime command, the command line after
+-- runs as is. Pushing an existing name replaces the app: new instances start
+before the old ones stop.`,
+		Example: `  dartup push --name web -j 4 --port 8080 ./build/web
+  dartup push --lambda --name hello ./hello
+  dartup push --name sass --runtime aot ./sass.snapshot --arg --watch --arg in.scss:out.css
+  dartup push --name tick --runtime command -- /usr/bin/env bash -c 'while sleep 1; do date; done'`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runPush(cmd, f, args) },
+	}
+	f.conn.register(cmd)
+	fs := cmd.Flags()
+	fs.BoolVar(&f.json, "json", false, "print the stored spec as JSON")
+	fs.StringVarP(&f.name, "name", "n", "", "app name (default: the file's base name)")
+	fs.BoolVar(&f.autoRestart, "auto-restart", true, "restart the app when it exits")
+	fs.BoolVar(&f.noAutoRestart, "no-auto-restart", false, "do not restart the app when it exits")
+	fs.BoolVarP(&f.lambda, "lambda", "L", false, "push a lambda: started on demand by requests to lambda.NAME or HTTP /NAME")
+	fs.IntVarP(&f.instances, "instances", "j", 1, "number of daemon instances")
+	fs.StringArrayVar(&f.env, "env", nil, "environment variable K=V for the app (repeatable)")
+	fs.StringArrayVar(&f.args, "arg", nil, "argument for the app (repeatable)")
+	fs.StringVar(&f.runtime, "runtime", "", "exe, aot, kernel or command (default: detected from FILE)")
+	fs.DurationVar(&f.killTimeout, "kill-timeout", clientsdk.DefaultKillTimeout, "grace between SIGTERM and SIGKILL")
+	fs.IntVar(&f.maxRestarts, "max-restarts", clientsdk.DefaultMaxRestarts, "quick crashes in a row before the app is errored")
+	fs.DurationVar(&f.minUptime, "min-uptime", clientsdk.DefaultMinUptime, "a run shorter than this counts as a crash-loop crash")
+	fs.DurationVar(&f.restartDelay, "restart-delay", clientsdk.DefaultRestartDelay, "first backoff delay (grows ×1.5 up to 15s)")
+	fs.IntSliceVar(&f.stopExitCodes, "stop-exit-code", nil, "exit code that does not restart the app (repeatable)")
+	fs.IntVar(&f.port, "port", 0, "give instance i the environment PORT=port+i")
+	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "path of dartaotruntime on the runner nodes (default: found on PATH)")
+	fs.StringArrayVar(&f.constraints, "constraint", nil, "run only on nodes with label=value (repeatable)")
+	fs.BoolVar(&f.noWait, "no-wait", false, "do not wait for daemons to start before printing their state")
+	fs.StringVar(&f.protocol, "protocol", clientsdk.ProtocolRuntimeAPI, "lambda protocol: runtime-api (AWS Lambda Runtime API) or stdio")
+	fs.StringVar(&f.handler, "handler", "", "lambda handler, passed as _HANDLER")
+	fs.DurationVar(&f.keepWarm, "keep-warm", clientsdk.DefaultKeepWarm, "idle time before a lambda worker is stopped (0: after each request)")
+	fs.IntVar(&f.maxWorkers, "max-workers", clientsdk.DefaultMaxWorkers, "lambda workers per node")
+	fs.IntVar(&f.queue, "queue", clientsdk.DefaultQueue, "lambda requests waiting for a worker per node")
+	fs.DurationVar(&f.timeout, "timeout", clientsdk.DefaultTimeout, "lambda invocation timeout")
+	fs.IntVar(&f.memory, "memory", clientsdk.DefaultMemoryMB, "advertised lambda memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), MB")
+	fs.StringVar(&f.httpEvent, "http-event", clientsdk.HTTPEventAPIGateway, "event for HTTP requests: apigw, alb or raw")
+	return cmd
+}
+
+func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
+	s := clientsdk.AppSpec{Name: f.name, Kind: clientsdk.KindDaemon, Runtime: clientsdk.Runtime(f.runtime),
+		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime}
+	if f.lambda {
+		s.Kind = clientsdk.KindLambda
+		kw := clientsdk.Duration(f.keepWarm)
+		s.Lambda = &clientsdk.LambdaSpec{Protocol: f.protocol, Handler: f.handler, KeepWarm: &kw, MaxWorkers: f.maxWorkers,
+			Queue: f.queue, Timeout: clientsdk.Duration(f.timeout), MemoryMB: f.memory, HTTPEvent: f.httpEvent}
+		if f.queue == 0 && cmd.Flags().Changed("queue") {
+			return s, usageErr(errors.New("--queue must be at least 1"))
+		}
+	}
+	if f.instances < 1 {
+		return s, usageErr(fmt.Errorf("--instances must be at least 1, not %d", f.instances))
+	}
+	s.Restart = clientsdk.RestartPolicy{NoAutoRestart: f.noAutoRestart || !f.autoRestart, MaxRestarts: f.maxRestarts,
+		MinUptime: clientsdk.Duration(f.minUptime), RestartDelay: clientsdk.Duration(f.restartDelay),
+		KillTimeout: clientsdk.Duration(f.killTimeout), StopExitCodes: f.stopExitCodes}
+	if f.maxRestarts < 0 || f.minUptime < 0 || f.restartDelay < 0 || f.killTimeout < 0 {
+		return s, usageErr(errors.New("--max-restarts, --min-uptime, --restart-delay and --kill-timeout must not be negative"))
+	}
+	var err error
+	if s.Env, err = parseKV(f.env, "--env"); err != nil {
+		return s, err
+	}
+	if s.Constraints, err = parseKV(f.constraints, "--constraint"); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func parseKV(items []string, flag string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || k == "" {
+			return nil, usageErr(fmt.Errorf("%s %q is not KEY=VALUE", flag, it))
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
+	spec, err := f.spec(cmd)
+	if err != nil {
+		return err
+	}
+	var file string
+	dash := cmd.ArgsLenAtDash()
+	switch {
+	case spec.Runtime == clientsdk.RuntimeCommand:
+		if dash < 0 || dash >= len(args) {
+			return usageErr(errors.New("--runtime command needs the command line after --: dartup push --name NAME --runtime command -- ./bin/app --flag"))
+		}
+		if dash > 0 {
+			return usageErr(errors.New("--runtime command takes no FILE; put the command line after --"))
+		}
+		spec.Command = args[dash:]
+	case dash >= 0 && dash < len(args):
+		// `dartup push --name x -- ./bin/x --flag`: a command line.
+		spec.Runtime, spec.Command = clientsdk.RuntimeCommand, args[dash:]
+		if dash > 0 {
+			return usageErr(errors.New("give either FILE or a command line after --, not both"))
+		}
+	case len(args) == 1:
+		file = args[0]
+	case len(args) == 0:
+		return usageErr(errors.New("push needs a FILE (or --runtime command -- CMD)"))
+	default:
+		return usageErr(fmt.Errorf("push takes one FILE, got %d arguments; pass app arguments with --arg", len(args)))
+	}
+	if spec.Name == "" {
+		base := file
+		if base == "" {
+			base = spec.Command[0]
+		}
+		spec.Name = defaultName(base)
+	}
+	if err := clientsdk.ValidateName(spec.Name); err != nil {
+		return usageErr(err)
+	}
+	if strings.HasSuffix(file, ".dart") {
+		built, cleanup, err := buildDart(cmd, file, spec.Runtime)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		file = built
+		if spec.Runtime == "" {
+			spec.Runtime = clientsdk.RuntimeExe
+		}
+	}
+	return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+		prog := newProgress(os.Stderr, "Uploading "+filepath.Base(file))
+		stored, err := c.Push(ctx, spec, file, prog.update)
+		prog.done()
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(cmd.OutOrStdout(), stored)
+		}
+		sum := waitSettled(ctx, c, stored, f.noWait)
+		_, err = fmt.Fprintln(cmd.OutOrStdout(), listLine(sum))
+		return err
+	})
+}
+
+// waitSettled polls, for up to 5 s, until a pushed daemon's instances run or
+// fail, so that push prints a meaningful state.
+func waitSettled(ctx context.Context, c *clientsdk.Client, spec *clientsdk.AppSpec, noWait bool) clientsdk.AppSummary {
+	last := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: clientsdk.AppDead}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err := c.Describe(ctx, spec.Name)
+		if err == nil {
+			last = info.Summary
+			settled := spec.Kind == clientsdk.KindLambda || noWait || last.State == clientsdk.AppError
+			if last.State == clientsdk.AppAlive && last.Running == spec.Instances {
+				fresh := true
+				for _, in := range last.Instances {
+					fresh = fresh && in.SpecRevision >= spec.Revision
+				}
+				settled = settled || fresh
+			}
+			if settled {
+				return last
+			}
+		}
+		if time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func defaultName(path string) string {
+	base := filepath.Base(path)
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, base)
+}
+
+// buildDart compiles a .dart file with the local Dart SDK.
+func buildDart(cmd *cobra.Command, file string, rt clientsdk.Runtime) (string, func(), error) {
+	dart, err := exec.LookPath("dart")
+	if err != nil {
+		return "", nil, usageErr(fmt.Errorf("%s is Dart source and no Dart SDK is on PATH to build it: install the Dart SDK (https://dart.dev/get-dart), or push a compiled file (`dart compile exe %s`)", file, file))
+	}
+	dir, err := os.MkdirTemp("", "dartup-build-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	kind, ext := "exe", ""
+	switch rt {
+	case clientsdk.RuntimeKernel:
+		kind, ext = "kernel", ".dill"
+	case clientsdk.RuntimeAOT:
+		kind, ext = "aot-snapshot", ".aot"
+	}
+	out := filepath.Join(dir, defaultName(file)+ext)
+	fmt.Fprintf(os.Stderr, "Building %s... ", out)
+	start := time.Now()
+	c := exec.CommandContext(cmd.Context(), dart, "compile", kind, file, "-o", out)
+	b, err := c.CombinedOutput()
+	if err != nil {
+		fmt.Fprintln(os.Stderr)
+		cleanup()
+		return "", nil, fmt.Errorf("dart compile %s %s failed: %v\n%s", kind, file, err, b)
+	}
+	fmt.Fprintf(os.Stderr, "%.1fs\n", time.Since(start).Seconds())
+	return out, cleanup, nil
+}

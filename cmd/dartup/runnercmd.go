@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dartup/dartup/internal/version"
+	"github.com/dartup/dartup/runner"
+	"github.com/spf13/cobra"
+)
+
+type runnerFlags struct {
+	conn         connFlags
+	data         string
+	name         string
+	labels       []string
+	maxInstances int
+	aotRuntime   string
+	heartbeat    time.Duration
+	nodeTimeout  time.Duration
+	verbose      bool
+	logFormat    string
+}
+
+func newRunnerCmd() *cobra.Command {
+	f := &runnerFlags{}
+	cmd := &cobra.Command{
+		Use:   "runner",
+		Short: "Run a runner-only node that joins an existing dartup server",
+		Long: `Run a node agent without an embedded server: it connects to a dartup server
+(or any NATS server where dartup's buckets exist), registers itself and runs
+its share of the daemons and lambdas.`,
+		Example: `  dartup runner --server nats://10.0.0.1:4222 --user node --label zone=a
+  dartup runner --server nats://a:4222,nats://b:4222 --max-instances 20`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRunner(cmd, f) },
+	}
+	f.conn.register(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&f.data, "data", envOr("DARTUP_RUNNER_DATA", ".dartup-runner"), "local directory for the artifact cache and node id (env DARTUP_RUNNER_DATA)")
+	fs.StringVar(&f.name, "name", "", "node id (default: host name plus a random suffix, kept in --data)")
+	fs.StringArrayVar(&f.labels, "label", nil, "node label k=v, matched by push --constraint (repeatable)")
+	fs.IntVar(&f.maxInstances, "max-instances", 0, "most daemon instances this node runs (0: no limit)")
+	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "dartaotruntime for aot apps (default: found on PATH)")
+	fs.DurationVar(&f.heartbeat, "heartbeat", runner.DefaultHeartbeat, "heartbeat interval")
+	fs.DurationVar(&f.nodeTimeout, "node-timeout", runner.DefaultNodeTimeout, "silence after which a node counts as dead")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func runRunner(cmd *cobra.Command, f *runnerFlags) error {
+	sf := serveFlags{verbose: f.verbose, logFormat: f.logFormat}
+	logger, err := sf.logger()
+	if err != nil {
+		return err
+	}
+	labels, err := parseKV(f.labels, "--label")
+	if err != nil {
+		return err
+	}
+	id := f.name
+	if id == "" {
+		if id, err = persistentNodeID(f.data); err != nil {
+			return err
+		}
+	}
+	ctx, stop := context.WithCancel(cmd.Context())
+	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		logger.Info("shutting down (send the signal again to force)")
+		stop()
+		<-sigs
+		os.Exit(1)
+	}()
+	c, err := f.conn.connect(ctx)
+	if err != nil {
+		return err
+	}
+	nc := c.Conn()
+	opts := []runner.Option{
+		runner.WithLogger(logger), runner.WithNodeID(id), runner.WithDataDir(f.data), runner.WithLabels(labels),
+		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime), runner.WithVersion(version.Version),
+		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()),
+	}
+	node, err := startNode(ctx, nc, logger, opts...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "dartup runner %s joined %s as node %s\n", version.Version, nc.ConnectedUrlRedacted(), id)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := node.stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrArtifact is wrapped by every artifact fetch failure (missing, corrupt).
+var ErrArtifact = errors.New("artifact")
+
+// cache keeps fetched artifacts on local disk by SHA-256, so that restarts and
+// instances of the same app share one copy. Files are streamed from the object
+// store to disk (never held whole in memory) and their digest is verified
+// before they are used.
+type cache struct {
+	dir     string
+	objects jetstream.ObjectStore
+	mu      sync.Mutex
+	inMu    map[string]*sync.Mutex
+}
+
+func newCache(dir string, objects jetstream.ObjectStore) (*cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create artifact cache: %w", err)
+	}
+	return &cache{dir: dir, objects: objects, inMu: map[string]*sync.Mutex{}}, nil
+}
+
+func (c *cache) lockFor(digest string) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inMu[digest]
+	if !ok {
+		m = &sync.Mutex{}
+		c.inMu[digest] = m
+	}
+	return m
+}
+
+// path returns the local path of ref, fetching and verifying it when it is
+// not cached yet. Errors wrap ErrArtifact and say what is wrong.
+func (c *cache) path(ctx context.Context, ref *clientsdk.ArtifactRef) (string, error) {
+	if len(ref.SHA256) != 64 {
+		return "", fmt.Errorf("%w: bad digest %q", ErrArtifact, ref.SHA256)
+	}
+	final := filepath.Join(c.dir, ref.SHA256)
+	m := c.lockFor(ref.SHA256)
+	m.Lock()
+	defer m.Unlock()
+	if st, err := os.Stat(final); err == nil && st.Size() == ref.Size {
+		return final, nil
+	}
+	r, err := c.objects.Get(ctx, ref.Object)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", fmt.Errorf("%w %s is missing from the object store; push the app again", ErrArtifact, ref.Object)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w %s: fetch: %v", ErrArtifact, ref.Object, err)
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(c.dir, ".fetch-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("%w %s: fetch: %v", ErrArtifact, ref.Object, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
+		return "", fmt.Errorf("%w %s is corrupt: got %d bytes with sha256 %s, want %d bytes with %s; push the app again",
+			ErrArtifact, ref.Object, n, got[:12], ref.Size, ref.SHA256[:12])
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return "", err
+	}
+	return final, nil
+}

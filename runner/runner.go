@@ -1,0 +1,475 @@
+// Package runner is dartup's node agent. It registers the node with a
+// heartbeat in the nodes KV, watches the desired state in the apps KV, claims
+// daemon instances in the placement KV with compare-and-set, fetches artifacts
+// into a local cache, and spawns and supervises the workers (restart policy,
+// logs, status, events). Lambdas are handed to a LambdaHost (the lambdas
+// package). A runner gets its *nats.Conn injected and never imports the
+// server.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LambdaHost runs lambdas on this node; lambdas.Manager implements it through
+// an adapter in the command.
+type LambdaHost interface {
+	// Deploy starts serving spec (already defaulted and validated) with cmd.
+	Deploy(spec clientsdk.AppSpec, cmd Command) error
+	// Undeploy stops serving lambda name.
+	Undeploy(name string)
+}
+
+// Defaults of a runner.
+const (
+	DefaultHeartbeat   = time.Second
+	DefaultNodeTimeout = 3 * time.Second
+)
+
+type options struct {
+	logger       *slog.Logger
+	nodeID       string
+	name         string
+	dataDir      string
+	natsURL      string
+	labels       map[string]string
+	maxInstances int
+	dartAOT      string
+	dart         string
+	workerCreds  []string
+	heartbeat    time.Duration
+	nodeTimeout  time.Duration
+	lambdas      LambdaHost
+	version      string
+}
+
+// Option configures New.
+type Option func(*options) error
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.logger = l; return nil }
+}
+
+// WithNodeID sets the node's id, a NATS token; it must be stable across
+// restarts of the node so that it finds its own claims again.
+func WithNodeID(id string) Option {
+	return func(o *options) error {
+		if err := clientsdk.ValidateName(id); err != nil {
+			return fmt.Errorf("node id: %w", err)
+		}
+		o.nodeID = id
+		return nil
+	}
+}
+
+// WithName sets the node's display name (default: the node id).
+func WithName(n string) Option { return func(o *options) error { o.name = n; return nil } }
+
+// WithDataDir sets where the artifact cache, working dirs and pid files live.
+func WithDataDir(d string) Option { return func(o *options) error { o.dataDir = d; return nil } }
+
+// WithNATSURL sets the URL workers get in NATS_URL.
+func WithNATSURL(u string) Option { return func(o *options) error { o.natsURL = u; return nil } }
+
+// WithLabels sets the node's labels, matched by push --constraint.
+func WithLabels(l map[string]string) Option {
+	return func(o *options) error { o.labels = l; return nil }
+}
+
+// WithMaxInstances bounds the daemon instances this node claims (0: no bound).
+func WithMaxInstances(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return errors.New("max instances must not be negative")
+		}
+		o.maxInstances = n
+		return nil
+	}
+}
+
+// WithDartAOTRuntime sets the dartaotruntime used for aot artifacts.
+func WithDartAOTRuntime(p string) Option { return func(o *options) error { o.dartAOT = p; return nil } }
+
+// WithDart sets the dart VM used for kernel artifacts.
+func WithDart(p string) Option { return func(o *options) error { o.dart = p; return nil } }
+
+// WithWorkerCredentials adds environment variables ("K=V") with the
+// credentials workers use to connect to NATS.
+func WithWorkerCredentials(env ...string) Option {
+	return func(o *options) error { o.workerCreds = env; return nil }
+}
+
+// WithTiming sets the heartbeat interval and the time after which a silent
+// node counts as dead.
+func WithTiming(heartbeat, nodeTimeout time.Duration) Option {
+	return func(o *options) error {
+		if heartbeat <= 0 || nodeTimeout < 2*heartbeat {
+			return errors.New("node timeout must be at least twice the heartbeat")
+		}
+		o.heartbeat, o.nodeTimeout = heartbeat, nodeTimeout
+		return nil
+	}
+}
+
+// WithLambdaHost sets what runs lambdas on this node (none: lambdas are not hosted here).
+func WithLambdaHost(h LambdaHost) Option { return func(o *options) error { o.lambdas = h; return nil } }
+
+// WithVersion sets the version the node reports.
+func WithVersion(v string) Option { return func(o *options) error { o.version = v; return nil } }
+
+// Runner is a node agent. Create it with New, run it with Start, stop it with Stop.
+type Runner struct {
+	options
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	apps    jetstream.KeyValue
+	nodes   jetstream.KeyValue
+	place   jetstream.KeyValue
+	status  jetstream.KeyValue
+	objects jetstream.ObjectStore
+	cache   *cache
+	pids    *pidDir
+	started time.Time
+
+	mu             sync.Mutex
+	specs          map[string]clientsdk.AppSpec
+	liveNodes      map[string]nodeSeen
+	claims         map[string]claim
+	unclaimedSince map[string]time.Time
+	instances      map[string]*instance
+	deployed       map[string]uint64 // lambda name → deployed spec revision
+	heartbeatOK    time.Time
+	fenced         bool
+
+	kick   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type nodeSeen struct {
+	node clientsdk.Node
+	seen time.Time
+}
+
+type claim struct {
+	node string
+	rev  uint64
+}
+
+// New prepares a runner on nc; it opens the JetStream assets (which the
+// broker creates) and fails when they are missing.
+func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
+	o := options{heartbeat: DefaultHeartbeat, nodeTimeout: DefaultNodeTimeout, version: "dev"}
+	var errs []error
+	for _, f := range opts {
+		errs = append(errs, f(&o))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.nodeID == "" {
+		return nil, errors.New("runner: a node id is required (WithNodeID)")
+	}
+	if o.name == "" {
+		o.name = o.nodeID
+	}
+	if o.dataDir == "" {
+		return nil, errors.New("runner: a data dir is required (WithDataDir)")
+	}
+	if o.natsURL == "" {
+		o.natsURL = nc.ConnectedUrlRedacted()
+	}
+	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
+	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1),
+		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
+		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}}
+	var err error
+	if r.js, err = jetstream.New(nc); err != nil {
+		return nil, err
+	}
+	open := func(name string) jetstream.KeyValue {
+		kv, e := r.js.KeyValue(ctx, name)
+		if e != nil {
+			errs = append(errs, fmt.Errorf("open %s (is this a dartup server?): %w", name, e))
+		}
+		return kv
+	}
+	r.apps, r.nodes, r.place, r.status = open(clientsdk.AppsBucket), open(clientsdk.NodesBucket), open(clientsdk.PlacementBucket), open(clientsdk.StatusBucket)
+	if r.objects, err = r.js.ObjectStore(ctx, clientsdk.ArtifactsBucket); err != nil {
+		errs = append(errs, fmt.Errorf("open %s: %w", clientsdk.ArtifactsBucket, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if r.cache, err = newCache(filepath.Join(o.dataDir, "cache", "artifacts"), r.objects); err != nil {
+		return nil, err
+	}
+	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// NodeID returns the node's id.
+func (r *Runner) NodeID() string { return r.nodeID }
+
+// Start kills workers left over from a previous run of this node, registers
+// the node, and starts watching and reconciling. It returns once the node is
+// registered; errors come from the first heartbeat or the watchers.
+func (r *Runner) Start(ctx context.Context) error {
+	if n := r.pids.killLeftovers(); n > 0 {
+		r.logger.Warn("killed workers left over from a previous run", "count", n)
+	}
+	r.started = time.Now()
+	if err := r.heartbeatOnce(ctx); err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	watch := func(kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry, bool)) error {
+		w, err := kv.WatchAll(rctx)
+		if err != nil {
+			return err
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer w.Stop()
+			initial := true
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case e, ok := <-w.Updates():
+					if !ok {
+						return
+					}
+					if e == nil {
+						initial = false
+						r.poke()
+						continue
+					}
+					apply(e, initial)
+					if !initial {
+						r.poke()
+					}
+				}
+			}
+		}()
+		return nil
+	}
+	errs := errors.Join(watch(r.apps, r.applyApp), watch(r.nodes, r.applyNode), watch(r.place, r.applyClaim))
+	if errs != nil {
+		cancel()
+		r.wg.Wait()
+		return errs
+	}
+	r.wg.Add(2)
+	go r.heartbeatLoop(rctx)
+	go r.reconcileLoop(rctx)
+	r.logger.Info("runner started", "data", r.dataDir)
+	return nil
+}
+
+func (r *Runner) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Runner) applyApp(e jetstream.KeyValueEntry, _ bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(r.specs, e.Key())
+		return
+	}
+	var s clientsdk.AppSpec
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		r.logger.Error("ignoring undecodable app spec", "app", e.Key(), "err", err)
+		return
+	}
+	s = s.WithDefaults()
+	s.Revision = e.Revision()
+	r.specs[e.Key()] = s
+}
+
+func (r *Runner) applyNode(e jetstream.KeyValueEntry, initial bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(r.liveNodes, e.Key())
+		return
+	}
+	var n clientsdk.Node
+	if json.Unmarshal(e.Value(), &n) != nil {
+		return
+	}
+	seen := time.Now()
+	if initial {
+		seen = e.Created()
+	}
+	r.liveNodes[e.Key()] = nodeSeen{node: n, seen: seen}
+}
+
+func (r *Runner) applyClaim(e jetstream.KeyValueEntry, _ bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(r.claims, e.Key())
+		return
+	}
+	var c clientsdk.Claim
+	if json.Unmarshal(e.Value(), &c) != nil {
+		return
+	}
+	if old, ok := r.claims[e.Key()]; ok && old.rev > e.Revision() {
+		return
+	}
+	r.claims[e.Key()] = claim{node: c.Node, rev: e.Revision()}
+}
+
+func (r *Runner) nodeEntry() []byte {
+	r.mu.Lock()
+	n := clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
+		Instances: len(r.instances), MaxInstances: r.maxInstances, Started: r.started, LastSeen: time.Now().UTC()}
+	r.mu.Unlock()
+	b, _ := json.Marshal(n)
+	return b
+}
+
+func (r *Runner) heartbeatOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.heartbeat)
+	defer cancel()
+	_, err := r.nodes.Put(ctx, r.nodeID, r.nodeEntry())
+	if err == nil {
+		r.mu.Lock()
+		r.heartbeatOK = time.Now()
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *Runner) heartbeatLoop(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(r.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.heartbeatOnce(ctx); err != nil && ctx.Err() == nil {
+				r.logger.Warn("heartbeat failed", "err", err)
+			}
+			r.poke()
+		}
+	}
+}
+
+// Stop stops reconciling, stops every worker (SIGTERM to its group, the kill
+// timeout, then SIGKILL), releases this node's claims so other nodes can take
+// them at once, and removes the node's entry.
+func (r *Runner) Stop(ctx context.Context) error {
+	if r.cancel == nil {
+		return nil
+	}
+	r.cancel()
+	r.wg.Wait()
+	r.mu.Lock()
+	insts := make([]*instance, 0, len(r.instances))
+	for _, in := range r.instances {
+		insts = append(insts, in)
+	}
+	r.instances = map[string]*instance{}
+	r.mu.Unlock()
+	for _, in := range insts {
+		in.requestStop(stopShutdown)
+	}
+	for _, in := range insts {
+		<-in.done
+	}
+	var errs []error
+	for _, in := range insts {
+		r.releaseClaim(ctx, in.key)
+	}
+	if r.lambdas != nil {
+		r.mu.Lock()
+		names := make([]string, 0, len(r.deployed))
+		for n := range r.deployed {
+			names = append(names, n)
+		}
+		r.deployed = map[string]uint64{}
+		r.mu.Unlock()
+		for _, n := range names {
+			r.lambdas.Undeploy(n)
+		}
+	}
+	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		errs = append(errs, err)
+	}
+	r.logger.Info("runner stopped")
+	return errors.Join(errs...)
+}
+
+// releaseClaim deletes key's placement if this node still holds it.
+func (r *Runner) releaseClaim(ctx context.Context, key string) {
+	r.mu.Lock()
+	c, ok := r.claims[key]
+	r.mu.Unlock()
+	if !ok || c.node != r.nodeID {
+		return
+	}
+	if err := r.place.Delete(ctx, key, jetstream.LastRevision(c.rev)); err != nil {
+		r.logger.Debug("could not release claim", "key", key, "err", err)
+	}
+}
+
+// putStatus writes an instance's status; failures are logged.
+func (r *Runner) putStatus(st clientsdk.InstanceStatus) {
+	st.UpdatedAt = time.Now().UTC()
+	b, _ := json.Marshal(st)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := clientsdk.InstanceKey(st.App, st.Instance)
+	if st.Instance < 0 {
+		key = clientsdk.LambdaStatusKey(st.App, r.nodeID)
+	}
+	if _, err := r.status.Put(ctx, key, b); err != nil {
+		r.logger.Warn("could not write status", "app", st.App, "instance", st.Instance, "err", err)
+	}
+}
+
+func (r *Runner) deleteStatus(app string, index int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.status.Purge(ctx, clientsdk.InstanceKey(app, index))
+}
+
+// event publishes a lifecycle event on the events stream's subject.
+func (r *Runner) event(app string, kind clientsdk.EventKind, index int, msg string) {
+	b, _ := json.Marshal(clientsdk.Event{App: app, Kind: kind, Instance: index, Node: r.nodeID, Message: msg, Time: time.Now().UTC()})
+	_ = r.nc.Publish(clientsdk.EventSubject(app, kind), b)
+}
+
+// publishLog sends one output line to the logs stream and the runner's log.
+func (r *Runner) publishLog(app string, index int, stream string, line []byte) {
+	_ = r.nc.Publish(clientsdk.LogSubject(app, index, stream), line)
+	r.logger.Info(string(line), "app", app, "instance", index, "stream", stream)
+}
