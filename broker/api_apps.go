@@ -157,14 +157,18 @@ func Summarize(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus) clientsdk.
 	slices.SortFunc(st, func(x, y clientsdk.InstanceStatus) int { return x.Instance - y.Instance })
 	sum := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, Instances: st}
 	if spec.Kind == clientsdk.KindLambda {
+		var errs []string
 		for _, s := range st {
-			if s.State == clientsdk.StateRunning {
-				sum.WarmWorkers++
+			sum.WarmWorkers += s.WarmWorkers
+			if s.State == clientsdk.StateErrored && s.SpecRevision == spec.Revision {
+				errs = append(errs, s.Node+": "+s.LastError)
 			}
 		}
 		switch {
 		case spec.Stopped:
 			sum.State, sum.Message = clientsdk.AppDead, "stopped"
+		case len(errs) > 0:
+			sum.State, sum.Message = clientsdk.AppError, strings.Join(errs, "; ")
 		case sum.WarmWorkers > 0:
 			sum.State, sum.Message = clientsdk.AppAlive, fmt.Sprintf("%d warm", sum.WarmWorkers)
 		default:
@@ -201,8 +205,8 @@ func Summarize(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus) clientsdk.
 	default:
 		sum.State, sum.Message = clientsdk.AppDead, "starting"
 		for _, s := range st {
-			if s.State == clientsdk.StateExited || s.State == clientsdk.StateStopped {
-				sum.Message = string(s.State)
+			if s.State == clientsdk.StateExited && s.Instance < spec.Instances && s.SpecRevision == spec.Revision {
+				sum.Message = "exited"
 			}
 		}
 	}

@@ -14,11 +14,11 @@ type stopReason int
 
 const (
 	stopShutdown stopReason = iota // the runner is stopping
-	stopKilled                      // `dartup kill`
-	stopRemoved                     // `dartup remove`, or no longer a daemon
-	stopScaled                      // instance index beyond the new count
-	stopMoved                       // another node holds the claim now
-	stopFenced                      // this node lost the server: others take over
+	stopKilled                     // `dartup kill`
+	stopRemoved                    // `dartup remove`, or no longer a daemon
+	stopScaled                     // instance index beyond the new count
+	stopMoved                      // another node holds the claim now
+	stopFenced                     // this node lost the server: others take over
 )
 
 // UsageInterval is how often a running instance's CPU and memory are sampled.
