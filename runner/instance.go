@@ -35,6 +35,8 @@ type instance struct {
 
 	specCh chan clientsdk.AppSpec
 	stopCh chan stopReason
+	// sentRev is the last spec revision handed over (guarded by Runner.mu).
+	sentRev uint64
 	done   chan struct{}
 }
 
@@ -188,17 +190,22 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 			if d.Delay > 0 {
 				r.putStatus(st)
 				t := time.NewTimer(d.Delay)
-				select {
-				case <-t.C:
-				case ns := <-in.specCh:
-					t.Stop()
-					if ns.Revision != spec.Revision {
-						spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
+			wait:
+				for {
+					select {
+					case <-t.C:
+						break wait
+					case ns := <-in.specCh:
+						if ns.Revision != spec.Revision { // a new spec restarts at once
+							t.Stop()
+							spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
+							break wait
+						}
+					case reason := <-in.stopCh:
+						t.Stop()
+						finish(reason, nil)
+						return
 					}
-				case reason := <-in.stopCh:
-					t.Stop()
-					finish(reason, nil)
-					return
 				}
 			}
 			r.event(in.app, clientsdk.EventRestarted, in.index, fmt.Sprintf("restart %d", st.Restarts))

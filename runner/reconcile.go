@@ -269,10 +269,14 @@ func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int) {
 		return
 	}
 	if in, ok := r.instances[key]; ok {
-		in.updateSpec(spec)
+		if in.sentRev != spec.Revision {
+			in.sentRev = spec.Revision
+			in.updateSpec(spec)
+		}
 		return
 	}
 	in := newInstance(r, key, spec.Name, index)
+	in.sentRev = spec.Revision
 	r.instances[key] = in
 	go in.run(spec)
 }
