@@ -62,7 +62,7 @@ func isDartSnapshot(ef *elf.File) bool {
 		return false
 	}
 	for _, s := range syms {
-		if strings.HasPrefix(s.Name, "_kDartVmSnapshot") || strings.HasPrefix(s.Name, "_kDartIsolateSnapshot") {
+		if strings.HasPrefix(s.Name, "_kDart") && strings.Contains(s.Name, "Snapshot") { // _kDartSnapshotData, _kDartVmSnapshotData, …
 			return true
 		}
 	}

@@ -152,6 +152,12 @@ class NatsConnection {
             ? null
             : DartUpError(503, 'ConnectionClosed', 'NATS server $server closed the connection')),
         cancelOnError: true);
+    // Errors of these futures reach whoever awaits them; unawaited ones must
+    // not crash the isolate.
+    _socket.done.ignore();
+    _handshake.future.ignore();
+    _firstInfo.future.ignore();
+    _done.future.ignore();
   }
 
   /// Connects to the first of [servers] that answers, sends CONNECT (with
@@ -316,7 +322,14 @@ class NatsConnection {
 
   /// Flushes, then closes the connection; subscriptions end without error.
   Future<void> close() async {
-    if (_closed) return _done.future;
+    if (_closed) {
+      try {
+        await _done.future;
+      } catch (_) {
+        // Already lost; closing is done.
+      }
+      return;
+    }
     try {
       await flush(timeout: const Duration(seconds: 2));
     } catch (_) {
@@ -366,9 +379,6 @@ class NatsConnection {
       _done.complete();
     } else {
       _done.completeError(error);
-      // A lost connection is reported through done and the subscriptions;
-      // do not let an unobserved done crash the isolate on its own.
-      _done.future.catchError((Object _) {});
     }
   }
 
@@ -398,8 +408,13 @@ class NatsConnection {
       o += c.length;
     }
     _outChunks.clear();
-    if (_done.isCompleted) return;
-    _socket.add(out);
+    if (_closed) return;
+    try {
+      _socket.add(out);
+    } catch (e) {
+      scheduleMicrotask(() => _shutdown(
+          DartUpError(503, 'ConnectionClosed', 'writing to NATS server $server failed: $e')));
+    }
   }
 
   // ---- reading ----
@@ -458,15 +473,24 @@ class NatsConnection {
     final rest = sp < 0 ? '' : line.substring(sp + 1).trim();
     switch (op) {
       case 'MSG':
-        final f = rest.split(RegExp(r'[ \t]+'));
-        if (f.length != 3 && f.length != 4) throw FormatException('bad MSG line: $line');
-        _pending = _PendingMsg(f[0], int.parse(f[1]), f.length == 4 ? f[2] : null, 0,
-            int.parse(f.last));
+        {
+          final f = rest.split(RegExp(r'[ \t]+'));
+          if (f.length != 3 && f.length != 4) {
+            throw FormatException('bad MSG line: $line');
+          }
+          _pending = _PendingMsg(f[0], int.parse(f[1]),
+              f.length == 4 ? f[2] : null, 0, int.parse(f.last));
+        }
       case 'HMSG':
-        final f = rest.split(RegExp(r'[ \t]+'));
-        if (f.length != 4 && f.length != 5) throw FormatException('bad HMSG line: $line');
-        _pending = _PendingMsg(f[0], int.parse(f[1]), f.length == 5 ? f[2] : null,
-            int.parse(f[f.length - 2]), int.parse(f.last));
+        {
+          final f = rest.split(RegExp(r'[ \t]+'));
+          if (f.length != 4 && f.length != 5) {
+            throw FormatException('bad HMSG line: $line');
+          }
+          _pending = _PendingMsg(f[0], int.parse(f[1]),
+              f.length == 5 ? f[2] : null, int.parse(f[f.length - 2]),
+              int.parse(f.last));
+        }
       case 'PING':
         _writeString('PONG\r\n');
       case 'PONG':
@@ -475,10 +499,12 @@ class NatsConnection {
           if (!p.isCompleted) p.complete();
         }
       case 'INFO':
-        final decoded = jsonDecode(rest);
-        if (decoded is Map<String, dynamic>) {
-          _info = decoded;
-          if (!_firstInfo.isCompleted) _firstInfo.complete(decoded);
+        {
+          final decoded = jsonDecode(rest);
+          if (decoded is Map<String, dynamic>) {
+            _info = decoded;
+            if (!_firstInfo.isCompleted) _firstInfo.complete(decoded);
+          }
         }
       case '+OK':
         break;
