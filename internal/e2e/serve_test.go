@@ -1,0 +1,127 @@
+// Package e2e drives the real dartup binary: `dartup serve` as a child
+// process, the CLI against it, and real workers.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/internal/testutil"
+)
+
+// server is a `dartup serve` child process.
+type server struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	data    string
+	natsURL string
+	httpURL string
+	log     *bytes.Buffer
+}
+
+type readyFile struct {
+	PID     int    `json:"pid"`
+	NATSURL string `json:"nats_url"`
+	HTTPURL string `json:"http_url"`
+}
+
+// startServe runs `dartup serve` on free ports with data in dir and waits
+// until it has written its ready file.
+func startServe(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
+	bin := testutil.Dartup(t)
+	cmd := exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"}, args...)...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, data: dir, log: &log}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_, _ = cmd.Process.Wait()
+		}
+		if t.Failed() {
+			t.Logf("serve log:\n%s", log.String())
+		}
+	})
+	testutil.WaitFor(t, 30*time.Second, "serve to write its ready file", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "serve.json"))
+		if err != nil {
+			return false
+		}
+		var rf readyFile
+		if json.Unmarshal(b, &rf) != nil || rf.PID != cmd.Process.Pid {
+			return false
+		}
+		s.natsURL, s.httpURL = rf.NATSURL, rf.HTTPURL
+		return true
+	})
+	return s
+}
+
+// dartup runs the CLI against s and returns stdout; it fails the test on error.
+func (s *server) dartup(args ...string) string {
+	s.t.Helper()
+	out, err := s.try(args...)
+	if err != nil {
+		s.t.Fatalf("dartup %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// try runs the CLI against s and returns combined output and the error.
+func (s *server) try(args ...string) (string, error) {
+	cmd := exec.Command(testutil.Dartup(s.t), args...)
+	cmd.Env = append(os.Environ(), "DARTUP_URL="+s.natsURL)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// kill9 kills serve with SIGKILL and waits for it.
+func (s *server) kill9() {
+	_ = s.cmd.Process.Kill()
+	_, _ = s.cmd.Process.Wait()
+}
+
+// procsOf returns the pids of live processes whose environment has DARTUP_APP=app.
+func procsOf(app string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid := 0
+		for _, c := range e.Name() {
+			if c < '0' || c > '9' {
+				pid = -1
+				break
+			}
+			pid = pid*10 + int(c-'0')
+		}
+		if pid <= 0 {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == "DARTUP_APP="+app {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
