@@ -1,0 +1,350 @@
+package lambdas
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+)
+
+// function is one deployed revision of a lambda: its queue and its workers.
+type function struct {
+	m    *Manager
+	name string
+	spec clientsdk.AppSpec
+	l    clientsdk.LambdaSpec
+	cmd  Command
+	st   *stats
+	log  *slog.Logger
+	sub  *nats.Subscription
+
+	mu       sync.Mutex
+	queue    []*invocation // waiting for a worker, oldest first
+	idle     []*worker     // waiting in GET /next, most recently idle last
+	workers  map[*worker]struct{}
+	starting int    // workers not yet at their first GET /next
+	returning int   // workers that answered and will be back in GET /next
+	slots    []bool // worker indexes in use (log subjects)
+	running  int    // stdio: processes running
+	stdio    map[*stdioRun]struct{}
+	retiring bool // replaced by a new revision: finish, then stop
+	closed   bool // undeployed or manager closed: answer 503
+	drained  chan struct{}
+	drainedC bool
+}
+
+func newFunction(m *Manager, spec clientsdk.AppSpec, cmd Command, st *stats) *function {
+	return &function{
+		m: m, name: spec.Name, spec: spec, l: *spec.Lambda, cmd: cmd, st: st,
+		log:     m.logger.With("app", spec.Name, "revision", spec.Revision),
+		workers: map[*worker]struct{}{},
+		stdio:   map[*stdioRun]struct{}{},
+		drained: make(chan struct{}),
+	}
+}
+
+func (f *function) timeout() time.Duration { return f.l.Timeout.D() }
+
+func (f *function) keepWarm() time.Duration {
+	if f.l.KeepWarm == nil {
+		return clientsdk.DefaultKeepWarm
+	}
+	return f.l.KeepWarm.D()
+}
+
+// onMsg is the NATS handler of lambda.NAME. It never blocks: the reply is
+// sent later by whoever completes the invocation.
+func (f *function) onMsg(msg *nats.Msg) {
+	f.submit(&invocation{id: newRequestID(), msg: msg, event: msg.Data, received: time.Now(), f: f})
+}
+
+func (f *function) unavailable(reason string) *clientsdk.Error {
+	return clientsdk.Errorf(503, TypeUnavailable, "%s", reason)
+}
+
+// submit hands inv to an idle worker, queues it (starting workers as
+// needed), or answers 429 when the queue is full.
+func (f *function) submit(inv *invocation) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+		return
+	}
+	if f.l.Protocol == clientsdk.ProtocolStdio {
+		f.submitStdioLocked(inv)
+		return
+	}
+	if n := len(f.idle); n > 0 {
+		w := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		f.assignLocked(w, inv)
+		w.assign <- inv
+		f.mu.Unlock()
+		return
+	}
+	// Each starting worker and each worker that may still be started takes
+	// one waiting request; Queue more may wait.
+	capacity := f.l.Queue + f.starting + f.returning + (f.l.MaxWorkers - len(f.workers))
+	if len(f.queue) >= capacity {
+		f.mu.Unlock()
+		inv.fail(clientsdk.Errorf(429, TypeThrottled, "lambda %s is throttled: %d workers busy and %d requests queued (raise --max-workers or --queue)",
+			f.name, f.l.MaxWorkers, f.l.Queue))
+		return
+	}
+	f.enqueueLocked(inv)
+	spawn := f.spawnNeededLocked()
+	f.mu.Unlock()
+	f.startWorkers(spawn)
+}
+
+func (f *function) enqueueLocked(inv *invocation) {
+	f.queue = append(f.queue, inv)
+	inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+}
+
+func (f *function) popQueueLocked() *invocation {
+	if len(f.queue) == 0 {
+		return nil
+	}
+	inv := f.queue[0]
+	f.queue[0] = nil
+	f.queue = f.queue[1:]
+	return inv
+}
+
+// queueTimeout answers 504 to a request that waited a whole Timeout for a worker.
+func (f *function) queueTimeout(inv *invocation) {
+	f.mu.Lock()
+	i := slices.Index(f.queue, inv)
+	if i >= 0 {
+		f.queue = slices.Delete(f.queue, i, i+1)
+		inv.timer = nil
+	}
+	f.mu.Unlock()
+	if i >= 0 {
+		inv.fail(clientsdk.Errorf(504, TypeTimedOut, "lambda %s: no worker took the request within %s", f.name, f.timeout()))
+	}
+}
+
+// assignLocked makes inv w's current invocation and starts its timeout.
+func (f *function) assignLocked(w *worker, inv *invocation) {
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+		w.idleTimer = nil
+	}
+	if inv.timer != nil {
+		inv.timer.Stop()
+	}
+	now := time.Now()
+	inv.dispatched = now
+	inv.deadline = now.Add(f.timeout())
+	w.current = inv
+	inv.timer = time.AfterFunc(f.timeout(), func() { f.execTimeout(w, inv) })
+}
+
+// spawnNeededLocked creates the workers needed for the queued requests that
+// no starting or returning worker will take, up to MaxWorkers. The caller starts them with
+// startWorkers after unlocking.
+func (f *function) spawnNeededLocked() []*worker {
+	var out []*worker
+	for !f.closed && len(f.queue) > f.starting+f.returning && len(f.workers) < f.l.MaxWorkers {
+		w := newWorker(f, f.takeSlotLocked())
+		f.workers[w] = struct{}{}
+		f.starting++
+		f.m.addWorker(w)
+		out = append(out, w)
+	}
+	return out
+}
+
+func (f *function) startWorkers(ws []*worker) {
+	for _, w := range ws {
+		go f.startWorker(w)
+	}
+}
+
+func (f *function) takeSlotLocked() int {
+	for i, used := range f.slots {
+		if !used {
+			f.slots[i] = true
+			return i
+		}
+	}
+	f.slots = append(f.slots, true)
+	return len(f.slots) - 1
+}
+
+func (f *function) freeSlotLocked(i int) {
+	if i >= 0 && i < len(f.slots) {
+		f.slots[i] = false
+	}
+}
+
+// removeWorkerLocked forgets w (it has exited or failed to start).
+func (f *function) removeWorkerLocked(w *worker) {
+	if w.gone {
+		return
+	}
+	w.gone = true
+	delete(f.workers, w)
+	if i := slices.Index(f.idle, w); i >= 0 {
+		f.idle = slices.Delete(f.idle, i, i+1)
+	}
+	if !w.ready {
+		f.starting--
+	}
+	w.setReturningLocked(false)
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+		w.idleTimer = nil
+	}
+	f.freeSlotLocked(w.index)
+	f.m.removeWorker(w)
+	w.closeStop()
+	close(w.goneCh)
+	f.checkDrainedLocked()
+}
+
+func (f *function) checkDrainedLocked() {
+	if (f.retiring || f.closed) && !f.drainedC && len(f.workers) == 0 && f.running == 0 && len(f.queue) == 0 {
+		f.drainedC = true
+		close(f.drained)
+	}
+}
+
+// liveWorkers returns the number of worker processes of this revision.
+func (f *function) liveWorkers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.workers) + f.running
+}
+
+// execTimeout kills w when inv is still its current invocation after Timeout.
+func (f *function) execTimeout(w *worker, inv *invocation) {
+	f.mu.Lock()
+	if w.current != inv {
+		f.mu.Unlock()
+		return
+	}
+	w.current = nil
+	w.lastDone = inv.id
+	w.stopping = true
+	f.mu.Unlock()
+	inv.fail(clientsdk.Errorf(504, TypeTimedOut, "Task timed out after %.2f seconds (request %s); the worker was killed", f.timeout().Seconds(), inv.id))
+	f.m.event(f.name, clientsdk.EventKilled, w.index, "worker %s killed: request %s timed out after %s", w.id, inv.id, f.timeout())
+	go w.kill()
+}
+
+// expire stops w when it is still idle after KeepWarm.
+func (f *function) expire(w *worker) {
+	f.mu.Lock()
+	i := slices.Index(f.idle, w)
+	if i < 0 || w.current != nil {
+		f.mu.Unlock()
+		return
+	}
+	f.idle = slices.Delete(f.idle, i, i+1)
+	w.idleTimer = nil
+	w.stopping = true
+	f.mu.Unlock()
+	f.log.Debug("stopping idle worker", "worker", w.id, "keep_warm", f.keepWarm())
+	w.closeStop()
+	go w.stop(f.m.opts.stopGrace)
+}
+
+// retire stops taking requests (a new revision took over), lets the workers
+// finish what they hold, then stops them. It returns once they are gone.
+func (f *function) retire() {
+	if f.sub != nil {
+		_ = f.sub.Drain()
+	}
+	f.mu.Lock()
+	f.retiring = true
+	idle := f.idle
+	f.idle = nil
+	for _, w := range idle {
+		if w.idleTimer != nil {
+			w.idleTimer.Stop()
+			w.idleTimer = nil
+		}
+		w.stopping = true
+	}
+	f.checkDrainedLocked()
+	f.mu.Unlock()
+	for _, w := range idle {
+		w.closeStop()
+		go w.stop(f.m.opts.stopGrace)
+	}
+	<-f.drained
+	f.log.Debug("old revision drained")
+}
+
+// shutdown answers everything waiting or in flight with 503 and stops all
+// workers; with ctx done, without grace.
+func (f *function) shutdown(ctx context.Context, reason string) {
+	if f.sub != nil {
+		_ = f.sub.Unsubscribe()
+	}
+	f.mu.Lock()
+	f.closed = true
+	var fail []*invocation
+	fail = append(fail, f.queue...)
+	f.queue = nil
+	var ws []*worker
+	for w := range f.workers {
+		if w.current != nil {
+			fail = append(fail, w.current)
+			w.lastDone = w.current.id
+			w.current = nil
+		}
+		if w.idleTimer != nil {
+			w.idleTimer.Stop()
+			w.idleTimer = nil
+		}
+		w.stopping = true
+		ws = append(ws, w)
+	}
+	f.idle = nil
+	var runs []*stdioRun
+	for r := range f.stdio {
+		runs = append(runs, r)
+		fail = append(fail, r.inv)
+	}
+	f.checkDrainedLocked()
+	f.mu.Unlock()
+	e := f.unavailable(reason)
+	for _, inv := range fail {
+		inv.fail(e)
+	}
+	grace := f.m.opts.stopGrace
+	if ctx.Err() != nil {
+		grace = 0
+	}
+	for _, r := range runs {
+		go r.p.Kill()
+	}
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.closeStop()
+			w.stop(grace)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); <-f.drained; close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, w := range ws {
+			go w.kill()
+		}
+		<-done
+	}
+}

@@ -1,0 +1,174 @@
+package lambdas
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+)
+
+// Error types sent to callers, after AWS's names where AWS has one.
+const (
+	TypeThrottled    = "TooManyRequestsException"
+	TypeTimedOut     = "Sandbox.Timedout"
+	TypeExit         = "Runtime.ExitError"
+	TypeStart        = "Runtime.StartError"
+	TypeNoResponse   = "Runtime.NoResponse"
+	TypeTooLarge     = "Function.ResponseSizeTooLarge"
+	TypeUnavailable  = "ServiceUnavailable"
+	TypeFunctionExit = "Function.ExitError"
+	TypeUnhandled    = "Unhandled"
+)
+
+// invocation is one request: from the NATS message to the reply.
+type invocation struct {
+	id       string
+	msg      *nats.Msg
+	event    []byte
+	received time.Time
+	f        *function
+
+	// guarded by f.mu
+	timer      *time.Timer
+	dispatched time.Time
+	deadline   time.Time
+
+	done atomic.Bool
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func newTraceID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return "Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + h[:24] + ";Parent=" + h[24:] + ";Sampled=0"
+}
+
+// succeed answers the caller with the function's result.
+func (inv *invocation) succeed(body []byte) {
+	if !inv.done.CompareAndSwap(false, true) {
+		return
+	}
+	inv.stopTimer()
+	if inv.msg != nil && inv.msg.Reply != "" {
+		if err := inv.msg.Respond(body); err != nil {
+			if errors.Is(err, nats.ErrMaxPayload) {
+				e := clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", inv.f.name, len(body), inv.f.m.nc.MaxPayload())
+				inv.f.st.record(time.Since(inv.received), e)
+				inv.respondError(e)
+				return
+			}
+			inv.f.log.Warn("cannot send lambda reply", "request_id", inv.id, "err", err)
+		}
+	}
+	inv.f.st.record(time.Since(inv.received), nil)
+	inv.f.m.kick(inv.f.name)
+}
+
+// fail answers the caller with e as service-error headers and JSON body.
+func (inv *invocation) fail(e *clientsdk.Error) {
+	if !inv.done.CompareAndSwap(false, true) {
+		return
+	}
+	inv.stopTimer()
+	inv.f.st.record(time.Since(inv.received), e)
+	inv.f.m.kick(inv.f.name)
+	lvl := slog.LevelDebug
+	if e.Code >= 500 && e.Code != 500 {
+		lvl = slog.LevelWarn
+	}
+	inv.f.log.Log(context.Background(), lvl, "invocation failed", "request_id", inv.id, "code", e.Code, "type", e.Type, "message", e.Message)
+	inv.respondError(e)
+}
+
+func (inv *invocation) respondError(e *clientsdk.Error) {
+	if inv.msg == nil || inv.msg.Reply == "" {
+		return
+	}
+	r := nats.NewMsg(inv.msg.Reply)
+	r.Header.Set(clientsdk.HeaderServiceError, e.Message)
+	r.Header.Set(clientsdk.HeaderServiceErrorCode, strconv.Itoa(e.Code))
+	r.Data = e.Body()
+	if err := inv.msg.RespondMsg(r); err != nil {
+		inv.f.log.Warn("cannot send lambda error reply", "request_id", inv.id, "err", err)
+	}
+}
+
+func (inv *invocation) stopTimer() {
+	inv.f.mu.Lock()
+	if inv.timer != nil {
+		inv.timer.Stop()
+		inv.timer = nil
+	}
+	inv.f.mu.Unlock()
+}
+
+// statsWindow is how many recent durations the percentiles are computed over.
+const statsWindow = 1024
+
+// stats are one lambda's counters on this node.
+type stats struct {
+	mu          sync.Mutex
+	invocations uint64
+	errors      uint64
+	coldStarts  uint64
+	throttled   uint64
+	timeouts    uint64
+	durs        [statsWindow]time.Duration
+	n           int
+}
+
+func (s *stats) record(d time.Duration, e *clientsdk.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e != nil && e.Code == 429 {
+		s.throttled++
+		return
+	}
+	s.invocations++
+	if e != nil {
+		s.errors++
+		if e.Code == 504 {
+			s.timeouts++
+		}
+	}
+	s.durs[s.n%statsWindow] = d
+	s.n++
+}
+
+func (s *stats) coldStart() {
+	s.mu.Lock()
+	s.coldStarts++
+	s.mu.Unlock()
+}
+
+func (s *stats) snapshot() clientsdk.LambdaStats {
+	s.mu.Lock()
+	out := clientsdk.LambdaStats{Invocations: s.invocations, Errors: s.errors, ColdStarts: s.coldStarts,
+		Throttled: s.throttled, Timeouts: s.timeouts}
+	d := slices.Clone(s.durs[:min(s.n, statsWindow)])
+	s.mu.Unlock()
+	if len(d) > 0 {
+		slices.Sort(d)
+		out.P50 = clientsdk.Duration(d[(len(d)-1)*50/100])
+		out.P99 = clientsdk.Duration(d[(len(d)-1)*99/100])
+	}
+	return out
+}

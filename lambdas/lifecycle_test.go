@@ -1,0 +1,236 @@
+package lambdas_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func statusKV(t testing.TB, nc *nats.Conn) jetstream.KeyValue {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), clientsdk.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func readStatus(t testing.TB, kv jetstream.KeyValue, app string) (clientsdk.InstanceStatus, bool) {
+	e, err := kv.Get(context.Background(), clientsdk.LambdaStatusKey(app, "n1"))
+	if err != nil {
+		return clientsdk.InstanceStatus{}, false
+	}
+	var s clientsdk.InstanceStatus
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s, true
+}
+
+// Keep-warm: a second request within the TTL reuses the pid; after the TTL
+// no worker process is left and the status entry says 0 warm workers.
+func TestKeepWarm(t *testing.T) {
+	var kv jetstream.KeyValue
+	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {
+		kv = statusKV(t, nc)
+		return []lambdas.Option{lambdas.WithStatusBucket(kv)}
+	})
+	r.deployGo("warm", helloPkg, func(l *clientsdk.LambdaSpec) { l.KeepWarm = dur(400 * time.Millisecond) })
+	p1 := r.pid("warm")
+	p2 := r.pid("warm")
+	if p1 != p2 {
+		t.Fatalf("second request within keep-warm used pid %d, first %d", p2, p1)
+	}
+	testutil.WaitFor(t, 5*time.Second, "status shows 1 warm worker", func() bool {
+		s, ok := readStatus(t, kv, "warm")
+		return ok && s.WarmWorkers == 1 && s.State == clientsdk.StateRunning && s.Lambda != nil && s.Lambda.Invocations == 2
+	})
+	testutil.WaitFor(t, 5*time.Second, "the idle worker is stopped", func() bool { return !alive(p1) && r.warm("warm") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "status shows 0 warm workers", func() bool {
+		s, ok := readStatus(t, kv, "warm")
+		return ok && s.WarmWorkers == 0 && s.State == clientsdk.StateStopped && s.Instance == -1 && s.Node == "n1"
+	})
+	if p3 := r.pid("warm"); p3 == p1 {
+		t.Fatal("pid reused after keep-warm expired")
+	}
+	r.m.Undeploy("warm")
+	testutil.WaitFor(t, 5*time.Second, "status entry removed", func() bool { _, ok := readStatus(t, kv, "warm"); return !ok })
+	if _, _, ok := r.m.Stats("warm"); ok {
+		t.Fatal("stats of an undeployed lambda")
+	}
+	// Without a runner: "no responders", or the broker's 404/503 catch-all.
+	msg, err := r.client.Request(clientsdk.LambdaSubject("warm"), []byte("x"), 5*time.Second)
+	if err == nil && clientsdk.ErrorFromMsg(msg) == nil {
+		t.Fatal("an undeployed lambda answered")
+	}
+}
+
+// KeepWarm 0 stops the worker after each request.
+func TestKeepWarmZero(t *testing.T) {
+	r := newRig(t)
+	r.deployGo("once", helloPkg, func(l *clientsdk.LambdaSpec) { l.KeepWarm = dur(0) })
+	p1 := r.pid("once")
+	testutil.WaitFor(t, 5*time.Second, "worker stopped after its request", func() bool { return !alive(p1) && r.warm("once") == 0 })
+	if p2 := r.pid("once"); p2 == p1 {
+		t.Fatal("worker reused with keep-warm 0")
+	}
+}
+
+// A new revision replaces the old: the request in flight on the old worker
+// finishes, new requests go to new workers, the old worker stops.
+func TestRedeployReplaces(t *testing.T) {
+	r := newRig(t)
+	bin := testutil.BuildGo(t, helloPkg)
+	if err := r.m.Deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
+		t.Fatal(err)
+	}
+	sleepers := r.watchSleepers("app")
+	slow := make(chan string, 1)
+	go func() {
+		b, e := r.invoke("app", map[string]any{"sleep_ms": 500, "name": "old"})
+		if e != nil {
+			slow <- e.Error()
+			return
+		}
+		slow <- string(b)
+	}()
+	oldPID := <-sleepers
+	// Same revision: no-op.
+	if err := r.m.Deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.m.Deploy(spec(t, "app", 2, nil), lambdas.Command{Path: bin}); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.mustInvoke("app", map[string]any{"env": "AWS_LAMBDA_FUNCTION_VERSION"}); v != "2" {
+		t.Fatalf("new requests run version %q", v)
+	}
+	if got := <-slow; got != "Hello, old!" {
+		t.Fatalf("in-flight request on the old revision: %q", got)
+	}
+	testutil.WaitFor(t, 5*time.Second, "old worker stopped", func() bool { return !alive(oldPID) })
+	testutil.WaitFor(t, 5*time.Second, "one warm worker", func() bool { return r.warm("app") == 1 })
+}
+
+// Close answers waiting requests with 503 and leaves no process behind.
+func TestCloseStopsEverything(t *testing.T) {
+	r := newRig(t)
+	r.deployGo("c", helloPkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
+	sleepers := r.watchSleepers("c")
+	var wg sync.WaitGroup
+	codes := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, e := r.invoke("c", map[string]any{"sleep_ms": 20000})
+			if e == nil {
+				codes <- 200
+				return
+			}
+			codes <- e.Code
+		}()
+	}
+	pid := <-sleepers
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Let the other two requests reach the Manager's queue.
+	testutil.WaitFor(t, 5*time.Second, "requests in", func() bool { return r.nc.Stats().InMsgs >= 3 })
+	if err := r.m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 503 {
+			t.Errorf("request answered %d on close, want 503", c)
+		}
+	}
+	if alive(pid) {
+		t.Fatalf("worker %d survived Close", pid)
+	}
+	if err := r.m.Deploy(spec(t, "x", 1, nil), lambdas.Command{Path: "/bin/true"}); err == nil {
+		t.Fatal("Deploy after Close succeeded")
+	}
+}
+
+// A real Dart program as a stdio lambda: sass.snapshot on the Dart AOT
+// runtime turns SCSS into CSS; invalid SCSS is a 500 with stderr's tail.
+func TestStdioDartSass(t *testing.T) {
+	dart, snapshot := testutil.DartSass(t)
+	r := newRig(t)
+	s := spec(t, "sass", 1, func(l *clientsdk.LambdaSpec) { l.Protocol = clientsdk.ProtocolStdio; l.MaxWorkers = 2; l.Queue = 4 })
+	if err := r.m.Deploy(s, lambdas.Command{Path: dart, Args: []string{snapshot, "--stdin"}}); err != nil {
+		t.Fatal(err)
+	}
+	css := r.mustInvoke("sass", "$c: red;\na { b { color: $c; } }\n")
+	if want := "a b {\n  color: red;\n}"; strings.TrimSpace(css) != want {
+		t.Fatalf("sass answered %q, want %q", css, want)
+	}
+	_, e := r.invoke("sass", "a { color: ")
+	wantCode(t, e, 500)
+	if e.Type != lambdas.TypeFunctionExit || !strings.Contains(e.Message, "Error") {
+		t.Fatalf("invalid SCSS: %+v", e)
+	}
+	// Concurrency beyond MaxWorkers+Queue is throttled; the rest is served.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, e := r.invoke("sass", "a { color: blue; }")
+			mu.Lock()
+			defer mu.Unlock()
+			if e != nil {
+				codes[e.Code]++
+			} else {
+				codes[200]++
+			}
+		}()
+	}
+	wg.Wait()
+	if codes[200] < 6 || codes[200]+codes[429] != 10 {
+		t.Fatalf("stdio burst: %v", codes)
+	}
+	st, _, _ := r.m.Stats("sass")
+	t.Logf("sass stdio: %v; stats %+v", codes, st)
+}
+
+// stdio timeout and oversized output.
+func TestStdioLimits(t *testing.T) {
+	r := newRig(t)
+	deploy := func(name, script string, timeout time.Duration) {
+		s := spec(t, name, 1, func(l *clientsdk.LambdaSpec) {
+			l.Protocol = clientsdk.ProtocolStdio
+			l.Timeout = clientsdk.Duration(timeout)
+		})
+		if err := r.m.Deploy(s, lambdas.Command{Path: "/bin/sh", Args: []string{"-c", script}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy("cat", "cat", time.Second)
+	deploy("sleep", "sleep 30", 200*time.Millisecond)
+	deploy("flood", "head -c 7000000 /dev/zero", 5*time.Second)
+	if got := r.mustInvoke("cat", "echo me"); got != "echo me" {
+		t.Fatalf("cat: %q", got)
+	}
+	_, e := r.invoke("sleep", "x")
+	wantCode(t, e, 504)
+	_, e = r.invoke("flood", "x")
+	wantCode(t, e, 413)
+}

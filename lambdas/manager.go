@@ -1,0 +1,376 @@
+package lambdas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MaxResponseBytes is the largest result a function may return: AWS's 6 MiB
+// payload limit plus the 100 bytes of slack the Runtime API allows. A larger
+// response gets 413 on the Runtime API and Function.ResponseSizeTooLarge for
+// the caller.
+const MaxResponseBytes = 6<<20 + 100
+
+// DefaultStopGrace is the time a worker gets between SIGTERM and SIGKILL when
+// it is stopped because it was idle, replaced, or the Manager closes.
+const DefaultStopGrace = 2 * time.Second
+
+// Errors returned by the Manager.
+var (
+	// ErrClosed is returned by Deploy after Close.
+	ErrClosed = errors.New("lambdas: manager closed")
+	// ErrNotLambda is returned by Deploy for a spec that is not a lambda.
+	ErrNotLambda = errors.New("lambdas: spec is not a lambda")
+)
+
+// Command is how to start one worker process; the runner resolves it from the
+// spec (artifact path, interpreter, args).
+type Command struct {
+	// Path is the program to run.
+	Path string
+	// Args are its arguments (without argv[0]).
+	Args []string
+	// Env holds extra "K=V" entries added to the worker's environment after
+	// the runner's own environment and the AWS variables (DARTUP_APP,
+	// NATS_URL, the user's env, …); later entries win.
+	Env []string
+	// Dir is the working directory, also advertised as LAMBDA_TASK_ROOT.
+	Dir string
+}
+
+// Option configures a Manager.
+type Option func(*options) error
+
+type options struct {
+	logger    *slog.Logger
+	nodeID    string
+	apiAddr   string
+	status    jetstream.KeyValue
+	events    func(clientsdk.Event)
+	stopGrace time.Duration
+	region    string
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("WithLogger: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithNodeID names the node in status entries and events (default: the host name).
+func WithNodeID(id string) Option {
+	return func(o *options) error {
+		if id == "" {
+			return errors.New("WithNodeID: empty node id")
+		}
+		o.nodeID = id
+		return nil
+	}
+}
+
+// WithRuntimeAPIAddr sets the loopback address of the Runtime API listener
+// (default "127.0.0.1:0", a free port).
+func WithRuntimeAPIAddr(addr string) Option {
+	return func(o *options) error {
+		if addr == "" {
+			return errors.New("WithRuntimeAPIAddr: empty address")
+		}
+		o.apiAddr = addr
+		return nil
+	}
+}
+
+// WithStatusBucket makes the Manager report, per deployed lambda, this node's
+// warm workers and stats in kv (clientsdk.StatusBucket) under
+// clientsdk.LambdaStatusKey(app, node).
+func WithStatusBucket(kv jetstream.KeyValue) Option {
+	return func(o *options) error {
+		o.status = kv
+		return nil
+	}
+}
+
+// WithEvents sets a callback receiving lifecycle events (cold-start, killed,
+// crashed). It is called from the Manager's goroutines and must not block.
+func WithEvents(fn func(clientsdk.Event)) Option {
+	return func(o *options) error {
+		o.events = fn
+		return nil
+	}
+}
+
+// WithStopGrace sets the time between SIGTERM and SIGKILL when stopping a
+// worker (default DefaultStopGrace).
+func WithStopGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return errors.New("WithStopGrace: negative duration")
+		}
+		o.stopGrace = d
+		return nil
+	}
+}
+
+// WithRegion sets AWS_REGION for the workers (default "us-east-1"); a
+// region in the spec's Env wins.
+func WithRegion(r string) Option {
+	return func(o *options) error {
+		o.region = r
+		return nil
+	}
+}
+
+// Manager hosts the lambdas of one node. Its methods are safe for concurrent use.
+type Manager struct {
+	nc     *nats.Conn
+	opts   options
+	logger *slog.Logger
+	api    *runtimeAPI
+	rep    *reporter
+
+	mu       sync.Mutex
+	funcs    map[string]*function
+	retiring map[*function]struct{}
+	stats    map[string]*stats
+	closed   bool
+
+	wmu     sync.Mutex
+	workers map[string]*worker // by worker id, for the Runtime API
+}
+
+// New starts a Manager: its Runtime API listener and, with WithStatusBucket,
+// its status reporter. It returns an error when an option is invalid or the
+// listener cannot be opened.
+func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
+	if nc == nil {
+		return nil, errors.New("lambdas: nil NATS connection")
+	}
+	o := options{apiAddr: "127.0.0.1:0", stopGrace: DefaultStopGrace, region: "us-east-1"}
+	var errs []error
+	for _, opt := range opts {
+		errs = append(errs, opt(&o))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.nodeID == "" {
+		h, _ := os.Hostname()
+		o.nodeID = h
+	}
+	m := &Manager{
+		nc:       nc,
+		opts:     o,
+		logger:   o.logger.With("component", "lambdas"),
+		funcs:    map[string]*function{},
+		retiring: map[*function]struct{}{},
+		stats:    map[string]*stats{},
+		workers:  map[string]*worker{},
+	}
+	api, err := startRuntimeAPI(m, o.apiAddr)
+	if err != nil {
+		return nil, err
+	}
+	m.api = api
+	if o.status != nil {
+		m.rep = startReporter(m)
+	}
+	return m, nil
+}
+
+// RuntimeAPIAddr returns the host:port of the Runtime API listener.
+func (m *Manager) RuntimeAPIAddr() string { return m.api.addr() }
+
+// Deploy starts hosting spec (already WithDefaults()'d and Validate()'d) with
+// workers started by cmd: it subscribes "lambda.NAME" in the lambda queue
+// group. Deploying a new spec.Revision of a hosted lambda replaces it: the old
+// revision's workers finish the requests they hold, then stop. Deploying the
+// same revision again does nothing. It returns ErrNotLambda, ErrClosed, or the
+// subscription's error.
+func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
+	if spec.Kind != clientsdk.KindLambda || spec.Lambda == nil {
+		return fmt.Errorf("deploy %s: %w", spec.Name, ErrNotLambda)
+	}
+	if cmd.Path == "" {
+		return fmt.Errorf("deploy %s: empty command path", spec.Name)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	old := m.funcs[spec.Name]
+	if old != nil && old.spec.Revision == spec.Revision {
+		m.mu.Unlock()
+		return nil
+	}
+	st := m.stats[spec.Name]
+	if st == nil {
+		st = &stats{}
+		m.stats[spec.Name] = st
+	}
+	f := newFunction(m, spec, cmd, st)
+	sub, err := m.nc.QueueSubscribe(clientsdk.LambdaSubject(spec.Name), clientsdk.LambdaQueueGroup, f.onMsg)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("deploy %s: subscribe: %w", spec.Name, err)
+	}
+	_ = sub.SetPendingLimits(-1, 512<<20)
+	f.sub = sub
+	m.funcs[spec.Name] = f
+	if old != nil {
+		m.retiring[old] = struct{}{}
+		go func() {
+			old.retire()
+			m.mu.Lock()
+			delete(m.retiring, old)
+			m.mu.Unlock()
+		}()
+	}
+	m.logger.Info("lambda deployed", "app", spec.Name, "revision", spec.Revision, "protocol", spec.Lambda.Protocol,
+		"max_workers", spec.Lambda.MaxWorkers, "queue", spec.Lambda.Queue, "timeout", spec.Lambda.Timeout.D())
+	m.kick(spec.Name)
+	m.mu.Unlock()
+	// Make sure the server has the subscription before Deploy returns.
+	if err := m.nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("deploy %s: flush subscription: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// Undeploy stops hosting lambda name: it unsubscribes, answers the requests
+// still waiting with 503, stops its workers (in-flight requests get 503 too)
+// and removes its status entry. Unknown names are ignored.
+func (m *Manager) Undeploy(name string) {
+	m.mu.Lock()
+	f := m.funcs[name]
+	delete(m.funcs, name)
+	delete(m.stats, name)
+	m.mu.Unlock()
+	if f == nil {
+		return
+	}
+	f.shutdown(context.Background(), "lambda "+name+" was removed from this node")
+	if m.rep != nil {
+		m.rep.remove(name)
+	}
+	m.logger.Info("lambda undeployed", "app", name)
+}
+
+// Stats returns lambda name's stats on this node and its number of live
+// workers; ok is false when name is not deployed.
+func (m *Manager) Stats(name string) (clientsdk.LambdaStats, int, bool) {
+	m.mu.Lock()
+	f := m.funcs[name]
+	st := m.stats[name]
+	var retiring []*function
+	for r := range m.retiring {
+		if r.name == name {
+			retiring = append(retiring, r)
+		}
+	}
+	m.mu.Unlock()
+	if f == nil || st == nil {
+		return clientsdk.LambdaStats{}, 0, false
+	}
+	warm := f.liveWorkers()
+	for _, r := range retiring {
+		warm += r.liveWorkers()
+	}
+	return st.snapshot(), warm, true
+}
+
+// Close stops accepting requests and stops every worker: requests still
+// waiting or in flight are answered with 503. When ctx ends first, workers
+// are killed without grace. It returns the Runtime API server's shutdown error.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var fs []*function
+	for _, f := range m.funcs {
+		fs = append(fs, f)
+	}
+	for f := range m.retiring {
+		fs = append(fs, f)
+	}
+	m.funcs = map[string]*function{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, f := range fs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.shutdown(ctx, "the dartup runner is shutting down")
+		}()
+	}
+	wg.Wait()
+	if m.rep != nil {
+		m.rep.stop(ctx)
+		for _, f := range fs {
+			m.rep.remove(f.name)
+		}
+	}
+	return m.api.close(ctx)
+}
+
+// kick tells the status reporter that name's status changed.
+func (m *Manager) kick(name string) {
+	if m.rep != nil {
+		m.rep.kick(name)
+	}
+}
+
+// event sends a lifecycle event to the WithEvents callback.
+func (m *Manager) event(app string, kind clientsdk.EventKind, instance int, format string, args ...any) {
+	if m.opts.events == nil {
+		return
+	}
+	m.opts.events(clientsdk.Event{App: app, Kind: kind, Instance: instance, Node: m.opts.nodeID,
+		Message: fmt.Sprintf(format, args...), Time: time.Now().UTC()})
+}
+
+func (m *Manager) addWorker(w *worker) {
+	m.wmu.Lock()
+	m.workers[w.id] = w
+	m.wmu.Unlock()
+}
+
+func (m *Manager) removeWorker(w *worker) {
+	m.wmu.Lock()
+	delete(m.workers, w.id)
+	m.wmu.Unlock()
+}
+
+func (m *Manager) worker(id string) *worker {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	return m.workers[id]
+}
+
+// current returns the function deployed under name, or nil.
+func (m *Manager) current(name string) *function {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.funcs[name]
+}

@@ -1,0 +1,389 @@
+package lambdas
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
+)
+
+// errStopping is returned to a worker's GET /next when it is being stopped.
+var errStopping = errors.New("worker is stopping")
+
+// worker is one Runtime API worker process.
+type worker struct {
+	f      *function
+	id     string
+	index  int
+	tail   *tailBuffer
+	assign chan *invocation // an invocation for a worker idle in GET /next
+
+	stopOnce sync.Once
+	stopCh   chan struct{} // closed when the worker must not get work any more
+	goneCh   chan struct{} // closed when the worker is forgotten (exited)
+	started  time.Time
+
+	// guarded by f.mu
+	proc       *proc.Process
+	ready      bool // reached its first GET /next
+	gone       bool
+	stopping   bool // stop requested: gets no more work
+	killed     bool // kill requested before proc was set
+	initFailed bool // posted /runtime/init/error
+	current    *invocation
+	lastDone   string
+	served     int
+	returning  bool // answered, not yet back in GET /next
+	idleTimer  *time.Timer
+}
+
+func newWorker(f *function, index int) *worker {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &worker{
+		f: f, id: f.name + "-" + hex.EncodeToString(b[:]), index: index,
+		tail:   newTailBuffer(4096),
+		assign: make(chan *invocation, 1),
+		stopCh: make(chan struct{}),
+		goneCh: make(chan struct{}),
+	}
+}
+
+func (w *worker) setReturningLocked(v bool) {
+	if w.returning == v {
+		return
+	}
+	w.returning = v
+	if v {
+		w.f.returning++
+	} else {
+		w.f.returning--
+	}
+}
+
+func (w *worker) closeStop() { w.stopOnce.Do(func() { close(w.stopCh) }) }
+
+// stop stops the worker's process group: SIGTERM, grace, SIGKILL.
+func (w *worker) stop(grace time.Duration) {
+	w.f.mu.Lock()
+	p := w.proc
+	if p == nil {
+		w.killed = true
+	}
+	w.f.mu.Unlock()
+	if p != nil {
+		p.Stop(grace)
+	}
+}
+
+// kill sends SIGKILL to the worker's process group.
+func (w *worker) kill() {
+	w.f.mu.Lock()
+	p := w.proc
+	if p == nil {
+		w.killed = true
+	}
+	w.f.mu.Unlock()
+	if p != nil {
+		p.Kill()
+	}
+}
+
+// baseEnv returns the runner's environment without the variables that would
+// change how a bootstrap talks to its runtime.
+func baseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// env returns the environment of a worker: the runner's, the variables AWS
+// sets for a bootstrap, then cmd.Env. AWS_LAMBDA_RUNTIME_API (with the
+// worker's routing prefix) comes last so that nothing overrides it.
+func (f *function) env(workerID string) []string {
+	version := "$LATEST"
+	if f.spec.Revision > 0 {
+		version = strconv.FormatUint(f.spec.Revision, 10)
+	}
+	root := f.cmd.Dir
+	if root == "" {
+		root = filepath.Dir(f.cmd.Path)
+	}
+	env := baseEnv()
+	env = append(env,
+		"_HANDLER="+f.l.Handler,
+		"LAMBDA_TASK_ROOT="+root,
+		"AWS_LAMBDA_FUNCTION_NAME="+f.name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(f.l.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+f.name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+version+"]"+workerID,
+		"AWS_REGION="+f.m.opts.region,
+		"AWS_DEFAULT_REGION="+f.m.opts.region,
+		"AWS_EXECUTION_ENV=AWS_Lambda_dartup",
+	)
+	for _, kv := range f.cmd.Env {
+		if strings.HasPrefix(kv, "_LAMBDA_SERVER_PORT=") || strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if f.l.Protocol == clientsdk.ProtocolRuntimeAPI {
+		env = append(env, "AWS_LAMBDA_RUNTIME_API="+f.m.RuntimeAPIAddr()+"/w/"+workerID)
+	}
+	return env
+}
+
+// onLine returns the output callback of stream ("out" or "err") of the
+// worker with log index index: each line is published on the log subject
+// and logged; stderr lines are also kept in tail.
+func (f *function) onLine(index int, stream string, tail *tailBuffer) func([]byte) {
+	subject := clientsdk.LogSubject(f.name, index, stream)
+	return func(line []byte) {
+		if tail != nil {
+			tail.add(line)
+		}
+		data := append([]byte(nil), line...)
+		_ = f.m.nc.Publish(subject, data)
+		f.log.Debug("worker output", "worker", index, "stream", stream, "line", string(line))
+	}
+}
+
+// startWorker starts w's process; a start failure answers the oldest waiting
+// request with 502.
+func (f *function) startWorker(w *worker) {
+	w.started = time.Now()
+	p, err := proc.Start(proc.Spec{
+		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(w.id), Dir: f.cmd.Dir,
+		OnStdout: f.onLine(w.index, "out", nil),
+		OnStderr: f.onLine(w.index, "err", w.tail),
+	})
+	if err != nil {
+		f.mu.Lock()
+		f.removeWorkerLocked(w)
+		inv := f.popQueueLocked()
+		spawn := f.spawnNeededLocked()
+		f.mu.Unlock()
+		f.log.Error("cannot start lambda worker", "err", err)
+		if inv != nil {
+			inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its worker: %v", f.name, err))
+		}
+		f.startWorkers(spawn)
+		return
+	}
+	f.mu.Lock()
+	w.proc = p
+	kill := w.killed
+	f.mu.Unlock()
+	if kill {
+		go p.Kill()
+	}
+	f.st.coldStart()
+	f.m.kick(f.name)
+	f.log.Debug("worker started", "worker", w.id, "index", w.index, "pid", p.PID())
+	f.m.event(f.name, clientsdk.EventColdStart, w.index, "worker %s started (pid %d)", w.id, p.PID())
+	go f.watch(w)
+}
+
+// watch waits for w's process to exit: an invocation in flight gets 502 at
+// once; a worker that died before asking for work fails one waiting request
+// (so a broken bootstrap cannot loop); the queue gets new workers as needed.
+func (f *function) watch(w *worker) {
+	<-w.proc.Done()
+	f.mu.Lock()
+	inv := w.current
+	w.current = nil
+	var initInv *invocation
+	if !w.ready && !w.stopping && !w.initFailed {
+		initInv = f.popQueueLocked()
+	}
+	f.removeWorkerLocked(w)
+	spawn := f.spawnNeededLocked()
+	f.mu.Unlock()
+	ex := w.proc.Exit()
+	if inv != nil {
+		w.proc.WaitOutput(20 * time.Millisecond)
+		msg := "the worker (pid " + strconv.Itoa(w.proc.PID()) + ") exited mid-invocation: " + ex.String()
+		if t := w.tail.String(); t != "" {
+			msg += "; stderr: " + t
+		}
+		inv.fail(clientsdk.Errorf(502, TypeExit, "%s", msg))
+		f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s during request %s", w.id, ex, inv.id)
+	}
+	f.startWorkers(spawn)
+	if initInv != nil {
+		w.proc.WaitOutput(200 * time.Millisecond)
+		msg := "the worker exited before asking for an event (" + ex.String() + ")"
+		if t := w.tail.String(); t != "" {
+			msg += "; stderr: " + t
+		}
+		initInv.fail(clientsdk.Errorf(502, TypeExit, "lambda %s: %s", f.name, msg))
+	}
+	f.log.Debug("worker exited", "worker", w.id, "exit", ex.String())
+	f.m.kick(f.name)
+}
+
+// next is GET /runtime/invocation/next: it returns the worker's next
+// invocation, waiting for one while the worker is warm.
+func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
+	f.mu.Lock()
+	if w.gone || w.stopping {
+		f.mu.Unlock()
+		return nil, errStopping
+	}
+	orphan := w.current
+	if orphan != nil {
+		w.current = nil
+		w.lastDone = orphan.id
+	}
+	w.setReturningLocked(false)
+	first := !w.ready
+	if first {
+		w.ready = true
+		f.starting--
+	}
+	defer func() {
+		if orphan != nil {
+			orphan.fail(clientsdk.Errorf(502, TypeNoResponse, "the worker asked for the next event without answering request %s", orphan.id))
+		}
+		if first {
+			f.log.Debug("worker ready", "worker", w.id, "init", time.Since(w.started))
+			f.m.kick(f.name)
+		}
+	}()
+	if inv := f.popQueueLocked(); inv != nil {
+		f.assignLocked(w, inv)
+		f.mu.Unlock()
+		return inv, nil
+	}
+	if f.closed || f.retiring || f.keepWarm() == 0 {
+		w.stopping = true
+		f.mu.Unlock()
+		w.closeStop()
+		go w.stop(f.m.opts.stopGrace)
+		return nil, errStopping
+	}
+	f.idle = append(f.idle, w)
+	w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
+	f.mu.Unlock()
+	select {
+	case inv := <-w.assign:
+		return inv, nil
+	case <-w.stopCh:
+		return nil, errStopping
+	case <-ctx.Done():
+	}
+	// The worker hung up: put back an invocation assigned meanwhile.
+	f.mu.Lock()
+	if i := slices.Index(f.idle, w); i >= 0 {
+		f.idle = append(f.idle[:i], f.idle[i+1:]...)
+	}
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+		w.idleTimer = nil
+	}
+	var spawn []*worker
+	select {
+	case inv := <-w.assign:
+		if w.current == inv {
+			w.current = nil
+			if inv.timer != nil {
+				inv.timer.Stop()
+			}
+			f.queue = append([]*invocation{inv}, f.queue...)
+			inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+			spawn = f.spawnNeededLocked()
+		}
+	default:
+	}
+	f.mu.Unlock()
+	f.startWorkers(spawn)
+	return nil, ctx.Err()
+}
+
+// finish ends w's current invocation id (a response or an error was
+// posted). It returns the invocation, or the Runtime API status to answer:
+// 400 for an unknown request id, 403 for one already answered.
+func (f *function) finish(w *worker, id string) (*invocation, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inv := w.current
+	if inv == nil || inv.id != id {
+		if id != "" && id == w.lastDone {
+			return nil, 403
+		}
+		return nil, 400
+	}
+	w.current = nil
+	w.lastDone = id
+	w.served++
+	if !w.stopping {
+		w.setReturningLocked(true)
+	}
+	return inv, 0
+}
+
+// initError handles POST /runtime/init/error: the error goes to the first
+// invocation waiting, and the worker is stopped.
+func (f *function) initError(w *worker, e *clientsdk.Error) {
+	f.mu.Lock()
+	w.initFailed = true
+	w.stopping = true
+	inv := w.current
+	w.current = nil
+	if inv == nil {
+		inv = f.popQueueLocked()
+	}
+	f.mu.Unlock()
+	f.log.Warn("lambda init error", "worker", w.id, "type", e.Type, "message", e.Message)
+	if inv != nil {
+		inv.fail(e)
+	}
+	w.closeStop()
+	go w.stop(f.m.opts.stopGrace)
+}
+
+// tailBuffer keeps the last bytes of a worker's stderr.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+
+func (t *tailBuffer) add(line []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.b) > 0 {
+		t.b = append(t.b, '\n')
+	}
+	t.b = append(t.b, line...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+}
+
+// String returns the kept tail, trimmed.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
