@@ -141,6 +141,7 @@ class RuntimeApiClient {
   Future<Invocation> next({String functionName = ''}) async {
     const path = '/runtime/invocation/next';
     final req = await _http.getUrl(url(path));
+    req.contentLength = 0;
     final res = await req.close();
     final body = await _readAll(res);
     if (res.statusCode != HttpStatus.ok) {

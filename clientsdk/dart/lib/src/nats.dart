@@ -178,13 +178,13 @@ class NatsConnection {
   }) async {
     Object? last;
     for (final s in servers) {
-      Socket socket;
+      Socket? socket;
       try {
         socket = await Socket.connect(s.host, s.port, timeout: timeout);
       } catch (e) {
         last = e;
-        continue;
       }
+      if (socket == null) continue;
       socket.setOption(SocketOption.tcpNoDelay, true);
       final nc = NatsConnection._(socket, s);
       try {

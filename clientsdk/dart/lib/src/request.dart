@@ -110,8 +110,8 @@ class Request {
       if (!isAlb) return text; // API Gateway decodes; ALB passes them raw.
       try {
         return Uri.decodeQueryComponent(text);
-      } on ArgumentError {
-        return text;
+      } catch (_) {
+        return text; // malformed %-escape or UTF-8: keep it as sent
       }
     }
 
