@@ -355,7 +355,8 @@ func (r *Runner) nodeEntry() []byte {
 }
 
 func (r *Runner) heartbeatOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.heartbeat)
+	// A heartbeat may take up to half the node timeout: a slow server is not a lost one.
+	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
 	defer cancel()
 	_, err := r.nodes.Put(ctx, r.nodeID, r.nodeEntry())
 	if err == nil {
