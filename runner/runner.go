@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// LambdaHost runs lambdas on this node; lambdas.Manager implements it through
-// an adapter in the command.
+// LambdaHost runs lambdas on this node. By default a runner hosts them with
+// its own lambdas.Manager; WithLambdaHost replaces it, WithoutLambdas turns
+// lambda hosting off.
 type LambdaHost interface {
 	// Deploy starts serving spec (already defaulted and validated) with cmd.
 	Deploy(spec clientsdk.AppSpec, cmd Command) error
@@ -51,6 +53,8 @@ type options struct {
 	heartbeat    time.Duration
 	nodeTimeout  time.Duration
 	lambdas      LambdaHost
+	noLambdas    bool
+	lambdaOpts   []lambdas.Option
 	version      string
 }
 
@@ -126,6 +130,14 @@ func WithTiming(heartbeat, nodeTimeout time.Duration) Option {
 // WithLambdaHost sets what runs lambdas on this node (none: lambdas are not hosted here).
 func WithLambdaHost(h LambdaHost) Option { return func(o *options) error { o.lambdas = h; return nil } }
 
+// WithoutLambdas makes the node host no lambdas.
+func WithoutLambdas() Option { return func(o *options) error { o.noLambdas = true; return nil } }
+
+// WithLambdaOptions passes options to the node's lambdas.Manager.
+func WithLambdaOptions(opts ...lambdas.Option) Option {
+	return func(o *options) error { o.lambdaOpts = append(o.lambdaOpts, opts...); return nil }
+}
+
 // WithVersion sets the version the node reports.
 func WithVersion(v string) Option { return func(o *options) error { o.version = v; return nil } }
 
@@ -153,10 +165,21 @@ type Runner struct {
 	heartbeatOK    time.Time
 	fenced         bool
 
+	manager *lambdas.Manager // the default LambdaHost, closed by Stop
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// managerHost adapts a lambdas.Manager to LambdaHost.
+type managerHost struct{ m *lambdas.Manager }
+
+func (h managerHost) Deploy(spec clientsdk.AppSpec, cmd Command) error {
+	return h.m.Deploy(spec, lambdas.Command(cmd))
+}
+
+func (h managerHost) Undeploy(name string) { h.m.Undeploy(name) }
 
 type nodeSeen struct {
 	node clientsdk.Node
@@ -221,6 +244,16 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	}
 	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
 		return nil, err
+	}
+	if r.lambdas == nil && !r.noLambdas {
+		lopts := append([]lambdas.Option{
+			lambdas.WithLogger(o.logger), lambdas.WithNodeID(o.nodeID), lambdas.WithStatusBucket(r.status),
+			lambdas.WithEvents(func(e clientsdk.Event) { r.event(e.App, e.Kind, e.Instance, e.Message) }),
+		}, o.lambdaOpts...)
+		if r.manager, err = lambdas.New(nc, lopts...); err != nil {
+			return nil, fmt.Errorf("start lambda host: %w", err)
+		}
+		r.lambdas = managerHost{r.manager}
 	}
 	return r, nil
 }
@@ -421,6 +454,9 @@ func (r *Runner) Stop(ctx context.Context) error {
 		for _, n := range names {
 			r.lambdas.Undeploy(n)
 		}
+	}
+	if r.manager != nil {
+		errs = append(errs, r.manager.Close(ctx))
 	}
 	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, err)

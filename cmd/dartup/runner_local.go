@@ -40,14 +40,6 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 }
 
 func startNode(ctx context.Context, nc *nats.Conn, logger *slog.Logger, opts ...runner.Option) (*nodeAgent, error) {
-	host, err := newLambdaHost(nc, logger)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	if host != nil {
-		opts = append(opts, runner.WithLambdaHost(host))
-	}
 	r, err := runner.New(ctx, nc, opts...)
 	if err != nil {
 		nc.Close()
