@@ -37,7 +37,7 @@ type instance struct {
 	stopCh chan stopReason
 	// sentRev is the last spec revision handed over (guarded by Runner.mu).
 	sentRev uint64
-	done   chan struct{}
+	done    chan struct{}
 }
 
 func newInstance(r *Runner, key, app string, index int) *instance {
