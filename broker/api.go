@@ -29,12 +29,13 @@ type api struct {
 	place   jetstream.KeyValue
 	objects jetstream.ObjectStore
 	logger  *slog.Logger
+	// verbs holds the registered verbs; written only before the
+	// unknown-verb subscription starts, read-only afterwards.
+	verbs map[string]bool
 }
 
-var knownVerbs = map[string]bool{}
-
 func startAPI(ctx context.Context, b *Broker) (*api, error) {
-	a := &api{b: b, logger: b.logger.With("component", "api")}
+	a := &api{b: b, logger: b.logger.With("component", "api"), verbs: map[string]bool{}}
 	var err error
 	if a.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
 		return nil, err
@@ -72,7 +73,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbNodes:    a.listNodes,
 	}
 	for verb, h := range endpoints {
-		knownVerbs[verb] = true
+		a.verbs[verb] = true
 		if err := g.AddEndpoint(verb, a.handler(verb, h)); err != nil {
 			_ = a.svc.Stop()
 			return nil, fmt.Errorf("add endpoint %s: %w", verb, err)
@@ -81,10 +82,10 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	// Unknown verbs get a 404 service error rather than "no responders".
 	a.unknown, err = b.nc.QueueSubscribe(clientsdk.APIPrefix+".>", "dartup-api-unknown", func(m *nats.Msg) {
 		verb := strings.TrimPrefix(m.Subject, clientsdk.APIPrefix+".")
-		if knownVerbs[verb] || m.Reply == "" {
+		if a.verbs[verb] || m.Reply == "" {
 			return
 		}
-		e := clientsdk.Errorf(404, "UnknownVerb", "unknown control API verb %q; known verbs: %s", verb, verbList())
+		e := clientsdk.Errorf(404, "UnknownVerb", "unknown control API verb %q; known verbs: %s", verb, a.verbList())
 		_ = respondError(m, e)
 	})
 	if err != nil {
@@ -94,9 +95,9 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	return a, nil
 }
 
-func verbList() string {
+func (a *api) verbList() string {
 	var v []string
-	for k := range knownVerbs {
+	for k := range a.verbs {
 		v = append(v, k)
 	}
 	slices.Sort(v)
@@ -189,6 +190,9 @@ func decodeJSON(data []byte, v any) error {
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		return clientsdk.Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
+	}
+	if d.More() {
+		return clientsdk.Errorf(400, "BadRequest", "request body has data after the JSON object; send exactly one JSON object")
 	}
 	return nil
 }

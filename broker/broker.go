@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -142,6 +143,9 @@ type Broker struct {
 	token     string
 	started   time.Time
 	logger    *slog.Logger
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // Start validates cfg, takes the data dir's lock, starts the embedded NATS
@@ -305,8 +309,13 @@ func (b *Broker) Ready() bool {
 
 // Shutdown stops accepting (gateway, control API), drains the broker's
 // connection, and shuts the NATS server down, waiting for it. It joins the
-// errors of each step.
+// errors of each step. Calling it again returns the first call's result.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	b.shutdownOnce.Do(func() { b.shutdownErr = b.shutdown(ctx) })
+	return b.shutdownErr
+}
+
+func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
 	if b.gw != nil {
 		errs = append(errs, b.gw.shutdown(ctx))
