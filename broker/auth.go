@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
+
+	"github.com/dartup/dartup/clientsdk"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -17,7 +20,9 @@ type authenticator struct {
 	passwords     *Passwords
 	require       bool
 	internalToken string
-	logger        *slog.Logger
+	// workers holds the secret of worker tokens; nil refuses them.
+	workers *workerSecret
+	logger  *slog.Logger
 }
 
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
@@ -25,6 +30,9 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	if o.Token != "" && subtle.ConstantTimeCompare([]byte(o.Token), []byte(a.internalToken)) == 1 {
 		c.RegisterUser(&server.User{Username: "dartup-internal"})
 		return true
+	}
+	if strings.HasPrefix(o.Token, clientsdk.WorkerTokenPrefix) {
+		return a.checkWorkerToken(c, o.Token)
 	}
 	if o.Username != "" {
 		if a.passwords.Verify(o.Username, o.Password) {

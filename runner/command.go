@@ -118,6 +118,9 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 		"NATS_URL="+r.natsURL,
 	)
 	env = append(env, r.workerCreds...)
+	if r.workerSecret != nil {
+		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name))
+	}
 	if spec.Port > 0 && instance >= 0 {
 		env = append(env, "PORT="+strconv.Itoa(spec.Port+instance))
 	}

@@ -166,6 +166,8 @@ type Runner struct {
 	fenced         bool
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
+	// workerSecret signs the workers' NATS tokens (nil: workers get none).
+	workerSecret []byte
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -244,6 +246,14 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	}
 	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
 		return nil, err
+	}
+	if kv, err := r.js.KeyValue(ctx, clientsdk.SecretsBucket); err == nil {
+		if e, err := kv.Get(ctx, clientsdk.WorkerSecretKey); err == nil {
+			r.workerSecret = e.Value()
+		}
+	}
+	if r.workerSecret == nil {
+		r.logger.Warn("no worker secret on the server; workers get no NATS credentials")
 	}
 	if r.lambdas == nil && !r.noLambdas {
 		lopts := append([]lambdas.Option{
