@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func TestPubSubAcrossInstancesAndNodes(t *testing.T) {
 	}
 	get := func(i int) (stats, bool) {
 		var s stats
-		msg, err := nc.Request("test.stats.chat."+string(rune('0'+i)), nil, time.Second)
+		msg, err := nc.Request("dartup.app.chat.stats."+strconv.Itoa(i), nil, time.Second)
 		return s, err == nil && json.Unmarshal(msg.Data, &s) == nil
 	}
 	testutil.WaitFor(t, 20*time.Second, "3 instances subscribed", func() bool {

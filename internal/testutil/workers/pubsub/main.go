@@ -3,7 +3,8 @@
 // A trigger {"publisher": I, "n": N} makes instance I publish N "msg" events
 // numbered on from the last burst. Every instance counts the "msg" events it receives per
 // sender and whether they came in order, and answers requests on
-// "test.stats.APP.INDEX" with those counts as JSON.
+// "dartup.app.APP.stats.INDEX" (inside the app's own namespace, which its
+// scoped credentials allow) with those counts as JSON.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk/app"
 	"github.com/nats-io/nats.go"
@@ -24,6 +26,8 @@ type stats struct {
 	InOrder   bool           `json:"in_order"`
 	Dups      int            `json:"dups"`
 	Published int            `json:"published"`
+	// APIError is what a control API call answered this worker ("" if it worked).
+	APIError string `json:"api_error"`
 }
 
 func main() {
@@ -48,7 +52,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	_, err = a.NATS().Subscribe("test.stats."+in.ID(), func(m *nats.Msg) {
+	_, err = a.NATS().Subscribe("dartup.app."+in.App+".stats."+strconv.Itoa(in.Index), func(m *nats.Msg) {
 		mu.Lock()
 		b, _ := json.Marshal(st)
 		mu.Unlock()
@@ -59,6 +63,10 @@ func main() {
 		os.Exit(1)
 	}
 	_ = a.NATS().Flush()
+	// Apps must not reach the control API; record what trying it gives.
+	if _, err := a.NATS().Request("dartup.api.list", nil, 500*time.Millisecond); err != nil {
+		st.APIError = err.Error()
+	}
 	fmt.Println("subscribed", in.ID())
 
 	go func() {
