@@ -1,16 +1,116 @@
 package broker
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
 )
 
-// invoke answers ANY /NAME[/rest]. Until lambdas are hosted, every name is unknown.
+// maxHTTPEventBody bounds the HTTP request body sent to a lambda: with the
+// event's JSON and base64 overhead, the event stays under MaxPayload.
+const maxHTTPEventBody = 6 << 20
+
+// invokeSlack is added to twice the lambda's timeout (waiting in the queue,
+// then running) for the gateway's own wait, to cover a cold start.
+const invokeSlack = 10 * time.Second
+
+// invoke answers ANY /NAME[/rest]: it invokes lambda NAME through
+// "lambda.NAME" with the request as the event its http_event names, and
+// writes the reply (a proxy response, or any other bytes as a 200 body).
 func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
-	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if name == "" {
 		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; try /healthz or /NAME for a lambda")
 		return
 	}
-	writeError(w, http.StatusNotFound, "NotFound", "no lambda named "+name)
+	lr, err := g.b.startLambdas(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "Unavailable", "lambdas are not available: "+err.Error())
+		return
+	}
+	spec, e := lr.lookup(r.Context(), name, false)
+	if e != nil {
+		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPEventBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is over the lambda payload limit of 6 MiB")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "BadRequest", "cannot read the request body: "+err.Error())
+		return
+	}
+	user, _, _ := r.BasicAuth()
+	info := clientsdk.HTTPRequestInfo{Path: "/" + rest, SourceIP: g.clientIP(r).String(), User: user}
+	event, err := clientsdk.HTTPEvent(spec.Lambda.HTTPEvent, r, body, info)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*spec.Lambda.Timeout.D()+invokeSlack)
+	defer cancel()
+	msg, err := g.b.nc.RequestWithContext(ctx, clientsdk.LambdaSubject(name), event)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		writeError(w, http.StatusServiceUnavailable, "NoRunner", "no runner hosts lambda "+name+" right now")
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		writeError(w, http.StatusGatewayTimeout, "Timeout", "lambda "+name+" did not answer in time")
+		return
+	case err != nil:
+		writeError(w, http.StatusBadGateway, "InvokeError", "cannot invoke lambda "+name+": "+err.Error())
+		return
+	}
+	if e := clientsdk.ErrorFromMsg(msg); e != nil {
+		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
+		return
+	}
+	g.writeReply(w, name, msg.Data)
+}
+
+// writeReply writes a lambda's reply: a proxy response becomes that
+// response; anything else is the body of a 200.
+func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
+	pr, ok := clientsdk.ParseProxyResponse(reply)
+	if !ok {
+		w.Header().Set("Content-Type", http.DetectContentType(reply))
+		if json := strings.TrimSpace(string(reply)); strings.HasPrefix(json, "{") || strings.HasPrefix(json, "[") {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(reply)
+		return
+	}
+	body, err := pr.BodyBytes()
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "InvalidResponse", "lambda "+name+" answered a body that is not valid base64: "+err.Error())
+		return
+	}
+	h := w.Header()
+	for k, v := range pr.Headers {
+		h.Set(k, v)
+	}
+	for k, vs := range pr.MultiValueHeaders {
+		h.Del(k)
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	if h.Get("Content-Type") == "" && len(body) > 0 {
+		h.Set("Content-Type", http.DetectContentType(body))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(pr.StatusCode)
+	_, _ = w.Write(body)
 }

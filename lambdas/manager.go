@@ -147,6 +147,7 @@ type Manager struct {
 	funcs    map[string]*function
 	retiring map[*function]struct{}
 	stats    map[string]*stats
+	presence map[string]*nats.Subscription // clientsdk.LambdaHostedSubject(name)
 	closed   bool
 
 	wmu     sync.Mutex
@@ -182,6 +183,7 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 		funcs:    map[string]*function{},
 		retiring: map[*function]struct{}{},
 		stats:    map[string]*stats{},
+		presence: map[string]*nats.Subscription{},
 		workers:  map[string]*worker{},
 	}
 	api, err := startRuntimeAPI(m, o.apiAddr)
@@ -200,7 +202,8 @@ func (m *Manager) RuntimeAPIAddr() string { return m.api.addr() }
 
 // Deploy starts hosting spec (already WithDefaults()'d and Validate()'d) with
 // workers started by cmd: it subscribes "lambda.NAME" in the lambda queue
-// group. Deploying a new spec.Revision of a hosted lambda replaces it: the old
+// group, and answers presence probes on clientsdk.LambdaHostedSubject(NAME).
+// Deploying a new spec.Revision of a hosted lambda replaces it: the old
 // revision's workers finish the requests they hold, then stop. Deploying the
 // same revision again does nothing. It returns ErrNotLambda, ErrClosed, or the
 // subscription's error.
@@ -233,6 +236,16 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		return fmt.Errorf("deploy %s: subscribe: %w", spec.Name, err)
 	}
 	_ = sub.SetPendingLimits(-1, 512<<20)
+	if m.presence[spec.Name] == nil {
+		node := []byte(m.opts.nodeID)
+		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(spec.Name), func(msg *nats.Msg) { _ = msg.Respond(node) })
+		if err != nil {
+			_ = sub.Unsubscribe()
+			m.mu.Unlock()
+			return fmt.Errorf("deploy %s: subscribe presence: %w", spec.Name, err)
+		}
+		m.presence[spec.Name] = ps
+	}
 	f.sub = sub
 	m.funcs[spec.Name] = f
 	if old != nil {
@@ -263,6 +276,10 @@ func (m *Manager) Undeploy(name string) {
 	f := m.funcs[name]
 	delete(m.funcs, name)
 	delete(m.stats, name)
+	if ps := m.presence[name]; ps != nil {
+		_ = ps.Unsubscribe()
+		delete(m.presence, name)
+	}
 	m.mu.Unlock()
 	if f == nil {
 		return
@@ -315,6 +332,10 @@ func (m *Manager) Close(ctx context.Context) error {
 		fs = append(fs, f)
 	}
 	m.funcs = map[string]*function{}
+	for _, ps := range m.presence {
+		_ = ps.Unsubscribe()
+	}
+	m.presence = map[string]*nats.Subscription{}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, f := range fs {

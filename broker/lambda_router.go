@@ -1,0 +1,238 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// lambdaCatchAllGroup is the queue group of the brokers' "lambda.*"
+// subscription that answers requests no runner takes.
+const lambdaCatchAllGroup = "dartup-lambda-catchall"
+
+// hostedTTL is how long a positive presence probe is trusted: the catch-all
+// probes each busy lambda at most this often.
+const hostedTTL = 500 * time.Millisecond
+
+// hostedProbeTimeout bounds a presence probe; a runner that is slow to
+// answer it is taken as present (never reply twice).
+const hostedProbeTimeout = time.Second
+
+// lambdaRouter knows the apps (a watcher cache of AppsBucket) for the HTTP
+// gateway, and answers "lambda.NAME" requests that no runner will: 404 for
+// an unknown name, 403 for a daemon, 503 for a lambda no runner hosts.
+type lambdaRouter struct {
+	b      *Broker
+	kv     jetstream.KeyValue
+	sub    *nats.Subscription
+	cancel context.CancelFunc
+	logger *slog.Logger
+	ready  chan struct{}
+
+	mu     sync.RWMutex
+	apps   map[string]clientsdk.AppSpec
+	hostOK map[string]time.Time // name → presence confirmed until
+}
+
+var (
+	routersMu sync.Mutex
+	routers   = map[*Broker]*lambdaRouter{}
+)
+
+// startLambdas starts the lambda router of b (once). Broker.Start calls it
+// after the control API; the gateway also starts it on first use.
+func (b *Broker) startLambdas(ctx context.Context) (*lambdaRouter, error) {
+	routersMu.Lock()
+	defer routersMu.Unlock()
+	if r := routers[b]; r != nil {
+		return r, nil
+	}
+	r, err := startLambdaRouter(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	routers[b] = r
+	return r, nil
+}
+
+// stopLambdas stops b's lambda router, if started.
+func (b *Broker) stopLambdas() {
+	routersMu.Lock()
+	r := routers[b]
+	delete(routers, b)
+	routersMu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+}
+
+func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
+	kv, err := b.js.KeyValue(ctx, clientsdk.AppsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("lambda router: open %s: %w", clientsdk.AppsBucket, err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	r := &lambdaRouter{b: b, kv: kv, cancel: cancel, logger: b.logger.With("component", "lambda-router"),
+		ready: make(chan struct{}), apps: map[string]clientsdk.AppSpec{}, hostOK: map[string]time.Time{}}
+	w, err := kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("lambda router: watch %s: %w", clientsdk.AppsBucket, err)
+	}
+	go r.watch(wctx, w)
+	r.sub, err = b.nc.QueueSubscribe(clientsdk.LambdaPrefix+".*", lambdaCatchAllGroup, r.catchAll)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("lambda router: subscribe: %w", err)
+	}
+	if err := b.nc.FlushTimeout(5 * time.Second); err != nil {
+		r.stop()
+		return nil, fmt.Errorf("lambda router: flush: %w", err)
+	}
+	return r, nil
+}
+
+func (r *lambdaRouter) stop() {
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+	}
+	r.cancel()
+}
+
+func (r *lambdaRouter) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	defer func() { _ = w.Stop() }()
+	readyOnce := sync.OnceFunc(func() { close(r.ready) })
+	defer readyOnce()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				readyOnce()
+				continue
+			}
+			r.apply(e)
+		}
+	}
+}
+
+func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(r.apps, e.Key())
+		return
+	}
+	var s clientsdk.AppSpec
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		r.logger.Warn("unreadable app spec", "app", e.Key(), "err", err)
+		return
+	}
+	s = s.WithDefaults()
+	s.Revision = e.Revision()
+	r.apps[e.Key()] = s
+}
+
+// spec returns the spec of app name. A name missing from the cache is
+// looked up in the bucket, so that a lambda pushed a moment ago is found.
+func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec, bool) {
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+	}
+	r.mu.RLock()
+	s, ok := r.apps[name]
+	r.mu.RUnlock()
+	if ok || clientsdk.ValidateName(name) != nil {
+		return s, ok
+	}
+	e, err := r.kv.Get(ctx, name)
+	if err != nil {
+		return clientsdk.AppSpec{}, false
+	}
+	r.apply(e)
+	r.mu.RLock()
+	s, ok = r.apps[name]
+	r.mu.RUnlock()
+	return s, ok
+}
+
+// hosted reports whether a runner hosts lambda name: one answers the
+// presence probe on clientsdk.LambdaHostedSubject(name). A positive answer
+// is trusted for hostedTTL.
+func (r *lambdaRouter) hosted(ctx context.Context, name string) bool {
+	r.mu.RLock()
+	until := r.hostOK[name]
+	r.mu.RUnlock()
+	if time.Now().Before(until) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, hostedProbeTimeout)
+	defer cancel()
+	_, err := r.b.nc.RequestWithContext(ctx, clientsdk.LambdaHostedSubject(name), nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return false
+	}
+	if err == nil {
+		r.mu.Lock()
+		r.hostOK[name] = time.Now().Add(hostedTTL)
+		r.mu.Unlock()
+	}
+	return true
+}
+
+// lookup classifies a request for name: a nil error means "invoke it";
+// otherwise the error to answer with. With checkHosted, a lambda no runner
+// hosts is a 503.
+func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool) (clientsdk.AppSpec, *clientsdk.Error) {
+	s, ok := r.spec(ctx, name)
+	switch {
+	case !ok:
+		return s, clientsdk.Errorf(404, "NotFound", "no lambda named %q; push one with `dartup push FILE --lambda --name %s`", name, name)
+	case s.Kind != clientsdk.KindLambda:
+		return s, clientsdk.Errorf(403, "NotALambda", "%s is a daemon, not a lambda; only lambdas can be invoked", name)
+	case !checkHosted:
+	case s.Stopped && !r.hosted(ctx, name):
+		return s, clientsdk.Errorf(503, "Stopped", "lambda %s is stopped; start it with `dartup start %s`", name, name)
+	case !r.hosted(ctx, name):
+		return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s right now; check `dartup nodes`", name)
+	}
+	return s, nil
+}
+
+// catchAll answers requests on "lambda.*" that no runner takes.
+func (r *lambdaRouter) catchAll(m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	name := strings.TrimPrefix(m.Subject, clientsdk.LambdaPrefix+".")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, e := r.lookup(ctx, name, true); e != nil {
+		if err := respondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			r.logger.Warn("cannot answer lambda request", "app", name, "err", err)
+		}
+	}
+}
+
+// lambdaHTTPStatus maps an invocation error code to the gateway's HTTP status.
+func lambdaHTTPStatus(code int) int {
+	if code >= 400 && code <= 599 {
+		return code
+	}
+	return 502
+}
