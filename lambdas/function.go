@@ -22,19 +22,19 @@ type function struct {
 	log  *slog.Logger
 	sub  *nats.Subscription
 
-	mu       sync.Mutex
-	queue    []*invocation // waiting for a worker, oldest first
-	idle     []*worker     // waiting in GET /next, most recently idle last
-	workers  map[*worker]struct{}
-	starting int    // workers not yet at their first GET /next
-	returning int   // workers that answered and will be back in GET /next
-	slots    []bool // worker indexes in use (log subjects)
-	running  int    // stdio: processes running
-	stdio    map[*stdioRun]struct{}
-	retiring bool // replaced by a new revision: finish, then stop
-	closed   bool // undeployed or manager closed: answer 503
-	drained  chan struct{}
-	drainedC bool
+	mu        sync.Mutex
+	queue     []*invocation // waiting for a worker, oldest first
+	idle      []*worker     // waiting in GET /next, most recently idle last
+	workers   map[*worker]struct{}
+	starting  int    // workers not yet at their first GET /next
+	returning int    // workers that answered and will be back in GET /next
+	slots     []bool // worker indexes in use (log subjects)
+	running   int    // stdio: processes running
+	stdio     map[*stdioRun]struct{}
+	retiring  bool // replaced by a new revision: finish, then stop
+	closed    bool // undeployed or manager closed: answer 503
+	drained   chan struct{}
+	drainedC  bool
 }
 
 func newFunction(m *Manager, spec clientsdk.AppSpec, cmd Command, st *stats) *function {
