@@ -96,7 +96,7 @@ class RuntimeApiException implements Exception {
 }
 
 /// One invocation fetched from the Runtime API.
-class Invocation {
+class RuntimeInvocation {
   /// The event's bytes.
   final Uint8List event;
 
@@ -104,7 +104,7 @@ class Invocation {
   final LambdaContext context;
 
   /// Creates an invocation.
-  Invocation(this.event, this.context);
+  RuntimeInvocation(this.event, this.context);
 }
 
 /// A client of the AWS Lambda Runtime API (version 2018-06-01), the HTTP
@@ -138,7 +138,7 @@ class RuntimeApiClient {
   Uri url(String path) => Uri.parse('$_base$path');
 
   /// `GET /runtime/invocation/next`: waits for the next event.
-  Future<Invocation> next({String functionName = ''}) async {
+  Future<RuntimeInvocation> next({String functionName = ''}) async {
     const path = '/runtime/invocation/next';
     final req = await _http.getUrl(url(path));
     req.contentLength = 0;
@@ -162,7 +162,7 @@ class RuntimeApiClient {
     final deadline = ms == null
         ? DateTime.now().add(const Duration(minutes: 15))
         : DateTime.fromMillisecondsSinceEpoch(ms);
-    return Invocation(
+    return RuntimeInvocation(
       body,
       LambdaContext(
         requestId: id,
