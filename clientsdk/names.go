@@ -118,3 +118,14 @@ const HeaderArtifactSHA256 = "Dartup-Sha256"
 // LambdaStatusKey returns the status key under which a node reports a
 // lambda's warm workers and stats: "APP.node-NODE".
 func LambdaStatusKey(app, node string) string { return app + ".node-" + node }
+
+// NodeControlSubject returns the subject a runner node answers control
+// requests on: "dartup.node.NODE.VERB" (verbs: "drain").
+func NodeControlSubject(node, verb string) string { return "dartup.node." + node + "." + verb }
+
+// DrainRequest is the body of a node's drain request.
+type DrainRequest struct {
+	// Drain true moves the node's daemons elsewhere and stops its lambdas;
+	// false makes it take work again.
+	Drain bool `json:"drain"`
+}

@@ -401,8 +401,12 @@ type Node struct {
 	Version   string            `json:"version"`
 	Instances int               `json:"instances"`
 	// MaxInstances is the node's capacity; 0 means unbounded.
-	MaxInstances int       `json:"max_instances,omitempty"`
-	Draining     bool      `json:"draining,omitempty"`
+	MaxInstances int `json:"max_instances,omitempty"`
+	// Lambdas is the number of lambdas the node hosts.
+	Lambdas int `json:"lambdas"`
+	// Load1 is the node's one-minute load average.
+	Load1    float64 `json:"load1"`
+	Draining bool    `json:"draining,omitempty"`
 	Started      time.Time `json:"started"`
 	LastSeen     time.Time `json:"last_seen"`
 }

@@ -49,7 +49,7 @@ func newEnv(t *testing.T, opts ...runner.Option) *env {
 func (e *env) startNode(id, dir string, opts ...runner.Option) *runner.Runner {
 	e.t.Helper()
 	nc := testutil.Connect(e.t, e.b.NATSURL())
-	base := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(dir), runner.WithTiming(100*time.Millisecond, 500*time.Millisecond)}
+	base := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(dir), runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond)}
 	if testing.Verbose() {
 		base = append(base, runner.WithLogger(testutil.TestLogger(e.t)))
 	}

@@ -94,3 +94,17 @@ func (u *usageSampler) sample(pid int) (cpu float64, rss uint64, ok bool) {
 	}
 	return cpu, rss, true
 }
+
+// loadAverage returns the one-minute load average from /proc/loadavg.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}

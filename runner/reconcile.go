@@ -63,10 +63,20 @@ func (r *Runner) reconcile(ctx context.Context) {
 	now := time.Now()
 	r.mu.Lock()
 	selfOK := now.Sub(r.heartbeatOK) < r.nodeTimeout
-	if !selfOK && !r.fenced {
+	// Fence (stop local daemons) only when another node was alive when this one
+	// last reached the server: that node takes the instances over. A node that
+	// was alone keeps its workers: stopping them would help nobody.
+	others := false
+	for id, ns := range r.liveNodes {
+		if id != r.nodeID && !ns.seen.Before(r.heartbeatOK.Add(-r.nodeTimeout)) {
+			others = true
+		}
+	}
+	fence := !selfOK && others
+	if fence && !r.fenced {
 		r.logger.Error("cannot reach the server's KV for longer than the node timeout; stopping local daemons (other nodes take them over)")
 	}
-	r.fenced = !selfOK
+	r.fenced = fence
 
 	live := map[string]clientsdk.Node{}
 	for id, ns := range r.liveNodes {
@@ -74,8 +84,10 @@ func (r *Runner) reconcile(ctx context.Context) {
 			live[id] = ns.node
 		}
 	}
-	if selfOK {
+	if selfOK && !r.draining {
 		live[r.nodeID] = clientsdk.Node{ID: r.nodeID, Labels: r.labels, MaxInstances: r.maxInstances}
+	} else {
+		delete(live, r.nodeID)
 	}
 	load := map[string]int{}
 	for _, c := range r.claims {
@@ -121,7 +133,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 					continue
 				}
 				load[first]++
-				if first == r.nodeID || now.Sub(since) > 2*r.nodeTimeout && eligible(spec, r.labels) && r.hasRoom() {
+				if first == r.nodeID || now.Sub(since) > 2*r.nodeTimeout && eligible(spec, r.labels) && r.hasRoom() && !r.draining {
 					a := action{key: key, spec: spec, index: i, claim: 1}
 					if claimed {
 						a.claim, a.rev = 2, c.rev
@@ -162,7 +174,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 	}
 	lambdaSpecs := map[string]clientsdk.AppSpec{}
 	for name, spec := range r.specs {
-		if spec.Kind == clientsdk.KindLambda && !spec.Stopped && eligible(spec, r.labels) {
+		if spec.Kind == clientsdk.KindLambda && !spec.Stopped && eligible(spec, r.labels) && !r.draining {
 			lambdaSpecs[name] = spec
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -164,6 +165,8 @@ type Runner struct {
 	deployed       map[string]uint64 // lambda name → deployed spec revision
 	heartbeatOK    time.Time
 	fenced         bool
+	draining       bool
+	drainSub       *nats.Subscription
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
 	// workerSecret signs the workers' NATS tokens (nil: workers get none).
@@ -279,6 +282,15 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.logger.Warn("killed workers left over from a previous run", "count", n)
 	}
 	r.started = time.Now()
+	if _, err := os.Stat(r.drainFile()); err == nil {
+		r.draining = true
+		r.logger.Warn("this node is draining (since before its restart); `dartup nodes undrain` makes it take work again")
+	}
+	sub, err := r.nc.Subscribe(clientsdk.NodeControlSubject(r.nodeID, "drain"), r.onDrain)
+	if err != nil {
+		return fmt.Errorf("subscribe to node control: %w", err)
+	}
+	r.drainSub = sub
 	if err := r.heartbeatOnce(ctx); err != nil {
 		return fmt.Errorf("register node: %w", err)
 	}
@@ -388,13 +400,50 @@ func (r *Runner) applyClaim(e jetstream.KeyValueEntry, _ bool) {
 	r.claims[e.Key()] = claim{node: c.Node, rev: e.Revision()}
 }
 
-func (r *Runner) nodeEntry() []byte {
+func (r *Runner) node() clientsdk.Node {
 	r.mu.Lock()
-	n := clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
-		Instances: len(r.instances), MaxInstances: r.maxInstances, Started: r.started, LastSeen: time.Now().UTC()}
-	r.mu.Unlock()
-	b, _ := json.Marshal(n)
+	defer r.mu.Unlock()
+	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
+		Instances: len(r.instances), Lambdas: len(r.deployed), MaxInstances: r.maxInstances, Draining: r.draining,
+		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC()}
+}
+
+func (r *Runner) nodeEntry() []byte {
+	b, _ := json.Marshal(r.node())
 	return b
+}
+
+func (r *Runner) drainFile() string { return filepath.Join(r.dataDir, "runner", "draining") }
+
+// onDrain answers a drain request: it sets or clears the draining flag (kept
+// on disk across restarts), publishes a heartbeat at once so other nodes see
+// it, and answers with the node's entry.
+func (r *Runner) onDrain(m *nats.Msg) {
+	var req clientsdk.DrainRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		e := clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err)
+		h := nats.Header{}
+		h.Set(clientsdk.HeaderServiceError, e.Message)
+		h.Set(clientsdk.HeaderServiceErrorCode, "400")
+		_ = m.RespondMsg(&nats.Msg{Header: h, Data: e.Body()})
+		return
+	}
+	r.mu.Lock()
+	r.draining = req.Drain
+	r.mu.Unlock()
+	if req.Drain {
+		_ = os.WriteFile(r.drainFile(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+		r.logger.Info("draining: moving daemons to other nodes and stopping lambdas")
+	} else {
+		_ = os.Remove(r.drainFile())
+		r.logger.Info("undrained: taking work again")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.nodeTimeout)
+	defer cancel()
+	_ = r.heartbeatOnce(ctx)
+	r.poke()
+	b, _ := json.Marshal(r.node())
+	_ = m.Respond(b)
 }
 
 func (r *Runner) heartbeatOnce(ctx context.Context) error {
@@ -436,6 +485,9 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 	r.cancel()
 	r.wg.Wait()
+	if r.drainSub != nil {
+		_ = r.drainSub.Unsubscribe()
+	}
 	r.mu.Lock()
 	insts := make([]*instance, 0, len(r.instances))
 	for _, in := range r.instances {

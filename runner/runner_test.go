@@ -223,7 +223,7 @@ func TestTwoNodesSpreadAndFailOver(t *testing.T) {
 	e := newEnv(t)
 	ncB := testutil.Connect(t, e.b.NATSURL())
 	rB, err := runner.New(context.Background(), ncB, runner.WithNodeID("node-b"), runner.WithDataDir(t.TempDir()),
-		runner.WithTiming(100*time.Millisecond, 500*time.Millisecond))
+		runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestTwoNodesSpreadAndFailOver(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("fail-over took %s (node timeout 500ms)", time.Since(start).Round(time.Millisecond))
+	t.Logf("fail-over took %s (node timeout 1.5s)", time.Since(start).Round(time.Millisecond))
 	testutil.WaitFor(t, 10*time.Second, "node-b to fence itself: its workers stopped", func() bool {
 		for _, pid := range per["node-b"] {
 			if alive(pid) {
@@ -275,4 +275,67 @@ func TestTwoNodesSpreadAndFailOver(t *testing.T) {
 		}
 		return true
 	})
+}
+
+func TestDrainMovesDaemonsAndUndrain(t *testing.T) {
+	e := newEnv(t)
+	e.startNode("node-b", t.TempDir())
+	testutil.WaitFor(t, 5*time.Second, "2 nodes", func() bool {
+		n, err := e.c.Nodes(context.Background())
+		return err == nil && len(n) == 2
+	})
+	e.push("moving", "run", func(s *clientsdk.AppSpec) { s.Instances = 4 })
+	onB := []int{}
+	testutil.WaitFor(t, 10*time.Second, "4 running over 2 nodes", func() bool {
+		onB = onB[:0]
+		for i := range 4 {
+			st, ok := e.statusOf("moving", i)
+			if !ok || st.State != clientsdk.StateRunning {
+				return false
+			}
+			if st.Node == "node-b" {
+				onB = append(onB, st.PID)
+			}
+		}
+		return len(onB) == 2
+	})
+	n, err := e.c.Drain(context.Background(), "node-b", true)
+	if err != nil || !n.Draining {
+		t.Fatalf("drain: %+v %v", n, err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "all 4 on node-a and node-b empty", func() bool {
+		for i := range 4 {
+			st, ok := e.statusOf("moving", i)
+			if !ok || st.State != clientsdk.StateRunning || st.Node != "node-a" {
+				return false
+			}
+		}
+		nodes, _ := e.c.Nodes(context.Background())
+		for _, n := range nodes {
+			if n.ID == "node-b" && (n.Instances != 0 || !n.Draining) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, pid := range onB {
+		if alive(pid) {
+			t.Fatalf("node-b's worker %d still runs after drain", pid)
+		}
+	}
+	if _, err := e.c.Drain(context.Background(), "node-b", false); err != nil {
+		t.Fatal(err)
+	}
+	e.push("fresh", "run", func(s *clientsdk.AppSpec) { s.Instances = 2 })
+	testutil.WaitFor(t, 10*time.Second, "new work placed on the undrained node-b", func() bool {
+		for i := range 2 {
+			if st, ok := e.statusOf("fresh", i); ok && st.Node == "node-b" && st.State == clientsdk.StateRunning {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := e.c.Drain(context.Background(), "nope", true); err == nil {
+		t.Fatal("draining an unknown node succeeded")
+	}
 }
