@@ -23,6 +23,10 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "child" {
 		forever()
 	}
+	sig := make(chan os.Signal, 1)
+	if os.Getenv("WORKER_MODE") != "ignore-term" {
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT) // before "ready": a stop right after start exits 0
+	}
 	if f := os.Getenv("WORKER_PIDFILE"); f != "" {
 		_ = os.WriteFile(f, []byte(fmt.Sprint(os.Getpid())), 0o644)
 	}
@@ -47,8 +51,6 @@ func main() {
 		}
 		fmt.Printf("child=%d\n", c.Process.Pid)
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	fmt.Println("got SIGTERM, exiting")
 }
