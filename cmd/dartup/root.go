@@ -38,6 +38,23 @@ runs it as a daemon, or as a lambda started on demand.`,
 	)
 	addAppCommands(root)
 	root.CompletionOptions.HiddenDefaultCmd = false
+	// Add cobra's help and completion commands now (Execute would add them
+	// later) so that they too get examples.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  dartup help serve"
+		case "completion":
+			c.Example = "  source <(dartup completion bash)\n  dartup completion zsh > \"${fpath[1]}/_dartup\""
+			for _, sh := range c.Commands() {
+				if sh.Example == "" {
+					sh.Example = "  dartup completion " + sh.Name() + " --help   # where to put the script"
+				}
+			}
+		}
+	}
 	return root
 }
 

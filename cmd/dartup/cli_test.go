@@ -1,0 +1,169 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	_ = os.RemoveAll(scratchHome)
+	os.Exit(code)
+}
+
+// walk calls fn on cmd and every command below it, including cobra's own
+// help and completion commands.
+func walk(cmd *cobra.Command, fn func(*cobra.Command)) {
+	fn(cmd)
+	for _, c := range cmd.Commands() {
+		walk(c, fn)
+	}
+}
+
+func fullTree() *cobra.Command {
+	root := newRootCmd()
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	return root
+}
+
+// TestEveryCommandHasExample: every command's --help shows an Example.
+func TestEveryCommandHasExample(t *testing.T) {
+	t.Parallel()
+	n := 0
+	walk(fullTree(), func(c *cobra.Command) {
+		n++
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%q has no Example", c.CommandPath())
+		}
+		if c.Short == "" {
+			t.Errorf("%q has no Short description", c.CommandPath())
+		}
+		if c.Runnable() && c.RunE == nil && c.Name() != "help" {
+			t.Errorf("%q uses Run instead of RunE", c.CommandPath())
+		}
+	})
+	for _, name := range []string{"serve", "password", "list", "info", "version", "completion"} {
+		if c, _, err := fullTree().Find([]string{name}); err != nil || c.Name() != name {
+			t.Errorf("no %q command", name)
+		}
+	}
+	if n < 8 {
+		t.Errorf("walked only %d commands", n)
+	}
+}
+
+// TestHelpShowsExamples runs --help of each top-level command through the
+// binary, as a user would.
+func TestHelpShowsExamples(t *testing.T) {
+	t.Parallel()
+	for _, c := range fullTree().Commands() {
+		r := runCLI(t, "", nil, c.Name(), "--help")
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("dartup %s --help: exit %d, no Examples section:\n%s%s", c.Name(), r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// readCommands print state and must offer --json.
+var readCommands = []string{"list", "info", "version", "nodes", "logs", "describe", "status"}
+
+func TestReadCommandsHaveJSON(t *testing.T) {
+	t.Parallel()
+	root := fullTree()
+	for _, name := range readCommands {
+		c, _, err := root.Find([]string{name})
+		if err != nil || c == root {
+			continue // not (yet) a command
+		}
+		if c.Flags().Lookup("json") == nil {
+			t.Errorf("read command %q has no --json", c.CommandPath())
+		}
+	}
+}
+
+// TestClientCommandsHaveConnectionFlags: every command that talks to a server
+// takes the same connection flags.
+func TestClientCommandsHaveConnectionFlags(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"list", "info"} {
+		c, _, _ := fullTree().Find([]string{name})
+		for _, f := range []string{"server", "user", "password", "basic-auth", "context"} {
+			if c.Flags().Lookup(f) == nil {
+				t.Errorf("%s has no --%s", name, f)
+			}
+		}
+		if c.Flags().ShorthandLookup("s") == nil || c.Flags().ShorthandLookup("B") == nil {
+			t.Errorf("%s lacks -s or -B", name)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	dead := "nats://127.0.0.1:1" // nothing listens on port 1
+	tmp := t.TempDir()
+	cases := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		msg   string // in stderr
+	}{
+		{"help", "", []string{"--help"}, 0, ""},
+		{"version", "", []string{"version"}, 0, ""},
+		{"version flag", "", []string{"--version"}, 0, ""},
+		{"unknown command", "", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown flag", "", []string{"list", "--frob"}, 2, "unknown flag"},
+		{"unknown root flag", "", []string{"--frob"}, 2, "unknown flag"},
+		{"flag without value", "", []string{"list", "-s"}, 2, "flag needs an argument"},
+		{"bad flag value", "", []string{"list", "--connect-timeout", "soon"}, 2, "invalid argument"},
+		{"list with an argument", "", []string{"list", "extra"}, 2, ""},
+		{"info with two arguments", "", []string{"info", "a", "b"}, 2, "accepts at most 1"},
+		{"password without user", "", []string{"password", "--data", tmp}, 2, "accepts 1"},
+		{"password bad user", "pw\n", []string{"password", "--password-stdin", "a:b", "--data", tmp}, 2, "user name"},
+		{"password empty stdin", "", []string{"password", "--password-stdin", "alice", "--data", tmp}, 2, "no password"},
+		{"password no terminal", "", []string{"password", "alice", "--data", tmp}, 2, "--password-stdin"},
+		{"delete unknown user", "", []string{"password", "--delete", "nobody", "--data", tmp}, 1, "no such user"},
+		{"serve bad log format", "", []string{"serve", "--data", tmp, "--log-format", "xml"}, 2, "--log-format"},
+		{"serve bad port", "", []string{"serve", "--data", tmp, "-p", "70000"}, 2, "--port"},
+		{"serve bad nats addr", "", []string{"serve", "--data", tmp, "--nats-addr", "nohost"}, 2, "host:port"},
+		{"serve on all interfaces", "", []string{"serve", "--data", tmp, "-a", "0.0.0.0"}, 2, "--require-password"},
+		{"no server", "", []string{"list", "-s", dead, "--connect-timeout", "2s"}, 1, "cannot reach dartup"},
+		{"info no server", "", []string{"info", "-s", dead, "--connect-timeout", "2s"}, 1, "cannot reach dartup"},
+		{"password without user flag", "", []string{"list", "-s", dead, "--password", "x"}, 2, "without a user"},
+		{"basic auth without terminal", "", []string{"list", "-s", dead, "-B"}, 2, "terminal"},
+		{"unknown nats context", "", []string{"list", "--context", "no-such-context"}, 2, "no-such-context"},
+		{"invalid app name", "", []string{"info", "a.b", "-s", dead, "--connect-timeout", "2s"}, 1, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, tc.stdin, nil, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("dartup %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(tc.args, " "), r.code, tc.code, r.stdout, r.stderr)
+			}
+			if tc.msg != "" && !strings.Contains(r.stderr, tc.msg) {
+				t.Errorf("dartup %s: stderr does not say %q:\n%s", strings.Join(tc.args, " "), tc.msg, r.stderr)
+			}
+			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+				t.Errorf("dartup %s panicked:\n%s", strings.Join(tc.args, " "), r.stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "jetstream")); err == nil {
+		t.Error("a refused serve started JetStream in the data dir")
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, "", nil, "version", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"version"`) || !strings.Contains(r.stdout, `"nats_server"`) {
+		t.Errorf("dartup version --json: %+v", r)
+	}
+}
