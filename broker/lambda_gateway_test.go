@@ -248,3 +248,27 @@ func TestLambdaCatchAll(t *testing.T) {
 		t.Fatalf("%d more replies to one request", n)
 	}
 }
+
+// A full queue answers HTTP 429 at once.
+func TestLambdaGatewayThrottle(t *testing.T) {
+	r := newLambdaRig(t)
+	r.host("busy", helloPkg, func(l *clientsdk.LambdaSpec) {
+		l.HTTPEvent = clientsdk.HTTPEventRaw
+		l.MaxWorkers = 1
+		l.Queue = 1
+	})
+	codes := make(chan int, 5)
+	for i := 0; i < 5; i++ {
+		go func() {
+			resp, _ := r.do("POST", "/busy", []byte(`{"sleep_ms":300}`), nil)
+			codes <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for i := 0; i < 5; i++ {
+		got[<-codes]++
+	}
+	if got[200] != 2 || got[429] != 3 {
+		t.Fatalf("statuses %v, want 2×200 (1 running, 1 queued) and 3×429", got)
+	}
+}

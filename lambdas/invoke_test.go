@@ -12,6 +12,7 @@ import (
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
+	"github.com/nats-io/nats.go"
 )
 
 // The stock `nats` CLI invokes an aws-lambda-go bootstrap.
@@ -89,6 +90,20 @@ func TestRuntimeAPIContextAndEnv(t *testing.T) {
 		if c.EventBytes < n {
 			t.Fatalf("event of %d bytes arrived with %d", n, c.EventBytes)
 		}
+	}
+	// The client context of a NATS request's header reaches the function.
+	req := nats.NewMsg(clientsdk.LambdaSubject("ctx"))
+	req.Header.Set(lambdas.HeaderClientContext, `{"custom":{"k":"v"}}`)
+	req.Data = []byte(`{"ctx":true}`)
+	reply, err := r.client.RequestMsg(req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc struct {
+		Custom map[string]string `json:"client_custom"`
+	}
+	if err := json.Unmarshal(reply.Data, &cc); err != nil || cc.Custom["k"] != "v" {
+		t.Fatalf("client context: %v %s", err, reply.Data)
 	}
 	st, warm, _ := r.m.Stats("ctx")
 	if st.ColdStarts != 1 || warm != 1 {

@@ -28,6 +28,8 @@ const (
 	HeaderDeadlineMsDart   = "Lambda-Runtime-Aws-Deadline-Ms"
 	HeaderFunctionARNDart  = "Lambda-Runtime-Invoked-Functions-Arn"
 	HeaderFunctionErrType  = "Lambda-Runtime-Function-Error-Type"
+	HeaderClientContext    = "Lambda-Runtime-Client-Context"
+	HeaderCognitoIdentity  = "Lambda-Runtime-Cognito-Identity"
 	trailerFunctionErrBody = "Lambda-Runtime-Function-Error-Body"
 )
 
@@ -139,6 +141,14 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	h[HeaderFunctionARN] = []string{arn}
 	h[HeaderFunctionARNDart] = []string{arn}
 	h[HeaderTraceID] = []string{newTraceID()}
+	if inv.msg != nil && inv.msg.Header != nil {
+		// Passed through from the NATS request's headers when set.
+		for _, k := range []string{HeaderClientContext, HeaderCognitoIdentity} {
+			if v := inv.msg.Header.Get(k); v != "" {
+				h[k] = []string{v}
+			}
+		}
+	}
 	h["Content-Type"] = []string{"application/json"}
 	h["Content-Length"] = []string{strconv.Itoa(len(inv.event))}
 	if len(inv.event) <= singleWriteLimit {

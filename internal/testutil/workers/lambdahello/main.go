@@ -78,7 +78,7 @@ func (handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		dl, _ := ctx.Deadline()
 		return json.Marshal(map[string]any{"request_id": lc.AwsRequestID, "arn": lc.InvokedFunctionArn,
 			"deadline_ms": dl.UnixMilli(), "function": lambdacontext.FunctionName, "memory": lambdacontext.MemoryLimitInMB,
-			"event_bytes": len(payload)})
+			"event_bytes": len(payload), "client_custom": lc.ClientContext.Custom})
 	}
 	name := e.Name
 	if name == "" {
