@@ -57,6 +57,11 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())
 		return
 	}
+	if max := g.b.nc.MaxPayload(); int64(len(event)) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", "the event for this request is "+strconv.Itoa(len(event))+
+			" bytes, over the server's message limit of "+strconv.FormatInt(max, 10)+" (binary bodies grow by a third in base64)")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*spec.Lambda.Timeout.D()+invokeSlack)
 	defer cancel()
 	msg, err := g.b.nc.RequestWithContext(ctx, clientsdk.LambdaSubject(name), event)

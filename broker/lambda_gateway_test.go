@@ -203,6 +203,22 @@ func TestLambdaGatewayErrors(t *testing.T) {
 			t.Errorf("POST %s %s: %d %s, want %d %s", c.path, c.body, resp.StatusCode, body, c.code, c.typ)
 		}
 	}
+	// Request bodies over 6 MiB, or whose event would not fit in a NATS
+	// message (binary bodies grow in base64), are 413.
+	for _, n := range []int{6<<20 + 1, 6<<20 - 10} {
+		resp, body := r.do("POST", "/echo-binary", bytes.Repeat([]byte{0xff}, n), nil)
+		_ = body
+		if resp.StatusCode != 404 {
+			t.Fatalf("unknown name with a big body: %d", resp.StatusCode)
+		}
+	}
+	r.put("big", clientsdk.KindLambda, nil)
+	for _, n := range []int{6<<20 + 1, 6<<20 - 10} {
+		resp, body := r.do("POST", "/big", bytes.Repeat([]byte{0xff}, n), nil)
+		if resp.StatusCode != 413 {
+			t.Errorf("binary body of %d bytes: %d %s", n, resp.StatusCode, body)
+		}
+	}
 }
 
 // `nats req lambda.NAME` answers 404/403/503 instead of "no responders",

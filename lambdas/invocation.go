@@ -79,7 +79,7 @@ func (inv *invocation) succeed(body []byte) {
 		}
 	}
 	inv.f.st.record(time.Since(inv.received), nil)
-	inv.f.m.kick(inv.f.name)
+	inv.f.m.kickStats(inv.f.name)
 }
 
 // fail answers the caller with e as service-error headers and JSON body.
@@ -89,7 +89,7 @@ func (inv *invocation) fail(e *clientsdk.Error) {
 	}
 	inv.stopTimer()
 	inv.f.st.record(time.Since(inv.received), e)
-	inv.f.m.kick(inv.f.name)
+	inv.f.m.kickStats(inv.f.name)
 	lvl := slog.LevelDebug
 	if e.Code >= 500 && e.Code != 500 {
 		lvl = slog.LevelWarn

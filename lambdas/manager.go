@@ -355,10 +355,17 @@ func (m *Manager) Close(ctx context.Context) error {
 	return m.api.close(ctx)
 }
 
-// kick tells the status reporter that name's status changed.
+// kick tells the status reporter that name's workers changed.
 func (m *Manager) kick(name string) {
 	if m.rep != nil {
-		m.rep.kick(name)
+		m.rep.kick(name, true)
+	}
+}
+
+// kickStats tells the status reporter that name's stats changed.
+func (m *Manager) kickStats(name string) {
+	if m.rep != nil {
+		m.rep.kick(name, false)
 	}
 }
 

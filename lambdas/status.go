@@ -9,16 +9,21 @@ import (
 	"github.com/dartup/dartup/clientsdk"
 )
 
-// reportInterval bounds how often one lambda's status entry is rewritten;
+// reportInterval is how often the reporter looks at pending changes;
 // changes in between are coalesced.
 const reportInterval = 100 * time.Millisecond
+
+// statsInterval bounds how often an entry is rewritten for stats alone
+// (invocations); worker changes are written within reportInterval.
+const statsInterval = time.Second
 
 // reporter writes each deployed lambda's per-node status (warm workers and
 // stats) to the status bucket when it changes.
 type reporter struct {
 	m     *Manager
-	mu    sync.Mutex // held while writing or deleting an entry
-	dirty map[string]bool
+	mu    sync.Mutex      // held while writing or deleting an entry
+	dirty map[string]bool // name → urgent (its workers changed)
+	last  map[string]time.Time
 	dmu   sync.Mutex
 	wake  chan struct{}
 	done  chan struct{}
@@ -26,14 +31,16 @@ type reporter struct {
 }
 
 func startReporter(m *Manager) *reporter {
-	r := &reporter{m: m, dirty: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+	r := &reporter{m: m, dirty: map[string]bool{}, last: map[string]time.Time{}, wake: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
 	go r.loop()
 	return r
 }
 
-func (r *reporter) kick(name string) {
+// kick marks name's entry for rewriting: urgent when its workers changed,
+// otherwise (stats only) at most every statsInterval.
+func (r *reporter) kick(name string, urgent bool) {
 	r.dmu.Lock()
-	r.dirty[name] = true
+	r.dirty[name] = r.dirty[name] || urgent
 	r.dmu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -49,17 +56,31 @@ func (r *reporter) loop() {
 			return
 		case <-r.wake:
 		}
-		r.dmu.Lock()
-		names := r.dirty
-		r.dirty = map[string]bool{}
-		r.dmu.Unlock()
-		for name := range names {
-			r.write(name)
-		}
-		select {
-		case <-r.done:
-			return
-		case <-time.After(reportInterval):
+		for {
+			r.dmu.Lock()
+			var due []string
+			for name, urgent := range r.dirty {
+				if urgent || time.Since(r.last[name]) >= statsInterval {
+					due = append(due, name)
+					delete(r.dirty, name)
+				}
+			}
+			pending := len(r.dirty)
+			r.dmu.Unlock()
+			for _, name := range due {
+				r.write(name)
+				r.dmu.Lock()
+				r.last[name] = time.Now()
+				r.dmu.Unlock()
+			}
+			if pending == 0 {
+				break
+			}
+			select {
+			case <-r.done:
+				return
+			case <-time.After(reportInterval):
+			}
 		}
 	}
 }
