@@ -53,6 +53,7 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 		{Bucket: clientsdk.NodesBucket, Description: "dartup: live runner nodes", History: 1, TTL: 30 * time.Second, LimitMarkerTTL: time.Second},
 		{Bucket: clientsdk.PlacementBucket, Description: "dartup: instance claims", History: 1, LimitMarkerTTL: time.Second},
 		{Bucket: clientsdk.StatusBucket, Description: "dartup: instance status", History: 1},
+		{Bucket: clientsdk.SecretsBucket, Description: "dartup: cluster-wide secrets", History: 1},
 	}
 	for _, kv := range kvs {
 		kv.Storage = storage

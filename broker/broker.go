@@ -141,6 +141,7 @@ type Broker struct {
 	lock      *os.File
 	passwords *Passwords
 	token     string
+	workers   workerSecret
 	started   time.Time
 	logger    *slog.Logger
 
@@ -209,9 +210,9 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	}
 	lim := cfg.Limits
 	lim.Replicas = b.replicas()
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := EnsureAssets(actx, b.js, lim); err != nil {
+	if err := b.ensureAssetsWithRetry(actx, lim); err != nil {
 		return b, err
 	}
 	b.api, err = startAPI(actx, b)
@@ -257,6 +258,7 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 			passwords:     b.passwords,
 			require:       b.cfg.RequirePassword,
 			internalToken: b.token,
+			workers:       &b.workers,
 			logger:        b.logger,
 		},
 	}
@@ -343,4 +345,36 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		errs = append(errs, b.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// ensureAssetsWithRetry creates the JetStream assets and loads the worker
+// secret. In a cluster, JetStream answers "temporarily unavailable" until
+// enough servers have joined to elect a meta leader, so it retries until ctx
+// ends, saying what it waits for.
+func (b *Broker) ensureAssetsWithRetry(ctx context.Context, lim AssetLimits) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := EnsureAssets(ctx, b.js, lim)
+		if err == nil {
+			var secret []byte
+			if secret, err = ensureWorkerSecret(ctx, b.js); err == nil {
+				b.workers.v.Store(&secret)
+				return nil
+			}
+		}
+		if len(b.cfg.Routes) == 0 || ctx.Err() != nil {
+			if ctx.Err() != nil && len(b.cfg.Routes) > 0 {
+				return fmt.Errorf("JetStream assets with %d replicas: %w (are the other servers in --routes running?)", lim.Replicas, err)
+			}
+			return err
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			b.logger.Info("waiting for the cluster to elect a JetStream leader", "replicas", lim.Replicas, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
 }

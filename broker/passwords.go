@@ -20,7 +20,7 @@ import (
 const PasswordFileName = "passwords"
 
 // BcryptCost is the cost of the hashes `dartup password` writes.
-const BcryptCost = 11
+const BcryptCost = 10
 
 // hashCost is the cost SetPassword uses: BcryptCost, lowered only by the
 // package's tests (bcrypt under the race detector is ~12x slower).

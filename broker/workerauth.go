@@ -26,15 +26,13 @@ func (w *workerSecret) get() []byte {
 	return nil
 }
 
-// ensureWorkerSecret reads the worker secret from SecretsBucket, creating it
-// (compare-and-set, so all servers agree) when it does not exist yet.
-func ensureWorkerSecret(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: clientsdk.SecretsBucket, Description: "dartup: cluster-wide secrets", History: 1,
-		Storage: jetstream.FileStorage, Replicas: replicas,
-	})
+// ensureWorkerSecret reads the worker secret from SecretsBucket (created by
+// EnsureAssets), creating the secret (compare-and-set, so all servers agree)
+// when it does not exist yet.
+func ensureWorkerSecret(ctx context.Context, js jetstream.JetStream) ([]byte, error) {
+	kv, err := js.KeyValue(ctx, clientsdk.SecretsBucket)
 	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", clientsdk.SecretsBucket, err)
+		return nil, fmt.Errorf("open KV bucket %s: %w", clientsdk.SecretsBucket, err)
 	}
 	for range 3 {
 		e, err := kv.Get(ctx, clientsdk.WorkerSecretKey)

@@ -20,6 +20,7 @@ type stats struct {
 	InOrder   bool           `json:"in_order"`
 	Dups      int            `json:"dups"`
 	Published int            `json:"published"`
+	APIError  string         `json:"api_error"`
 }
 
 func startNode(t *testing.T, url, id string) {

@@ -48,7 +48,7 @@ func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {
 // Connect opens a TCP NATS connection to url, closed in t.Cleanup.
 func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Timeout(10 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

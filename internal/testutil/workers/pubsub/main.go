@@ -52,6 +52,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Apps must not reach the control API; record what trying it gives.
+	if _, err := a.NATS().Request("dartup.api.list", nil, 500*time.Millisecond); err != nil {
+		st.APIError = err.Error()
+	}
 	_, err = a.NATS().Subscribe("dartup.app."+in.App+".stats."+strconv.Itoa(in.Index), func(m *nats.Msg) {
 		mu.Lock()
 		b, _ := json.Marshal(st)
@@ -63,10 +67,6 @@ func main() {
 		os.Exit(1)
 	}
 	_ = a.NATS().Flush()
-	// Apps must not reach the control API; record what trying it gives.
-	if _, err := a.NATS().Request("dartup.api.list", nil, 500*time.Millisecond); err != nil {
-		st.APIError = err.Error()
-	}
 	fmt.Println("subscribed", in.ID())
 
 	go func() {

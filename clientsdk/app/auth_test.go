@@ -1,0 +1,110 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/runner"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestWorkerCredentialsAreScoped runs an app on a server that requires
+// passwords: the app's own credentials (NATS_TOKEN from the runner) work for
+// its messaging, and a real connection with them cannot use the control API or
+// JetStream's API.
+func TestWorkerCredentialsAreScoped(t *testing.T) {
+	b := testutil.StartBroker(t, func(c *broker.Config) { c.RequirePassword = true })
+	if err := broker.SetPassword(filepath.Join(b.DataDir(), broker.PasswordFileName), "ops", "s3cret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nats.Connect(b.NATSURL()); err == nil {
+		t.Fatal("connected without a password to a server that requires one")
+	}
+	user := nats.UserInfo("ops", "s3cret-pw")
+	nc := testutil.Connect(t, b.NATSURL(), user)
+	r, err := runner.New(context.Background(), testutil.Connect(t, b.NATSURL(), user), runner.WithNodeID("node-a"),
+		runner.WithDataDir(t.TempDir()), runner.WithNATSURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	c, _ := clientsdk.Connect(context.Background(), clientsdk.WithConn(nc))
+	if _, err := c.Push(context.Background(), clientsdk.AppSpec{Name: "chat", Instances: 2}, testutil.BuildGo(t, "./internal/testutil/workers/pubsub"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var st stats
+	testutil.WaitFor(t, 20*time.Second, "both instances answering over their scoped connections", func() bool {
+		for _, i := range []string{"0", "1"} {
+			msg, err := nc.Request("dartup.app.chat.stats."+i, nil, time.Second)
+			if err != nil || json.Unmarshal(msg.Data, &st) != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if st.APIError == "" {
+		t.Fatalf("an app's worker reached the control API: %+v", st)
+	}
+	// Messaging between instances works with the scoped credentials.
+	m := &nats.Msg{Subject: "dartup.app.chat.trigger", Header: nats.Header{"Dartup-Sender": []string{"test"}}, Data: []byte(`{"publisher":0,"n":5}`)}
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "instance 1 to receive instance 0's events", func() bool {
+		msg, err := nc.Request("dartup.app.chat.stats.1", nil, time.Second)
+		return err == nil && json.Unmarshal(msg.Data, &st) == nil && st.Count["chat.0"] == 5
+	})
+
+	// The same credentials on a connection of our own.
+	js, _ := jetstream.New(nc)
+	kv, _ := js.KeyValue(context.Background(), clientsdk.SecretsBucket)
+	secret, err := kv.Get(context.Background(), clientsdk.WorkerSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	wc, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat")),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatalf("worker token refused: %v", err)
+	}
+	defer wc.Close()
+	if _, err := wc.Request("dartup.api.list", nil, time.Second); err == nil {
+		t.Fatal("worker token called the control API")
+	}
+	if _, err := wc.Request("$JS.API.INFO", nil, time.Second); err == nil {
+		t.Fatal("worker token called JetStream's API")
+	}
+	if _, err := wc.Request("dartup.app.chat.stats.0", nil, time.Second); err != nil {
+		t.Fatalf("worker token cannot reach its own app: %v", err)
+	}
+	if _, err := wc.Subscribe("dartup.app.other.events", func(*nats.Msg) {}); err == nil {
+		_ = wc.Flush()
+	}
+	got := false
+	timeout := time.After(2 * time.Second)
+	for !got {
+		select {
+		case err := <-errs:
+			got = errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation")
+		case <-timeout:
+			t.Fatal("subscribing to another app's events was not refused")
+		}
+	}
+	// A forged token for another app is refused.
+	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken([]byte("guess"), "chat"))); err == nil {
+		t.Fatal("a forged worker token was accepted")
+	}
+}
