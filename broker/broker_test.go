@@ -286,4 +286,3 @@ func TestInsecureStartRefused(t *testing.T) {
 		t.Error("a refused Start created a JetStream store")
 	}
 }
-

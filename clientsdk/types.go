@@ -405,8 +405,8 @@ type Node struct {
 	// Lambdas is the number of lambdas the node hosts.
 	Lambdas int `json:"lambdas"`
 	// Load1 is the node's one-minute load average.
-	Load1    float64 `json:"load1"`
-	Draining bool    `json:"draining,omitempty"`
-	Started      time.Time `json:"started"`
-	LastSeen     time.Time `json:"last_seen"`
+	Load1    float64   `json:"load1"`
+	Draining bool      `json:"draining,omitempty"`
+	Started  time.Time `json:"started"`
+	LastSeen time.Time `json:"last_seen"`
 }
