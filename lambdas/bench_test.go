@@ -25,11 +25,55 @@ func pct(d []time.Duration, p int) time.Duration {
 	return s[(len(s)-1)*p/100]
 }
 
+// stubRuntime is a minimal Runtime API (no NATS, no pool) driving one
+// bootstrap process: the floor of the protocol's own cost.
+type stubRuntime struct {
+	srv     *httptest.Server
+	p       *proc.Process
+	events  chan struct{}
+	results chan struct{}
+}
+
+func startStubRuntime(b *testing.B, bin string) *stubRuntime {
+	s := &stubRuntime{events: make(chan struct{}), results: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-s.events:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Lambda-Runtime-Aws-Request-Id", "r1")
+		w.Header().Set("Lambda-Runtime-Deadline-Ms", "99999999999999")
+		_, _ = w.Write([]byte("bench"))
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/r1/response", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		s.results <- struct{}{}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	s.srv = httptest.NewServer(mux)
+	var err error
+	s.p, err = proc.Start(proc.Spec{Path: bin, Env: append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+s.srv.Listener.Addr().String())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.p.Kill(); s.srv.Close() })
+	return s
+}
+
+func (s *stubRuntime) invoke() {
+	s.events <- struct{}{}
+	<-s.results
+}
+
 // BenchmarkWarmInvoke compares a warm invocation through lambda.NAME (NATS →
 // Manager → Runtime API → aws-lambda-go → back) with a bare nats.go
-// responder on the same server, side by side in one run.
+// responder on the same server and with the same bootstrap driven by a
+// minimal Runtime API stub (the protocol's floor), side by side in one run.
 func BenchmarkWarmInvoke(b *testing.B) {
 	r := newRig(b)
+	stub := startStubRuntime(b, testutil.BuildGo(b, helloPkg))
 	r.deployGo("hello", helloPkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
 	sub, err := r.nc.Subscribe("bench.bare", func(m *nats.Msg) { _ = m.Respond(append([]byte("Hello, "), m.Data...)) })
 	if err != nil {
@@ -40,14 +84,16 @@ func BenchmarkWarmInvoke(b *testing.B) {
 		b.Fatal(err)
 	}
 	payload := []byte("bench")
-	for i := 0; i < 50; i++ { // warm both paths
+	for i := 0; i < 50; i++ { // warm all paths
 		r.mustInvoke("hello", payload)
+		stub.invoke()
 		if _, err := r.client.Request("bench.bare", payload, 5*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}
 	lam := make([]time.Duration, 0, b.N)
 	bare := make([]time.Duration, 0, b.N)
+	floor := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -59,8 +105,10 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
+		stub.invoke()
 		lam = append(lam, t1.Sub(t0))
 		bare = append(bare, t2.Sub(t1))
+		floor = append(floor, time.Since(t2))
 	}
 	b.StopTimer()
 	lp50, lp99, bp50, bp99 := pct(lam, 50), pct(lam, 99), pct(bare, 50), pct(bare, 99)
@@ -68,6 +116,7 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	b.ReportMetric(float64(lp99.Microseconds()), "lambda-p99-µs")
 	b.ReportMetric(float64(bp50.Microseconds()), "bare-p50-µs")
 	b.ReportMetric(float64(bp99.Microseconds()), "bare-p99-µs")
+	b.ReportMetric(float64(pct(floor, 50).Microseconds()), "stub-runtime-p50-µs")
 	b.ReportMetric(float64(lp50)/float64(max(bp50, 1)), "p50-ratio")
 }
 
