@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+)
+
+// supervisorRun is what one supervisor (dartup or PM2) measured.
+type supervisorRun struct {
+	rssMB    []float64
+	idleMB   []float64
+	respawns []time.Duration
+	err      error
+}
+
+// figDaemons: respawn after SIGKILL and supervisor memory with many idle
+// daemons, dartup vs PM2 (figure 4).
+func (h *harness) figDaemons(ctx context.Context) []*Figure {
+	apps := h.n(100, 20)
+	resp := &Figure{ID: "respawn", Num: 4, Title: "daemon respawn after SIGKILL (first restart), dartup vs PM2",
+		Goal: "dartup p50 ≤ 0.5× PM2"}
+	mem := &Figure{ID: "rss", Num: 4, Title: fmt.Sprintf("supervisor memory with %d idle daemons, dartup vs PM2", apps),
+		Goal: "dartup serve RSS ≤ 0.7× the PM2 daemon's"}
+
+	d := h.daemonsDartup(ctx, apps)
+	p := h.daemonsPM2(ctx, apps)
+
+	dr := addOrMissing(resp, d.err, "dartup: SIGKILL → new worker started", "dartup", func() *Row {
+		return latencyRow("dartup: SIGKILL → new worker started", "dartup", "ms", d.respawns)
+	})
+	pr := addOrMissing(resp, p.err, "PM2: SIGKILL → new worker started", "peer", func() *Row {
+		return latencyRow("PM2: SIGKILL → new worker started", "peer", "ms", p.respawns)
+	})
+	dm := addOrMissing(mem, d.err, "dartup serve RSS (embedded NATS + JetStream + runner; workers excluded)", "dartup", func() *Row {
+		return valueRow("dartup serve RSS (embedded NATS + JetStream + runner; workers excluded)", "dartup", "MB", d.rssMB)
+	})
+	pm := addOrMissing(mem, p.err, "PM2 God daemon RSS (workers excluded)", "peer", func() *Row {
+		return valueRow("PM2 God daemon RSS (workers excluded)", "peer", "MB", p.rssMB)
+	})
+	if pr != nil {
+		pr.Short = "PM2"
+	}
+	if pm != nil {
+		pm.Short = "PM2"
+	}
+	ratio(dr, pr)
+	ratio(dm, pm)
+	if d.err == nil && len(d.idleMB) > 0 {
+		mem.add(valueRow("dartup serve RSS with no apps (for reference)", "dartup", "MB", d.idleMB))
+	}
+	if p.err == nil && len(p.idleMB) > 0 {
+		mem.add(valueRow("PM2 God daemon RSS with no apps (for reference, after `pm2 ping`)", "peer", "MB", p.idleMB))
+	}
+	for _, x := range []struct {
+		f     *Figure
+		r     *Row
+		limit float64
+	}{{resp, dr, 0.5}, {mem, dm, 0.7}} {
+		switch {
+		case x.r != nil && x.r.Ratio > 0:
+			x.f.judge(x.r.Ratio, x.limit, "×")
+		case p.err != nil:
+			x.f.notMeasured("PM2: " + p.err.Error())
+		default:
+			x.f.notMeasured(fmt.Sprint(d.err))
+		}
+	}
+	resp.Note = fmt.Sprintf("The same Go worker binary under both supervisors, %d apps each, every app killed once with SIGKILL (so every sample is a first restart: dartup restarts at once the first time, PM2's default restart_delay is 0). The time runs from just before kill(2) to the start time the new worker process wrote into its pid file (CLOCK_REALTIME, ns), so both are measured the same way and polling does not add to it. PM2 runs with its defaults (`interpreter: none`, fork mode, autorestart); dartup with its defaults (`dartup push` of the binary).", apps)
+	mem.Note = "RSS from /proc/PID/status (VmRSS), the median of 5 samples 200 ms apart, taken 3 s after the last of the apps started. dartup's figure is the whole `dartup serve` process: the embedded nats-server with JetStream (the apps' artifacts, status, logs and events are stored there), the control API, the HTTP gateway and the runner. PM2's is its God daemon (PM2_HOME/pm2.pid); neither includes the workers."
+	return []*Figure{resp, mem}
+}
+
+func addOrMissing(f *Figure, err error, label, role string, mk func() *Row) *Row {
+	if err != nil {
+		f.add(unmeasured(label, role, err.Error()))
+		return nil
+	}
+	return f.add(mk())
+}
+
+// killEach kills every app's worker once and times the respawns.
+func killEach(ctx context.Context, pidfiles []string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, pf := range pidfiles {
+		old, ok := readPidStamp(pf)
+		if !ok {
+			return out, fmt.Errorf("no pid in %s", pf)
+		}
+		t0 := time.Now()
+		if err := syscall.Kill(old.pid, syscall.SIGKILL); err != nil {
+			return out, err
+		}
+		st, err := waitNewPid(ctx, pf, old.pid, 10*time.Second)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st.started.Sub(t0))
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// waitAllStarted waits until every pid file names a live process.
+func waitAllStarted(ctx context.Context, pidfiles []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := 0
+		for _, pf := range pidfiles {
+			if st, ok := readPidStamp(pf); !ok || !alive(st.pid) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d apps not running after %s", missing, len(pidfiles), timeout)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (h *harness) daemonsDartup(ctx context.Context, apps int) (res supervisorRun) {
+	dir := filepath.Join(h.tmp, "daemons-dartup")
+	s, err := startServe(ctx, h.bins.dartup, filepath.Join(dir, "data"), filepath.Join(h.logDir, "serve-daemons.log"))
+	if err != nil {
+		return supervisorRun{err: err}
+	}
+	defer s.stop()
+	c, err := clientsdk.Connect(ctx, clientsdk.WithURL(s.natsURL))
+	if err != nil {
+		return supervisorRun{err: err}
+	}
+	defer c.Close()
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return supervisorRun{err: err}
+	}
+	if res.idleMB, err = rssSamples(ctx, s.pid(), 3, 100*time.Millisecond); err != nil {
+		return supervisorRun{err: err}
+	}
+	pidfiles := make([]string, apps)
+	var wg sync.WaitGroup
+	errs := make([]error, apps)
+	sem := make(chan struct{}, 4)
+	t0 := time.Now()
+	for i := range apps {
+		pidfiles[i] = filepath.Join(dir, fmt.Sprintf("d%03d.pid", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			spec := clientsdk.AppSpec{Name: fmt.Sprintf("d%03d", i), Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeExe,
+				Env: map[string]string{"WORKER_PIDFILE": pidfiles[i]}}
+			_, errs[i] = c.Push(ctx, spec, h.bins.daemon, nil)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return supervisorRun{err: err}
+	}
+	if err := waitAllStarted(ctx, pidfiles, 120*time.Second); err != nil {
+		return supervisorRun{err: err}
+	}
+	h.logf("  dartup: %d daemons pushed and running in %.1fs", apps, time.Since(t0).Seconds())
+	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+		return supervisorRun{err: err}
+	}
+	if res.rssMB, err = rssSamples(ctx, s.pid(), 5, 200*time.Millisecond); err != nil {
+		return supervisorRun{err: err}
+	}
+	res.respawns, res.err = killEach(ctx, pidfiles)
+	return res
+}
+
+// installPM2 installs the npm package pm2 into dir and returns the pm2 script.
+func (h *harness) installPM2(ctx context.Context, dir string) (string, error) {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return "", errors.New("npm is not on PATH to install pm2")
+	}
+	t0 := time.Now()
+	cmd := exec.CommandContext(ctx, npm, "install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error", "pm2")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("npm install pm2: %v: %s", err, tail2(string(b)))
+	}
+	h.logf("  npm install pm2 took %.1fs", time.Since(t0).Seconds())
+	h.res.Versions.PM2 = npmPackageVersion(filepath.Join(dir, "node_modules", "pm2", "package.json"))
+	return filepath.Join(dir, "node_modules", ".bin", "pm2"), nil
+}
+
+func tail2(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 400 {
+		s = "…" + s[len(s)-400:]
+	}
+	return s
+}
+
+func (h *harness) daemonsPM2(ctx context.Context, apps int) (res supervisorRun) {
+	dir := filepath.Join(h.tmp, "daemons-pm2")
+	pm2, err := h.installPM2(ctx, filepath.Join(dir, "npm"))
+	if err != nil {
+		return supervisorRun{err: err}
+	}
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return supervisorRun{err: err}
+	}
+	env := append(os.Environ(), "PM2_HOME="+home)
+	pm2Do := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, pm2, args...)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("pm2 %s: %v: %s", strings.Join(args, " "), err, tail2(string(b)))
+		}
+		return nil
+	}
+	defer func() {
+		cmd := exec.Command(pm2, "kill")
+		cmd.Env = env
+		_ = cmd.Run()
+	}()
+	var eco strings.Builder
+	eco.WriteString("module.exports = { apps: [\n")
+	pidfiles := make([]string, apps)
+	for i := range apps {
+		pidfiles[i] = filepath.Join(dir, fmt.Sprintf("d%03d.pid", i))
+		fmt.Fprintf(&eco, "  { name: %q, script: %q, interpreter: 'none', env: { WORKER_PIDFILE: %q } },\n",
+			fmt.Sprintf("d%03d", i), h.bins.daemon, pidfiles[i])
+	}
+	eco.WriteString("] };\n")
+	ecoPath := filepath.Join(dir, "ecosystem.config.js")
+	if err := os.WriteFile(ecoPath, []byte(eco.String()), 0o644); err != nil {
+		return supervisorRun{err: err}
+	}
+	if err := pm2Do("ping"); err != nil { // starts the God daemon with no apps
+		return supervisorRun{err: err}
+	}
+	if god, err := pm2Pid(home); err == nil {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return supervisorRun{err: err}
+		}
+		res.idleMB, _ = rssSamples(ctx, god, 3, 100*time.Millisecond)
+	}
+	t0 := time.Now()
+	if err := pm2Do("start", ecoPath); err != nil {
+		return supervisorRun{err: err}
+	}
+	if err := waitAllStarted(ctx, pidfiles, 120*time.Second); err != nil {
+		return supervisorRun{err: err}
+	}
+	h.logf("  PM2: %d daemons started in %.1fs", apps, time.Since(t0).Seconds())
+	god, err := pm2Pid(home)
+	if err != nil {
+		return supervisorRun{err: err}
+	}
+	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+		return supervisorRun{err: err}
+	}
+	if res.rssMB, err = rssSamples(ctx, god, 5, 200*time.Millisecond); err != nil {
+		return supervisorRun{err: err}
+	}
+	res.respawns, res.err = killEach(ctx, pidfiles)
+	return res
+}
+
+// pm2Pid reads the God daemon's pid from PM2_HOME/pm2.pid.
+func pm2Pid(home string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(home, "pm2.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("PM2 daemon pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("PM2 daemon pid: %w", err)
+	}
+	return pid, nil
+}

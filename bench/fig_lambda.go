@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+)
+
+// invokePayload is the event every warm and cold invocation sends.
+var invokePayload = []byte(`{"n":1,"text":"hello, lambda"}`)
+
+// lambdaServe starts a `dartup serve` for a lambda figure and connects to it.
+func (h *harness) lambdaServe(ctx context.Context, name string) (*serveProc, *clientsdk.Client, error) {
+	s, err := startServe(ctx, h.bins.dartup, filepath.Join(h.tmp, name), filepath.Join(h.logDir, "serve-"+name+".log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := clientsdk.Connect(ctx, clientsdk.WithURL(s.natsURL))
+	if err != nil {
+		s.stop()
+		return nil, nil, err
+	}
+	return s, c, nil
+}
+
+// pushLambda pushes a lambda and waits until it answers (the first answer
+// may be a cold start); it returns the first error that is not "no runner yet".
+func pushLambda(ctx context.Context, c *clientsdk.Client, spec clientsdk.AppSpec, file string, event []byte) error {
+	spec.Kind = clientsdk.KindLambda
+	if _, err := c.Push(ctx, spec, file, nil); err != nil {
+		return fmt.Errorf("push %s: %w", spec.Name, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		_, err := c.Invoke(ictx, spec.Name, event)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var e *clientsdk.Error
+		retry := errors.As(err, &e) && (e.Code == 503 || e.Code == 404)
+		if !retry || time.Now().After(deadline) {
+			return fmt.Errorf("lambda %s does not answer (does this dartup host lambdas?): %w", spec.Name, err)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// natsReq is one request-reply that fails on a service-error header.
+func natsReq(nc *nats.Conn, subj string, data []byte) error {
+	m, err := nc.Request(subj, data, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	if e := clientsdk.ErrorFromMsg(m); e != nil {
+		return e
+	}
+	return nil
+}
+
+// httpPost posts data and fails on a status other than 200.
+func httpPost(hc *http.Client, url string, data []byte) error {
+	resp, err := hc.Post(url, "application/json", bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// timedPath is one way of invoking the echo function.
+type timedPath struct {
+	name string
+	call func() error
+	into []time.Duration
+}
+
+// measureRounds runs each path's call n times (after a warm-up), in
+// alternating rounds, so that drift on a shared machine hits every path alike.
+func measureRounds(ctx context.Context, paths []*timedPath, n, round, warm int) error {
+	for _, p := range paths {
+		for i := 0; i < warm; i++ {
+			if err := p.call(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+	}
+	for len(paths[0].into) < n && ctx.Err() == nil {
+		for _, p := range paths {
+			for i := 0; i < round; i++ {
+				t0 := time.Now()
+				if err := p.call(); err != nil {
+					return fmt.Errorf("%s: %w", p.name, err)
+				}
+				p.into = append(p.into, time.Since(t0))
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+func newHTTPClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
+}
+
+// figWarm: warm invoke latency (figure 1).
+func (h *harness) figWarm(ctx context.Context) []*Figure {
+	f := &Figure{ID: "warm", Num: 1, Title: "warm invoke (aws-lambda-go bootstrap)", Goal: "`lambda.NAME` p50 ≤ 2× bare NATS request-reply"}
+	fail := func(err error) []*Figure {
+		f.notMeasured(err.Error())
+		f.add(unmeasured("dartup `lambda.echo` over NATS", "dartup", err.Error()))
+		return []*Figure{f}
+	}
+	s, c, err := h.lambdaServe(ctx, "warm")
+	if err != nil {
+		return fail(err)
+	}
+	defer s.stop()
+	defer c.Close()
+	resp, _, err := startChild(h.bins.responder, nil, s.natsURL, "bench.echo")
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.stop()
+	if err := pushLambda(ctx, c, clientsdk.AppSpec{Name: "echo"}, h.bins.bootstrap, invokePayload); err != nil {
+		return fail(err)
+	}
+	nc, err := nats.Connect(s.natsURL, nats.Name("bench-invoke"))
+	if err != nil {
+		return fail(err)
+	}
+	defer nc.Close()
+	hc := newHTTPClient()
+	paths := []*timedPath{
+		{name: "bare", call: func() error { return natsReq(nc, "bench.echo", invokePayload) }},
+		{name: "lambda", call: func() error { return natsReq(nc, clientsdk.LambdaSubject("echo"), invokePayload) }},
+		{name: "gateway", call: func() error { return httpPost(hc, s.httpURL+"/echo", invokePayload) }},
+	}
+	var rie *rieProc
+	rieWhy := "no --rie PATH given (the harness never downloads or builds the emulator)"
+	if h.cfg.rie != "" {
+		if rie, err = startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-warm.log")); err != nil {
+			rieWhy = err.Error()
+		} else {
+			defer rie.stop()
+			paths = append(paths, &timedPath{name: "rie", call: func() error { return httpPost(hc, rie.url, invokePayload) }})
+		}
+	}
+	if err := measureRounds(ctx, paths, h.n(5000, 1000), 250, 200); err != nil {
+		return fail(err)
+	}
+	bare := f.add(latencyRow("bare nats.go responder on the same server (the floor)", "baseline", "µs", paths[0].into))
+	bare.Short = "bare NATS"
+	lam := f.add(latencyRow("dartup `lambda.echo` over NATS", "dartup", "µs", paths[1].into))
+	gw := f.add(latencyRow("dartup HTTP gateway POST /echo (keep-alive)", "dartup", "µs", paths[2].into))
+	gw.Note = "API Gateway v1 event in, the echoed event out"
+	ratio(lam, bare)
+	ratio(gw, bare)
+	var rr *Row
+	if rie != nil {
+		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[3].into))
+		ratio(rr, bare)
+	} else {
+		f.add(unmeasured("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", rieWhy))
+	}
+	f.judge(lam.Ratio, 2, "×")
+	f.Note = "One caller, one request at a time, after a warm-up; the paths alternate in rounds of 250. The bootstrap (bench/workers/bootstrap, aws-lambda-go `lambda.Start`) echoes the event; dartup runs it through its AWS Lambda Runtime API with the default settings (4 workers at most, keep-warm 60 s). The floor is a separate nats.go process answering on the same dartup server."
+	if rr != nil && rr.Measured {
+		f.Note += fmt.Sprintf(" Against the emulator: `lambda.echo` p50 is %.2f× the emulator's.", lam.Median/rr.Median)
+	}
+	return []*Figure{f}
+}
+
+// figConcurrency: 32 callers, 4 workers (figure 3).
+func (h *harness) figConcurrency(ctx context.Context) []*Figure {
+	f := &Figure{ID: "concurrency", Num: 3, Title: "concurrency: 32 callers, 4 workers"}
+	fail := func(err error) []*Figure {
+		f.notMeasured(err.Error())
+		f.add(unmeasured("dartup `lambda.conc`, max-workers 4", "dartup", err.Error()))
+		return []*Figure{f}
+	}
+	s, c, err := h.lambdaServe(ctx, "conc")
+	if err != nil {
+		return fail(err)
+	}
+	defer s.stop()
+	defer c.Close()
+	resp, _, err := startChild(h.bins.responder, nil, s.natsURL, "bench.echo")
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.stop()
+	if err := pushLambda(ctx, c, clientsdk.AppSpec{Name: "conc", Lambda: &clientsdk.LambdaSpec{MaxWorkers: 4}}, h.bins.bootstrap, invokePayload); err != nil {
+		return fail(err)
+	}
+	var conns []*nats.Conn
+	for i := 0; i < 4; i++ {
+		nc, err := nats.Connect(s.natsURL, nats.Name(fmt.Sprintf("bench-load-%d", i)))
+		if err != nil {
+			return fail(err)
+		}
+		defer nc.Close()
+		conns = append(conns, nc)
+	}
+	const callers = 32
+	dur := time.Duration(h.n(3000, 1000)) * time.Millisecond
+	lambdaCall := func(i int) error { return natsReq(conns[i%4], clientsdk.LambdaSubject("conc"), invokePayload) }
+	bareCall := func(i int) error { return natsReq(conns[i%4], "bench.echo", invokePayload) }
+	// warm-up: start the 4 workers.
+	if _, err := load(ctx, callers, time.Second, lambdaCall); err != nil {
+		return fail(err)
+	}
+	lr, err := load(ctx, callers, dur, lambdaCall)
+	if err != nil {
+		return fail(err)
+	}
+	br, err := load(ctx, callers, dur, bareCall)
+	if err != nil {
+		return fail(err)
+	}
+	bare := f.add(br.row("bare nats.go responder on the same server, 32 callers", "baseline"))
+	bare.Short = "bare NATS"
+	lam := f.add(lr.row("dartup `lambda.conc`, 32 callers, --max-workers 4", "dartup"))
+	ratio(lam, bare)
+	if h.cfg.rie == "" {
+		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", "no --rie PATH given; the emulator runs one invocation at a time"))
+	} else if rie, err := startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-conc.log")); err != nil {
+		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", err.Error()))
+	} else {
+		hc := newHTTPClient()
+		var mu sync.Mutex
+		codes := map[string]int{}
+		rr, _ := load(ctx, callers, dur, func(int) error {
+			resp, err := hc.Post(rie.url, "application/json", bytes.NewReader(invokePayload))
+			key := ""
+			if err != nil {
+				key = "transport error"
+			} else {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				key = fmt.Sprintf("HTTP %d", resp.StatusCode)
+			}
+			mu.Lock()
+			codes[key]++
+			mu.Unlock()
+			if key != "HTTP 200" {
+				return errIgnored
+			}
+			return nil
+		})
+		rie.stop()
+		r := f.add(rr.row("AWS Runtime Interface Emulator, 32 callers", "peer"))
+		ratio(r, bare)
+		var parts []string
+		for k, v := range codes {
+			parts = append(parts, fmt.Sprintf("%s × %d", k, v))
+		}
+		sort.Strings(parts)
+		r.Note = "answers: " + strings.Join(parts, ", ") + " (successes only in the latency and throughput)"
+	}
+	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), bare.Throughput)
+	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's.", dur, lam.Throughput/bare.Throughput)
+	return []*Figure{f}
+}
+
+// errIgnored marks a call that is counted but not timed.
+var errIgnored = errors.New("ignored")
+
+type loadResult struct {
+	lat     []time.Duration
+	elapsed time.Duration
+}
+
+func (l loadResult) row(label, role string) *Row {
+	r := latencyRow(label, role, "µs", l.lat)
+	if l.elapsed > 0 {
+		r.Throughput = float64(len(l.lat)) / l.elapsed.Seconds()
+	}
+	return r
+}
+
+// load runs callers goroutines calling fn in a closed loop for d.
+func load(ctx context.Context, callers int, d time.Duration, fn func(i int) error) (loadResult, error) {
+	var mu sync.Mutex
+	var all []time.Duration
+	var first error
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(end) && ctx.Err() == nil {
+				t0 := time.Now()
+				err := fn(i)
+				if errors.Is(err, errIgnored) {
+					continue
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					break
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return loadResult{lat: all, elapsed: time.Since(start)}, first
+}
