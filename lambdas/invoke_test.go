@@ -203,6 +203,22 @@ func TestStartFailure(t *testing.T) {
 	}
 }
 
+// A bootstrap that never asks for an event is killed after the init timeout
+// and the request it was started for gets 502, not a hang.
+func TestInitTimeout(t *testing.T) {
+	r := newRig(t, lambdas.WithInitTimeout(300*time.Millisecond))
+	s := spec(t, "stuck", 1, func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(2 * time.Second) })
+	if err := r.m.Deploy(s, lambdas.Command{Path: "/bin/sleep", Args: []string{"30"}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, e := r.invoke("stuck", "x")
+	if e == nil || e.Code != 502 || e.Type != lambdas.TypeStart || time.Since(start) > 1900*time.Millisecond {
+		t.Fatalf("stuck bootstrap: %v after %s", e, time.Since(start))
+	}
+	testutil.WaitFor(t, 5*time.Second, "the stuck worker is killed", func() bool { return r.warm("stuck") == 0 })
+}
+
 // 50 concurrent requests to a cold lambda with MaxWorkers 4: all answered,
 // at most 4 workers ever started.
 func TestColdConcurrencyBounded(t *testing.T) {

@@ -52,13 +52,14 @@ type Command struct {
 type Option func(*options) error
 
 type options struct {
-	logger    *slog.Logger
-	nodeID    string
-	apiAddr   string
-	status    jetstream.KeyValue
-	events    func(clientsdk.Event)
-	stopGrace time.Duration
-	region    string
+	logger      *slog.Logger
+	nodeID      string
+	apiAddr     string
+	status      jetstream.KeyValue
+	events      func(clientsdk.Event)
+	stopGrace   time.Duration
+	region      string
+	initTimeout time.Duration
 }
 
 // WithLogger sets the logger (default: discard).
@@ -126,6 +127,18 @@ func WithStopGrace(d time.Duration) Option {
 	}
 }
 
+// WithInitTimeout sets the time a worker gets to reach its first GET /next
+// (default DefaultInitTimeout).
+func WithInitTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("WithInitTimeout: duration must be positive")
+		}
+		o.initTimeout = d
+		return nil
+	}
+}
+
 // WithRegion sets AWS_REGION for the workers (default "us-east-1"); a
 // region in the spec's Env wins.
 func WithRegion(r string) Option {
@@ -161,7 +174,7 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 	if nc == nil {
 		return nil, errors.New("lambdas: nil NATS connection")
 	}
-	o := options{apiAddr: "127.0.0.1:0", stopGrace: DefaultStopGrace, region: "us-east-1"}
+	o := options{apiAddr: "127.0.0.1:0", stopGrace: DefaultStopGrace, region: "us-east-1", initTimeout: DefaultInitTimeout}
 	var errs []error
 	for _, opt := range opts {
 		errs = append(errs, opt(&o))

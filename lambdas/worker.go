@@ -52,12 +52,19 @@ func newWorker(f *function, index int) *worker {
 	_, _ = rand.Read(b[:])
 	return &worker{
 		f: f, id: f.name + "-" + hex.EncodeToString(b[:]), index: index,
-		tail:   newTailBuffer(4096),
-		assign: make(chan *invocation, 1),
-		stopCh: make(chan struct{}),
-		goneCh: make(chan struct{}),
+		tail:    newTailBuffer(4096),
+		assign:  make(chan *invocation, 1),
+		stopCh:  make(chan struct{}),
+		goneCh:  make(chan struct{}),
+		started: time.Now(),
 	}
 }
+
+// DefaultInitTimeout is the time a worker gets from its start to its first
+// GET /next (AWS's init limit; see WithInitTimeout). A worker still
+// initializing then is killed, so that it cannot hold a slot, and the oldest
+// waiting request gets 502.
+const DefaultInitTimeout = 10 * time.Second
 
 func (w *worker) setReturningLocked(v bool) {
 	if w.returning == v {
@@ -169,7 +176,6 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer) func([]byt
 // startWorker starts w's process; a start failure answers the oldest waiting
 // request with 502.
 func (f *function) startWorker(w *worker) {
-	w.started = time.Now()
 	p, err := proc.Start(proc.Spec{
 		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(w.id), Dir: f.cmd.Dir,
 		OnStdout: f.onLine(w.index, "out", nil),
@@ -195,6 +201,27 @@ func (f *function) startWorker(w *worker) {
 	if kill {
 		go p.Kill()
 	}
+	initTimeout := f.m.opts.initTimeout
+	initTimer := time.AfterFunc(initTimeout, func() {
+		f.mu.Lock()
+		stuck := !w.ready && !w.gone
+		var inv *invocation
+		if stuck {
+			w.stopping = true
+			inv = f.popQueueLocked()
+		}
+		f.mu.Unlock()
+		if !stuck {
+			return
+		}
+		f.log.Warn("killing a worker that did not ask for an event in time", "worker", w.id, "init_timeout", initTimeout)
+		f.m.event(f.name, clientsdk.EventKilled, w.index, "worker %s killed: no GET /next within %s of its start", w.id, initTimeout)
+		if inv != nil {
+			inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: its worker did not ask for an event within %s of its start; it was killed", f.name, initTimeout))
+		}
+		w.kill()
+	})
+	go func() { <-p.Done(); initTimer.Stop() }()
 	f.st.coldStart()
 	f.m.kick(f.name)
 	f.log.Debug("worker started", "worker", w.id, "index", w.index, "pid", p.PID())
