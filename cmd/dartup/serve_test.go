@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
@@ -226,7 +228,7 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 }
 
 // TestServeRequirePassword drives auth end to end with the real binaries:
-// users written by `dartup password` (real bcrypt cost), NATS via the dartup
+// users written by `dartup password` (the real bcrypt cost), NATS via the dartup
 // and nats CLIs, HTTP Basic auth, changes picked up while running, and no
 // password in any output.
 func TestServeRequirePassword(t *testing.T) {
@@ -346,7 +348,7 @@ func TestServeRequirePassword(t *testing.T) {
 		}
 	}
 	raw, _ := os.ReadFile(pwFile)
-	if strings.Contains(string(raw), alicePW) || !strings.Contains(string(raw), "alice:$2a$11$") {
-		t.Errorf("password file does not hold a cost-11 bcrypt hash of alice:\n%s", raw)
+	if strings.Contains(string(raw), alicePW) || !strings.Contains(string(raw), fmt.Sprintf("alice:$2a$%02d$", broker.BcryptCost)) {
+		t.Errorf("password file does not hold a cost-%d bcrypt hash of alice:\n%s", broker.BcryptCost, raw)
 	}
 }
