@@ -48,8 +48,9 @@ var (
 	routers   = map[*Broker]*lambdaRouter{}
 )
 
-// startLambdas starts the lambda router of b (once). Broker.Start calls it
-// after the control API; the gateway also starts it on first use.
+// startLambdas starts the lambda router of b (once): meant to be called by
+// Broker.Start after the control API (and stopLambdas by Shutdown before
+// it); the gateway also starts it on first use.
 func (b *Broker) startLambdas(ctx context.Context) (*lambdaRouter, error) {
 	routersMu.Lock()
 	defer routersMu.Unlock()
