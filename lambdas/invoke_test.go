@@ -372,3 +372,19 @@ func TestResponseTooLarge(t *testing.T) {
 		t.Fatalf("after 413: %q", got)
 	}
 }
+
+// A message without a reply subject is an async ("Event") invocation: it runs
+// and its result is dropped.
+func TestAsyncInvoke(t *testing.T) {
+	r := newRig(t)
+	r.deployGo("async", helloPkg, nil)
+	for i := 0; i < 3; i++ {
+		if err := r.client.Publish(clientsdk.LambdaSubject("async"), []byte("fire")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "3 async invocations", func() bool {
+		st, _, _ := r.m.Stats("async")
+		return st.Invocations == 3 && st.Errors == 0
+	})
+}
