@@ -276,7 +276,7 @@ func TestLambdaGatewayThrottle(t *testing.T) {
 	codes := make(chan int, 5)
 	for i := 0; i < 5; i++ {
 		go func() {
-			resp, _ := r.do("POST", "/busy", []byte(`{"sleep_ms":300}`), nil)
+			resp, _ := r.do("POST", "/busy", []byte(`{"sleep_ms":500}`), nil)
 			codes <- resp.StatusCode
 		}()
 	}

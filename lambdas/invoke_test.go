@@ -268,7 +268,7 @@ func TestQueueFullThrottles(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			_, e := r.invoke("slow", map[string]any{"sleep_ms": 100})
+			_, e := r.invoke("slow", map[string]any{"sleep_ms": 300})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

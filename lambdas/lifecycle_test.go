@@ -48,7 +48,7 @@ func TestKeepWarm(t *testing.T) {
 		kv = statusKV(t, nc)
 		return []lambdas.Option{lambdas.WithStatusBucket(kv)}
 	})
-	r.deployGo("warm", helloPkg, func(l *clientsdk.LambdaSpec) { l.KeepWarm = dur(400 * time.Millisecond) })
+	r.deployGo("warm", helloPkg, func(l *clientsdk.LambdaSpec) { l.KeepWarm = dur(time.Second) })
 	p1 := r.pid("warm")
 	p2 := r.pid("warm")
 	if p1 != p2 {
