@@ -276,7 +276,13 @@ func TestLambdaGatewayThrottle(t *testing.T) {
 	codes := make(chan int, 5)
 	for i := 0; i < 5; i++ {
 		go func() {
-			resp, _ := r.do("POST", "/busy", []byte(`{"sleep_ms":500}`), nil)
+			resp, err := http.Post(r.b.HTTPURL()+"/busy", "application/json", strings.NewReader(`{"sleep_ms":500}`))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 			codes <- resp.StatusCode
 		}()
 	}
