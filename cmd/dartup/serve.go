@@ -161,7 +161,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	ready := filepath.Join(b.DataDir(), ReadyFileName)
 	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
-	if err := os.WriteFile(ready, rb, 0o600); err != nil {
+	if err := writeFileAtomic(ready, rb, 0o600); err != nil {
 		logger.Warn("could not write ready file", "path", ready, "err", err)
 	}
 	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
@@ -187,4 +187,27 @@ func orNone(s string) string {
 		return "(off)"
 	}
 	return s
+}
+
+// writeFileAtomic writes data to a temporary file next to path and renames it
+// into place, so that readers (scripts waiting for the ready file) never see
+// a partial file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
