@@ -3,7 +3,6 @@ package lambdas_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"regexp"
 	"strconv"
 	"sync"
@@ -190,5 +189,3 @@ func wantCode(t testing.TB, e *clientsdk.Error, code int) {
 		t.Fatalf("want error %d, got %v", code, e)
 	}
 }
-
-var _ = errors.New
