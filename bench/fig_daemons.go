@@ -33,7 +33,9 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	mem := &Figure{ID: "rss", Num: 4, Title: fmt.Sprintf("supervisor memory with %d idle daemons, dartup vs PM2", apps),
 		Goal: "dartup serve RSS ≤ 0.7× the PM2 daemon's"}
 
-	d := h.daemonsDartup(ctx, apps)
+	d := h.daemonsDartup(ctx, apps, false, false)
+	dc := h.daemonsDartup(ctx, apps, true, false)
+	dn := h.daemonsDartup(ctx, apps, false, true)
 	p := h.daemonsPM2(ctx, apps)
 
 	dr := addOrMissing(resp, d.err, "dartup: SIGKILL → new worker started", "dartup", func() *Row {
@@ -56,6 +58,19 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	}
 	ratio(dr, pr)
 	ratio(dm, pm)
+	var dcRow *Row
+	if dc.err == nil {
+		dcRow = mem.add(valueRow("dartup serve RSS, the same apps pushed as `--runtime command` (no artifact stored)", "dartup", "MB", dc.rssMB))
+		ratio(dcRow, pm)
+	} else {
+		mem.add(unmeasured("dartup serve RSS, the same apps pushed as `--runtime command` (no artifact stored)", "dartup", dc.err.Error()))
+	}
+	var dnRow *Row
+	if dn.err == nil {
+		dnRow = mem.add(valueRow("`dartup serve --no-runner` RSS after the same artifact pushes (nothing runs)", "dartup", "MB", dn.rssMB))
+	} else {
+		mem.add(unmeasured("`dartup serve --no-runner` RSS after the same artifact pushes (nothing runs)", "dartup", dn.err.Error()))
+	}
 	if d.err == nil && len(d.idleMB) > 0 {
 		mem.add(valueRow("dartup serve RSS with no apps (for reference)", "dartup", "MB", d.idleMB))
 	}
@@ -77,7 +92,13 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 		}
 	}
 	resp.Note = fmt.Sprintf("The same Go worker binary under both supervisors, %d apps each, every app killed once with SIGKILL (so every sample is a first restart: dartup restarts at once the first time, PM2's default restart_delay is 0). The time runs from just before kill(2) to the start time the new worker process wrote into its pid file (CLOCK_REALTIME, ns), so both are measured the same way and polling does not add to it. PM2 runs with its defaults (`interpreter: none`, fork mode, autorestart); dartup with its defaults (`dartup push` of the binary).", apps)
-	mem.Note = "RSS from /proc/PID/status (VmRSS), the median of 5 samples 200 ms apart, taken 3 s after the last of the apps started. dartup's figure is the whole `dartup serve` process: the embedded nats-server with JetStream (the apps' artifacts, status, logs and events are stored there), the control API, the HTTP gateway and the runner. PM2's is its God daemon (PM2_HOME/pm2.pid); neither includes the workers."
+	if mem.Status == StatusMiss && dcRow != nil && dcRow.Measured && dm != nil {
+		mem.Note = fmt.Sprintf("**Why the goal is missed:** with the apps pushed as artifacts (each its own copy of the %.1f MB worker in the object store) `dartup serve` holds %s; the same apps declared as `--runtime command` (nothing stored) hold %s, %.2f× PM2. ", fileMB(h.bins.daemon), fmtVal(dm.Median, "MB"), fmtVal(dcRow.Median, "MB"), dcRow.Ratio)
+		if dnRow != nil && dnRow.Measured {
+			mem.Note += fmt.Sprintf("A `serve --no-runner` that only stores the same artifacts holds %s, so the excess is memory the embedded nats-server keeps after the JetStream object-store writes, not the supervision of the daemons. ", fmtVal(dnRow.Median, "MB"))
+		}
+	}
+	mem.Note += "RSS from /proc/PID/status (VmRSS), the median of 5 samples 200 ms apart, taken 3 s after the last of the apps started. dartup's figure is the whole `dartup serve` process: the embedded nats-server with JetStream (the apps' artifacts, status, logs and events are stored there), the control API, the HTTP gateway and the runner. PM2's is its God daemon (PM2_HOME/pm2.pid); neither includes the workers."
 	return []*Figure{resp, mem}
 }
 
@@ -135,9 +156,23 @@ func waitAllStarted(ctx context.Context, pidfiles []string, timeout time.Duratio
 	}
 }
 
-func (h *harness) daemonsDartup(ctx context.Context, apps int) (res supervisorRun) {
+// daemonsDartup runs apps idle daemons under `dartup serve`, pushed as
+// artifacts (the normal way) or, with command, as `--runtime command` apps
+// naming the binary on disk (no artifact in JetStream), and measures the
+// serve process's RSS and, unless command, the respawns.
+// With noRunner it only pushes the artifacts to a `serve --no-runner` and
+// measures its RSS: what storing them costs, without any daemon running.
+func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner bool) (res supervisorRun) {
 	dir := filepath.Join(h.tmp, "daemons-dartup")
-	s, err := startServe(ctx, h.bins.dartup, filepath.Join(dir, "data"), filepath.Join(h.logDir, "serve-daemons.log"))
+	var extra []string
+	switch {
+	case command:
+		dir += "-command"
+	case noRunner:
+		dir += "-norunner"
+		extra = append(extra, "--no-runner")
+	}
+	s, err := startServe(ctx, h.bins.dartup, filepath.Join(dir, "data"), filepath.Join(h.logDir, "serve-"+filepath.Base(dir)+".log"), extra...)
 	if err != nil {
 		return supervisorRun{err: err}
 	}
@@ -167,22 +202,31 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int) (res supervisorRu
 			defer func() { <-sem }()
 			spec := clientsdk.AppSpec{Name: fmt.Sprintf("d%03d", i), Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeExe,
 				Env: map[string]string{"WORKER_PIDFILE": pidfiles[i]}}
-			_, errs[i] = c.Push(ctx, spec, h.bins.daemon, nil)
+			file := h.bins.daemon
+			if command {
+				spec.Runtime, spec.Command, file = clientsdk.RuntimeCommand, []string{h.bins.daemon}, ""
+			}
+			_, errs[i] = c.Push(ctx, spec, file, nil)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return supervisorRun{err: err}
 	}
-	if err := waitAllStarted(ctx, pidfiles, 120*time.Second); err != nil {
-		return supervisorRun{err: err}
+	if !noRunner {
+		if err := waitAllStarted(ctx, pidfiles, 120*time.Second); err != nil {
+			return supervisorRun{err: err}
+		}
 	}
-	h.logf("  dartup: %d daemons pushed and running in %.1fs", apps, time.Since(t0).Seconds())
+	h.logf("  dartup (%s): %d daemons pushed and running in %.1fs", filepath.Base(dir), apps, time.Since(t0).Seconds())
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
 		return supervisorRun{err: err}
 	}
 	if res.rssMB, err = rssSamples(ctx, s.pid(), 5, 200*time.Millisecond); err != nil {
 		return supervisorRun{err: err}
+	}
+	if command || noRunner {
+		return res
 	}
 	res.respawns, res.err = killEach(ctx, pidfiles)
 	return res
@@ -291,4 +335,12 @@ func pm2Pid(home string) (int, error) {
 		return 0, fmt.Errorf("PM2 daemon pid: %w", err)
 	}
 	return pid, nil
+}
+
+func fileMB(path string) float64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(st.Size()) / (1 << 20)
 }

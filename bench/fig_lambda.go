@@ -148,11 +148,25 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 		return fail(err)
 	}
 	defer nc.Close()
+	rnc, err := nats.Connect(s.natsURL, nats.Name("bench-relay"))
+	if err != nil {
+		return fail(err)
+	}
+	defer rnc.Close()
+	rl, err := startRelay(rnc, "bench.relay")
+	if err != nil {
+		return fail(err)
+	}
+	defer rl.close()
+	if err := rl.spawn(h.bins.bootstrap, 1); err != nil {
+		return fail(err)
+	}
 	hc := newHTTPClient()
 	paths := []*timedPath{
 		{name: "bare", call: func() error { return natsReq(nc, "bench.echo", invokePayload) }},
 		{name: "lambda", call: func() error { return natsReq(nc, clientsdk.LambdaSubject("echo"), invokePayload) }},
 		{name: "gateway", call: func() error { return httpPost(hc, s.httpURL+"/echo", invokePayload) }},
+		{name: "relay", call: func() error { return natsReq(nc, "bench.relay", invokePayload) }},
 	}
 	var rie *rieProc
 	rieWhy := "no --rie PATH given (the harness never downloads or builds the emulator)"
@@ -172,17 +186,26 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	lam := f.add(latencyRow("dartup `lambda.echo` over NATS", "dartup", "µs", paths[1].into))
 	gw := f.add(latencyRow("dartup HTTP gateway POST /echo (keep-alive)", "dartup", "µs", paths[2].into))
 	gw.Note = "API Gateway v1 event in, the echoed event out"
+	floor := f.add(latencyRow("protocol floor: minimal NATS → Runtime API relay (harness) + the same bootstrap", "baseline", "µs", paths[3].into))
+	floor.Note = "the least code that does what `lambda.NAME` does: no queue, limits, timeouts or stats"
 	ratio(lam, bare)
 	ratio(gw, bare)
+	ratio(floor, bare)
+	if floor.Measured && lam.Measured {
+		lam.Note = fmt.Sprintf("%.2f× the relay floor", lam.Median/floor.Median)
+	}
 	var rr *Row
 	if rie != nil {
-		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[3].into))
+		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[4].into))
 		ratio(rr, bare)
 	} else {
 		f.add(unmeasured("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", rieWhy))
 	}
 	f.judge(lam.Ratio, 2, "×")
-	f.Note = "One caller, one request at a time, after a warm-up; the paths alternate in rounds of 250. The bootstrap (bench/workers/bootstrap, aws-lambda-go `lambda.Start`) echoes the event; dartup runs it through its AWS Lambda Runtime API with the default settings (4 workers at most, keep-warm 60 s). The floor is a separate nats.go process answering on the same dartup server."
+	f.Note = "One caller, one request at a time, after a warm-up; the paths alternate in rounds of 250. The bootstrap (bench/workers/bootstrap, aws-lambda-go `lambda.Start`) echoes the event; dartup runs it through its AWS Lambda Runtime API with the default settings (4 workers at most, keep-warm 60 s). The floor is a separate nats.go process answering on the same dartup server. The relay row runs the same design with nothing but the protocols — a NATS subscription in the harness that hands each request to the bootstrap's pending `GET …/next` and replies with its `POST …/response` — to show what any Runtime-API lambda over NATS costs: two loopback HTTP exchanges and a process hop more than the floor."
+	if f.Status == StatusMiss && floor.Measured {
+		f.Note += fmt.Sprintf(" **Why the goal is missed:** the relay floor alone is %.2f× bare NATS here; dartup adds %s at p50 on top of it (its queue, limits, timeouts and stats, and the runner sharing the serve process with the broker).", floor.Ratio, fmtVal(lam.Median-floor.Median, "µs"))
+	}
 	if rr != nil && rr.Measured {
 		f.Note += fmt.Sprintf(" Against the emulator: `lambda.echo` p50 is %.2f× the emulator's.", lam.Median/rr.Median)
 	}
@@ -248,7 +271,7 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		hc := newHTTPClient()
 		var mu sync.Mutex
 		codes := map[string]int{}
-		rr, _ := load(ctx, callers, dur, func(int) error {
+		rieRes, _ := load(ctx, callers, dur, func(int) error {
 			resp, err := hc.Post(rie.url, "application/json", bytes.NewReader(invokePayload))
 			key := ""
 			if err != nil {
@@ -267,7 +290,7 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 			return nil
 		})
 		rie.stop()
-		r := f.add(rr.row("AWS Runtime Interface Emulator, 32 callers", "peer"))
+		r := f.add(rieRes.row("AWS Runtime Interface Emulator, 32 callers", "peer"))
 		ratio(r, bare)
 		var parts []string
 		for k, v := range codes {
