@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
 )
 
@@ -165,5 +166,29 @@ func TestVersionJSON(t *testing.T) {
 	r := runCLI(t, "", nil, "version", "--json")
 	if r.code != 0 || !strings.Contains(r.stdout, `"version"`) || !strings.Contains(r.stdout, `"nats_server"`) {
 		t.Errorf("dartup version --json: %+v", r)
+	}
+}
+
+// TestPrintAppInfoOddSpecs: printing never panics on a spec with missing or
+// short fields (specs come from the store and may be old or hand-written).
+func TestPrintAppInfoOddSpecs(t *testing.T) {
+	t.Parallel()
+	for _, ai := range []*clientsdk.AppInfo{
+		{},
+		{Spec: clientsdk.AppSpec{Name: "x", Artifact: &clientsdk.ArtifactRef{SHA256: "abc"}}},
+		{Spec: clientsdk.AppSpec{Name: "x", Kind: clientsdk.KindLambda, Lambda: &clientsdk.LambdaSpec{}}},
+		{Spec: clientsdk.AppSpec{Name: "x", Kind: clientsdk.KindDaemon}, Summary: clientsdk.AppSummary{Instances: []clientsdk.InstanceStatus{{}}}},
+	} {
+		var b strings.Builder
+		if err := printAppInfo(&b, ai); err != nil {
+			t.Error(err)
+		}
+	}
+	var b strings.Builder
+	if err := printServerInfo(&b, &clientsdk.ServerInfo{}); err != nil {
+		t.Error(err)
+	}
+	if err := printList(&b, nil, false, true); err != nil || !strings.Contains(b.String(), "No active applications.") {
+		t.Errorf("printList(empty): %v %q", err, b.String())
 	}
 }

@@ -84,7 +84,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 	fmt.Fprintln(w, listLine(ai.Summary))
 	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s\n", s.Kind, s.Runtime, s.Revision, s.PushedAt.Local().Format(time.DateTime))
 	if s.Artifact != nil {
-		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", s.Artifact.FileName, humanBytes(uint64(s.Artifact.Size)), s.Artifact.SHA256[:12])
+		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", s.Artifact.FileName, humanBytes(uint64(s.Artifact.Size)), shortDigest(s.Artifact.SHA256))
 	}
 	if len(s.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", strings.Join(s.Command, " "))
@@ -96,7 +96,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 	}
 	if l := s.Lambda; l != nil {
 		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB\n",
-			l.Protocol, l.KeepWarm.D(), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB)
+			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB)
 	}
 	if len(ai.Summary.Instances) > 0 {
 		fmt.Fprintln(w, "  instances:")
@@ -126,4 +126,20 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 		}
 	}
 	return nil
+}
+
+// shortDigest returns the first 12 characters of a hex digest, or all of a
+// shorter one (a spec read from the store is not trusted to be well-formed).
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+func keepWarm(l *clientsdk.LambdaSpec) string {
+	if l.KeepWarm == nil {
+		return "default"
+	}
+	return l.KeepWarm.D().String()
 }
