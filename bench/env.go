@@ -152,6 +152,9 @@ func moduleVersion(root, path string) string {
 	return "unknown"
 }
 
+// dirtyNote marks a commit whose work tree had uncommitted changes.
+const dirtyNote = " (work tree has uncommitted changes)"
+
 func readVersions(ctx context.Context, root, dartupBin string) Versions {
 	v := Versions{
 		NATSServer:  moduleVersion(root, "github.com/nats-io/nats-server/v2"),
@@ -165,7 +168,7 @@ func readVersions(ctx context.Context, root, dartupBin string) Versions {
 	if s, err := output(ctx, root, "git", "rev-parse", "HEAD"); err == nil {
 		v.DartupCommit = s
 		if st, err := output(ctx, root, "git", "status", "--porcelain", "--untracked-files=no"); err == nil && st != "" {
-			v.DartupCommit += " (work tree has uncommitted changes)"
+			v.DartupCommit += dirtyNote
 		}
 	}
 	if s, err := output(ctx, root, "node", "--version"); err == nil {

@@ -20,9 +20,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +42,7 @@ type config struct {
 	writeDocs bool
 	keepTemp  bool
 	dartup    string
+	head      bool
 }
 
 func main() {
@@ -52,6 +55,7 @@ func main() {
 	flag.StringVar(&cfg.docsDir, "docs", "", "folder for benchmarks.md/.json/-invoke.svg (default docs/, written only by a full run unless given)")
 	flag.BoolVar(&cfg.keepTemp, "keep", false, "keep the temporary folder (data dirs, PM2_HOME) for inspection")
 	flag.StringVar(&cfg.dartup, "dartup", "", "measure this dartup binary instead of building ./cmd/dartup")
+	flag.BoolVar(&cfg.head, "head", false, "build dartup from the last commit (git archive HEAD), not from the work tree")
 	flag.Parse()
 	if only != "" {
 		for _, id := range strings.Split(only, ",") {
@@ -144,11 +148,31 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 			}
 			continue
 		}
+		if b.name == "dartup" && cfg.head {
+			src := filepath.Join(h.tmp, "head")
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return nil, err
+			}
+			arch := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive HEAD | tar -x -C "$2"`, "sh", root, src)
+			if out, err := arch.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("git archive HEAD: %v: %s", err, out)
+			}
+			if h.bins.dartup, err = buildGo(ctx, src, bin, b.name, b.pkg, b.ldflags); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if *b.dst, err = buildGo(ctx, root, bin, b.name, b.pkg, b.ldflags); err != nil {
 			return nil, err
 		}
 	}
 	h.res.Versions = readVersions(ctx, root, h.bins.dartup)
+	switch {
+	case cfg.dartup != "":
+		h.res.Versions.DartupCommit = "binary given with -dartup (work tree at " + h.res.Versions.DartupCommit + ")"
+	case cfg.head:
+		h.res.Versions.DartupCommit = strings.TrimSuffix(h.res.Versions.DartupCommit, dirtyNote) + " (built from git archive HEAD)"
+	}
 
 	figs := map[string]func(context.Context) []*Figure{
 		"serve":       h.figServe,
@@ -178,6 +202,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	sort.SliceStable(h.res.Figures, func(i, j int) bool { return h.res.Figures[i].Num < h.res.Figures[j].Num })
 	h.res.Machine.LoadAvgEnd = loadAvg()
 	h.res.ElapsedSeconds = time.Since(started).Seconds()
 	if err := h.write(); err != nil {

@@ -49,7 +49,7 @@ func startServe(ctx context.Context, bin, data, logPath string, extra ...string)
 	args := append([]string{"serve", "--data", data, "--nats-addr", "127.0.0.1:0", "-p", "0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s := &serveProc{cmd: cmd, data: data, logFile: lf, done: make(chan struct{})}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {

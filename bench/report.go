@@ -66,6 +66,8 @@ type Row struct {
 	RatioTo string   `json:"ratio_to,omitempty"`
 	Note    string   `json:"note,omitempty"`
 	Stats   *Summary `json:"stats,omitempty"`
+	// base is the row Ratio refers to.
+	base *Row
 }
 
 func (f *Figure) add(r *Row) *Row { f.Rows = append(f.Rows, r); return r }
@@ -107,6 +109,7 @@ func ratio(r, base *Row) {
 	if r == nil || base == nil || !r.Measured || !base.Measured || base.Median == 0 {
 		return
 	}
+	r.base = base
 	r.Ratio, r.RatioTo = r.Median/base.Median, base.Short
 	if r.RatioTo == "" {
 		r.RatioTo = "baseline"
@@ -238,7 +241,7 @@ func renderMarkdown(res *Results, svg string) string {
 	w("nothing is typed by hand. Percentiles are taken from the sorted samples (HdrHistogram-style ranks).\n\n")
 	w("- **Machine**: %s, %d cores, %.1f GiB, Linux %s (load average %s at start, %s at end; the cores are shared)\n",
 		m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.LoadAvg, m.LoadAvgEnd)
-	w("- **Versions**: %s; %s; dartup commit `%s`; nats-server %s; nats.go %s; aws-lambda-go %s",
+	w("- **Versions**: %s; %s; dartup commit %s; nats-server %s; nats.go %s; aws-lambda-go %s",
 		v.Go, v.Dartup, v.DartupCommit, v.NATSServer, v.NATSGo, v.AWSLambdaGo)
 	if v.PM2 != "" {
 		w("; PM2 %s (node %s)", v.PM2, v.Node)
@@ -249,20 +252,37 @@ func renderMarkdown(res *Results, svg string) string {
 	if v.RIE != "" {
 		w("; RIE %s", v.RIE)
 	}
-	w("\n\n### Goals\n\n| # | figure | goal | measured | result |\n|---|---|---|---|---|\n")
+	w("\n\n### Summary\n\n")
+	w("Each figure's first dartup row against the baseline it is compared with (p50 / p99; throughput where it is a load test).\n\n")
+	w("| # | figure | dartup | baseline | ratio | goal | result |\n|---|---|---|---|---|---|---|\n")
 	for _, f := range res.Figures {
-		if f.Goal == "" {
-			continue
+		var d *Row
+		for _, r := range f.Rows {
+			if r.Role == "dartup" && (d == nil || (!d.Measured && r.Measured)) {
+				d = r
+			}
 		}
-		meas := "—"
-		if f.Status == StatusPass || f.Status == StatusMiss {
-			meas = fmtVal(f.Measured, f.GoalUnit)
+		dcell, bcell, rcell := "not measured", "—", "—"
+		if d != nil && d.Measured {
+			dcell = briefCell(d)
+			if d.base != nil {
+				bcell = d.base.Short + ": " + briefCell(d.base)
+				rcell = fmt.Sprintf("%.2f×", d.Ratio)
+			}
 		}
-		result := f.Status
-		if f.Status == StatusPass || f.Status == StatusMiss {
-			result = "**" + f.Status + "**"
+		goal, result := f.Goal, f.Status
+		if goal == "" {
+			goal = "none set"
 		}
-		w("| %d | %s | %s | %s | %s |\n", f.Num, f.Title, f.Goal, meas, result)
+		switch f.Status {
+		case StatusPass, StatusMiss:
+			result = fmt.Sprintf("**%s** (%s)", f.Status, fmtVal(f.Measured, f.GoalUnit))
+		case StatusNotMeasured:
+			result = "not measured"
+		case StatusInfo:
+			result = "reported"
+		}
+		w("| %d | %s | %s | %s | %s | %s | %s |\n", f.Num, f.Title, dcell, bcell, rcell, goal, result)
 	}
 	for _, f := range res.Figures {
 		w("\n### %d. %s\n\n", f.Num, f.Title)
@@ -310,4 +330,19 @@ func renderMarkdown(res *Results, svg string) string {
 		}
 	}
 	return b.String()
+}
+
+// briefCell is "p50 / p99" of a row, with its throughput for load rows.
+func briefCell(r *Row) string {
+	if !r.Measured {
+		return "not measured"
+	}
+	c := fmtVal(r.Median, r.Unit)
+	if r.P99 != r.Median {
+		c += " / " + fmtVal(r.P99, r.Unit)
+	}
+	if r.Throughput > 0 {
+		c = fmtVal(r.Throughput, "req/s") + ", " + c
+	}
+	return c
 }
