@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -39,15 +40,33 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 		lim.Replicas = 1
 	}
 	storage := jetstream.FileStorage
-	var errs []error
-	_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      clientsdk.ArtifactsBucket,
-		Description: "dartup: pushed artifacts by app and SHA-256",
-		Storage:     storage,
-		Replicas:    lim.Replicas,
-		Compression: false,
+	// Create the assets in parallel: in a cluster each one waits for the
+	// election of its own stream leader.
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	do := func(what string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := wrap(what, f()); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	do("object store "+clientsdk.ArtifactsBucket, func() error {
+		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      clientsdk.ArtifactsBucket,
+			Description: "dartup: pushed artifacts by app and SHA-256",
+			Storage:     storage,
+			Replicas:    lim.Replicas,
+		})
+		return err
 	})
-	errs = append(errs, wrap("object store "+clientsdk.ArtifactsBucket, err))
 	kvs := []jetstream.KeyValueConfig{
 		{Bucket: clientsdk.AppsBucket, Description: "dartup: desired state (AppSpec per app)", History: 16},
 		{Bucket: clientsdk.NodesBucket, Description: "dartup: live runner nodes", History: 1, TTL: 30 * time.Second, LimitMarkerTTL: time.Second},
@@ -58,8 +77,10 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 	for _, kv := range kvs {
 		kv.Storage = storage
 		kv.Replicas = lim.Replicas
-		_, err := js.CreateOrUpdateKeyValue(ctx, kv)
-		errs = append(errs, wrap("KV bucket "+kv.Bucket, err))
+		do("KV bucket "+kv.Bucket, func() error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, kv)
+			return err
+		})
 	}
 	streams := []jetstream.StreamConfig{
 		{Name: clientsdk.LogsStream, Description: "dartup: worker output lines", Subjects: []string{clientsdk.LogsSubjects},
@@ -70,9 +91,12 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 	for _, sc := range streams {
 		sc.Storage = storage
 		sc.Replicas = lim.Replicas
-		_, err := js.CreateOrUpdateStream(ctx, sc)
-		errs = append(errs, wrap("stream "+sc.Name, err))
+		do("stream "+sc.Name, func() error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

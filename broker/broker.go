@@ -210,13 +210,23 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	}
 	lim := cfg.Limits
 	lim.Replicas = b.replicas()
+	// A single server gets a minute; a cluster member waits for its peers
+	// until it is stopped, as a clustered server should.
 	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	if len(cfg.Routes) > 0 {
+		cancel()
+		actx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	if err := b.ensureAssetsWithRetry(actx, lim); err != nil {
 		return b, err
 	}
 	b.api, err = startAPI(actx, b)
 	if err != nil {
+		return b, err
+	}
+	// The lambda router answers lambda.* requests no runner takes (404, 403, 503).
+	if _, err := b.startLambdas(actx); err != nil {
 		return b, err
 	}
 	if cfg.HTTPAddr != "" {
@@ -322,6 +332,7 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	if b.gw != nil {
 		errs = append(errs, b.gw.shutdown(ctx))
 	}
+	b.stopLambdas()
 	if b.api != nil {
 		errs = append(errs, b.api.stop())
 	}
@@ -353,15 +364,40 @@ func (b *Broker) shutdown(ctx context.Context) error {
 // ends, saying what it waits for.
 func (b *Broker) ensureAssetsWithRetry(ctx context.Context, lim AssetLimits) error {
 	delay := 100 * time.Millisecond
+	// Requests sent before a meta leader exists are dropped, so first wait,
+	// with short polls, until JetStream answers at all.
+	for polls := 1; len(b.cfg.Routes) > 0; polls++ {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := b.js.AccountInfo(pctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no JetStream meta leader: %w (are the other servers in --routes running?)", err)
+		}
+		if polls == 3 || polls%30 == 0 {
+			b.logger.Info("waiting for the other cluster members to elect a JetStream leader", "routes", b.cfg.Routes)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		err := EnsureAssets(ctx, b.js, lim)
+		// Before a cluster has a meta leader, JetStream requests go unanswered:
+		// bound each attempt so that the loop can try again.
+		actx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		err := EnsureAssets(actx, b.js, lim)
 		if err == nil {
 			var secret []byte
-			if secret, err = ensureWorkerSecret(ctx, b.js); err == nil {
+			if secret, err = ensureWorkerSecret(actx, b.js); err == nil {
 				b.workers.v.Store(&secret)
+				cancel()
 				return nil
 			}
 		}
+		cancel()
 		if len(b.cfg.Routes) == 0 || ctx.Err() != nil {
 			if ctx.Err() != nil && len(b.cfg.Routes) > 0 {
 				return fmt.Errorf("JetStream assets with %d replicas: %w (are the other servers in --routes running?)", lim.Replicas, err)

@@ -113,7 +113,9 @@ func baseEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY":
+		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
+			// dartup's own credentials never reach a worker.
+			"DARTUP_PASSWORD", "DARTUP_USER", "NATS_PASSWORD", "NATS_USER", "NATS_TOKEN":
 			continue
 		}
 		out = append(out, kv)
