@@ -205,6 +205,9 @@ func (p *Passwords) Verify(user, password string) bool {
 	}
 	p.mu.Unlock()
 	if !found {
+		// Spend the same time as for a known user, so that response times
+		// do not tell which user names exist.
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
@@ -223,3 +226,8 @@ func (p *Passwords) Users() int {
 	p.refreshLocked()
 	return len(p.hashes)
 }
+
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("dartup: no such user"), hashCost)
+	return h
+})
