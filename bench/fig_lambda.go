@@ -251,18 +251,25 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 	if _, err := load(ctx, callers, time.Second, lambdaCall); err != nil {
 		return fail(err)
 	}
+	c0 := readCPU(s.pid())
 	lr, err := load(ctx, callers, dur, lambdaCall)
 	if err != nil {
 		return fail(err)
 	}
+	c1 := readCPU(s.pid())
 	br, err := load(ctx, callers, dur, bareCall)
 	if err != nil {
 		return fail(err)
 	}
+	c2 := readCPU(s.pid())
+	lBusy, lServe := cpuUse(c0, c1)
+	bBusy, bServe := cpuUse(c1, c2)
 	bare := f.add(br.row("bare nats.go responder on the same server, 32 callers", "baseline"))
 	bare.Short = "bare NATS"
 	lam := f.add(lr.row("dartup `lambda.conc`, 32 callers, --max-workers 4", "dartup"))
 	ratio(lam, bare)
+	lam.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", lBusy, 1000*lServe/float64(max(len(lr.lat), 1)))
+	bare.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", bBusy, 1000*bServe/float64(max(len(br.lat), 1)))
 	if h.cfg.rie == "" {
 		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", "no --rie PATH given; the emulator runs one invocation at a time"))
 	} else if rie, err := startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-conc.log")); err != nil {
@@ -300,7 +307,7 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		r.Note = "answers: " + strings.Join(parts, ", ") + " (successes only in the latency and throughput)"
 	}
 	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), bare.Throughput)
-	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's.", dur, lam.Throughput/bare.Throughput)
+	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
 	return []*Figure{f}
 }
 

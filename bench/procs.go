@@ -303,3 +303,45 @@ func freeAddr() (string, error) {
 }
 
 func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
+
+// cpuTimes is a snapshot of the machine's CPU time (all cores) and one
+// process's, in clock ticks.
+type cpuTimes struct {
+	busy, total uint64
+	proc        uint64
+}
+
+func readCPU(pid int) cpuTimes {
+	var c cpuTimes
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, x := range f[1:] {
+			v, _ := strconv.ParseUint(x, 10, 64)
+			c.total += v
+			if i != 3 && i != 4 { // idle, iowait
+				c.busy += v
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 12 {
+				u, _ := strconv.ParseUint(f[11], 10, 64)
+				s, _ := strconv.ParseUint(f[12], 10, 64)
+				c.proc = u + s
+			}
+		}
+	}
+	return c
+}
+
+// cpuUse describes the CPU used between two snapshots: the machine's busy
+// share (all cores) and the process's CPU time in ms.
+func cpuUse(a, b cpuTimes) (busyPct float64, procMS float64) {
+	if b.total > a.total {
+		busyPct = 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
+	}
+	return busyPct, float64(b.proc-a.proc) * 10 // USER_HZ is 100 on Linux
+}
