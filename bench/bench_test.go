@@ -122,7 +122,7 @@ func TestQuickRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{markBegin, markEnd, "### Goals", "PASS"} {
+	for _, want := range []string{markBegin, markEnd, "### Summary", "PASS"} {
 		if !strings.Contains(string(md), want) && !(want == "PASS" && strings.Contains(string(md), "MISS")) {
 			t.Errorf("benchmarks.md lacks %q", want)
 		}
