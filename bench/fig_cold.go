@@ -166,7 +166,7 @@ func (h *harness) coldGo(ctx context.Context, f *Figure, s *serveProc, c *client
 		return
 	}
 	defer nc.Close()
-	n := h.n(25, 5)
+	n := h.n(40, 5)
 	var dartup, toNext, toResp []time.Duration
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		tn, tr, err := stub.coldByHand(ctx, h.bins.bootstrap)
@@ -228,7 +228,7 @@ func (h *harness) coldDart(ctx context.Context, f *Figure, c *clientsdk.Client) 
 		fail(fmt.Errorf("dart sass.snapshot --stdin: %w", err))
 		return
 	}
-	n := h.n(12, 3)
+	n := h.n(20, 3)
 	var direct, viaDartup []time.Duration
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		cmd := exec.CommandContext(ctx, dart, snap, "--stdin")

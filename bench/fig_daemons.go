@@ -22,6 +22,16 @@ type supervisorRun struct {
 	idleMB   []float64
 	respawns []time.Duration
 	err      error
+	// pidfiles are the running apps' pid files; stop ends the supervisor.
+	pidfiles []string
+	stop     func()
+}
+
+func (s *supervisorRun) close() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
 }
 
 // figDaemons: respawn after SIGKILL and supervisor memory with many idle
@@ -33,10 +43,27 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	mem := &Figure{ID: "rss", Num: 4, Title: fmt.Sprintf("supervisor memory with %d idle daemons, dartup vs PM2", apps),
 		Goal: "dartup serve RSS ≤ 0.7× the PM2 daemon's"}
 
-	d := h.daemonsDartup(ctx, apps, false, false)
+	// the variants that explain the memory figure, one at a time.
 	dc := h.daemonsDartup(ctx, apps, true, false)
+	dc.close()
 	dn := h.daemonsDartup(ctx, apps, false, true)
+	dn.close()
+	// dartup and PM2 side by side: each measured idle, then the kills
+	// alternate between them, so that both see the same load on the machine.
+	d := h.daemonsDartup(ctx, apps, false, false)
+	defer d.close()
 	p := h.daemonsPM2(ctx, apps)
+	defer p.close()
+	if d.err == nil && p.err == nil {
+		d.respawns, p.respawns, d.err = killAlternately(ctx, d.pidfiles, p.pidfiles)
+		if d.err != nil {
+			p.err = d.err
+		}
+	} else if d.err == nil {
+		d.respawns, d.err = killEach(ctx, d.pidfiles)
+	}
+	d.close()
+	p.close()
 
 	dr := addOrMissing(resp, d.err, "dartup: SIGKILL → new worker started", "dartup", func() *Row {
 		return latencyRow("dartup: SIGKILL → new worker started", "dartup", "ms", d.respawns)
@@ -91,7 +118,7 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 			x.f.notMeasured(fmt.Sprint(d.err))
 		}
 	}
-	resp.Note = fmt.Sprintf("The same Go worker binary under both supervisors, %d apps each, every app killed once with SIGKILL (so every sample is a first restart: dartup restarts at once the first time, PM2's default restart_delay is 0). The time runs from just before kill(2) to the start time the new worker process wrote into its pid file (CLOCK_REALTIME, ns), so both are measured the same way and polling does not add to it. PM2 runs with its defaults (`interpreter: none`, fork mode, autorestart); dartup with its defaults (`dartup push` of the binary).", apps)
+	resp.Note = fmt.Sprintf("The same Go worker binary under both supervisors, %d apps each, every app killed once with SIGKILL, alternating between the two supervisors so that both see the same load on the shared machine (so every sample is a first restart: dartup restarts at once the first time, PM2's default restart_delay is 0). The time runs from just before kill(2) to the start time the new worker process wrote into its pid file (CLOCK_REALTIME, ns), so both are measured the same way and polling does not add to it. PM2 runs with its defaults (`interpreter: none`, fork mode, autorestart); dartup with its defaults (`dartup push` of the binary).", apps)
 	if mem.Status == StatusMiss && dcRow != nil && dcRow.Measured && dm != nil {
 		mem.Note = fmt.Sprintf("**Why the goal is missed:** with the apps pushed as artifacts (each its own copy of the %.1f MB worker in the object store) `dartup serve` holds %s; the same apps declared as `--runtime command` (nothing stored) hold %s, %.2f× PM2. ", fileMB(h.bins.daemon), fmtVal(dm.Median, "MB"), fmtVal(dcRow.Median, "MB"), dcRow.Ratio)
 		if dnRow != nil && dnRow.Measured {
@@ -132,6 +159,22 @@ func killEach(ctx context.Context, pidfiles []string) ([]time.Duration, error) {
 		}
 	}
 	return out, nil
+}
+
+// killAlternately kills app i of a, then app i of b, and so on.
+func killAlternately(ctx context.Context, a, b []string) (ra, rb []time.Duration, err error) {
+	for i := range a {
+		x, err := killEach(ctx, a[i:i+1])
+		if err != nil {
+			return ra, rb, fmt.Errorf("dartup: %w", err)
+		}
+		y, err := killEach(ctx, b[i:i+1])
+		if err != nil {
+			return ra, rb, fmt.Errorf("PM2: %w", err)
+		}
+		ra, rb = append(ra, x...), append(rb, y...)
+	}
+	return ra, rb, nil
 }
 
 // waitAllStarted waits until every pid file names a live process.
@@ -176,7 +219,13 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 	if err != nil {
 		return supervisorRun{err: err}
 	}
-	defer s.stop()
+	defer func() {
+		if res.err != nil {
+			s.stop()
+		} else {
+			res.stop = s.stop
+		}
+	}()
 	c, err := clientsdk.Connect(ctx, clientsdk.WithURL(s.natsURL))
 	if err != nil {
 		return supervisorRun{err: err}
@@ -225,10 +274,7 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 	if res.rssMB, err = rssSamples(ctx, s.pid(), 5, 200*time.Millisecond); err != nil {
 		return supervisorRun{err: err}
 	}
-	if command || noRunner {
-		return res
-	}
-	res.respawns, res.err = killEach(ctx, pidfiles)
+	res.pidfiles = pidfiles
 	return res
 }
 
@@ -275,10 +321,17 @@ func (h *harness) daemonsPM2(ctx context.Context, apps int) (res supervisorRun) 
 		}
 		return nil
 	}
-	defer func() {
+	kill := func() {
 		cmd := exec.Command(pm2, "kill")
 		cmd.Env = env
 		_ = cmd.Run()
+	}
+	defer func() {
+		if res.err != nil {
+			kill()
+		} else {
+			res.stop = kill
+		}
 	}()
 	var eco strings.Builder
 	eco.WriteString("module.exports = { apps: [\n")
@@ -320,7 +373,7 @@ func (h *harness) daemonsPM2(ctx context.Context, apps int) (res supervisorRun) 
 	if res.rssMB, err = rssSamples(ctx, god, 5, 200*time.Millisecond); err != nil {
 		return supervisorRun{err: err}
 	}
-	res.respawns, res.err = killEach(ctx, pidfiles)
+	res.pidfiles = pidfiles
 	return res
 }
 

@@ -244,7 +244,7 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		conns = append(conns, nc)
 	}
 	const callers = 32
-	dur := time.Duration(h.n(3000, 1000)) * time.Millisecond
+	dur := time.Duration(h.n(4000, 1000)) * time.Millisecond
 	lambdaCall := func(i int) error { return natsReq(conns[i%4], clientsdk.LambdaSubject("conc"), invokePayload) }
 	bareCall := func(i int) error { return natsReq(conns[i%4], "bench.echo", invokePayload) }
 	// warm-up: start the 4 workers.

@@ -12,7 +12,7 @@ import (
 func (h *harness) figServe(ctx context.Context) []*Figure {
 	f := &Figure{ID: "serve", Num: 7, Title: "`dartup serve` cold start to ready",
 		Goal: "median start → ready file < 300 ms"}
-	n := h.n(10, 3)
+	n := h.n(15, 3)
 	var fresh, health, restart, bare []time.Duration
 	var firstErr error
 	for i := 0; i < n && ctx.Err() == nil; i++ {
