@@ -104,7 +104,7 @@ func findRepoRoot() (string, error) {
 // buildGo builds the main package pkg of the repo into dir/name.
 func buildGo(ctx context.Context, root, dir, name, pkg string, ldflags string) (string, error) {
 	out := filepath.Join(dir, name)
-	args := []string{"build", "-trimpath", "-o", out}
+	args := []string{"build", "-o", out} // no -trimpath: share the build cache with the tests' builds
 	if ldflags != "" {
 		args = append(args, "-ldflags="+ldflags)
 	}
