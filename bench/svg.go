@@ -56,10 +56,11 @@ func renderSVG(res *Results) string {
 		}
 	}
 	add("Warm invoke, one caller (CDF)", []string{"warm"}, map[string]string{
-		"bare nats.go responder on the same server (the floor)":              "bare NATS responder (floor)",
-		"dartup `lambda.echo` over NATS":                                     "dartup lambda.echo (NATS)",
-		"dartup HTTP gateway POST /echo (keep-alive)":                        "dartup HTTP gateway",
-		"the same bootstrap under the AWS Runtime Interface Emulator (HTTP)": "AWS Runtime Interface Emulator",
+		"bare nats.go responder on the same server (the floor)":                           "bare NATS responder (floor)",
+		"dartup `lambda.echo` over NATS":                                                  "dartup lambda.echo (NATS)",
+		"dartup HTTP gateway POST /echo (keep-alive)":                                     "dartup HTTP gateway",
+		"the same bootstrap under the AWS Runtime Interface Emulator (HTTP)":              "AWS Runtime Interface Emulator",
+		"protocol floor: minimal NATS → Runtime API relay (harness) + the same bootstrap": "NATS → Runtime API relay (protocol floor)",
 	})
 	add("Cold invoke (CDF)", []string{"cold", "cold-dart"}, map[string]string{
 		"bootstrap started by hand: fork → first GET …/next":                            "Go bootstrap by hand → next",
@@ -68,17 +69,23 @@ func renderSVG(res *Results) string {
 		"`dart sass.snapshot --stdin` run directly (fork → exit)":                       "Dart sass run directly",
 		"dartup `lambda.sass` (stdio, --runtime aot): request → CSS":                    "dartup lambda.sass (stdio)",
 	})
-	const W, PH = 800, 320
+	const W, PH = 800, 300 // PH: a panel without its legend
 	var b strings.Builder
-	H := PH * max(len(panels), 1)
+	H := 0
+	for _, p := range panels {
+		H += PH + 16*len(p.lines) + 10
+	}
+	H = max(H, 60)
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
 	if len(panels) == 0 {
 		fmt.Fprintf(&b, `<text x="20" y="40">no invoke latencies in this run</text>`+"\n</svg>\n")
 		return b.String()
 	}
-	for i, p := range panels {
-		drawPanel(&b, p, 0, float64(i*PH), W, PH)
+	y := 0.0
+	for _, p := range panels {
+		drawPanel(&b, p, 0, y, W, PH)
+		y += float64(PH + 16*len(p.lines) + 10)
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
@@ -137,8 +144,7 @@ func drawPanel(b *strings.Builder, p panel, x0, y0 float64, w, h int) {
 	fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#888"/>`+"\n", x0+ml, yOf(100), pw, ph)
 	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">latency (log scale)</text>`+"\n", x0+ml+pw/2, y0+float64(h)-8)
 	fmt.Fprintf(b, `<text x="14" y="%.1f" text-anchor="middle" fill="#444" transform="rotate(-90 14 %.1f)">requests at or below</text>`+"\n", yOf(50), yOf(50))
-	lx := x0 + ml + pw - 390
-	fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="386" height="%d" fill="white" fill-opacity="0.85"/>`+"\n", lx-4, yOf(0)-10-float64(len(p.lines))*16+2, len(p.lines)*16+4)
+	lx := x0 + ml
 	for i, s := range p.lines {
 		color := palette[i%len(palette)]
 		var pts []string
@@ -146,7 +152,7 @@ func drawPanel(b *strings.Builder, p panel, x0, y0 float64, w, h int) {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(v), yOf(float64(j))))
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color, strings.Join(pts, " "))
-		ly := yOf(0) - 10 - float64(len(p.lines)-1-i)*16 // lower right: empty in a CDF
+		ly := y0 + float64(h) + 6 + float64(i)*16 // legend below the plot
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>`+"\n", lx, ly-4, lx+18, ly-4, color)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#222">%s — p50 %s, p99 %s</text>`+"\n", lx+24, ly, html.EscapeString(s.label), axisLabel(s.p50), axisLabel(s.p99))
 	}
