@@ -131,17 +131,18 @@ func startChild(bin string, env []string, args ...string) (*child, string, error
 		return nil, "", err
 	}
 	c := &child{cmd: cmd, done: make(chan struct{})}
-	lines := make(chan string, 1)
+	first := make(chan string, 1)
+	eof := make(chan struct{})
 	go func() {
 		br := bufio.NewReader(out)
 		l, _ := br.ReadString('\n')
-		lines <- strings.TrimSpace(l)
+		first <- strings.TrimSpace(l)
 		_, _ = io.Copy(io.Discard, br)
+		close(eof)
 	}()
-	go func() { <-lines; _ = cmd.Wait(); close(c.done) }()
+	go func() { <-eof; _ = cmd.Wait(); close(c.done) }() // Wait only after the last read
 	select {
-	case l := <-lines:
-		lines <- l
+	case l := <-first:
 		if l == "" {
 			c.stop()
 			return nil, "", fmt.Errorf("%s printed nothing: %s", filepath.Base(bin), stderr.String())
