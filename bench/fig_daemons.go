@@ -25,6 +25,9 @@ type supervisorRun struct {
 	// pidfiles are the running apps' pid files; stop ends the supervisor.
 	pidfiles []string
 	stop     func()
+	// pid is the supervisor's process; rssAt is when rssMB was sampled.
+	pid   int
+	rssAt time.Time
 }
 
 func (s *supervisorRun) close() {
@@ -54,6 +57,20 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	defer d.close()
 	p := h.daemonsPM2(ctx, apps)
 	defer p.close()
+	// idle growth: both fleets sit idle a while longer, then RSS again.
+	var dGrow, pGrow float64
+	growOK := false
+	if d.err == nil && p.err == nil && sleepCtx(ctx, time.Duration(h.n(15, 5))*time.Second) == nil {
+		d2, e1 := rssSamples(ctx, d.pid, 5, 200*time.Millisecond)
+		dt := time.Since(d.rssAt).Minutes()
+		p2, e2 := rssSamples(ctx, p.pid, 5, 200*time.Millisecond)
+		pt := time.Since(p.rssAt).Minutes()
+		if e1 == nil && e2 == nil {
+			dGrow = (summarize(d2, false).Median - summarize(d.rssMB, false).Median) / dt
+			pGrow = (summarize(p2, false).Median - summarize(p.rssMB, false).Median) / pt
+			growOK = true
+		}
+	}
 	if d.err == nil && p.err == nil {
 		d.respawns, p.respawns, d.err = killAlternately(ctx, d.pidfiles, p.pidfiles)
 		if d.err != nil {
@@ -103,6 +120,11 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	}
 	if p.err == nil && len(p.idleMB) > 0 {
 		mem.add(valueRow("PM2 God daemon RSS with no apps (for reference, after `pm2 ping`)", "peer", "MB", p.idleMB))
+	}
+	if growOK {
+		mem.add(&Row{Label: "dartup serve RSS growth while the daemons idle", Role: "dartup", Measured: true, Unit: "MB/min", N: 2, Median: dGrow, P99: dGrow,
+			Note: "from the first RSS sample to a second one taken 15–30 s later, before the kills; over so short a window a garbage-collected heap growing between collections shows up too, so this alone does not prove a leak"})
+		mem.add(&Row{Label: "PM2 God daemon RSS growth while the daemons idle", Role: "peer", Measured: true, Unit: "MB/min", N: 2, Median: pGrow, P99: pGrow})
 	}
 	for _, x := range []struct {
 		f     *Figure
@@ -274,7 +296,7 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 	if res.rssMB, err = rssSamples(ctx, s.pid(), 5, 200*time.Millisecond); err != nil {
 		return supervisorRun{err: err}
 	}
-	res.pidfiles = pidfiles
+	res.pidfiles, res.pid, res.rssAt = pidfiles, s.pid(), time.Now()
 	return res
 }
 
@@ -373,7 +395,7 @@ func (h *harness) daemonsPM2(ctx context.Context, apps int) (res supervisorRun) 
 	if res.rssMB, err = rssSamples(ctx, god, 5, 200*time.Millisecond); err != nil {
 		return supervisorRun{err: err}
 	}
-	res.pidfiles = pidfiles
+	res.pidfiles, res.pid, res.rssAt = pidfiles, god, time.Now()
 	return res
 }
 

@@ -171,6 +171,8 @@ func fmtVal(v float64, unit string) string {
 		return fmt.Sprintf("%.0f req/s", v)
 	case "MB/s":
 		return fmt.Sprintf("%.0f MB/s", v)
+	case "MB/min":
+		return fmt.Sprintf("%+.2f MB/min", v)
 	}
 	return fmt.Sprintf("%.3g %s", v, unit)
 }
@@ -220,7 +222,7 @@ func updateDoc(path, section string) error {
 }
 
 func cell(r *Row, v float64) string {
-	if !r.Measured || v == 0 {
+	if !r.Measured || (v == 0 && r.Unit != "MB/min") {
 		return "—"
 	}
 	return fmtVal(v, r.Unit)
