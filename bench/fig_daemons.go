@@ -71,21 +71,20 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 			growOK = true
 		}
 	}
+	dKill, pKill := d.err, p.err
 	if d.err == nil && p.err == nil {
-		d.respawns, p.respawns, d.err = killAlternately(ctx, d.pidfiles, p.pidfiles)
-		if d.err != nil {
-			p.err = d.err
-		}
+		d.respawns, p.respawns, dKill = killAlternately(ctx, d.pidfiles, p.pidfiles)
+		pKill = dKill
 	} else if d.err == nil {
-		d.respawns, d.err = killEach(ctx, d.pidfiles)
+		d.respawns, dKill = killEach(ctx, d.pidfiles)
 	}
 	d.close()
 	p.close()
 
-	dr := addOrMissing(resp, d.err, "dartup: SIGKILL → new worker started", "dartup", func() *Row {
+	dr := addOrMissing(resp, dKill, "dartup: SIGKILL → new worker started", "dartup", func() *Row {
 		return latencyRow("dartup: SIGKILL → new worker started", "dartup", "ms", d.respawns)
 	})
-	pr := addOrMissing(resp, p.err, "PM2: SIGKILL → new worker started", "peer", func() *Row {
+	pr := addOrMissing(resp, pKill, "PM2: SIGKILL → new worker started", "peer", func() *Row {
 		return latencyRow("PM2: SIGKILL → new worker started", "peer", "ms", p.respawns)
 	})
 	dm := addOrMissing(mem, d.err, "dartup serve RSS (embedded NATS + JetStream + runner; workers excluded)", "dartup", func() *Row {
@@ -127,17 +126,18 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 		mem.add(&Row{Label: "PM2 God daemon RSS growth while the daemons idle", Role: "peer", Measured: true, Unit: "MB/min", N: 2, Median: pGrow, P99: pGrow})
 	}
 	for _, x := range []struct {
-		f     *Figure
-		r     *Row
-		limit float64
-	}{{resp, dr, 0.5}, {mem, dm, 0.7}} {
+		f          *Figure
+		r          *Row
+		limit      float64
+		dErr, pErr error
+	}{{resp, dr, 0.5, dKill, pKill}, {mem, dm, 0.7, d.err, p.err}} {
 		switch {
 		case x.r != nil && x.r.Ratio > 0:
 			x.f.judge(x.r.Ratio, x.limit, "×")
-		case p.err != nil:
-			x.f.notMeasured("PM2: " + p.err.Error())
+		case x.pErr != nil:
+			x.f.notMeasured("PM2: " + x.pErr.Error())
 		default:
-			x.f.notMeasured(fmt.Sprint(d.err))
+			x.f.notMeasured(fmt.Sprint(x.dErr))
 		}
 	}
 	resp.Note = fmt.Sprintf("The same Go worker binary under both supervisors, %d apps each, every app killed once with SIGKILL, alternating between the two supervisors so that both see the same load on the shared machine (so every sample is a first restart: dartup restarts at once the first time, PM2's default restart_delay is 0). The time runs from just before kill(2) to the start time the new worker process wrote into its pid file (CLOCK_REALTIME, ns), so both are measured the same way and polling does not add to it. PM2 runs with its defaults (`interpreter: none`, fork mode, autorestart); dartup with its defaults (`dartup push` of the binary).", apps)
