@@ -31,6 +31,12 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 			return nil, clientsdk.Errorf(400, "InvalidSpec", "artifact object %q should be %q", spec.Artifact.Object, want)
 		}
 		oi, err := a.objects.GetInfo(ctx, spec.Artifact.Object)
+		// In a cluster the read may reach a replica that has not applied the
+		// upload yet: look again for a moment before calling it missing.
+		for wait := 20 * time.Millisecond; errors.Is(err, jetstream.ErrObjectNotFound) && wait < 2*time.Second; wait *= 2 {
+			time.Sleep(wait)
+			oi, err = a.objects.GetInfo(ctx, spec.Artifact.Object)
+		}
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return nil, clientsdk.Errorf(400, "ArtifactMissing", "artifact %s is not in the object store; upload it before calling push (clientsdk.Push does both)", spec.Artifact.Object)
 		}

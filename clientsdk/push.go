@@ -92,7 +92,11 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 	if err != nil {
 		return nil, "", err
 	}
-	obj, err := js.ObjectStore(ctx, ArtifactsBucket)
+	var obj jetstream.ObjectStore
+	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+		obj, err = js.ObjectStore(ctx, ArtifactsBucket)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("open the artifact store %s (is this a dartup server?): %w", ArtifactsBucket, err)
 	}
@@ -102,21 +106,25 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 		}
 		return ref, rt, nil // already stored
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, "", err
-	}
-	var r io.Reader = f
-	if progress != nil {
-		r = &progressReader{r: f, total: st.Size(), fn: progress}
-	}
 	hdr := nats.Header{}
 	hdr.Set(HeaderArtifactSHA256, digest)
-	_, err = obj.Put(ctx, jetstream.ObjectMeta{
-		Name:        ref.Object,
-		Description: "dartup artifact " + ref.FileName,
-		Headers:     hdr,
-		Opts:        &jetstream.ObjectMetaOptions{ChunkSize: ArtifactChunkSize},
-	}, r)
+	// The upload is retried whole on transient errors; Put replaces a partial object.
+	err = retryTransient(ctx, func(ctx context.Context) error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		var r io.Reader = f
+		if progress != nil {
+			r = &progressReader{r: f, total: st.Size(), fn: progress}
+		}
+		_, err := obj.Put(ctx, jetstream.ObjectMeta{
+			Name:        ref.Object,
+			Description: "dartup artifact " + ref.FileName,
+			Headers:     hdr,
+			Opts:        &jetstream.ObjectMetaOptions{ChunkSize: ArtifactChunkSize},
+		}, r)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("upload %s: %w", file, err)
 	}

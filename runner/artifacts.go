@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,9 +48,33 @@ func (c *cache) lockFor(digest string) *sync.Mutex {
 	return m
 }
 
+// fetchAttempts bounds the fetches of one artifact. In a cluster, a read
+// right after a push may reach a replica that has not applied it yet (object
+// reads may be served by any replica), so "missing" and "corrupt" are retried
+// with a growing delay before they count.
+const fetchAttempts = 8
+
 // path returns the local path of ref, fetching and verifying it when it is
-// not cached yet. Errors wrap ErrArtifact and say what is wrong.
+// not cached yet, retrying as fetchAttempts says. Errors wrap ErrArtifact and
+// say what is wrong.
 func (c *cache) path(ctx context.Context, ref *clientsdk.ArtifactRef) (string, error) {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		p, err := c.fetch(ctx, ref)
+		if err == nil || attempt == fetchAttempts || ctx.Err() != nil {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// fetch makes one attempt at path.
+func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, error) {
 	if len(ref.SHA256) != 64 {
 		return "", fmt.Errorf("%w: bad digest %q", ErrArtifact, ref.SHA256)
 	}

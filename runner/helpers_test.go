@@ -119,3 +119,15 @@ func alive(pid int) bool {
 func itoa(i int) string { return strings.TrimSpace(strings.Replace(jsonNum(i), "\n", "", -1)) }
 
 func jsonNum(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// waitLog waits until a line of app's output contains substr.
+func (e *env) waitLog(app, substr string) {
+	e.t.Helper()
+	testutil.WaitFor(e.t, 10*time.Second, app+" to print "+substr, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		found := false
+		_ = e.c.Logs(ctx, app, clientsdk.LogsOptions{Instance: -1}, func(l clientsdk.LogLine) { found = found || strings.Contains(l.Line, substr) })
+		return found
+	})
+}

@@ -60,23 +60,32 @@ type action struct {
 }
 
 func (r *Runner) reconcile(ctx context.Context) {
+	if r.synced.Load() < 3 {
+		return // not a whole view of the cluster yet
+	}
 	now := time.Now()
 	r.mu.Lock()
 	selfOK := now.Sub(r.heartbeatOK) < r.nodeTimeout
-	// Fence (stop local daemons) only when another node was alive when this one
-	// last reached the server: that node takes the instances over. A node that
-	// was alone keeps its workers: stopping them would help nobody.
-	others := false
-	for id, ns := range r.liveNodes {
-		if id != r.nodeID && !ns.seen.Before(r.heartbeatOK.Add(-r.nodeTimeout)) {
-			others = true
-		}
+	// Fence (stop local daemons, claim nothing) only when this node has lost
+	// its NATS connection for longer than the node timeout: a partition, after
+	// which other nodes take its instances over. A slow or leaderless
+	// JetStream (a server of the cluster died, leaders are being elected)
+	// fails every node's heartbeats at once; stopping everything then would
+	// turn a blip into an outage.
+	if r.nc.IsConnected() {
+		r.disconnectedSince = time.Time{}
+	} else if r.disconnectedSince.IsZero() {
+		r.disconnectedSince = now
 	}
-	fence := !selfOK && others
+	fence := !r.disconnectedSince.IsZero() && now.Sub(r.disconnectedSince) > r.nodeTimeout
 	if fence && !r.fenced {
-		r.logger.Error("cannot reach the server's KV for longer than the node timeout; stopping local daemons (other nodes take them over)")
+		r.logger.Error("lost the NATS connection for longer than the node timeout; stopping local daemons (other nodes take them over)")
 	}
 	r.fenced = fence
+	// Take over a silent node's claims only with a view of the cluster that
+	// has been fresh for a whole node timeout: after this node's own
+	// heartbeats failed, the others' may simply not have arrived yet.
+	stableView := selfOK && now.Sub(r.heartbeatFailed) > r.nodeTimeout
 
 	live := map[string]clientsdk.Node{}
 	for id, ns := range r.liveNodes {
@@ -120,7 +129,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 			case claimed && isLive(live, c.node):
 				delete(r.unclaimedSince, key)
 			default:
-				if r.fenced {
+				if r.fenced || !selfOK || (claimed && !stableView) {
 					continue
 				}
 				since, ok := r.unclaimedSince[key]

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -164,11 +165,17 @@ type Runner struct {
 	instances      map[string]*instance
 	deployed       map[string]uint64 // lambda name → deployed spec revision
 	heartbeatOK    time.Time
-	fenced         bool
-	draining       bool
-	drainSub       *nats.Subscription
+	// heartbeatFailed is when a heartbeat last failed.
+	heartbeatFailed   time.Time
+	disconnectedSince time.Time
+	fenced            bool
+	draining          bool
+	drainSub          *nats.Subscription
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
+	// synced counts the watchers (apps, nodes, placement) that have delivered
+	// their initial values; reconciling waits for all three.
+	synced atomic.Int32
 	// workerSecret signs the workers' NATS tokens (nil: workers get none).
 	workerSecret []byte
 
@@ -316,6 +323,7 @@ func (r *Runner) Start(ctx context.Context) error {
 					}
 					if e == nil {
 						initial = false
+						r.synced.Add(1)
 						r.poke()
 						continue
 					}
@@ -451,11 +459,13 @@ func (r *Runner) heartbeatOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
 	defer cancel()
 	_, err := r.nodes.Put(ctx, r.nodeID, r.nodeEntry())
+	r.mu.Lock()
 	if err == nil {
-		r.mu.Lock()
 		r.heartbeatOK = time.Now()
-		r.mu.Unlock()
+	} else {
+		r.heartbeatFailed = time.Now()
 	}
+	r.mu.Unlock()
 	return err
 }
 

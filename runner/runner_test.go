@@ -127,6 +127,7 @@ func TestKillStartRemove(t *testing.T) {
 	e := newEnv(t)
 	e.push("svc", "run", nil)
 	st := e.waitState("svc", 0, clientsdk.StateRunning, 10*time.Second)
+	e.waitLog("svc", "ready pid=") // its SIGTERM handler is installed
 	sum, err := e.c.Kill(context.Background(), "svc")
 	if err != nil {
 		t.Fatal(err)

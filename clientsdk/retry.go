@@ -1,0 +1,52 @@
+package clientsdk
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TransientWindow bounds how long an operation is retried on transient
+// JetStream errors (a cluster electing new leaders after losing a server
+// answers nothing for a few seconds).
+const TransientWindow = 30 * time.Second
+
+// transient reports whether err is the kind a cluster gives while it elects
+// leaders: timeouts and missing stream responses.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoStreamResponse) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "no response from stream") || strings.Contains(s, "JetStream system temporarily unavailable") ||
+		strings.Contains(s, "no suitable peers")
+}
+
+// retryTransient runs f until it succeeds, fails with a lasting error, ctx
+// ends, or TransientWindow has passed; each try gets at most 10 s.
+func retryTransient(ctx context.Context, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(TransientWindow)
+	delay := 200 * time.Millisecond
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(tctx)
+		cancel()
+		if !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
