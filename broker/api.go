@@ -57,6 +57,8 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		Version:     semver(b.cfg.Version),
 		Description: "dartup control API: push, list, kill, start, remove, info",
 		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
+		// `nats micro stats dartup` shows per-lambda stats in the invoke endpoint's data.
+		StatsHandler: a.endpointStats,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start control API: %w", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
 )
@@ -98,7 +99,9 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB\n",
 			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB)
 	}
-	if len(ai.Summary.Instances) > 0 {
+	if s.Kind == clientsdk.KindLambda {
+		printLambdaStats(w, ai.Summary.Instances)
+	} else if len(ai.Summary.Instances) > 0 {
 		fmt.Fprintln(w, "  instances:")
 		for _, in := range ai.Summary.Instances {
 			line := fmt.Sprintf("    #%d %s on %s pid %d restarts %d", in.Instance, in.State, in.Node, in.PID, in.Restarts)
@@ -142,4 +145,35 @@ func keepWarm(l *clientsdk.LambdaSpec) string {
 		return "default"
 	}
 	return l.KeepWarm.D().String()
+}
+
+// printLambdaStats prints a lambda's warm workers and invocation stats per
+// node and in total.
+func printLambdaStats(w io.Writer, st []clientsdk.InstanceStatus) {
+	if len(st) == 0 {
+		fmt.Fprintln(w, "  no node hosts it yet")
+		return
+	}
+	line := func(who string, warm int, l clientsdk.LambdaStats) {
+		fmt.Fprintf(w, "    %-12s %d warm  %d invocations  %d errors  %d cold starts  %d throttled  %d timeouts  p50 %s  p99 %s\n",
+			who, warm, l.Invocations, l.Errors, l.ColdStarts, l.Throttled, l.Timeouts, l.P50.D().Round(time.Microsecond), l.P99.D().Round(time.Microsecond))
+	}
+	fmt.Fprintln(w, "  nodes:")
+	for _, in := range st {
+		if in.State == clientsdk.StateErrored {
+			fmt.Fprintf(w, "    %-12s errored: %s\n", in.Node, in.LastError)
+			continue
+		}
+		var l clientsdk.LambdaStats
+		if in.Lambda != nil {
+			l = *in.Lambda
+		}
+		line(in.Node, in.WarmWorkers, l)
+	}
+	for app, t := range broker.AggregateLambdaStats(st) {
+		_ = app
+		if t.Nodes > 1 {
+			line("total", t.WarmWorkers, t.LambdaStats)
+		}
+	}
 }

@@ -206,7 +206,8 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 }
 
 // waitSettled polls, for up to 5 s, until a pushed daemon's instances run or
-// fail, so that push prints a meaningful state.
+// fail, or a pushed lambda is hosted by a node, so that push prints a
+// meaningful state and an invoke right after it is answered.
 func waitSettled(ctx context.Context, c *clientsdk.Client, spec *clientsdk.AppSpec, noWait bool) clientsdk.AppSummary {
 	last := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: clientsdk.AppDead}
 	deadline := time.Now().Add(5 * time.Second)
@@ -214,7 +215,13 @@ func waitSettled(ctx context.Context, c *clientsdk.Client, spec *clientsdk.AppSp
 		info, err := c.Describe(ctx, spec.Name)
 		if err == nil {
 			last = info.Summary
-			settled := spec.Kind == clientsdk.KindLambda || noWait || last.State == clientsdk.AppError
+			settled := noWait || last.State == clientsdk.AppError
+			if spec.Kind == clientsdk.KindLambda {
+				// Settled once a node hosts this revision: it answers lambda.NAME.
+				for _, in := range last.Instances {
+					settled = settled || in.SpecRevision >= spec.Revision
+				}
+			}
 			if last.State == clientsdk.AppAlive && last.Running == spec.Instances {
 				fresh := true
 				for _, in := range last.Instances {
