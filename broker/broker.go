@@ -142,6 +142,7 @@ type Broker struct {
 	passwords *Passwords
 	token     string
 	workers   workerSecret
+	router    *lambdaRouter
 	started   time.Time
 	logger    *slog.Logger
 
@@ -226,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	// The lambda router answers lambda.* requests no runner takes (404, 403, 503).
-	if _, err := b.startLambdas(actx); err != nil {
+	if b.router, err = startLambdaRouter(actx, b); err != nil {
 		return b, err
 	}
 	if cfg.HTTPAddr != "" {
@@ -332,7 +333,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	if b.gw != nil {
 		errs = append(errs, b.gw.shutdown(ctx))
 	}
-	b.stopLambdas()
+	if b.router != nil {
+		b.router.stop()
+	}
 	if b.api != nil {
 		errs = append(errs, b.api.stop())
 	}

@@ -30,12 +30,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; try /healthz or /NAME for a lambda")
 		return
 	}
-	lr, err := g.b.startLambdas(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "Unavailable", "lambdas are not available: "+err.Error())
-		return
-	}
-	spec, e := lr.lookup(r.Context(), name, false)
+	spec, e := g.b.router.lookup(r.Context(), name, false)
 	if e != nil {
 		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
 		return

@@ -36,10 +36,7 @@ type lambdaRig struct {
 
 func newLambdaRig(t *testing.T) *lambdaRig {
 	t.Helper()
-	b := testutil.StartBroker(t)
-	if err := broker.StartLambdasForTest(b); err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.StartBroker(t) // Start starts the lambda router too
 	nc := testutil.Connect(t, b.NATSURL())
 	js, err := jetstream.New(nc)
 	if err != nil {

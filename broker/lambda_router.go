@@ -43,39 +43,6 @@ type lambdaRouter struct {
 	hostOK map[string]time.Time // name → presence confirmed until
 }
 
-var (
-	routersMu sync.Mutex
-	routers   = map[*Broker]*lambdaRouter{}
-)
-
-// startLambdas starts the lambda router of b (once): meant to be called by
-// Broker.Start after the control API (and stopLambdas by Shutdown before
-// it); the gateway also starts it on first use.
-func (b *Broker) startLambdas(ctx context.Context) (*lambdaRouter, error) {
-	routersMu.Lock()
-	defer routersMu.Unlock()
-	if r := routers[b]; r != nil {
-		return r, nil
-	}
-	r, err := startLambdaRouter(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	routers[b] = r
-	return r, nil
-}
-
-// stopLambdas stops b's lambda router, if started.
-func (b *Broker) stopLambdas() {
-	routersMu.Lock()
-	r := routers[b]
-	delete(routers, b)
-	routersMu.Unlock()
-	if r != nil {
-		r.stop()
-	}
-}
-
 func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
 	kv, err := b.js.KeyValue(ctx, clientsdk.AppsBucket)
 	if err != nil {
