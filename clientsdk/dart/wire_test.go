@@ -24,6 +24,7 @@ import (
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // connectLine is the CONNECT of docs/protocol.md 4.1 for instance chat.0,
@@ -241,6 +242,11 @@ func TestWireRuntimeAPI(t *testing.T) {
 		_ = m.Close(ctx)
 	})
 	bin := testutil.BuildGo(t, "./clientsdk/dart/internal/dartmimic")
+	js, _ := jetstream.New(testutil.Connect(t, b.NATSURL()))
+	apps, err := js.KeyValue(context.Background(), clientsdk.AppsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deploy := func(name string, env ...string) {
 		s := clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand,
 			Command: []string{"bootstrap"}, Lambda: &clientsdk.LambdaSpec{}, Revision: 1}.WithDefaults()
@@ -248,6 +254,12 @@ func TestWireRuntimeAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := m.Deploy(s, lambdas.Command{Path: bin, Env: env}); err != nil {
+			t.Fatal(err)
+		}
+		// The spec is in the apps bucket too, as after a push, so that the
+		// brokers' lambda.* catch-all knows the name and stays silent.
+		spec, _ := json.Marshal(s)
+		if _, err := apps.Put(context.Background(), name, spec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,14 +287,13 @@ func TestWireRuntimeAPI(t *testing.T) {
 		return string(r.data)
 	}
 
-	// No responders: the 16-byte status reply of 4.6.
+	// An unknown lambda: the brokers' lambda.* catch-all answers a 404
+	// service error (4.6); "no responders" only comes when no dartup server
+	// is on the NATS at all.
 	dart.send("PUB lambda.nobody " + inbox + ".1 2\r\nhi\r\n")
-	// nats-server 2.11+ names the subject in a header; older ones send only
-	// the status line. The Dart side needs status 503 and an empty body.
-	noResp := "NATS/1.0 503\r\nNats-Subject: lambda.nobody\r\n\r\n"
-	dart.expect(fmt.Sprintf("HMSG %s.1 1 %d %d", inbox, len(noResp), len(noResp)))
-	if got := string(dart.payload(len(noResp))); got != noResp {
-		t.Fatalf("no-responders reply %q, want %q", got, noResp)
+	nf := dart.msg()
+	if nf.subject != inbox+".1" || nf.headers["Nats-Service-Error-Code"] != "404" || !strings.Contains(string(nf.data), `"code":404`) {
+		t.Fatalf("unknown lambda answered %s headers %v body %q, want a 404 service error", nf.op, nf.headers, nf.data)
 	}
 
 	// A raw event (nats req lambda.hello ''): the body comes back as is (2.4).
