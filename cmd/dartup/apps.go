@@ -19,38 +19,29 @@ type nameFlags struct {
 }
 
 func newKillCmd() *cobra.Command {
-	f := &nameFlags{}
-	cmd := &cobra.Command{
-		Use:     "kill NAME",
-		Aliases: []string{"stop"},
-		Short:   "Stop every instance of an app; it stays stopped, across restarts, until `dartup start`",
-		Example: "  dartup kill web",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				s, err := c.Kill(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return printSummary(cmd, f.json, s)
-			})
-		},
-	}
-	f.conn.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	cmd := newSummaryCmd("kill NAME", "Stop every instance of an app; it stays stopped, across restarts, until `dartup start`",
+		"  dartup kill web", (*clientsdk.Client).Kill)
+	cmd.Aliases = []string{"stop"}
 	return cmd
 }
 
 func newStartCmd() *cobra.Command {
+	return newSummaryCmd("start NAME", "Start an app stopped with `dartup kill`, or restart an errored one",
+		"  dartup start web", (*clientsdk.Client).Start)
+}
+
+// newSummaryCmd builds a command that applies verb to app NAME and prints
+// the app's summary line (or JSON).
+func newSummaryCmd(use, short, example string, verb func(*clientsdk.Client, context.Context, string) (*clientsdk.AppSummary, error)) *cobra.Command {
 	f := &nameFlags{}
 	cmd := &cobra.Command{
-		Use:     "start NAME",
-		Short:   "Start an app stopped with `dartup kill`, or restart an errored one",
-		Example: "  dartup start web",
+		Use:     use,
+		Short:   short,
+		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				s, err := c.Start(ctx, args[0])
+				s, err := verb(c, ctx, args[0])
 				if err != nil {
 					return err
 				}
