@@ -19,6 +19,7 @@ import (
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -364,4 +365,39 @@ func TestPasswordFile(t *testing.T) {
 	if err := broker.SetPassword(path, "carol", ""); err == nil {
 		t.Error("an empty password was accepted")
 	}
+}
+
+// TestSlowPasswordChecksDoNotBreakConnect: a bcrypt check on a busy machine
+// can take longer than nats-server's short first PING (2 s after CONNECT);
+// the client must still connect, not fail with "expected 'PONG', got 'PING'".
+// The hash's cost is chosen so that one check takes about 3 s here.
+func TestSlowPasswordChecksDoNotBreakConnect(t *testing.T) {
+	t.Parallel()
+	b := testutil.StartBroker(t, func(c *broker.Config) { c.RequirePassword = true })
+	h, err := bcrypt.GenerateFromPassword([]byte(alicePW), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	_ = bcrypt.CompareHashAndPassword(h, []byte(alicePW))
+	cost, d := 8, time.Since(t0)
+	for d < 3*time.Second && cost < bcrypt.MaxCost {
+		cost, d = cost+1, 2*d
+	}
+	if h, err = bcrypt.GenerateFromPassword([]byte(alicePW), cost); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.DataDir(), broker.PasswordFileName), []byte("alice:"+string(h)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	nc, err := nats.Connect(b.NATSURL(), nats.UserInfo("alice", alicePW), nats.Timeout(60*time.Second))
+	if err != nil {
+		t.Fatalf("connect with the right password, cost %d, after %s: %v", cost, time.Since(t0).Round(time.Millisecond), err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("connected after %s (bcrypt cost %d)", time.Since(t0).Round(time.Millisecond), cost)
 }

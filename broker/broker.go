@@ -265,6 +265,11 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		JetStream:              true,
 		StoreDir:               b.cfg.DataDir, // nats-server adds "jetstream/"
 		DisableJetStreamBanner: true,
+		// The server normally PINGs a client 2 s after its CONNECT, even while
+		// the authenticator still runs; a bcrypt check on a busy machine can
+		// take longer, and the client then fails with "expected PONG, got
+		// PING". Use the regular PingInterval for the first PING too.
+		DisableShortFirstPing: true,
 		CustomClientAuthentication: &authenticator{
 			passwords:     b.passwords,
 			require:       b.cfg.RequirePassword,
