@@ -63,6 +63,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 	if r.synced.Load() < 3 {
 		return // not a whole view of the cluster yet
 	}
+	r.resyncClaims(ctx)
 	now := time.Now()
 	r.mu.Lock()
 	selfOK := now.Sub(r.heartbeatOK) < r.nodeTimeout
@@ -123,13 +124,15 @@ func (r *Runner) reconcile(ctx context.Context) {
 			switch {
 			case claimed && c.node == r.nodeID:
 				delete(r.unclaimedSince, key)
-				if !r.fenced {
+				// After a lost connection, start nothing from a claim that
+				// may have moved meanwhile; running copies keep running.
+				if _, running := r.instances[key]; !r.fenced && (running || !r.resync) {
 					todo = append(todo, action{key: key, spec: spec, index: i})
 				}
 			case claimed && isLive(live, c.node):
 				delete(r.unclaimedSince, key)
 			default:
-				if r.fenced || !selfOK || (claimed && !stableView) {
+				if r.fenced || r.resync || !selfOK || (claimed && !stableView) {
 					continue
 				}
 				since, ok := r.unclaimedSince[key]
@@ -199,6 +202,69 @@ func (r *Runner) reconcile(ctx context.Context) {
 		r.ensureRunning(a.key, a.spec, a.index)
 	}
 	r.reconcileLambdas(ctx, lambdaSpecs)
+}
+
+// resyncClaims notices a lost connection and, once connected again, re-reads
+// this node's claims from the placement bucket: the watcher replays what it
+// missed only some time after the reconnect, and until then this node would
+// believe in claims other nodes took over while it was cut off, and start
+// copies of instances that already run elsewhere. A claim found moved or
+// deleted is stopped by the reconcile that follows.
+func (r *Runner) resyncClaims(ctx context.Context) {
+	connected := r.nc.IsConnected()
+	reconnects := r.nc.Stats().Reconnects
+	r.mu.Lock()
+	if !connected || reconnects != r.reconnects {
+		r.resync = true
+	}
+	r.reconnects = reconnects
+	need := r.resync && connected
+	var mine []string
+	if need {
+		for key, c := range r.claims {
+			if c.node == r.nodeID {
+				mine = append(mine, key)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if !need {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
+	defer cancel()
+	fresh := map[string]*claim{}
+	for _, key := range mine {
+		e, err := r.place.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			fresh[key] = nil
+		case err != nil:
+			r.logger.Warn("cannot re-read placement after a lost connection; retrying", "key", key, "err", err)
+			return
+		default:
+			var c clientsdk.Claim
+			if json.Unmarshal(e.Value(), &c) == nil {
+				fresh[key] = &claim{node: c.Node, rev: e.Revision()}
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, c := range fresh {
+		old, ok := r.claims[key]
+		switch {
+		case !ok || (c != nil && c.rev < old.rev):
+		case c == nil:
+			delete(r.claims, key)
+		default:
+			r.claims[key] = *c
+		}
+	}
+	if r.nc.Stats().Reconnects == r.reconnects {
+		r.resync = false
+		r.logger.Info("placement re-read after a lost connection", "own_claims", len(mine))
+	}
 }
 
 type stopOrder struct {

@@ -169,8 +169,13 @@ type Runner struct {
 	heartbeatFailed   time.Time
 	disconnectedSince time.Time
 	fenced            bool
-	draining          bool
-	drainSub          *nats.Subscription
+	// resync is set when this node lost its connection (even briefly): its
+	// placement view may be stale until the watcher catches up, so it starts
+	// and claims nothing until it has re-read its own claims from the server.
+	resync     bool
+	reconnects uint64 // nc.Stats().Reconnects when last checked
+	draining   bool
+	drainSub   *nats.Subscription
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
 	// synced counts the watchers (apps, nodes, placement) that have delivered
