@@ -15,6 +15,7 @@ import (
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -98,11 +99,30 @@ func spec(t testing.TB, name string, rev uint64, mod func(*clientsdk.LambdaSpec)
 
 func dur(d time.Duration) *clientsdk.Duration { x := clientsdk.Duration(d); return &x }
 
+// deploy stores spec in the apps bucket, as a push does (so that the
+// brokers' lambda.* catch-all knows the name), and deploys it on the Manager.
+func (r *rig) deploy(spec clientsdk.AppSpec, cmd lambdas.Command) error {
+	r.t.Helper()
+	js, err := jetstream.New(r.client)
+	if err != nil {
+		return err
+	}
+	apps, err := js.KeyValue(context.Background(), clientsdk.AppsBucket)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(spec)
+	if _, err := apps.Put(context.Background(), spec.Name, b); err != nil {
+		return err
+	}
+	return r.m.Deploy(spec, cmd)
+}
+
 // deployGo builds the Go bootstrap pkg and deploys it as name.
 func (r *rig) deployGo(name, pkg string, mod func(*clientsdk.LambdaSpec), env ...string) {
 	r.t.Helper()
 	bin := testutil.BuildGo(r.t, pkg)
-	if err := r.m.Deploy(spec(r.t, name, 1, mod), lambdas.Command{Path: bin, Env: env}); err != nil {
+	if err := r.deploy(spec(r.t, name, 1, mod), lambdas.Command{Path: bin, Env: env}); err != nil {
 		r.t.Fatal(err)
 	}
 }

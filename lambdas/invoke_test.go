@@ -187,13 +187,13 @@ func TestInitError(t *testing.T) {
 // A bootstrap that cannot start answers 502 instead of hanging.
 func TestStartFailure(t *testing.T) {
 	r := newRig(t)
-	if err := r.m.Deploy(spec(t, "missing", 1, nil), lambdas.Command{Path: "/nonexistent/bootstrap"}); err != nil {
+	if err := r.deploy(spec(t, "missing", 1, nil), lambdas.Command{Path: "/nonexistent/bootstrap"}); err != nil {
 		t.Fatal(err)
 	}
 	_, e := r.invoke("missing", "x")
 	wantCode(t, e, 502)
 	// A bootstrap that exits at once fails the request it was started for.
-	if err := r.m.Deploy(spec(t, "exits", 1, nil), lambdas.Command{Path: "/bin/sh", Args: []string{"-c", "echo broken >&2; exit 3"}}); err != nil {
+	if err := r.deploy(spec(t, "exits", 1, nil), lambdas.Command{Path: "/bin/sh", Args: []string{"-c", "echo broken >&2; exit 3"}}); err != nil {
 		t.Fatal(err)
 	}
 	_, e = r.invoke("exits", "x")
@@ -208,7 +208,7 @@ func TestStartFailure(t *testing.T) {
 func TestInitTimeout(t *testing.T) {
 	r := newRig(t, lambdas.WithInitTimeout(300*time.Millisecond))
 	s := spec(t, "stuck", 1, func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(2 * time.Second) })
-	if err := r.m.Deploy(s, lambdas.Command{Path: "/bin/sleep", Args: []string{"30"}}); err != nil {
+	if err := r.deploy(s, lambdas.Command{Path: "/bin/sleep", Args: []string{"30"}}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

@@ -95,7 +95,7 @@ func TestKeepWarmZero(t *testing.T) {
 func TestRedeployReplaces(t *testing.T) {
 	r := newRig(t)
 	bin := testutil.BuildGo(t, helloPkg)
-	if err := r.m.Deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
+	if err := r.deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
 		t.Fatal(err)
 	}
 	sleepers := r.watchSleepers("app")
@@ -110,10 +110,10 @@ func TestRedeployReplaces(t *testing.T) {
 	}()
 	oldPID := <-sleepers
 	// Same revision: no-op.
-	if err := r.m.Deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
+	if err := r.deploy(spec(t, "app", 1, nil), lambdas.Command{Path: bin}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.m.Deploy(spec(t, "app", 2, nil), lambdas.Command{Path: bin}); err != nil {
+	if err := r.deploy(spec(t, "app", 2, nil), lambdas.Command{Path: bin}); err != nil {
 		t.Fatal(err)
 	}
 	if v := r.mustInvoke("app", map[string]any{"env": "AWS_LAMBDA_FUNCTION_VERSION"}); v != "2" {
@@ -163,7 +163,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	if alive(pid) {
 		t.Fatalf("worker %d survived Close", pid)
 	}
-	if err := r.m.Deploy(spec(t, "x", 1, nil), lambdas.Command{Path: "/bin/true"}); err == nil {
+	if err := r.deploy(spec(t, "x", 1, nil), lambdas.Command{Path: "/bin/true"}); err == nil {
 		t.Fatal("Deploy after Close succeeded")
 	}
 }
@@ -174,7 +174,7 @@ func TestStdioDartSass(t *testing.T) {
 	dart, snapshot := testutil.DartSass(t)
 	r := newRig(t)
 	s := spec(t, "sass", 1, func(l *clientsdk.LambdaSpec) { l.Protocol = clientsdk.ProtocolStdio; l.MaxWorkers = 2; l.Queue = 4 })
-	if err := r.m.Deploy(s, lambdas.Command{Path: dart, Args: []string{snapshot, "--stdin"}}); err != nil {
+	if err := r.deploy(s, lambdas.Command{Path: dart, Args: []string{snapshot, "--stdin"}}); err != nil {
 		t.Fatal(err)
 	}
 	css := r.mustInvoke("sass", "$c: red;\na { b { color: $c; } }\n")
@@ -220,7 +220,7 @@ func TestStdioLimits(t *testing.T) {
 			l.Protocol = clientsdk.ProtocolStdio
 			l.Timeout = clientsdk.Duration(timeout)
 		})
-		if err := r.m.Deploy(s, lambdas.Command{Path: "/bin/sh", Args: []string{"-c", script}}); err != nil {
+		if err := r.deploy(s, lambdas.Command{Path: "/bin/sh", Args: []string{"-c", script}}); err != nil {
 			t.Fatal(err)
 		}
 	}
