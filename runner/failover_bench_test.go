@@ -47,8 +47,12 @@ func benchFailover(b *testing.B, heartbeat, nodeTimeout time.Duration) {
 	}
 	start := func(id string) (*runner.Runner, func()) {
 		nc := testutil.Connect(b, br.NATSURL())
-		r, err := runner.New(context.Background(), nc, runner.WithNodeID(id), runner.WithDataDir(b.TempDir()),
-			runner.WithTiming(heartbeat, nodeTimeout), runner.WithoutLambdas())
+		opts := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(b.TempDir()),
+			runner.WithTiming(heartbeat, nodeTimeout), runner.WithoutLambdas()}
+		if testing.Verbose() {
+			opts = append(opts, runner.WithLogger(testutil.TestLogger(b)))
+		}
+		r, err := runner.New(context.Background(), nc, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -56,6 +56,20 @@ type Process struct {
 // Start starts s in a new process group. It returns an error when the program
 // cannot be started (missing, not executable); the error names the path.
 func Start(s Spec) (*Process, error) {
+	// ETXTBSY: the program was written by this process a moment ago (the
+	// runner's artifact cache) and a child forked meanwhile by another
+	// goroutine still holds the write descriptor until its own exec closes it
+	// (golang/go#22315). It clears within milliseconds: retry.
+	for delay := 5 * time.Millisecond; ; delay *= 2 {
+		p, err := start(s)
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || delay > time.Second {
+			return p, err
+		}
+		time.Sleep(delay)
+	}
+}
+
+func start(s Spec) (*Process, error) {
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.Env = s.Env
 	cmd.Dir = s.Dir
