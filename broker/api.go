@@ -155,7 +155,12 @@ func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, 
 		res, err := h(ctx, req)
 		if err != nil {
 			e, ok := clientsdk.AsError(err)
-			if !ok {
+			switch {
+			case ok:
+			case clientsdk.IsTransient(err):
+				a.logger.Warn("control API: JetStream unavailable", "verb", verb, "err", err)
+				e = clientsdk.Errorf(503, "Unavailable", "%s: JetStream is not answering right now (a cluster electing a leader?): %v; try again", verb, err)
+			default:
 				a.logger.Error("control API error", "verb", verb, "err", err)
 				e = clientsdk.Errorf(500, "Internal", "%s failed: %v", verb, err)
 			}

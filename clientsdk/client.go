@@ -153,15 +153,25 @@ func (c *Client) call(ctx context.Context, verb string, req, resp any) error {
 		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
 		defer cancel()
 	}
-	msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), body)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return Errorf(503, "NoServer", "no dartup server answers %s on this NATS; is `dartup serve` running?", APISubject(verb))
+	var msg *nats.Msg
+	// A server answers 503 "Unavailable" while JetStream elects leaders: try
+	// again for a while. Timeouts are not retried (the verb may have run).
+	err := retryUnavailable(ctx, func() error {
+		m, err := c.nc.RequestWithContext(ctx, APISubject(verb), body)
+		if err != nil {
+			if errors.Is(err, nats.ErrNoResponders) {
+				return Errorf(503, "NoServer", "no dartup server answers %s on this NATS; is `dartup serve` running?", APISubject(verb))
+			}
+			return fmt.Errorf("%s: %w", verb, err)
 		}
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	if e := ErrorFromMsg(msg); e != nil {
-		return e
+		if e := ErrorFromMsg(m); e != nil {
+			return e
+		}
+		msg = m
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if resp == nil {
 		return nil

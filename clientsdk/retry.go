@@ -15,11 +15,19 @@ import (
 // answers nothing for a few seconds).
 const TransientWindow = 30 * time.Second
 
+// IsTransient reports whether err is the kind a cluster gives while it
+// elects leaders: timeouts and missing stream responses. Servers answer such
+// failures with *Error 503 "Unavailable", which clients retry.
+func IsTransient(err error) bool { return transient(err) }
+
 // transient reports whether err is the kind a cluster gives while it elects
 // leaders: timeouts and missing stream responses.
 func transient(err error) bool {
 	if err == nil {
 		return false
+	}
+	if e, ok := AsError(err); ok {
+		return e.Code == 503 && e.Type == "Unavailable"
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoStreamResponse) {
@@ -40,6 +48,26 @@ func retryTransient(ctx context.Context, f func(ctx context.Context) error) erro
 		err := f(tctx)
 		cancel()
 		if !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// retryUnavailable runs f again while it fails with *Error 503 "Unavailable",
+// until ctx ends or TransientWindow passes.
+func retryUnavailable(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(TransientWindow)
+	delay := 200 * time.Millisecond
+	for {
+		err := f()
+		e, ok := AsError(err)
+		if !ok || e.Code != 503 || e.Type != "Unavailable" || time.Now().After(deadline) {
 			return err
 		}
 		select {

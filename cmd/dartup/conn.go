@@ -24,6 +24,8 @@ type connFlags struct {
 	basicAuth bool
 	context   string
 	timeout   time.Duration
+	// extra nats.go options the command adds to the connection.
+	extra []nats.Option
 }
 
 func (f *connFlags) register(cmd *cobra.Command) {
@@ -81,7 +83,7 @@ func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	opts = append(opts, clientsdk.WithName("dartup-cli"), clientsdk.WithNATSOptions(nats.Timeout(f.timeout)))
+	opts = append(opts, clientsdk.WithName("dartup-cli"), clientsdk.WithNATSOptions(nats.Timeout(f.timeout)), clientsdk.WithNATSOptions(f.extra...))
 	return clientsdk.Connect(cctx, opts...)
 }
 

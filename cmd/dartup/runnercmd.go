@@ -11,6 +11,7 @@ import (
 
 	"github.com/dartup/dartup/internal/version"
 	"github.com/dartup/dartup/runner"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -82,6 +83,9 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		<-sigs
 		os.Exit(1)
 	}()
+	// Nothing is buffered while disconnected: a status written by a node that
+	// lost the server must not land after another node took the instance over.
+	f.conn.extra = append(f.conn.extra, nats.ReconnectBufSize(-1), nats.Name("dartup-runner "+id))
 	c, err := f.conn.connect(ctx)
 	if err != nil {
 		return err

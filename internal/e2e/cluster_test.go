@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,13 +75,13 @@ func startCluster(t *testing.T) *cluster {
 // runnerProc is a `dartup runner` process.
 type runnerProc struct {
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *syncBuffer
 }
 
 func startRunner(t *testing.T, urls []string, name, dir string) *runnerProc {
 	t.Helper()
 	cmd := exec.Command(testutil.Dartup(t), "runner", "--server", strings.Join(urls, ","), "--name", name, "--data", dir)
-	var log bytes.Buffer
+	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
