@@ -90,7 +90,7 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 		return "", fmt.Errorf("%w %s is missing from the object store; push the app again", ErrArtifact, ref.Object)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w %s: fetch: %v", ErrArtifact, ref.Object, err)
+		return "", fmt.Errorf("%w %s: fetch: %w", ErrArtifact, ref.Object, err)
 	}
 	defer r.Close()
 	tmp, err := os.CreateTemp(c.dir, ".fetch-*")
@@ -102,7 +102,7 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 	n, err := io.Copy(io.MultiWriter(tmp, h), r)
 	if err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("%w %s: fetch: %v", ErrArtifact, ref.Object, err)
+		return "", fmt.Errorf("%w %s: fetch: %w", ErrArtifact, ref.Object, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", err

@@ -145,6 +145,28 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 	for {
 		if cur == nil {
 			p, err := start()
+			if err != nil && clientsdk.IsTransient(err) {
+				// The server did not answer (a cluster electing a leader):
+				// count it as a crash, so it is retried with backoff and the
+				// crash-loop guard still ends it.
+				d := tracker.OnExit(-1, "", 0)
+				if d.Restart {
+					st.State, st.LastError, st.Restarts = clientsdk.StateBackoff, err.Error(), st.Restarts+1
+					r.putStatus(st)
+					r.logger.Warn("instance start failed; retrying", "key", in.key, "in", d.Delay, "err", err)
+					select {
+					case <-time.After(max(d.Delay, 100*time.Millisecond)):
+					case ns := <-in.specCh:
+						if ns.Revision != spec.Revision {
+							spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
+						}
+					case reason := <-in.stopCh:
+						finish(reason, nil)
+						return
+					}
+					continue
+				}
+			}
 			if err != nil {
 				fail(err)
 				if reason, stop := idle(); stop {
