@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -111,6 +112,7 @@ func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 	url := strings.Join(cfg.urls, ",")
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
+		url = redactURLs(cfg.urls)
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			return nil, fmt.Errorf("%w: the server at %s refused the credentials; pass --user and --password (or -B), or set DARTUP_PASSWORD", ErrAuth, url)
 		}
@@ -244,4 +246,16 @@ func (c *Client) nameVerb(ctx context.Context, verb, name string) (*AppSummary, 
 		return nil, err
 	}
 	return &r, nil
+}
+
+// redactURLs joins urls with any password replaced by "xxxxx", for messages.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = u
+		if p, err := neturl.Parse(u); err == nil && p.User != nil {
+			out[i] = p.Redacted()
+		}
+	}
+	return strings.Join(out, ",")
 }
