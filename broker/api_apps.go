@@ -26,7 +26,7 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 		return nil, err
 	}
 	if spec.Artifact != nil {
-		want := clientsdk.ArtifactObjectName(spec.Name, spec.Artifact.SHA256)
+		want := clientsdk.ArtifactObjectName(spec.Artifact.SHA256)
 		if spec.Artifact.Object != want {
 			return nil, clientsdk.Errorf(400, "InvalidSpec", "artifact object %q should be %q", spec.Artifact.Object, want)
 		}
@@ -52,10 +52,16 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	}
 	spec.PushedAt = time.Now().UTC()
 	spec.Revision = 0
+	// The artifacts of the app's current history: one may fall out of the
+	// history window with this push, and then nothing needs it any more.
+	before := a.historyArtifacts(ctx, spec.Name)
 	b, _ := json.Marshal(spec)
 	rev, err := a.apps.Put(ctx, spec.Name, b)
 	if err != nil {
 		return nil, err
+	}
+	if err := a.dropUnusedArtifacts(ctx, before); err != nil {
+		a.logger.Warn("could not delete artifacts no revision uses", "app", spec.Name, "err", err)
 	}
 	spec.Revision = rev
 	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", rev, spec.Kind))
@@ -128,19 +134,13 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	if _, _, err := a.getSpec(ctx, name); err != nil {
 		return nil, err
 	}
+	// The artifacts any revision of the app used are candidates for deletion.
+	used := a.historyArtifacts(ctx, name)
 	if err := a.apps.Purge(ctx, name); err != nil {
 		return nil, err
 	}
 	var errs []error
-	if objs, err := a.objects.List(ctx); err == nil {
-		for _, o := range objs {
-			if strings.HasPrefix(o.Name, name+"/") {
-				errs = append(errs, a.objects.Delete(ctx, o.Name))
-			}
-		}
-	} else if !errors.Is(err, jetstream.ErrNoObjectsFound) {
-		errs = append(errs, err)
-	}
+	errs = append(errs, a.dropUnusedArtifacts(ctx, used))
 	for _, kv := range []jetstream.KeyValue{a.status, a.place} {
 		keys, err := kv.ListKeysFiltered(ctx, name+".>")
 		if err != nil {
@@ -217,4 +217,49 @@ func Summarize(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus) clientsdk.
 		}
 	}
 	return sum
+}
+
+// historyArtifacts returns the artifact objects the revisions of app in the
+// apps bucket's history refer to.
+func (a *api) historyArtifacts(ctx context.Context, app string) map[string]bool {
+	out := map[string]bool{}
+	if hist, err := a.apps.History(ctx, app); err == nil {
+		for _, h := range hist {
+			var s clientsdk.AppSpec
+			if json.Unmarshal(h.Value(), &s) == nil && s.Artifact != nil {
+				out[s.Artifact.Object] = true
+			}
+		}
+	}
+	return out
+}
+
+// dropUnusedArtifacts deletes those of the candidate objects that no revision
+// of any app still in the apps bucket's history refers to (artifacts are
+// shared by content digest, and kept while a revision could be rolled back to).
+func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]bool) error {
+	if len(candidates) == 0 {
+		return nil
+	}
+	w, err := a.apps.WatchAll(ctx, jetstream.IncludeHistory(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		var s clientsdk.AppSpec
+		if json.Unmarshal(e.Value(), &s) == nil && s.Artifact != nil {
+			delete(candidates, s.Artifact.Object)
+		}
+	}
+	var errs []error
+	for o := range candidates {
+		if err := a.objects.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -29,7 +29,7 @@ const (
 // JetStream assets created by the broker.
 const (
 	// ArtifactsBucket is the object store holding pushed artifacts, one object
-	// per app and digest ("APP/DIGEST").
+	// per content digest ("sha256/HEX"), shared by the apps that use it.
 	ArtifactsBucket = "DARTUP_ARTIFACTS"
 	// AppsBucket is the KV bucket of desired state: key APP, value AppSpec JSON.
 	AppsBucket = "DARTUP_APPS"
@@ -108,8 +108,9 @@ func ParseInstanceKey(key string) (app string, instance int, ok bool) {
 }
 
 // ArtifactObjectName returns the object name of an artifact in ArtifactsBucket:
-// "APP/DIGEST" with the digest's hex form.
-func ArtifactObjectName(app, sha256hex string) string { return app + "/" + sha256hex }
+// "sha256/HEX". Artifacts are content-addressed: apps pushing the same bytes
+// share one object (and one upload).
+func ArtifactObjectName(sha256hex string) string { return "sha256/" + sha256hex }
 
 // HeaderArtifactSHA256 is the object-store header holding an artifact's hex
 // SHA-256 digest, written by Push and checked by the push verb and runners.

@@ -24,7 +24,7 @@ const MaxArtifactSize = 2 << 30
 type Progress func(sent, total int64)
 
 // Push uploads file (unless spec.Runtime is RuntimeCommand, where file must be
-// "") into the artifacts object store under "APP/SHA256" — skipping the upload
+// "") into the artifacts object store under "sha256/HEX" — skipping the upload
 // when that exact object is already stored — then declares spec through
 // dartup.api.push. It fills spec.Artifact itself. When spec.Runtime is empty,
 // it is detected from the file. It returns the stored spec (with its
@@ -38,20 +38,29 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 			return nil, Errorf(400, "InvalidSpec", "runtime command takes no file; put the command line after --")
 		}
 	} else {
-		ref, rt, err := c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress)
+		ref, rt, err := c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress, false)
 		if err != nil {
 			return nil, err
 		}
 		spec.Artifact, spec.Runtime = ref, rt
 	}
 	var out AppSpec
-	if err := c.call(ctx, VerbPush, spec, &out); err != nil {
+	err := c.call(ctx, VerbPush, spec, &out)
+	if e, ok := AsError(err); ok && e.Type == "ArtifactMissing" && spec.Artifact != nil {
+		// Another app's removal deleted these shared bytes between the
+		// upload check and the push: upload them again, once.
+		if _, _, err = c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress, true); err != nil {
+			return nil, err
+		}
+		err = c.call(ctx, VerbPush, spec, &out)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, file string, progress Progress) (*ArtifactRef, Runtime, error) {
+func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
 	if file == "" {
 		return nil, "", Errorf(400, "InvalidSpec", "no file to push; give FILE, or --runtime command -- CMD")
 	}
@@ -87,7 +96,7 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 		return nil, "", fmt.Errorf("read %s: %w", file, err)
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
-	ref := &ArtifactRef{Object: ArtifactObjectName(app, digest), SHA256: digest, Size: st.Size(), FileName: filepath.Base(file)}
+	ref := &ArtifactRef{Object: ArtifactObjectName(digest), SHA256: digest, Size: st.Size(), FileName: filepath.Base(file)}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return nil, "", err
@@ -100,7 +109,7 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 	if err != nil {
 		return nil, "", fmt.Errorf("open the artifact store %s (is this a dartup server?): %w", ArtifactsBucket, err)
 	}
-	if oi, err := obj.GetInfo(ctx, ref.Object); err == nil && int64(oi.Size) == ref.Size && oi.Headers.Get(HeaderArtifactSHA256) == digest {
+	if oi, err := obj.GetInfo(ctx, ref.Object); !force && err == nil && int64(oi.Size) == ref.Size && oi.Headers.Get(HeaderArtifactSHA256) == digest {
 		if progress != nil {
 			progress(ref.Size, ref.Size)
 		}

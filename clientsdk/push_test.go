@@ -69,7 +69,7 @@ func TestPushBadInput(t *testing.T) {
 	}
 	// A spec that skips the client checks is still refused by the server.
 	raw := clientsdk.AppSpec{Name: "ghost", Runtime: clientsdk.RuntimeExe, Artifact: &clientsdk.ArtifactRef{
-		Object: clientsdk.ArtifactObjectName("ghost", strings.Repeat("ab", 32)), SHA256: strings.Repeat("ab", 32), Size: 10}}
+		Object: clientsdk.ArtifactObjectName(strings.Repeat("ab", 32)), SHA256: strings.Repeat("ab", 32), Size: 10}}
 	_, err := c.Push(ctx, clientsdk.AppSpec{Name: "ghost", Runtime: clientsdk.RuntimeCommand, Command: []string{""}}, "", nil)
 	wantCode(t, err, 400, "command line")
 	var out clientsdk.AppSpec
@@ -135,7 +135,7 @@ func TestDuplicatePushesRacing(t *testing.T) {
 	js, _ := jetstream.New(c.Conn())
 	obj, _ := js.ObjectStore(context.Background(), clientsdk.ArtifactsBucket)
 	for d := range digests {
-		oi, err := obj.GetInfo(context.Background(), clientsdk.ArtifactObjectName("race", d))
+		oi, err := obj.GetInfo(context.Background(), clientsdk.ArtifactObjectName(d))
 		if err != nil || oi.Size != uint64(len(base)+len("variant-0")) {
 			t.Fatalf("artifact %s: %+v %v", d[:12], oi, err)
 		}
@@ -158,5 +158,46 @@ func TestDetectRuntime(t *testing.T) {
 	_, snapshot := testutil.DartSass(t)
 	if rt, err := clientsdk.DetectRuntime(snapshot); err != nil || rt != clientsdk.RuntimeAOT {
 		t.Fatalf("sass.snapshot: %s %v", rt, err)
+	}
+}
+
+// Apps pushing the same bytes share one artifact, which stays while any of
+// them (or a revision in their history) uses it.
+func TestArtifactsAreSharedByContent(t *testing.T) {
+	c := connect(t)
+	worker := testutil.BuildGo(t, "./internal/testutil/workers/daemon")
+	ctx := context.Background()
+	a, err := c.Push(ctx, clientsdk.AppSpec{Name: "one", Runtime: clientsdk.RuntimeExe, Restart: clientsdk.RestartPolicy{NoAutoRestart: true}}, worker, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploads := 0
+	b, err := c.Push(ctx, clientsdk.AppSpec{Name: "two", Runtime: clientsdk.RuntimeExe, Restart: clientsdk.RestartPolicy{NoAutoRestart: true}}, worker, func(sent, total int64) { uploads++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Artifact.Object != b.Artifact.Object || uploads != 1 {
+		t.Fatalf("same bytes, objects %s and %s, %d progress calls (want 1: nothing uploaded)", a.Artifact.Object, b.Artifact.Object, uploads)
+	}
+	js, _ := jetstream.New(c.Conn())
+	obj, _ := js.ObjectStore(ctx, clientsdk.ArtifactsBucket)
+	count := func() int {
+		l, _ := obj.List(ctx)
+		return len(l)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d objects stored for one binary", n)
+	}
+	if err := c.Remove(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("removing one app deleted the artifact the other uses (%d objects)", n)
+	}
+	if err := c.Remove(ctx, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d objects left after removing every app", n)
 	}
 }

@@ -61,7 +61,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // ArtifactRef names a pushed artifact in ArtifactsBucket.
 type ArtifactRef struct {
-	// Object is the object name in ArtifactsBucket ("APP/SHA256HEX").
+	// Object is the object name in ArtifactsBucket ("sha256/HEX"; see ArtifactObjectName).
 	Object string `json:"object"`
 	// SHA256 is the hex SHA-256 digest of the artifact's bytes.
 	SHA256 string `json:"sha256"`
