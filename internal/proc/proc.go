@@ -128,21 +128,34 @@ func (p *Process) readLines(r *os.File, fn func([]byte)) {
 	go func() {
 		defer p.readers.Done()
 		defer r.Close()
-		br := bufio.NewReaderSize(r, MaxLineBytes)
+		// A small reader: most lines are short, and a supervisor of many
+		// workers keeps two of these per worker. A longer line is assembled in
+		// long, up to MaxLineBytes, and split there.
+		br := bufio.NewReaderSize(r, lineBufBytes)
+		var long []byte
 		for {
-			line, err := br.ReadSlice('\n')
-			if len(line) > 0 {
-				if line[len(line)-1] == '\n' {
-					line = line[:len(line)-1]
-				}
-				fn(line)
+			chunk, err := br.ReadSlice('\n')
+			full := errors.Is(err, bufio.ErrBufferFull)
+			if full || long != nil {
+				long = append(long, chunk...)
+				chunk = long
 			}
-			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if len(chunk) > 0 && (!full || len(chunk) >= MaxLineBytes) {
+				if chunk[len(chunk)-1] == '\n' {
+					chunk = chunk[:len(chunk)-1]
+				}
+				fn(chunk)
+				long = nil
+			}
+			if err != nil && !full {
 				return
 			}
 		}
 	}()
 }
+
+// lineBufBytes is the read buffer of one output stream.
+const lineBufBytes = 4 << 10
 
 // PID returns the process id (also its process group id).
 func (p *Process) PID() int { return p.pid }

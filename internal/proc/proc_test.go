@@ -1,8 +1,11 @@
 package proc_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,5 +39,38 @@ func TestStartRetriesTextFileBusy(t *testing.T) {
 	<-p.Done()
 	if ex := p.Exit(); ex.Code != 0 {
 		t.Fatalf("exit %+v", ex)
+	}
+}
+
+// Output lines are delivered whole up to MaxLineBytes, whatever the read
+// buffer's size, and longer ones are split at MaxLineBytes.
+func TestLongLines(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	sizes := []int{10, 5000, 70000, 3}
+	script := ""
+	for _, n := range sizes {
+		script += fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x; echo; ", n)
+	}
+	p, err := proc.Start(proc.Spec{Path: "/bin/sh", Args: []string{"-c", script}, OnStdout: func(l []byte) {
+		mu.Lock()
+		lines = append(lines, string(l))
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	p.WaitOutput(5 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []int{10, 5000, proc.MaxLineBytes, 70000 - proc.MaxLineBytes, 3}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d", len(lines), len(want))
+	}
+	for i, n := range want {
+		if len(lines[i]) != n || strings.Trim(lines[i], "x") != "" {
+			t.Fatalf("line %d has %d bytes, want %d x's", i, len(lines[i]), n)
+		}
 	}
 }
