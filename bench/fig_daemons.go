@@ -155,12 +155,12 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 		}
 	}
 	if mem.Status == StatusMiss && dcRow != nil && dcRow.Measured && dm != nil {
-		mem.Note = fmt.Sprintf("**Why the goal is missed:** with the apps pushed as artifacts (each its own copy of the %.1f MB worker in the object store) `dartup serve` holds %s; the same apps declared as `--runtime command` (nothing stored) hold %s, %.2f× PM2. ", fileMB(h.bins.daemon), fmtVal(dm.Median, "MB"), fmtVal(dcRow.Median, "MB"), dcRow.Ratio)
+		mem.Note = fmt.Sprintf("**Why the goal is missed:** with the apps pushed as artifacts (`dartup push` of the %.1f MB worker, %d apps) `dartup serve` holds %s; the same apps declared as `--runtime command` (nothing stored) hold %s, %.2f× PM2. ", fileMB(h.bins.daemon), apps, fmtVal(dm.Median, "MB"), fmtVal(dcRow.Median, "MB"), dcRow.Ratio)
 		if dnRow != nil && dnRow.Measured {
 			mem.Note += fmt.Sprintf("A `serve --no-runner` that only stores the same artifacts holds %s, so the excess is memory the embedded nats-server keeps after the JetStream object-store writes, not the supervision of the daemons. ", fmtVal(dnRow.Median, "MB"))
 		}
 	}
-	mem.Note += "RSS from /proc/PID/status (VmRSS), the median of 5 samples 200 ms apart, taken 3 s after the last of the apps started. dartup's figure is the whole `dartup serve` process: the embedded nats-server with JetStream (the apps' artifacts, status, logs and events are stored there), the control API, the HTTP gateway and the runner. PM2's is its God daemon (PM2_HOME/pm2.pid); neither includes the workers."
+	mem.Note += "RSS from /proc/PID/status (VmRSS), the median of 5 samples 200 ms apart, taken 3 s after the last of the apps started. dartup's figure is the whole `dartup serve` process: the embedded nats-server with JetStream (the artifacts, status, logs and events are stored there), the control API, the HTTP gateway and the runner. PM2's is its God daemon (PM2_HOME/pm2.pid); neither includes the workers."
 	return []*Figure{resp, mem}
 }
 
