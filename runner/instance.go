@@ -179,15 +179,19 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 		}
 		select {
 		case <-cur.Done():
-			cur.WaitOutput(200 * time.Millisecond)
 			ex := cur.Exit()
 			uptime := time.Since(cur.Started())
 			_ = cur.Signal(9) // the group: children the worker left behind
 			r.pids.remove(in.key)
-			cur = nil
 			code := ex.Code
 			st.LastExitCode, st.LastSignal, st.PID = &code, ex.Signal, 0
 			d := tracker.OnExit(ex.Code, ex.Signal, uptime)
+			if !d.Restart || d.Delay > 0 {
+				// Let the last lines reach the log before the state changes; an
+				// immediate restart does not wait (the old output drains anyway).
+				cur.WaitOutput(200 * time.Millisecond)
+			}
+			cur = nil
 			kind := clientsdk.EventExited
 			if ex.Code != 0 || ex.Signal != "" {
 				kind = clientsdk.EventCrashed
