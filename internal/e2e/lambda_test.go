@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,5 +67,25 @@ func TestLambdasThroughTheProduct(t *testing.T) {
 	out, _ = exec.Command(natsCLI, "--server", s.natsURL, "req", "lambda.sass", ".a { color: ").CombinedOutput()
 	if !strings.Contains(string(out), "500") {
 		t.Fatalf("bad SCSS should be a 500 function error, nats req printed %s", out)
+	}
+}
+
+// A .dart file needs the Dart SDK to be built; without one on PATH, push says
+// what to install and changes nothing.
+func TestPushDartSourceWithoutSDK(t *testing.T) {
+	s := startServe(t, t.TempDir())
+	src := filepath.Join(t.TempDir(), "main.dart")
+	if err := os.WriteFile(src, []byte("void main() => print('hi');\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testutil.Dartup(t), "push", "--name", "web", src)
+	cmd.Env = []string{"PATH=/nonexistent", "DARTUP_URL=" + s.natsURL, "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no Dart SDK is on PATH") || !strings.Contains(string(out), "dart compile exe") {
+		t.Fatalf("push of Dart source without an SDK: %v\n%s", err, out)
+	}
+	if list := s.dartup("list"); !strings.Contains(list, "No active applications.") {
+		t.Fatalf("a failed push left an app: %q", list)
 	}
 }
