@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats-server/v2/server"
@@ -64,6 +65,8 @@ func (a *authenticator) checkWorkerToken(c server.ClientAuthentication, token st
 	c.RegisterUser(&server.User{Username: "worker:" + app, Permissions: &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: sub},
+		// A worker may answer the requests it received, once each.
+		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 	}})
 	return true
 }

@@ -119,7 +119,8 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 	)
 	env = append(env, r.workerCreds...)
 	if r.workerSecret != nil {
-		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name))
+		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
+			"NATS_INBOX_PREFIX="+clientsdk.WorkerInboxPrefix(spec.Name))
 	}
 	if spec.Port > 0 && instance >= 0 {
 		env = append(env, "PORT="+strconv.Itoa(spec.Port+instance))

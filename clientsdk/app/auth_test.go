@@ -76,6 +76,7 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	}
 	errs := make(chan error, 10)
 	wc, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat")),
+		nats.CustomInboxPrefix(clientsdk.WorkerInboxPrefix("chat")),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	if err != nil {
 		t.Fatalf("worker token refused: %v", err)
@@ -90,18 +91,35 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	if _, err := wc.Request("dartup.app.chat.stats.0", nil, time.Second); err != nil {
 		t.Fatalf("worker token cannot reach its own app: %v", err)
 	}
-	if _, err := wc.Subscribe("dartup.app.other.events", func(*nats.Msg) {}); err == nil {
+	for _, subject := range []string{"dartup.app.other.events", "_INBOX.>", "_INBOX_other.>"} {
+		for len(errs) > 0 {
+			<-errs
+		}
+		if _, err := wc.Subscribe(subject, func(*nats.Msg) {}); err == nil {
+			_ = wc.Flush()
+		}
+		got := false
+		timeout := time.After(2 * time.Second)
+		for !got {
+			select {
+			case err := <-errs:
+				got = errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation")
+			case <-timeout:
+				t.Fatalf("subscribing to %s was not refused", subject)
+			}
+		}
+	}
+	// Nor may it publish into another client's inbox.
+	if err := wc.Publish("_INBOX.someone.1", []byte("forged")); err == nil {
 		_ = wc.Flush()
 	}
-	got := false
-	timeout := time.After(2 * time.Second)
-	for !got {
-		select {
-		case err := <-errs:
-			got = errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation")
-		case <-timeout:
-			t.Fatal("subscribing to another app's events was not refused")
+	select {
+	case err := <-errs:
+		if !strings.Contains(err.Error(), "Permissions Violation") {
+			t.Fatalf("forging a reply: %v", err)
 		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("publishing into another client's inbox was not refused")
 	}
 	// A forged token for another app is refused.
 	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken([]byte("guess"), "chat"))); err == nil {

@@ -80,7 +80,8 @@ func TestDartSourceMatchesProtocol(t *testing.T) {
 		"senderHeader = '" + app.HeaderSender + "'",
 		"eventPrefix = 'dartup.app'",
 		"'lambda.$lambdaName'",
-		"'_INBOX.${randomToken()}'",
+		"'$inboxBase.${randomToken()}'",
+		"nonEmpty('NATS_INBOX_PREFIX') ?? '_INBOX'",
 		"reply.header('" + clientsdk.HeaderServiceErrorCode + "')",
 		"reply.header('" + clientsdk.HeaderServiceError + "')",
 	} {

@@ -93,7 +93,8 @@ class DartUp {
   final Map<String, Completer<NatsMessage>> _requests =
       <String, Completer<NatsMessage>>{};
 
-  DartUp._(this._nc, this.instance) : _inboxPrefix = '_INBOX.${randomToken()}';
+  DartUp._(this._nc, this.instance, String inboxBase)
+      : _inboxPrefix = '$inboxBase.${randomToken()}';
 
   /// Connects to dartup's NATS with what the runner put in the environment
   /// ([environment] replaces `Platform.environment`, for tests):
@@ -128,7 +129,8 @@ class DartUp {
       name: '$userAgent ${info.id}',
       timeout: timeout,
     );
-    return DartUp._(nc, info);
+    // Workers may only read their own app's inboxes: NATS_INBOX_PREFIX.
+    return DartUp._(nc, info, nonEmpty('NATS_INBOX_PREFIX') ?? '_INBOX');
   }
 
   /// The subject of [event] for this app: `dartup.app.APP.EVENT`.
