@@ -96,8 +96,8 @@ func (g *gateway) clientIP(r *http.Request) netip.Addr {
 // password file, except for loopback clients while passwords are not required.
 func (g *gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			next.ServeHTTP(w, r)
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			next.ServeHTTP(w, r) // the health probe needs no password; nothing else does
 			return
 		}
 		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -102,7 +103,7 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 		return nil, "", err
 	}
 	var obj jetstream.ObjectStore
-	err = retryTransient(ctx, func(ctx context.Context) (err error) {
+	err = retryTransient(ctx, 10*time.Second, func(ctx context.Context) (err error) {
 		obj, err = js.ObjectStore(ctx, ArtifactsBucket)
 		return err
 	})
@@ -117,8 +118,10 @@ func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, fil
 	}
 	hdr := nats.Header{}
 	hdr.Set(HeaderArtifactSHA256, digest)
-	// The upload is retried whole on transient errors; Put replaces a partial object.
-	err = retryTransient(ctx, func(ctx context.Context) error {
+	// The upload is retried whole on transient errors; Put replaces a partial
+	// object. It has no deadline of its own: a large file on a slow link takes
+	// as long as it takes (ctx still ends it).
+	err = retryTransient(ctx, 0, func(ctx context.Context) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}

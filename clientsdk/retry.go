@@ -39,12 +39,16 @@ func transient(err error) bool {
 }
 
 // retryTransient runs f until it succeeds, fails with a lasting error, ctx
-// ends, or TransientWindow has passed; each try gets at most 10 s.
-func retryTransient(ctx context.Context, f func(ctx context.Context) error) error {
+// ends, or TransientWindow has passed; each try gets at most perTry (0: no
+// bound of its own, for work like uploads whose length depends on the data).
+func retryTransient(ctx context.Context, perTry time.Duration, f func(ctx context.Context) error) error {
 	deadline := time.Now().Add(TransientWindow)
 	delay := 200 * time.Millisecond
 	for {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if perTry > 0 {
+			tctx, cancel = context.WithTimeout(ctx, perTry)
+		}
 		err := f(tctx)
 		cancel()
 		if !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {

@@ -66,6 +66,9 @@ func material(a, b clientsdk.AppSpec) bool {
 	a.Revision, b.Revision = 0, 0
 	a.PushedAt, b.PushedAt = time.Time{}, time.Time{}
 	a.Stopped, b.Stopped = false, false
+	// Scaling and placement do not change how one instance runs.
+	a.Instances, b.Instances = 0, 0
+	a.Constraints, b.Constraints = nil, nil
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) != string(jb)

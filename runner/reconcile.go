@@ -158,7 +158,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 	for key, in := range r.instances {
 		if desired[key] && !r.fenced {
 			if c, ok := r.claims[key]; ok && c.node != r.nodeID {
-				stops = append(stops, stopOrder{in, stopMoved})
+				stops = append(stops, stopOrder{in: in, reason: stopMoved})
 			}
 			continue
 		}
@@ -174,10 +174,16 @@ func (r *Runner) reconcile(ctx context.Context) {
 		case spec.Kind != clientsdk.KindDaemon:
 			reason = stopRemoved
 		}
-		stops = append(stops, stopOrder{in, reason})
+		stops = append(stops, stopOrder{in: in, reason: reason})
 	}
-	for _, s := range stops {
+	for i, s := range stops {
 		delete(r.instances, s.in.key)
+		// Until the worker is gone, nothing starts again under this key, and
+		// its claim is released at the revision it had now (never a newer one).
+		if c, ok := r.claims[s.in.key]; ok && c.node == r.nodeID {
+			stops[i].claimRev = c.rev
+		}
+		r.stopping[s.in.key] = true
 	}
 	for key := range r.unclaimedSince {
 		if !desired[key] {
@@ -268,11 +274,13 @@ func (r *Runner) resyncClaims(ctx context.Context) {
 }
 
 type stopOrder struct {
-	in     *instance
-	reason stopReason
+	in       *instance
+	reason   stopReason
+	claimRev uint64 // this node's claim revision when the stop was ordered; 0: none
 }
 
-// finishStop stops an instance and cleans up after it according to why it stopped.
+// finishStop stops an instance, cleans up after it according to why it
+// stopped, and only then lets the key run again on this node.
 func (r *Runner) finishStop(s stopOrder) {
 	s.in.requestStop(s.reason)
 	<-s.in.done
@@ -280,11 +288,15 @@ func (r *Runner) finishStop(s stopOrder) {
 	defer cancel()
 	switch s.reason {
 	case stopRemoved, stopScaled:
-		r.releaseClaim(ctx, s.in.key)
+		r.releaseClaimAt(ctx, s.in.key, s.claimRev)
 		r.deleteStatus(s.in.app, s.in.index)
 	case stopKilled:
-		r.releaseClaim(ctx, s.in.key)
+		r.releaseClaimAt(ctx, s.in.key, s.claimRev)
 	}
+	r.mu.Lock()
+	delete(r.stopping, s.in.key)
+	r.mu.Unlock()
+	r.poke()
 }
 
 func isLive(live map[string]clientsdk.Node, id string) bool {
@@ -352,7 +364,7 @@ func (r *Runner) tryClaim(ctx context.Context, a action) bool {
 func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.claims[key]; !ok || c.node != r.nodeID || r.fenced {
+	if c, ok := r.claims[key]; !ok || c.node != r.nodeID || r.fenced || r.stopping[key] {
 		return
 	}
 	if in, ok := r.instances[key]; ok {

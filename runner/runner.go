@@ -163,6 +163,7 @@ type Runner struct {
 	claims         map[string]claim
 	unclaimedSince map[string]time.Time
 	instances      map[string]*instance
+	stopping       map[string]bool   // keys whose worker is being stopped
 	deployed       map[string]uint64 // lambda name → deployed spec revision
 	heartbeatOK    time.Time
 	// heartbeatFailed is when a heartbeat last failed.
@@ -231,14 +232,21 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if o.dataDir == "" {
 		return nil, errors.New("runner: a data dir is required (WithDataDir)")
 	}
+	// Absolute: workers run in their own working dirs, and a relative artifact
+	// path would be resolved against those.
+	abs, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	o.dataDir = abs
 	if o.natsURL == "" {
 		o.natsURL = nc.ConnectedUrlRedacted()
 	}
 	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
 	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1),
 		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
-		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}}
-	var err error
+		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}, stopping: map[string]bool{}}
+
 	if r.js, err = jetstream.New(nc); err != nil {
 		return nil, err
 	}
@@ -535,7 +543,8 @@ func (r *Runner) Stop(ctx context.Context) error {
 	if r.manager != nil {
 		errs = append(errs, r.manager.Close(ctx))
 	}
-	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
+		!errors.Is(err, nats.ErrReconnectBufExceeded) && r.nc.IsConnected() {
 		errs = append(errs, err)
 	}
 	r.logger.Info("runner stopped")
@@ -547,10 +556,18 @@ func (r *Runner) releaseClaim(ctx context.Context, key string) {
 	r.mu.Lock()
 	c, ok := r.claims[key]
 	r.mu.Unlock()
-	if !ok || c.node != r.nodeID {
+	if ok && c.node == r.nodeID {
+		r.releaseClaimAt(ctx, key, c.rev)
+	}
+}
+
+// releaseClaimAt deletes key's placement if it is still at revision rev (a
+// claim made since is left alone); rev 0 does nothing.
+func (r *Runner) releaseClaimAt(ctx context.Context, key string, rev uint64) {
+	if rev == 0 {
 		return
 	}
-	if err := r.place.Delete(ctx, key, jetstream.LastRevision(c.rev)); err != nil {
+	if err := r.place.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
 		r.logger.Debug("could not release claim", "key", key, "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -338,5 +339,59 @@ func TestDrainMovesDaemonsAndUndrain(t *testing.T) {
 	})
 	if _, err := e.c.Drain(context.Background(), "nope", true); err == nil {
 		t.Fatal("draining an unknown node succeeded")
+	}
+}
+
+// procsWithApp counts live processes whose environment has DARTUP_APP=app.
+func procsWithApp(app string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if kv == "DARTUP_APP="+app {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A start during a kill's grace period waits for the old worker to be gone:
+// never two copies, and the new one keeps its claim.
+func TestStartDuringKillGraceDoesNotDoubleRun(t *testing.T) {
+	e := newEnv(t)
+	e.push("slowstop", "ignore-term", func(s *clientsdk.AppSpec) { s.Restart.KillTimeout = clientsdk.Duration(1500 * time.Millisecond) })
+	e.waitState("slowstop", 0, clientsdk.StateRunning, 10*time.Second)
+	e.waitLog("slowstop", "ignoring SIGTERM")
+	if _, err := e.c.Kill(context.Background(), "slowstop"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // inside the grace period: what we check is an absence
+	if _, err := e.c.Start(context.Background(), "slowstop"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := procsWithApp("slowstop"); n > 1 {
+			t.Fatalf("%d copies of the worker at once", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := e.waitState("slowstop", 0, clientsdk.StateRunning, 10*time.Second)
+	if !alive(st.PID) || procsWithApp("slowstop") != 1 {
+		t.Fatalf("after the restart: %+v, %d processes", st, procsWithApp("slowstop"))
+	}
+	js, _ := jetstream.New(e.c.Conn())
+	place, _ := js.KeyValue(context.Background(), clientsdk.PlacementBucket)
+	if _, err := place.Get(context.Background(), "slowstop.0"); err != nil {
+		t.Fatalf("the running instance has no claim: %v", err)
 	}
 }
