@@ -35,13 +35,17 @@ type instance struct {
 
 	specCh chan clientsdk.AppSpec
 	stopCh chan stopReason
+	// ctx ends when a stop is requested, cancelling an artifact fetch.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// sentRev is the last spec revision handed over (guarded by Runner.mu).
 	sentRev uint64
 	done    chan struct{}
 }
 
 func newInstance(r *Runner, key, app string, index int) *instance {
-	return &instance{r: r, key: key, app: app, index: index,
+	ctx, cancel := context.WithCancel(context.Background())
+	return &instance{r: r, key: key, app: app, index: index, ctx: ctx, cancel: cancel,
 		specCh: make(chan clientsdk.AppSpec, 1), stopCh: make(chan stopReason, 1), done: make(chan struct{})}
 }
 
@@ -55,6 +59,7 @@ func (in *instance) updateSpec(s clientsdk.AppSpec) {
 }
 
 func (in *instance) requestStop(reason stopReason) {
+	in.cancel() // a fetch in progress gives up at once
 	select {
 	case in.stopCh <- reason:
 	default:
@@ -86,7 +91,7 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 
 	start := func() (*proc.Process, error) {
 		st.State, st.SpecRevision = clientsdk.StateStarting, spec.Revision
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(in.ctx, 5*time.Minute)
 		defer cancel()
 		cmd, err := r.resolveCommand(ctx, spec, in.index)
 		if err != nil {
@@ -171,7 +176,9 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 				}
 			}
 			if err != nil {
-				fail(err)
+				if in.ctx.Err() == nil { // not merely cut short by a stop
+					fail(err)
+				}
 				if reason, stop := idle(); stop {
 					finish(reason, nil)
 					return

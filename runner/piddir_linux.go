@@ -1,11 +1,13 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/internal/proc"
@@ -107,4 +109,28 @@ func loadAverage() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// ErrDataDirInUse is returned by Start when another runner uses the data dir.
+var ErrDataDirInUse = errors.New("runner data dir in use")
+
+// lockDir takes an exclusive, non-blocking flock on path (creating it) and
+// writes our pid into it; the lock dies with the process.
+func lockDir(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is used by another dartup runner (pid %s), which would share its node id and run every instance twice; give each runner its own --data",
+			ErrDataDirInUse, filepath.Dir(filepath.Dir(path)), strings.TrimSpace(string(b)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
 }

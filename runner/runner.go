@@ -179,6 +179,7 @@ type Runner struct {
 	drainSub   *nats.Subscription
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
+	lock    *os.File         // DATA/runner/lock, held while started
 	// synced counts the watchers (apps, nodes, placement) that have delivered
 	// their initial values; reconciling waits for all three.
 	synced atomic.Int32
@@ -297,7 +298,18 @@ func (r *Runner) NodeID() string { return r.nodeID }
 // Start kills workers left over from a previous run of this node, registers
 // the node, and starts watching and reconciling. It returns once the node is
 // registered; errors come from the first heartbeat or the watchers.
-func (r *Runner) Start(ctx context.Context) error {
+func (r *Runner) Start(ctx context.Context) (err error) {
+	lock, err := lockDir(filepath.Join(r.dataDir, "runner", "lock"))
+	if err != nil {
+		return err
+	}
+	r.lock = lock
+	defer func() {
+		if err != nil {
+			r.lock.Close()
+			r.lock = nil
+		}
+	}()
 	if n := r.pids.killLeftovers(); n > 0 {
 		r.logger.Warn("killed workers left over from a previous run", "count", n)
 	}
@@ -546,6 +558,9 @@ func (r *Runner) Stop(ctx context.Context) error {
 	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && r.nc.IsConnected() {
 		errs = append(errs, err)
+	}
+	if r.lock != nil {
+		errs = append(errs, r.lock.Close())
 	}
 	r.logger.Info("runner stopped")
 	return errors.Join(errs...)

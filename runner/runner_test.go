@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -393,5 +394,19 @@ func TestStartDuringKillGraceDoesNotDoubleRun(t *testing.T) {
 	place, _ := js.KeyValue(context.Background(), clientsdk.PlacementBucket)
 	if _, err := place.Get(context.Background(), "slowstop.0"); err != nil {
 		t.Fatalf("the running instance has no claim: %v", err)
+	}
+}
+
+func TestSecondRunnerOnOneDataDirIsRefused(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.startNode("node-x", dir)
+	r2, err := runner.New(context.Background(), testutil.Connect(t, e.b.NATSURL()), runner.WithNodeID("node-y"), runner.WithDataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r2.Start(context.Background())
+	if !errors.Is(err, runner.ErrDataDirInUse) || !strings.Contains(err.Error(), "own --data") {
+		t.Fatalf("second runner on one data dir: %v", err)
 	}
 }
