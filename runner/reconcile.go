@@ -394,27 +394,55 @@ func (r *Runner) reconcileLambdas(ctx context.Context, want map[string]clientsdk
 		}
 	}
 	var deploy []clientsdk.AppSpec
+	now := time.Now()
 	for name, spec := range want {
-		if r.deployed[name] != spec.Revision {
-			deploy = append(deploy, spec)
+		if r.deployed[name] == spec.Revision || r.deploying[name] {
+			continue
 		}
+		if f, ok := r.deployFailed[name]; ok && f.rev == spec.Revision && now.Before(f.retryAt) {
+			continue
+		}
+		r.deploying[name] = true
+		deploy = append(deploy, spec)
 	}
 	r.mu.Unlock()
 	for _, name := range gone {
 		r.lambdas.Undeploy(name)
 	}
+	// Deploying fetches the artifact, which may take a while: off the
+	// reconcile loop, so that fencing, takeovers and stops go on meanwhile.
 	for _, spec := range deploy {
-		cmd, err := r.resolveCommand(ctx, spec, -1)
-		if err == nil {
-			err = r.lambdas.Deploy(spec, cmd)
-		}
-		if err != nil {
-			r.logger.Error("cannot host lambda", "app", spec.Name, "err", err)
-			r.putStatus(clientsdk.InstanceStatus{App: spec.Name, Instance: -1, Node: r.nodeID, State: clientsdk.StateErrored,
-				LastError: err.Error(), SpecRevision: spec.Revision})
-		}
-		r.mu.Lock()
-		r.deployed[spec.Name] = spec.Revision
-		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			cmd, err := r.resolveCommand(ctx, spec, -1)
+			if err == nil {
+				err = r.lambdas.Deploy(spec, cmd)
+			}
+			r.mu.Lock()
+			delete(r.deploying, spec.Name)
+			if err == nil {
+				r.deployed[spec.Name] = spec.Revision
+				delete(r.deployFailed, spec.Name)
+			} else {
+				r.deployFailed[spec.Name] = failedDeploy{rev: spec.Revision, retryAt: time.Now().Add(lambdaRetry)}
+			}
+			r.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				r.logger.Error("cannot host lambda; trying again", "app", spec.Name, "in", lambdaRetry, "err", err)
+				r.putStatus(clientsdk.InstanceStatus{App: spec.Name, Instance: -1, Node: r.nodeID, State: clientsdk.StateErrored,
+					LastError: err.Error(), SpecRevision: spec.Revision})
+			}
+			r.poke()
+		}()
 	}
+}
+
+// lambdaRetry is the wait before a failed lambda deploy is tried again.
+const lambdaRetry = 5 * time.Second
+
+// failedDeploy remembers a lambda revision that could not be deployed.
+type failedDeploy struct {
+	rev     uint64
+	retryAt time.Time
 }

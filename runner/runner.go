@@ -163,7 +163,9 @@ type Runner struct {
 	claims         map[string]claim
 	unclaimedSince map[string]time.Time
 	instances      map[string]*instance
-	stopping       map[string]bool   // keys whose worker is being stopped
+	stopping       map[string]bool // keys whose worker is being stopped
+	deploying      map[string]bool // lambdas being deployed
+	deployFailed   map[string]failedDeploy
 	deployed       map[string]uint64 // lambda name → deployed spec revision
 	heartbeatOK    time.Time
 	// heartbeatFailed is when a heartbeat last failed.
@@ -246,7 +248,8 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
 	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1),
 		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
-		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}, stopping: map[string]bool{}}
+		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}, stopping: map[string]bool{},
+		deploying: map[string]bool{}, deployFailed: map[string]failedDeploy{}}
 
 	if r.js, err = jetstream.New(nc); err != nil {
 		return nil, err
