@@ -63,6 +63,13 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	if err := a.dropUnusedArtifacts(ctx, before); err != nil {
 		a.logger.Warn("could not delete artifacts no revision uses", "app", spec.Name, "err", err)
 	}
+	// Another app's removal may have collected these shared bytes between the
+	// check above and the Put: then say so, and the client uploads them again.
+	if spec.Artifact != nil {
+		if _, err := a.objects.GetInfo(ctx, spec.Artifact.Object); errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, clientsdk.Errorf(400, "ArtifactMissing", "artifact %s was deleted while pushing; push again", spec.Artifact.Object)
+		}
+	}
 	spec.Revision = rev
 	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", rev, spec.Kind))
 	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "revision", rev)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,4 +119,32 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 		return "", err
 	}
 	return final, nil
+}
+
+// prune deletes cached artifacts whose digest no spec in keep uses, and fetch
+// leftovers older than an hour (a crash mid-fetch). A running worker keeps its
+// deleted file open; a later restart fetches the artifact again if needed.
+func (c *cache) prune(keep map[string]bool) (removed int) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		name := e.Name()
+		info, err := e.Info()
+		if err != nil || e.IsDir() {
+			continue
+		}
+		stale := strings.HasPrefix(name, ".fetch-") && time.Since(info.ModTime()) > time.Hour
+		unused := len(name) == 64 && !keep[name]
+		if stale || unused {
+			m := c.lockFor(name)
+			m.Lock()
+			if os.Remove(filepath.Join(c.dir, name)) == nil {
+				removed++
+			}
+			m.Unlock()
+		}
+	}
+	return removed
 }

@@ -370,9 +370,10 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 		r.wg.Wait()
 		return errs
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.heartbeatLoop(rctx)
 	go r.reconcileLoop(rctx)
+	go r.pruneLoop(rctx)
 	r.logger.Info("runner started", "data", r.dataDir)
 	return nil
 }
@@ -621,4 +622,35 @@ func (r *Runner) event(app string, kind clientsdk.EventKind, index int, msg stri
 func (r *Runner) publishLog(app string, index int, stream string, line []byte) {
 	_ = r.nc.Publish(clientsdk.LogSubject(app, index, stream), line)
 	r.logger.Info(string(line), "app", app, "instance", index, "stream", stream)
+}
+
+// CachePruneInterval is how often the artifact cache drops what no app uses.
+const CachePruneInterval = time.Minute
+
+// pruneLoop keeps the artifact cache to the artifacts current specs use.
+func (r *Runner) pruneLoop(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(CachePruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.synced.Load() < 3 {
+			continue
+		}
+		keep := map[string]bool{}
+		r.mu.Lock()
+		for _, s := range r.specs {
+			if s.Artifact != nil {
+				keep[s.Artifact.SHA256] = true
+			}
+		}
+		r.mu.Unlock()
+		if n := r.cache.prune(keep); n > 0 {
+			r.logger.Info("artifact cache pruned", "removed", n)
+		}
+	}
 }
