@@ -150,19 +150,29 @@ func (c *Client) call(ctx context.Context, verb string, req, resp any) error {
 		}
 		body = b
 	}
+	// Without a deadline of the caller's, a call may take TransientWindow in
+	// all, each try DefaultRequestTimeout.
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		ctx, cancel = context.WithTimeout(ctx, TransientWindow)
 		defer cancel()
 	}
 	var msg *nats.Msg
-	// A server answers 503 "Unavailable" while JetStream elects leaders: try
-	// again for a while. Timeouts are not retried (the verb may have run).
+	// While JetStream elects leaders (a cluster lost a server), a server
+	// answers 503 "Unavailable", or is too busy to answer in time: try again.
+	// A timed-out verb may have run, so only verbs that may run twice are
+	// retried after a timeout (all but remove).
+	retryTimeouts := verb != VerbRemove
 	err := retryUnavailable(ctx, func() error {
-		m, err := c.nc.RequestWithContext(ctx, APISubject(verb), body)
+		tctx, cancel := context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+		m, err := c.nc.RequestWithContext(tctx, APISubject(verb), body)
 		if err != nil {
 			if errors.Is(err, nats.ErrNoResponders) {
 				return Errorf(503, "NoServer", "no dartup server answers %s on this NATS; is `dartup serve` running?", APISubject(verb))
+			}
+			if retryTimeouts && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+				return Errorf(503, "Unavailable", "%s: no answer within %s", verb, DefaultRequestTimeout)
 			}
 			return fmt.Errorf("%s: %w", verb, err)
 		}
