@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +21,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // captureLogs makes the broker log everything, debug included, into the
 // returned buffer.
-func captureLogs(buf *syncBuffer) func(*broker.Config) {
+func captureLogs(buf *testutil.SyncBuffer) func(*broker.Config) {
 	return func(c *broker.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	}
@@ -94,7 +75,7 @@ func httpGet(t *testing.T, url string, user, pw string, xff ...string) (int, str
 
 func TestRequirePasswordNATS(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	b := testutil.StartBroker(t, captureLogs(&logs), func(c *broker.Config) { c.RequirePassword = true })
 	addUser(t, b, "alice", alicePW)
 
@@ -144,7 +125,7 @@ func TestRequirePasswordNATS(t *testing.T) {
 
 func TestRequirePasswordHTTP(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	b := testutil.StartBroker(t, captureLogs(&logs), func(c *broker.Config) { c.RequirePassword = true })
 	addUser(t, b, "alice", alicePW)
 	url := b.HTTPURL() + "/some-lambda"

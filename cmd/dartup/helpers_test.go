@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,30 +16,12 @@ import (
 	"github.com/dartup/dartup/internal/testutil"
 )
 
-// syncBuffer is a goroutine-safe io.Writer for a child's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveProc is `dartup serve` running as a child process.
 type serveProc struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	data  string
-	out   *syncBuffer // stdout and stderr
+	out   *testutil.SyncBuffer // stdout and stderr
 	done  chan struct{}
 	err   error // from Wait, valid after done
 	ready readyFile
@@ -50,7 +31,7 @@ type serveProc struct {
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(testutil.Dartup(t), append([]string{"serve", "--data", dir}, args...)...)
-	p := &serveProc{t: t, cmd: cmd, data: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &serveProc{t: t, cmd: cmd, data: dir, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

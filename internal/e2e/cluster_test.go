@@ -75,13 +75,13 @@ func startCluster(t *testing.T) *cluster {
 // runnerProc is a `dartup runner` process.
 type runnerProc struct {
 	cmd *exec.Cmd
-	log *syncBuffer
+	log *testutil.SyncBuffer
 }
 
 func startRunner(t *testing.T, urls []string, name, dir string) *runnerProc {
 	t.Helper()
 	cmd := exec.Command(testutil.Dartup(t), "runner", "--server", strings.Join(urls, ","), "--name", name, "--data", dir)
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ type server struct {
 	data    string
 	natsURL string
 	httpURL string
-	log     *syncBuffer
+	log     *testutil.SyncBuffer
 }
 
 type readyFile struct {
@@ -39,7 +38,7 @@ func startServe(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
 	bin := testutil.Dartup(t)
 	cmd := exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"}, args...)...)
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -125,23 +124,4 @@ func procsOf(app string) []int {
 		}
 	}
 	return pids
-}
-
-// syncBuffer is a bytes.Buffer safe for a child process's output copier and
-// a test reading it at the same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
