@@ -88,7 +88,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 			return
 		}
 		e := clientsdk.Errorf(404, "UnknownVerb", "unknown control API verb %q; known verbs: %s", verb, a.verbList())
-		_ = respondError(m, e)
+		_ = clientsdk.RespondError(m, e)
 	})
 	if err != nil {
 		_ = a.svc.Stop()
@@ -104,14 +104,6 @@ func (a *api) verbList() string {
 	}
 	slices.Sort(v)
 	return strings.Join(v, ", ")
-}
-
-func respondError(m *nats.Msg, e *clientsdk.Error) error {
-	r := nats.NewMsg(m.Reply)
-	r.Header.Set(clientsdk.HeaderServiceError, e.Message)
-	r.Header.Set(clientsdk.HeaderServiceErrorCode, strconv.Itoa(e.Code))
-	r.Data = e.Body()
-	return m.RespondMsg(r)
 }
 
 // semver turns a version like "dev" into one micro accepts.

@@ -191,7 +191,7 @@ func (r *lambdaRouter) catchAll(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, e := r.lookup(ctx, name, true); e != nil {
-		if err := respondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if err := clientsdk.RespondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			r.logger.Warn("cannot answer lambda request", "app", name, "err", err)
 		}
 	}

@@ -91,6 +91,17 @@ func ErrorFromMsg(msg *nats.Msg) *Error {
 	return &Error{Code: code, Message: desc}
 }
 
+// RespondError answers request m with e as a service error: the
+// Nats-Service-Error and Nats-Service-Error-Code headers and e's JSON body,
+// the form ErrorFromMsg decodes and `nats req` shows.
+func RespondError(m *nats.Msg, e *Error) error {
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(HeaderServiceError, e.Message)
+	r.Header.Set(HeaderServiceErrorCode, strconv.Itoa(e.Code))
+	r.Data = e.Body()
+	return m.RespondMsg(r)
+}
+
 // AsError returns err as an *Error when it is one (wrapped or not).
 func AsError(err error) (*Error, bool) {
 	var e *Error

@@ -102,11 +102,7 @@ func (inv *invocation) respondError(e *clientsdk.Error) {
 	if inv.msg == nil || inv.msg.Reply == "" {
 		return
 	}
-	r := nats.NewMsg(inv.msg.Reply)
-	r.Header.Set(clientsdk.HeaderServiceError, e.Message)
-	r.Header.Set(clientsdk.HeaderServiceErrorCode, strconv.Itoa(e.Code))
-	r.Data = e.Body()
-	if err := inv.msg.RespondMsg(r); err != nil {
+	if err := clientsdk.RespondError(inv.msg, e); err != nil {
 		inv.f.log.Warn("cannot send lambda error reply", "request_id", inv.id, "err", err)
 	}
 }

@@ -458,11 +458,7 @@ func (r *Runner) drainFile() string { return filepath.Join(r.dataDir, "runner", 
 func (r *Runner) onDrain(m *nats.Msg) {
 	var req clientsdk.DrainRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
-		e := clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err)
-		h := nats.Header{}
-		h.Set(clientsdk.HeaderServiceError, e.Message)
-		h.Set(clientsdk.HeaderServiceErrorCode, "400")
-		_ = m.RespondMsg(&nats.Msg{Header: h, Data: e.Body()})
+		_ = clientsdk.RespondError(m, clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err))
 		return
 	}
 	r.mu.Lock()
