@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/dartup/dartup/internal/lockfile"
 	"github.com/dartup/dartup/internal/proc"
 )
 
@@ -114,23 +114,12 @@ func loadAverage() float64 {
 // ErrDataDirInUse is returned by Start when another runner uses the data dir.
 var ErrDataDirInUse = errors.New("runner data dir in use")
 
-// lockDir takes an exclusive, non-blocking flock on path (creating it) and
-// writes our pid into it; the lock dies with the process.
+// lockDir locks path (DATA/runner/lock) for as long as this process runs.
 func lockDir(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
-		f.Close()
+	f, holder, err := lockfile.Lock(path)
+	if errors.Is(err, lockfile.ErrHeld) {
 		return nil, fmt.Errorf("%w: %s is used by another dartup runner (pid %s), which would share its node id and run every instance twice; give each runner its own --data",
-			ErrDataDirInUse, filepath.Dir(filepath.Dir(path)), strings.TrimSpace(string(b)))
+			ErrDataDirInUse, filepath.Dir(filepath.Dir(path)), holder)
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	return f, err
 }
