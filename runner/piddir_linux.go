@@ -60,7 +60,7 @@ func (d *pidDir) killLeftovers() int {
 	return n
 }
 
-// usageSampler computes CPU% between samples from /proc/PID/stat and RSS from /proc/PID/statm.
+// usageSampler computes CPU% between samples (proc.CPUTicks) and RSS from /proc/PID/statm.
 type usageSampler struct {
 	lastTicks uint64
 	lastAt    time.Time
@@ -69,19 +69,10 @@ type usageSampler struct {
 const clockTicks = 100 // USER_HZ on Linux
 
 func (u *usageSampler) sample(pid int) (cpu float64, rss uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	ticks, ok := proc.CPUTicks(pid)
+	if !ok {
 		return 0, 0, false
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if len(f) < 22 {
-		return 0, 0, false
-	}
-	ut, _ := strconv.ParseUint(f[11], 10, 64)
-	stt, _ := strconv.ParseUint(f[12], 10, 64)
-	ticks := ut + stt
 	now := time.Now()
 	if !u.lastAt.IsZero() {
 		cpu = float64(ticks-u.lastTicks) / clockTicks / now.Sub(u.lastAt).Seconds() * 100

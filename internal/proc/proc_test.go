@@ -74,3 +74,17 @@ func TestLongLines(t *testing.T) {
 		}
 	}
 }
+
+func TestProcStat(t *testing.T) {
+	if proc.StartTime(os.Getpid()) == 0 {
+		t.Fatal("no start time for this process")
+	}
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	if ticks, ok := proc.CPUTicks(os.Getpid()); !ok || ticks == 0 {
+		t.Fatalf("CPU ticks of a process that just spun: %d %v", ticks, ok)
+	}
+	if _, ok := proc.CPUTicks(1 << 30); ok || proc.StartTime(1<<30) != 0 {
+		t.Fatal("a process that does not exist has stats")
+	}
+}
