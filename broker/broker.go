@@ -16,10 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,7 +81,7 @@ func (c *Config) Defaults() {
 	}
 	if c.ServerName == "" {
 		h, _ := os.Hostname()
-		c.ServerName = sanitizeServerName(h)
+		c.ServerName = clientsdk.TokenFrom(h, "dartup")
 	}
 	if c.Limits == (AssetLimits{}) {
 		c.Limits = DefaultAssetLimits
@@ -92,19 +92,6 @@ func (c *Config) Defaults() {
 	if c.Logger == nil {
 		c.Logger = discardLogger()
 	}
-}
-
-func sanitizeServerName(h string) string {
-	h = strings.Map(func(r rune) rune {
-		if r == ' ' || r == '.' || r == '*' || r == '>' {
-			return '-'
-		}
-		return r
-	}, h)
-	if h == "" {
-		return "dartup"
-	}
-	return h
 }
 
 // Check validates the addresses and the loopback rule. It returns an error

@@ -201,3 +201,19 @@ func TestArtifactsAreSharedByContent(t *testing.T) {
 		t.Fatalf("%d objects left after removing every app", n)
 	}
 }
+
+func TestTokenFrom(t *testing.T) {
+	for in, want := range map[string]string{
+		"web":                    "web",
+		"my.host.local":          "my-host-local",
+		"-_x y":                  "x-y",
+		"...":                    "fallback",
+		"":                       "fallback",
+		strings.Repeat("a", 100): strings.Repeat("a", clientsdk.MaxNameLength),
+	} {
+		got := clientsdk.TokenFrom(in, "fallback")
+		if got != want || clientsdk.ValidateName(got) != nil {
+			t.Errorf("TokenFrom(%q) = %q, want %q (a valid name)", in, got, want)
+		}
+	}
+}

@@ -28,6 +28,27 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// TokenFrom makes a valid name (see ValidateName) out of s: characters other
+// than letters, digits, '-' and '_' become '-', leading '-' and '_' go, and
+// it is cut to MaxNameLength; fallback when nothing is left. It turns host
+// and file names into node ids, server names and default app names.
+func TokenFrom(s, fallback string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, s)
+	s = strings.TrimLeft(s, "-_")
+	if len(s) > MaxNameLength {
+		s = s[:MaxNameLength]
+	}
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
 // Validate checks a spec after WithDefaults: the name, kind, runtime, artifact,
 // counts and durations. It returns an *Error with code 400 naming the first
 // problem found.

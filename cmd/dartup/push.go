@@ -240,15 +240,11 @@ func waitSettled(ctx context.Context, c *clientsdk.Client, spec *clientsdk.AppSp
 	}
 }
 
+// defaultName is the app name push uses without --name: the file's base name
+// without its extension, made a valid name.
 func defaultName(path string) string {
 	base := filepath.Base(path)
-	base = strings.TrimSuffix(base, filepath.Ext(base))
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, base)
+	return clientsdk.TokenFrom(strings.TrimSuffix(base, filepath.Ext(base)), "app")
 }
 
 // buildDart compiles a .dart file with the local Dart SDK.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/version"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
@@ -31,7 +32,7 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 	}
 	opts := append([]runner.Option{
 		runner.WithLogger(logger),
-		runner.WithNodeID(nodeToken(b.ServerName())),
+		runner.WithNodeID(clientsdk.TokenFrom(b.ServerName(), "node")),
 		runner.WithDataDir(b.DataDir()),
 		runner.WithNATSURL(b.NATSURL()),
 		runner.WithVersion(version.Version),
@@ -60,24 +61,6 @@ func (n *nodeAgent) stop(ctx context.Context) error {
 	return err
 }
 
-// nodeToken turns a host name into a node id (a NATS token).
-func nodeToken(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, s)
-	s = strings.TrimLeft(s, "-_")
-	if s == "" {
-		s = "node"
-	}
-	if len(s) > 48 {
-		s = s[:48]
-	}
-	return s
-}
-
 // persistentNodeID returns the node id kept in DIR/node-id, creating one from
 // the host name and a random suffix the first time.
 func persistentNodeID(dir string) (string, error) {
@@ -90,7 +73,11 @@ func persistentNodeID(dir string) (string, error) {
 	h, _ := os.Hostname()
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
-	id := nodeToken(h) + "-" + hex.EncodeToString(suffix)
+	base := clientsdk.TokenFrom(h, "node")
+	if len(base) > 48 { // room for the suffix
+		base = base[:48]
+	}
+	id := base + "-" + hex.EncodeToString(suffix)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
