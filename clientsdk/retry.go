@@ -42,36 +42,33 @@ func transient(err error) bool {
 // ends, or TransientWindow has passed; each try gets at most perTry (0: no
 // bound of its own, for work like uploads whose length depends on the data).
 func retryTransient(ctx context.Context, perTry time.Duration, f func(ctx context.Context) error) error {
-	deadline := time.Now().Add(TransientWindow)
-	delay := 200 * time.Millisecond
-	for {
+	return retry(ctx, transient, func() error {
 		tctx, cancel := ctx, context.CancelFunc(func() {})
 		if perTry > 0 {
 			tctx, cancel = context.WithTimeout(ctx, perTry)
 		}
-		err := f(tctx)
-		cancel()
-		if !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 2*time.Second)
-	}
+		defer cancel()
+		return f(tctx)
+	})
 }
 
 // retryUnavailable runs f again while it fails with *Error 503 "Unavailable",
 // until ctx ends or TransientWindow passes.
 func retryUnavailable(ctx context.Context, f func() error) error {
+	return retry(ctx, func(err error) bool {
+		e, ok := AsError(err)
+		return ok && e.Code == 503 && e.Type == "Unavailable"
+	}, f)
+}
+
+// retry runs f while its error is retryable, with a backoff from 200 ms to
+// 2 s, until ctx ends or TransientWindow has passed.
+func retry(ctx context.Context, retryable func(error) bool, f func() error) error {
 	deadline := time.Now().Add(TransientWindow)
 	delay := 200 * time.Millisecond
 	for {
 		err := f()
-		e, ok := AsError(err)
-		if !ok || e.Code != 503 || e.Type != "Unavailable" || time.Now().After(deadline) {
+		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
 		select {
