@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/lambdas"
 )
 
 // resolveCommand turns a spec into the command line of one worker: the
 // artifact (fetched into the cache) run directly or by dartaotruntime or dart,
 // or the spec's command. env holds the dartup variables for the worker.
-func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, instance int) (Command, error) {
-	var cmd Command
+func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, instance int) (lambdas.Command, error) {
+	var cmd lambdas.Command
 	switch spec.Runtime {
 	case clientsdk.RuntimeCommand:
 		p, err := lookPath(spec.Command[0])
@@ -117,7 +118,6 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 		"DARTUP_NODE="+r.nodeID,
 		"NATS_URL="+r.natsURL,
 	)
-	env = append(env, r.workerCreds...)
 	if r.workerSecret != nil {
 		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
 			"NATS_INBOX_PREFIX="+clientsdk.WorkerInboxPrefix(spec.Name))
@@ -129,12 +129,4 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 		env = append(env, k+"="+v)
 	}
 	return env
-}
-
-// Command is how to start one worker process (the same shape as lambdas.Command).
-type Command struct {
-	Path string
-	Args []string
-	Env  []string
-	Dir  string
 }

@@ -30,7 +30,7 @@ import (
 // lambda hosting off.
 type LambdaHost interface {
 	// Deploy starts serving spec (already defaulted and validated) with cmd.
-	Deploy(spec clientsdk.AppSpec, cmd Command) error
+	Deploy(spec clientsdk.AppSpec, cmd lambdas.Command) error
 	// Undeploy stops serving lambda name.
 	Undeploy(name string)
 }
@@ -51,7 +51,6 @@ type options struct {
 	maxInstances int
 	dartAOT      string
 	dart         string
-	workerCreds  []string
 	heartbeat    time.Duration
 	nodeTimeout  time.Duration
 	lambdas      LambdaHost
@@ -110,12 +109,6 @@ func WithDartAOTRuntime(p string) Option { return func(o *options) error { o.dar
 
 // WithDart sets the dart VM used for kernel artifacts.
 func WithDart(p string) Option { return func(o *options) error { o.dart = p; return nil } }
-
-// WithWorkerCredentials adds environment variables ("K=V") with the
-// credentials workers use to connect to NATS.
-func WithWorkerCredentials(env ...string) Option {
-	return func(o *options) error { o.workerCreds = env; return nil }
-}
 
 // WithTiming sets the heartbeat interval and the time after which a silent
 // node counts as dead.
@@ -192,15 +185,6 @@ type Runner struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
-
-// managerHost adapts a lambdas.Manager to LambdaHost.
-type managerHost struct{ m *lambdas.Manager }
-
-func (h managerHost) Deploy(spec clientsdk.AppSpec, cmd Command) error {
-	return h.m.Deploy(spec, lambdas.Command(cmd))
-}
-
-func (h managerHost) Undeploy(name string) { h.m.Undeploy(name) }
 
 type nodeSeen struct {
 	node clientsdk.Node
@@ -290,7 +274,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 		if r.manager, err = lambdas.New(nc, lopts...); err != nil {
 			return nil, fmt.Errorf("start lambda host: %w", err)
 		}
-		r.lambdas = managerHost{r.manager}
+		r.lambdas = r.manager
 	}
 	return r, nil
 }
