@@ -39,7 +39,7 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 			return nil, Errorf(400, "InvalidSpec", "runtime command takes no file; put the command line after --")
 		}
 	} else {
-		ref, rt, err := c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress, false)
+		ref, rt, err := c.uploadArtifact(ctx, spec.Runtime, file, progress, false)
 		if err != nil {
 			return nil, err
 		}
@@ -50,7 +50,7 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 	if e, ok := AsError(err); ok && e.Type == "ArtifactMissing" && spec.Artifact != nil {
 		// Another app's removal deleted these shared bytes between the
 		// upload check and the push: upload them again, once.
-		if _, _, err = c.uploadArtifact(ctx, spec.Name, spec.Runtime, file, progress, true); err != nil {
+		if _, _, err = c.uploadArtifact(ctx, spec.Runtime, file, progress, true); err != nil {
 			return nil, err
 		}
 		err = c.call(ctx, VerbPush, spec, &out)
@@ -61,7 +61,7 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 	return &out, nil
 }
 
-func (c *Client) uploadArtifact(ctx context.Context, app string, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
+func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
 	if file == "" {
 		return nil, "", Errorf(400, "InvalidSpec", "no file to push; give FILE, or --runtime command -- CMD")
 	}
