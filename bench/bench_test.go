@@ -34,7 +34,7 @@ func TestPercentileRanks(t *testing.T) {
 }
 
 func TestUpdateDocKeepsHandWrittenSections(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "benchmarks.md")
+	p := filepath.Join(testutil.TempDir(t), "benchmarks.md")
 	if err := updateDoc(p, "first\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestQuickRun(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		testutil.SkipOrFail(t, "the go tool is needed to build dartup: %v", err)
 	}
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cfg := config{quick: true, only: []string{"serve", "push", "pubsub"}, outDir: filepath.Join(dir, "out"),

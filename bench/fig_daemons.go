@@ -254,6 +254,11 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 	if err != nil {
 		return supervisorRun{err: err}
 	}
+	// The daemons write their pid files here, as users of their own when
+	// dartup runs as root.
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		return supervisorRun{err: err}
+	}
 	defer func() {
 		if res.err != nil {
 			s.stop()

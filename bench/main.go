@@ -113,6 +113,11 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 	if h.tmp, err = os.MkdirTemp("", "dartup-bench-"); err != nil {
 		return nil, err
 	}
+	// Apps may run as users of their own (dartup as root): they must reach
+	// their work dirs under this folder.
+	if err := os.Chmod(h.tmp, 0o711); err != nil {
+		return nil, err
+	}
 	if cfg.keepTemp {
 		h.logf("temporary folder: %s", h.tmp)
 	} else {

@@ -39,6 +39,11 @@ type readyFile struct {
 // startServe runs `dartup serve` with its data in data, its log in logPath,
 // and waits (polling every 200 µs) until it has written its ready file.
 func startServe(ctx context.Context, bin, data, logPath string, extra ...string) (*serveProc, error) {
+	// As root, apps run as users of their own: they pass through data's
+	// folder to their work dirs beside it.
+	if err := os.MkdirAll(filepath.Dir(data), 0o711); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,10 +33,14 @@ type api struct {
 	// verbs holds the registered verbs; written only before the
 	// unknown-verb subscription starts, read-only afterwards.
 	verbs map[string]bool
+	// guard refuses (and counts) requests whose reply subject is not an
+	// inbox: they are neither run nor answered.
+	guard *replies.Replier
 }
 
 func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	a := &api{b: b, logger: b.logger.With("component", "api"), verbs: map[string]bool{}}
+	a.guard = replies.New(b.apiNC, a.logger, b.cfg.ReplyPrefixes...)
 	var err error
 	if a.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
 		return nil, err
@@ -52,7 +57,10 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	if a.objects, err = b.js.ObjectStore(ctx, clientsdk.ArtifactsBucket); err != nil {
 		return nil, err
 	}
-	a.svc, err = micro.AddService(b.nc, micro.Config{
+	// The service runs on a connection that can receive API requests and
+	// publish replies, nothing else: whatever reply subject a caller sets,
+	// the answer cannot land on dartup's or JetStream's own subjects.
+	a.svc, err = micro.AddService(b.apiNC, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
 		Description: "dartup control API: push, list, kill, start, remove, info",
@@ -82,9 +90,9 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		}
 	}
 	// Unknown verbs get a 404 service error rather than "no responders".
-	a.unknown, err = b.nc.QueueSubscribe(clientsdk.APIPrefix+".>", "dartup-api-unknown", func(m *nats.Msg) {
+	a.unknown, err = b.apiNC.QueueSubscribe(clientsdk.APIPrefix+".>", "dartup-api-unknown", func(m *nats.Msg) {
 		verb := strings.TrimPrefix(m.Subject, clientsdk.APIPrefix+".")
-		if a.verbs[verb] || m.Reply == "" {
+		if a.verbs[verb] || !a.guard.Allowed(m) {
 			return
 		}
 		e := clientsdk.Errorf(404, "UnknownVerb", "unknown control API verb %q; known verbs: %s", verb, a.verbList())
@@ -135,6 +143,9 @@ func (a *api) stop() error {
 // error as service-error headers with a JSON body, and never panics the server.
 func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
+		if !a.guard.Check(req.Subject(), req.Reply()) {
+			return // neither run nor answered
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				a.logger.Error("control API handler panicked", "verb", verb, "panic", r)
@@ -222,7 +233,8 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 		JetStream: clientsdk.JetStreamUsage{
 			Memory: ai.Memory, Storage: ai.Store, Streams: ai.Streams, MaxStorage: ai.Limits.MaxStore,
 		},
-		Apps: n,
+		Apps:            n,
+		RefusedRequests: b.RefusedRequests(),
 	}
 	for _, r := range b.cfg.Routes {
 		info.Cluster = append(info.Cluster, r)

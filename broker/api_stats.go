@@ -33,6 +33,7 @@ func AggregateLambdaStats(st []clientsdk.InstanceStatus) map[string]LambdaTotals
 		t.ColdStarts += l.ColdStarts
 		t.Throttled += l.Throttled
 		t.Timeouts += l.Timeouts
+		t.RefusedReplies += l.RefusedReplies
 		t.P99 = max(t.P99, l.P99)
 		t.WarmWorkers += s.WarmWorkers
 		t.Nodes++

@@ -22,13 +22,17 @@ type authenticator struct {
 	internalToken string
 	// workers holds the secret of worker tokens; nil refuses them.
 	workers *workerSecret
+	// replyPrefixes are the operator's extra reply prefixes (Config.ReplyPrefixes).
+	replyPrefixes []string
+	// appUser is Config.AppUser.
+	appUser func(uid uint32) bool
 	logger  *slog.Logger
 }
 
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	o := c.GetOpts()
 	if o.Token != "" && subtle.ConstantTimeCompare([]byte(o.Token), []byte(a.internalToken)) == 1 {
-		c.RegisterUser(&server.User{Username: "dartup-internal"})
+		a.register(c, "dartup-internal", o.Name)
 		return true
 	}
 	if strings.HasPrefix(o.Token, clientsdk.WorkerTokenPrefix) {
@@ -36,17 +40,76 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	}
 	if o.Username != "" {
 		if a.passwords.Verify(o.Username, o.Password) {
-			c.RegisterUser(&server.User{Username: o.Username})
+			a.register(c, o.Username, o.Name)
 			return true
 		}
 		a.logger.Warn("refused NATS connection: wrong user or password", "user", o.Username, "remote", addrString(c.RemoteAddress()))
 		return false
 	}
 	if !a.require && isLoopbackAddr(c.RemoteAddress()) {
+		if uid, app := a.fromAppUser(c.RemoteAddress()); app {
+			a.logger.Warn("refused NATS connection without credentials from an app's user: apps connect with their NATS_TOKEN", "uid", uid, "remote", addrString(c.RemoteAddress()))
+			return false
+		}
+		a.register(c, "", o.Name)
 		return true
 	}
 	a.logger.Warn("refused NATS connection without credentials", "remote", addrString(c.RemoteAddress()))
 	return false
+}
+
+// apiConnName names the broker's own connection that serves the control API:
+// it may subscribe to the API's subjects and publish only replies.
+const apiConnName = "dartup-control-api"
+
+// register admits a client with the full rights of user, or with fewer when
+// its connection name asks for a restricted role (see rolePermissions). A
+// connection can only give rights up this way, never gain any. An anonymous
+// local client without a role is admitted as before, with no user record.
+func (a *authenticator) register(c server.ClientAuthentication, user, connName string) {
+	perms := a.rolePermissions(connName)
+	if perms == nil && user == "" {
+		return
+	}
+	if user == "" {
+		user = "local"
+	}
+	c.RegisterUser(&server.User{Username: user, Permissions: perms})
+}
+
+// rolePermissions returns the permissions of a connection whose name asks
+// for a restricted role, or nil (full rights):
+//   - clientsdk.ReplyConnName…: publish replies only, subscribe to nothing;
+//   - apiConnName: publish replies only, subscribe to the control API and
+//     the micro service's discovery subjects.
+//
+// Replies are "_INBOX.>", "_INBOX_APP.>" and the configured reply prefixes.
+func (a *authenticator) rolePermissions(connName string) *server.Permissions {
+	pub := &server.SubjectPermission{Allow: clientsdk.ReplyPublishPermissions(a.replyPrefixes...)}
+	switch {
+	case strings.HasPrefix(connName, clientsdk.ReplyConnName):
+		return &server.Permissions{Publish: pub, Subscribe: &server.SubjectPermission{Deny: []string{">"}}}
+	case connName == apiConnName:
+		return &server.Permissions{Publish: pub, Subscribe: &server.SubjectPermission{
+			Allow: []string{clientsdk.APIPrefix + ".>", "$SRV.>"}}}
+	}
+	return nil
+}
+
+// fromAppUser reports whether a local TCP client runs as one of the apps'
+// users (Config.AppUser). A client whose user cannot be found out counts as
+// an app's: the local exemption is only for clients known not to be one.
+// In-process clients (nil address) are dartup itself.
+func (a *authenticator) fromAppUser(addr net.Addr) (uint32, bool) {
+	if a.appUser == nil || addr == nil {
+		return 0, false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return 0, true
+	}
+	uid, known := localSocketOwner(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	return uid, !known || a.appUser(uid)
 }
 
 func addrString(a net.Addr) string {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,15 @@ type Config struct {
 	Replicas int
 	// Version is reported by the info verb.
 	Version string
+	// ReplyPrefixes are extra first subject tokens, besides "_INBOX" and
+	// "_INBOX_APP", that dartup answers requests on (for clients with a
+	// custom inbox prefix); see clientsdk.IsReplySubject.
+	ReplyPrefixes []string
+	// AppUser reports whether uid is a user dartup's apps run as (see
+	// runner.WithIsolation). Without passwords, loopback clients need none,
+	// except those running as an app's user: an app may not use the local
+	// exemption to act with more rights than its token gives. nil: none.
+	AppUser func(uid uint32) bool
 	// Limits sizes the logs and events streams.
 	Limits AssetLimits
 	// Logger receives the server's and the broker's logs (default: discard).
@@ -98,6 +108,11 @@ func (c *Config) Defaults() {
 // wrapping ErrInsecureBind when a listener is not on loopback while passwords
 // are not required and Insecure is not set.
 func (c *Config) Check() error {
+	for _, p := range c.ReplyPrefixes {
+		if err := clientsdk.ValidateReplyPrefix(p); err != nil {
+			return fmt.Errorf("--reply-prefix: %w", err)
+		}
+	}
 	type l struct{ what, addr, flag string }
 	for _, x := range []l{{"NATS", c.NATSAddr, "--nats-addr"}, {"HTTP", c.HTTPAddr, "--address/--port"}, {"cluster", c.ClusterAddr, "--cluster-addr"}} {
 		if x.addr == "" {
@@ -119,14 +134,21 @@ func (c *Config) Check() error {
 
 // Broker is a running dartup server.
 type Broker struct {
-	cfg       Config
-	ns        *server.Server
-	nc        *nats.Conn
+	cfg Config
+	ns  *server.Server
+	nc  *nats.Conn
+	// apiNC serves the control API: it may only receive API requests and
+	// publish replies (apiConnName).
+	apiNC *nats.Conn
+	// replies answers lambda.* requests no runner takes, over a reply-only
+	// connection.
+	replies   *replies.Replier
 	js        jetstream.JetStream
 	api       *api
 	gw        *gateway
 	lock      *os.File
 	passwords *Passwords
+	auth      *authenticator
 	token     string
 	workers   workerSecret
 	router    *lambdaRouter
@@ -155,6 +177,11 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// The store holds the worker secret and the password hashes: only
+	// dartup's own user may enter it, whatever mode an older version left.
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("make data dir private: %w", err)
+	}
 	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, err
@@ -170,6 +197,15 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
 	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName))
+	b.auth = &authenticator{
+		passwords:     b.passwords,
+		require:       cfg.RequirePassword,
+		internalToken: b.token,
+		workers:       &b.workers,
+		replyPrefixes: cfg.ReplyPrefixes,
+		appUser:       cfg.AppUser,
+		logger:        b.logger,
+	}
 
 	opts, err := b.serverOptions()
 	if err != nil {
@@ -196,6 +232,14 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	if err != nil {
 		return b, err
 	}
+	if b.apiNC, err = b.Connect(apiConnName); err != nil {
+		return b, err
+	}
+	rnc, err := b.Connect(clientsdk.ReplyConnName + " broker")
+	if err != nil {
+		return b, err
+	}
+	b.replies = replies.New(rnc, b.logger, cfg.ReplyPrefixes...)
 	lim := cfg.Limits
 	lim.Replicas = b.replicas()
 	// A single server gets a minute; a cluster member waits for its peers
@@ -256,14 +300,8 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		// the authenticator still runs; a bcrypt check on a busy machine can
 		// take longer, and the client then fails with "expected PONG, got
 		// PING". Use the regular PingInterval for the first PING too.
-		DisableShortFirstPing: true,
-		CustomClientAuthentication: &authenticator{
-			passwords:     b.passwords,
-			require:       b.cfg.RequirePassword,
-			internalToken: b.token,
-			workers:       &b.workers,
-			logger:        b.logger,
-		},
+		DisableShortFirstPing:      true,
+		CustomClientAuthentication: b.auth,
 	}
 	if b.cfg.ClusterAddr != "" {
 		ch, cp, _ := net.SplitHostPort(b.cfg.ClusterAddr)
@@ -281,7 +319,8 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 }
 
 // Connect opens an in-process NATS connection with dartup's internal
-// credentials, for the broker's own services and an in-process runner.
+// credentials, for the broker's own services and an in-process runner. A
+// name starting with clientsdk.ReplyConnName gets a reply-only connection.
 func (b *Broker) Connect(name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("", nats.InProcessServer(b.ns), nats.Token(b.token), nats.Name(name), nats.MaxReconnects(-1))
 	if err != nil {
@@ -331,17 +370,8 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	if b.api != nil {
 		errs = append(errs, b.api.stop())
 	}
-	if b.nc != nil {
-		if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, err)
-		}
-		for b.nc.IsDraining() {
-			select {
-			case <-ctx.Done():
-				b.nc.Close()
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+	for _, nc := range []*nats.Conn{b.apiNC, b.replyConn(), b.nc} {
+		errs = append(errs, drain(ctx, nc))
 	}
 	if b.ns != nil {
 		b.ns.Shutdown()
@@ -351,6 +381,44 @@ func (b *Broker) shutdown(ctx context.Context) error {
 		errs = append(errs, b.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func (b *Broker) replyConn() *nats.Conn {
+	if b.replies == nil {
+		return nil
+	}
+	return b.replies.Conn()
+}
+
+// drain drains nc (nil is fine), closing it when ctx ends first.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	if nc == nil {
+		return nil
+	}
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return err
+	}
+	for nc.IsDraining() {
+		select {
+		case <-ctx.Done():
+			nc.Close()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ReplyPrefixes returns the extra reply prefixes this server answers on.
+func (b *Broker) ReplyPrefixes() []string { return b.cfg.ReplyPrefixes }
+
+// RefusedRequests returns how many requests the broker refused because
+// their reply subject was not an inbox (control API and lambda catch-all).
+func (b *Broker) RefusedRequests() uint64 {
+	n := b.replies.Refused()
+	if b.api != nil {
+		n += b.api.guard.Refused()
+	}
+	return n
 }
 
 // ensureAssetsWithRetry creates the JetStream assets and loads the worker

@@ -92,6 +92,21 @@ func (g *gateway) clientIP(r *http.Request) netip.Addr {
 	return netip.Addr{}
 }
 
+// fromAppUser reports whether the TCP peer of r runs as one of the apps'
+// users (see authenticator.fromAppUser): apps get no local exemption.
+func (g *gateway) fromAppUser(r *http.Request) bool {
+	a := g.b.auth
+	if a.appUser == nil {
+		return false
+	}
+	peer, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if err != nil {
+		return true
+	}
+	_, app := a.fromAppUser(peer)
+	return app
+}
+
 // authenticate enforces dart_up's rule: Basic auth with a user from the
 // password file, except for loopback clients while passwords are not required.
 func (g *gateway) authenticate(next http.Handler) http.Handler {
@@ -100,7 +115,7 @@ func (g *gateway) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // the health probe needs no password; nothing else does
 			return
 		}
-		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() {
+		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() && !g.fromAppUser(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -182,16 +182,17 @@ func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool
 	return s, nil
 }
 
-// catchAll answers requests on "lambda.*" that no runner takes.
+// catchAll answers requests on "lambda.*" that no runner takes. It answers
+// only inbox reply subjects, over the broker's reply-only connection.
 func (r *lambdaRouter) catchAll(m *nats.Msg) {
-	if m.Reply == "" {
+	if !r.b.replies.Allowed(m) {
 		return
 	}
 	name := strings.TrimPrefix(m.Subject, clientsdk.LambdaPrefix+".")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, e := r.lookup(ctx, name, true); e != nil {
-		if err := clientsdk.RespondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if err := r.b.replies.RespondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			r.logger.Warn("cannot answer lambda request", "app", name, "err", err)
 		}
 	}

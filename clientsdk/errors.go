@@ -95,11 +95,18 @@ func ErrorFromMsg(msg *nats.Msg) *Error {
 // Nats-Service-Error and Nats-Service-Error-Code headers and e's JSON body,
 // the form ErrorFromMsg decodes and `nats req` shows.
 func RespondError(m *nats.Msg, e *Error) error {
-	r := nats.NewMsg(m.Reply)
+	return m.RespondMsg(ErrorReply(m.Reply, e))
+}
+
+// ErrorReply returns the message that answers a request with e as a service
+// error, addressed to subject: the Nats-Service-Error and
+// Nats-Service-Error-Code headers and e's JSON body.
+func ErrorReply(subject string, e *Error) *nats.Msg {
+	r := nats.NewMsg(subject)
 	r.Header.Set(HeaderServiceError, e.Message)
 	r.Header.Set(HeaderServiceErrorCode, strconv.Itoa(e.Code))
 	r.Data = e.Body()
-	return m.RespondMsg(r)
+	return r
 }
 
 // AsError returns err as an *Error when it is one (wrapped or not).

@@ -22,6 +22,11 @@ func startExampleServer() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	// As root, apps run as users of their own and must reach their work
+	// dirs beside the data dir.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	ctx := context.Background()
 	b, err := broker.Start(ctx, broker.Config{DataDir: dir, NATSAddr: "127.0.0.1:0", Version: "0.0.0-example"})
 	if err != nil {

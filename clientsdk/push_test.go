@@ -36,7 +36,7 @@ func wantCode(t *testing.T, err error, code int, contains string) {
 func TestPushBadInput(t *testing.T) {
 	c := connect(t)
 	worker := testutil.BuildGo(t, "./internal/testutil/workers/daemon")
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	empty := filepath.Join(dir, "empty")
 	text := filepath.Join(dir, "script.txt")
 	_ = os.WriteFile(empty, nil, 0o755)
@@ -94,7 +94,7 @@ func TestDuplicatePushesRacing(t *testing.T) {
 	const n = 8
 	files := make([]string, n)
 	for i := range files {
-		files[i] = filepath.Join(t.TempDir(), "w")
+		files[i] = filepath.Join(testutil.TempDir(t), "w")
 		// Each variant has a distinct digest (trailing bytes do not change an ELF's behaviour).
 		if err := os.WriteFile(files[i], append(append([]byte{}, base...), []byte(fmt.Sprintf("variant-%d", i))...), 0o755); err != nil {
 			t.Fatal(err)
@@ -150,7 +150,7 @@ func TestDetectRuntime(t *testing.T) {
 	if rt, err := clientsdk.DetectRuntime("/bin/sh"); err != nil || rt != clientsdk.RuntimeExe {
 		t.Fatalf("/bin/sh: %s %v", rt, err)
 	}
-	dill := filepath.Join(t.TempDir(), "app.dill")
+	dill := filepath.Join(testutil.TempDir(t), "app.dill")
 	_ = os.WriteFile(dill, []byte{0x90, 0xab, 0xcd, 0xef, 1, 2}, 0o644)
 	if rt, err := clientsdk.DetectRuntime(dill); err != nil || rt != clientsdk.RuntimeKernel {
 		t.Fatalf(".dill: %s %v", rt, err)

@@ -270,13 +270,16 @@ type InstanceStatus struct {
 
 // LambdaStats are a lambda's invocation statistics on one node.
 type LambdaStats struct {
-	Invocations uint64   `json:"invocations"`
-	Errors      uint64   `json:"errors"`
-	ColdStarts  uint64   `json:"cold_starts"`
-	Throttled   uint64   `json:"throttled"`
-	Timeouts    uint64   `json:"timeouts"`
-	P50         Duration `json:"p50"`
-	P99         Duration `json:"p99"`
+	Invocations uint64 `json:"invocations"`
+	Errors      uint64 `json:"errors"`
+	ColdStarts  uint64 `json:"cold_starts"`
+	Throttled   uint64 `json:"throttled"`
+	Timeouts    uint64 `json:"timeouts"`
+	// RefusedReplies counts requests refused because their reply subject
+	// was not an inbox (they were not run).
+	RefusedReplies uint64   `json:"refused_replies,omitempty"`
+	P50            Duration `json:"p50"`
+	P99            Duration `json:"p99"`
 }
 
 // AppState is dart_up's three-valued summary of an app.
@@ -338,6 +341,9 @@ type ServerInfo struct {
 	RequireAuth   bool           `json:"require_password"`
 	JetStream     JetStreamUsage `json:"jetstream"`
 	Apps          int            `json:"apps"`
+	// RefusedRequests counts the requests this server refused because their
+	// reply subject was not an inbox (see IsReplySubject).
+	RefusedRequests uint64 `json:"refused_requests"`
 }
 
 // EventKind names a lifecycle event.

@@ -46,17 +46,19 @@ func VerifyWorkerToken(secret []byte, token string) (string, bool) {
 }
 
 // WorkerInboxPrefix returns the reply-inbox prefix of app's workers,
-// "_INBOX_APP" (given to them as NATS_INBOX_PREFIX): a worker may subscribe
-// only to its own app's inboxes, never to other clients' "_INBOX.>" replies.
-func WorkerInboxPrefix(app string) string { return "_INBOX_" + app }
+// "_INBOX_APP.APP" (given to them as NATS_INBOX_PREFIX): a worker may
+// subscribe only to its own app's inboxes, never to other clients' "_INBOX.>"
+// replies, and dartup answers its requests there (see IsReplySubject).
+func WorkerInboxPrefix(app string) string { return AppInboxPrefix + "." + app }
 
 // WorkerPermissions lists what an app's workers may publish and subscribe to:
-// they publish the app's own events ("dartup.app.APP.>") and lambda requests
-// ("lambda.>"), and subscribe to the app's events and their own inboxes
-// ("_INBOX_APP.>"). Replies to requests they received are allowed separately
-// (one reply per request), so other clients' inboxes are neither readable nor
-// writable. The control API and JetStream's API are not among them.
+// they publish the app's own subjects ("dartup.app.APP.>") and lambda
+// requests ("lambda.*"), and subscribe to the app's subjects and their own
+// inboxes ("_INBOX_APP.APP.>"). Replies to requests they received are allowed
+// separately (one reply per request), so other clients' inboxes are neither
+// readable nor writable. The control API, JetStream's API, the presence and
+// node subjects are not among them.
 func WorkerPermissions(app string) (publish, subscribe []string) {
 	own := "dartup.app." + app + ".>"
-	return []string{own, LambdaPrefix + ".>"}, []string{own, WorkerInboxPrefix(app) + ".>"}
+	return []string{own, LambdaPrefix + ".*"}, []string{own, WorkerInboxPrefix(app) + ".>"}
 }

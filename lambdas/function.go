@@ -59,6 +59,13 @@ func (f *function) keepWarm() time.Duration {
 // onMsg is the NATS handler of lambda.NAME. It never blocks: the reply is
 // sent later by whoever completes the invocation.
 func (f *function) onMsg(msg *nats.Msg) {
+	// A request whose result would go anywhere but an inbox is refused
+	// before it runs: answering it would publish with the runner's rights.
+	if msg.Reply != "" && !f.m.replies.Allowed(msg) {
+		f.st.refuse()
+		f.m.kickStats(f.name)
+		return
+	}
 	f.submit(&invocation{id: newRequestID(), msg: msg, event: msg.Data, received: time.Now(), f: f})
 }
 

@@ -68,9 +68,9 @@ func (inv *invocation) succeed(body []byte) {
 	}
 	inv.stopTimer()
 	if inv.msg != nil && inv.msg.Reply != "" {
-		if err := inv.msg.Respond(body); err != nil {
+		if err := inv.f.m.replies.Respond(inv.msg, body); err != nil {
 			if errors.Is(err, nats.ErrMaxPayload) {
-				e := clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", inv.f.name, len(body), inv.f.m.nc.MaxPayload())
+				e := clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", inv.f.name, len(body), inv.f.m.replies.Conn().MaxPayload())
 				inv.f.st.record(time.Since(inv.received), e)
 				inv.respondError(e)
 				return
@@ -102,7 +102,7 @@ func (inv *invocation) respondError(e *clientsdk.Error) {
 	if inv.msg == nil || inv.msg.Reply == "" {
 		return
 	}
-	if err := clientsdk.RespondError(inv.msg, e); err != nil {
+	if err := inv.f.m.replies.RespondError(inv.msg, e); err != nil {
 		inv.f.log.Warn("cannot send lambda error reply", "request_id", inv.id, "err", err)
 	}
 }
@@ -127,6 +127,7 @@ type stats struct {
 	coldStarts  uint64
 	throttled   uint64
 	timeouts    uint64
+	refused     uint64
 	durs        [statsWindow]time.Duration
 	n           int
 }
@@ -149,6 +150,13 @@ func (s *stats) record(d time.Duration, e *clientsdk.Error) {
 	s.n++
 }
 
+// refuse counts a request refused for its reply subject.
+func (s *stats) refuse() {
+	s.mu.Lock()
+	s.refused++
+	s.mu.Unlock()
+}
+
 func (s *stats) coldStart() {
 	s.mu.Lock()
 	s.coldStarts++
@@ -158,7 +166,7 @@ func (s *stats) coldStart() {
 func (s *stats) snapshot() clientsdk.LambdaStats {
 	s.mu.Lock()
 	out := clientsdk.LambdaStats{Invocations: s.invocations, Errors: s.errors, ColdStarts: s.coldStarts,
-		Throttled: s.throttled, Timeouts: s.timeouts}
+		Throttled: s.throttled, Timeouts: s.timeouts, RefusedReplies: s.refused}
 	d := slices.Clone(s.durs[:min(s.n, statsWindow)])
 	s.mu.Unlock()
 	if len(d) > 0 {

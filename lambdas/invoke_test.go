@@ -3,6 +3,7 @@ package lambdas_test
 import (
 	"encoding/json"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,7 +77,7 @@ func TestRuntimeAPIContextAndEnv(t *testing.T) {
 			t.Errorf("%s is not set", k)
 		}
 	}
-	if got := r.mustInvoke("ctx", map[string]any{"env": "AWS_LAMBDA_RUNTIME_API"}); !strings.HasPrefix(got, r.m.RuntimeAPIAddr()+"/w/ctx-") {
+	if got := r.mustInvoke("ctx", map[string]any{"env": "AWS_LAMBDA_RUNTIME_API"}); !regexp.MustCompile("^" + regexp.QuoteMeta(r.m.RuntimeAPIAddr()) + "/w/[0-9a-f]{32}$").MatchString(got) {
 		t.Errorf("AWS_LAMBDA_RUNTIME_API = %q", got)
 	}
 	// Events larger than one buffer go out in one write on a hijacked
@@ -387,4 +388,34 @@ func TestAsyncInvoke(t *testing.T) {
 		st, _, _ := r.m.Stats("async")
 		return st.Invocations == 3 && st.Errors == 0
 	})
+}
+
+// A request whose reply subject is not an inbox is refused before it runs
+// (no worker starts), and counted; the Manager answers over its reply
+// connection only.
+func TestForeignReplySubjectRefused(t *testing.T) {
+	r := newRig(t)
+	r.deployGo("hello", helloPkg, nil)
+	sub, err := r.client.SubscribeSync("victim.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reply := range []string{"victim.x", "$JS.API.INFO", "_INBOX.*"} {
+		if err := r.client.PublishRequest("lambda.hello", reply, []byte("world")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 5*time.Second, "three refusals", func() bool {
+		st, _, _ := r.m.Stats("hello")
+		return st.RefusedReplies == 3
+	})
+	if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a lambda answered a foreign reply subject: %q", m.Data)
+	}
+	if st, _, _ := r.m.Stats("hello"); st.ColdStarts != 0 || st.Invocations != 0 {
+		t.Fatalf("a refused request ran: %+v", st)
+	}
+	if got := r.mustInvoke("hello", "world"); got != "Hello, world!" {
+		t.Fatalf("honest request: %q", got)
+	}
 }

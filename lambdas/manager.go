@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
+	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,18 +36,20 @@ var (
 )
 
 // Command is how to start one worker process; the runner resolves it from the
-// spec (artifact path, interpreter, args).
+// spec (artifact path, interpreter, args, user).
 type Command struct {
 	// Path is the program to run.
 	Path string
 	// Args are its arguments (without argv[0]).
 	Args []string
-	// Env holds extra "K=V" entries added to the worker's environment after
-	// the runner's own environment and the AWS variables (DARTUP_APP,
-	// NATS_URL, the user's env, …); later entries win.
+	// Env is the worker's environment ("K=V"), built by the runner (its own
+	// credentials already left out); the Manager adds only the variables AWS
+	// sets for a bootstrap, and AWS_LAMBDA_RUNTIME_API last.
 	Env []string
 	// Dir is the working directory, also advertised as LAMBDA_TASK_ROOT.
 	Dir string
+	// Credential is the user the worker runs as (nil: the runner's).
+	Credential *proc.Credential
 }
 
 // Option configures a Manager.
@@ -60,6 +64,8 @@ type options struct {
 	stopGrace   time.Duration
 	region      string
 	initTimeout time.Duration
+	replyConn   *nats.Conn
+	replyExtra  []string
 }
 
 // WithLogger sets the logger (default: discard).
@@ -139,6 +145,22 @@ func WithInitTimeout(d time.Duration) Option {
 	}
 }
 
+// WithReplyConn sets the connection results and errors are sent on: in
+// production a reply-only one (named clientsdk.ReplyConnName…), so that no
+// reply subject a caller picks can make the Manager publish anywhere but an
+// inbox. extra are the server's additional reply prefixes. Without it,
+// replies go over the Manager's own connection; either way, requests whose
+// reply subject is not an inbox are refused and counted.
+func WithReplyConn(nc *nats.Conn, extra ...string) Option {
+	return func(o *options) error {
+		if nc == nil {
+			return errors.New("WithReplyConn: nil connection")
+		}
+		o.replyConn, o.replyExtra = nc, extra
+		return nil
+	}
+}
+
 // WithRegion sets AWS_REGION for the workers (default "us-east-1"); a
 // region in the spec's Env wins.
 func WithRegion(r string) Option {
@@ -155,6 +177,8 @@ type Manager struct {
 	logger *slog.Logger
 	api    *runtimeAPI
 	rep    *reporter
+	// replies answers callers, only on inbox reply subjects.
+	replies *replies.Replier
 
 	mu       sync.Mutex
 	funcs    map[string]*function
@@ -164,7 +188,7 @@ type Manager struct {
 	closed   bool
 
 	wmu     sync.Mutex
-	workers map[string]*worker // by worker id, for the Runtime API
+	workers map[string]*worker // by worker secret, for the Runtime API
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -199,6 +223,11 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 		presence: map[string]*nats.Subscription{},
 		workers:  map[string]*worker{},
 	}
+	rc := o.replyConn
+	if rc == nil {
+		rc = nc
+	}
+	m.replies = replies.New(rc, m.logger, o.replyExtra...)
 	api, err := startRuntimeAPI(m, o.apiAddr)
 	if err != nil {
 		return nil, err
@@ -251,7 +280,7 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 	_ = sub.SetPendingLimits(-1, 512<<20)
 	if m.presence[spec.Name] == nil {
 		node := []byte(m.opts.nodeID)
-		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(spec.Name), func(msg *nats.Msg) { _ = msg.Respond(node) })
+		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(spec.Name), func(msg *nats.Msg) { _ = m.replies.Respond(msg, node) })
 		if err != nil {
 			_ = sub.Unsubscribe()
 			m.mu.Unlock()
@@ -393,20 +422,21 @@ func (m *Manager) event(app string, kind clientsdk.EventKind, instance int, form
 
 func (m *Manager) addWorker(w *worker) {
 	m.wmu.Lock()
-	m.workers[w.id] = w
+	m.workers[w.secret] = w
 	m.wmu.Unlock()
 }
 
 func (m *Manager) removeWorker(w *worker) {
 	m.wmu.Lock()
-	delete(m.workers, w.id)
+	delete(m.workers, w.secret)
 	m.wmu.Unlock()
 }
 
-func (m *Manager) worker(id string) *worker {
+// worker returns the worker whose Runtime API path carries secret, or nil.
+func (m *Manager) worker(secret string) *worker {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
-	return m.workers[id]
+	return m.workers[secret]
 }
 
 // current returns the function deployed under name, or nil.

@@ -40,8 +40,8 @@ const (
 const singleWriteLimit = 3 << 10
 
 // runtimeAPI is the AWS Lambda Runtime API server of a Manager: one loopback
-// listener, workers told apart by the "/w/WORKERID" prefix of their
-// AWS_LAMBDA_RUNTIME_API.
+// listener, workers told apart by the "/w/SECRET" prefix of their
+// AWS_LAMBDA_RUNTIME_API: 128 random bits per worker, known only to it.
 type runtimeAPI struct {
 	m   *Manager
 	ln  net.Listener
@@ -56,7 +56,7 @@ func startRuntimeAPI(m *Manager, addr string) (*runtimeAPI, error) {
 	}
 	a := &runtimeAPI{m: m, ln: ln, re: newConnQueue(ln.Addr())}
 	mux := http.NewServeMux()
-	const base = "/w/{wid}/2018-06-01/runtime"
+	const base = "/w/{secret}/2018-06-01/runtime"
 	mux.HandleFunc("GET "+base+"/invocation/next", a.next)
 	mux.HandleFunc("POST "+base+"/invocation/{id}/response", a.response)
 	mux.HandleFunc("POST "+base+"/invocation/{id}/error", a.invocationError)
@@ -102,9 +102,9 @@ func accepted(w http.ResponseWriter) {
 }
 
 func (a *runtimeAPI) worker(w http.ResponseWriter, r *http.Request) *worker {
-	wk := a.m.worker(r.PathValue("wid"))
+	wk := a.m.worker(r.PathValue("secret"))
 	if wk == nil {
-		apiError(w, http.StatusNotFound, "UnknownWorker", "no dartup worker "+r.PathValue("wid")+" (stopped?)")
+		apiError(w, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
 	}
 	return wk
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,8 +21,12 @@ var errStopping = errors.New("worker is stopping")
 
 // worker is one Runtime API worker process.
 type worker struct {
-	f      *function
-	id     string
+	f  *function
+	id string
+	// secret is the worker's Runtime API path segment: 128 random bits that
+	// only the worker's environment holds, so that no other process can take
+	// its events or answer them.
+	secret string
 	index  int
 	tail   *tailBuffer
 	assign chan *invocation // an invocation for a worker idle in GET /next
@@ -50,8 +53,10 @@ type worker struct {
 func newWorker(f *function, index int) *worker {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
+	var s [16]byte
+	_, _ = rand.Read(s[:])
 	return &worker{
-		f: f, id: f.name + "-" + hex.EncodeToString(b[:]), index: index,
+		f: f, id: f.name + "-" + hex.EncodeToString(b[:]), secret: hex.EncodeToString(s[:]), index: index,
 		tail:    newTailBuffer(4096),
 		assign:  make(chan *invocation, 1),
 		stopCh:  make(chan struct{}),
@@ -106,27 +111,15 @@ func (w *worker) kill() {
 	}
 }
 
-// baseEnv returns the runner's environment without the variables that would
-// change how a bootstrap talks to its runtime.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
-			// dartup's own credentials never reach a worker.
-			"DARTUP_PASSWORD", "DARTUP_USER", "NATS_PASSWORD", "NATS_USER", "NATS_TOKEN":
-			continue
-		}
-		out = append(out, kv)
+// env returns the environment of a worker: cmd.Env (built by the runner),
+// the variables AWS sets for a bootstrap, and AWS_LAMBDA_RUNTIME_API (with
+// w's secret path) last, so that nothing overrides it. A stdio process has
+// no worker (nil).
+func (f *function) env(w *worker) []string {
+	id := ""
+	if w != nil {
+		id = w.id
 	}
-	return out
-}
-
-// env returns the environment of a worker: the runner's, the variables AWS
-// sets for a bootstrap, then cmd.Env. AWS_LAMBDA_RUNTIME_API (with the
-// worker's routing prefix) comes last so that nothing overrides it.
-func (f *function) env(workerID string) []string {
 	version := "$LATEST"
 	if f.spec.Revision > 0 {
 		version = strconv.FormatUint(f.spec.Revision, 10)
@@ -135,7 +128,15 @@ func (f *function) env(workerID string) []string {
 	if root == "" {
 		root = filepath.Dir(f.cmd.Path)
 	}
-	env := baseEnv()
+	env := make([]string, 0, len(f.cmd.Env)+12)
+	for _, kv := range f.cmd.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY":
+			continue // they would change how a bootstrap talks to its runtime
+		}
+		env = append(env, kv)
+	}
 	env = append(env,
 		"_HANDLER="+f.l.Handler,
 		"LAMBDA_TASK_ROOT="+root,
@@ -143,19 +144,13 @@ func (f *function) env(workerID string) []string {
 		"AWS_LAMBDA_FUNCTION_VERSION="+version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(f.l.MemoryMB),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+f.name,
-		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+version+"]"+workerID,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+time.Now().UTC().Format("2006/01/02")+"/["+version+"]"+id,
 		"AWS_REGION="+f.m.opts.region,
 		"AWS_DEFAULT_REGION="+f.m.opts.region,
 		"AWS_EXECUTION_ENV=AWS_Lambda_dartup",
 	)
-	for _, kv := range f.cmd.Env {
-		if strings.HasPrefix(kv, "_LAMBDA_SERVER_PORT=") || strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	if f.l.Protocol == clientsdk.ProtocolRuntimeAPI {
-		env = append(env, "AWS_LAMBDA_RUNTIME_API="+f.m.RuntimeAPIAddr()+"/w/"+workerID)
+	if w != nil && f.l.Protocol == clientsdk.ProtocolRuntimeAPI {
+		env = append(env, "AWS_LAMBDA_RUNTIME_API="+f.m.RuntimeAPIAddr()+"/w/"+w.secret)
 	}
 	return env
 }
@@ -179,7 +174,7 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer) func([]byt
 // request with 502.
 func (f *function) startWorker(w *worker) {
 	p, err := proc.Start(proc.Spec{
-		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(w.id), Dir: f.cmd.Dir,
+		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(w), Dir: f.cmd.Dir, Credential: f.cmd.Credential,
 		OnStdout: f.onLine(w.index, "out", nil),
 		OnStderr: f.onLine(w.index, "err", w.tail),
 	})

@@ -3,9 +3,11 @@ package runner
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -14,46 +16,64 @@ import (
 )
 
 // resolveCommand turns a spec into the command line of one worker: the
-// artifact (fetched into the cache) run directly or by dartaotruntime or dart,
-// or the spec's command. env holds the dartup variables for the worker.
+// artifact (fetched into the cache, exposed to the app's user) run directly
+// or by dartaotruntime or dart, or the spec's command; its work dir, user and
+// environment. With a user of its own, every file it needs is checked first,
+// so that a path the app cannot reach is an error that says so.
 func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, instance int) (lambdas.Command, error) {
 	var cmd lambdas.Command
+	cred, err := r.ids.credential(spec.Name)
+	if err != nil {
+		return cmd, err
+	}
+	cmd.Credential = cred
+	art := ""
+	if spec.Artifact != nil && spec.Runtime != clientsdk.RuntimeCommand {
+		cached, err := r.cache.path(ctx, spec.Artifact)
+		if err != nil {
+			return cmd, err
+		}
+		if art, err = exposeArtifact(r.workRoot, spec.Name, spec.Artifact.SHA256, cached, cred); err != nil {
+			return cmd, fmt.Errorf("expose the artifact to the app's user: %w", err)
+		}
+	}
 	switch spec.Runtime {
 	case clientsdk.RuntimeCommand:
-		p, err := lookPath(spec.Command[0])
-		if err != nil {
+		if cmd.Path, err = lookPath(spec.Command[0]); err != nil {
 			return cmd, err
 		}
-		cmd.Path, cmd.Args = p, append(append([]string{}, spec.Command[1:]...), spec.Args...)
-	case clientsdk.RuntimeExe, clientsdk.RuntimeAOT, clientsdk.RuntimeKernel:
-		art, err := r.cache.path(ctx, spec.Artifact)
+		cmd.Args = append(append([]string{}, spec.Command[1:]...), spec.Args...)
+	case clientsdk.RuntimeExe:
+		cmd.Path, cmd.Args = art, append([]string{}, spec.Args...)
+	case clientsdk.RuntimeAOT:
+		interp, err := r.interpreter(spec.Interpreter, r.dartAOT, "dartaotruntime", "dart")
 		if err != nil {
-			return cmd, err
+			return cmd, fmt.Errorf("runtime aot needs a Dart AOT runtime: %w; put dartaotruntime on the runner's PATH or pass --dart-aot-runtime", err)
 		}
-		switch spec.Runtime {
-		case clientsdk.RuntimeExe:
-			cmd.Path, cmd.Args = art, append([]string{}, spec.Args...)
-		case clientsdk.RuntimeAOT:
-			interp, err := r.interpreter(spec.Interpreter, r.dartAOT, "dartaotruntime", "dart")
-			if err != nil {
-				return cmd, fmt.Errorf("runtime aot needs a Dart AOT runtime: %w; put dartaotruntime on the runner's PATH or pass --dart-aot-runtime", err)
-			}
-			cmd.Path, cmd.Args = interp, append([]string{art}, spec.Args...)
-		case clientsdk.RuntimeKernel:
-			interp, err := r.interpreter(spec.Interpreter, r.dart, "dart")
-			if err != nil {
-				return cmd, fmt.Errorf("runtime kernel needs the Dart VM: %w; install the Dart SDK on the runner or pass --dart", err)
-			}
-			cmd.Path, cmd.Args = interp, append([]string{art}, spec.Args...)
+		cmd.Path, cmd.Args = interp, append([]string{art}, spec.Args...)
+	case clientsdk.RuntimeKernel:
+		interp, err := r.interpreter(spec.Interpreter, r.dart, "dart")
+		if err != nil {
+			return cmd, fmt.Errorf("runtime kernel needs the Dart VM: %w; install the Dart SDK on the runner or pass --dart", err)
 		}
+		cmd.Path, cmd.Args = interp, append([]string{art}, spec.Args...)
 	default:
 		return cmd, fmt.Errorf("unknown runtime %q", spec.Runtime)
 	}
-	cmd.Dir = r.workDir(spec.Name)
-	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
+	if cred != nil {
+		if err := checkAccess(cmd.Path, *cred, needExec, os.Stat); err != nil {
+			return cmd, err
+		}
+		if art != "" && art != cmd.Path {
+			if err := checkAccess(art, *cred, needRead, os.Stat); err != nil {
+				return cmd, err
+			}
+		}
+	}
+	if cmd.Dir, err = prepareAppDir(r.workRoot, spec.Name, cred); err != nil {
 		return cmd, err
 	}
-	cmd.Env = r.workerEnv(spec, instance)
+	cmd.Env = r.workerEnv(spec, instance, cmd.Dir, r.ids.userName(spec.Name))
 	return cmd, nil
 }
 
@@ -98,25 +118,35 @@ func lookPath(p string) (string, error) {
 	return abs, nil
 }
 
-func (r *Runner) workDir(app string) string { return filepath.Join(r.dataDir, "work", app) }
-
-// workerEnv is the runner's environment (less dartup's own secrets) plus the
-// app's variables and DARTUP_APP, DARTUP_INSTANCE, DARTUP_NODE, NATS_URL and PORT.
-func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
+// workerEnv is the one environment builder of every worker, daemon and
+// lambda alike: the runner's environment without anything that could carry
+// its credentials (DARTUP_* and NATS_* variables, URLs with a user and
+// password in them), then the app's variables, then dartup's: DARTUP_APP,
+// DARTUP_INSTANCE, DARTUP_NODE, NATS_URL, the app's NATS_TOKEN and
+// NATS_INBOX_PREFIX, and PORT. A worker with a user of its own (named
+// userName) gets HOME set to its work dir, USER and LOGNAME set to that name,
+// and none of the runner's XDG_* folders.
+func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName string) []string {
+	ownUser := userName != ""
 	var env []string
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "DARTUP_PASSWORD", "DARTUP_URL", "DARTUP_USER", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN":
+		k, v, _ := strings.Cut(kv, "=")
+		if !inheritable(k, v) || ownUser && runnersHome(k) {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if ownUser {
+		env = append(env, "HOME="+dir, "USER="+userName, "LOGNAME="+userName)
+	}
+	for k, v := range spec.Env {
+		env = append(env, k+"="+v)
 	}
 	env = append(env,
 		"DARTUP_APP="+spec.Name,
 		"DARTUP_INSTANCE="+strconv.Itoa(instance),
 		"DARTUP_NODE="+r.nodeID,
-		"NATS_URL="+r.natsURL,
+		"NATS_URL="+stripUserinfo(r.natsURL),
 	)
 	if r.workerSecret != nil {
 		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
@@ -125,8 +155,45 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 	if spec.Port > 0 && instance >= 0 {
 		env = append(env, "PORT="+strconv.Itoa(spec.Port+instance))
 	}
-	for k, v := range spec.Env {
-		env = append(env, k+"="+v)
-	}
 	return env
+}
+
+// runnersHome reports whether k names the runner's user or its home
+// folders, which a worker running as a user of its own neither is nor may
+// enter.
+func runnersHome(k string) bool {
+	switch k {
+	case "HOME", "USER", "LOGNAME", "MAIL":
+		return true
+	}
+	return strings.HasPrefix(k, "XDG_")
+}
+
+// urlWithPassword matches a URL carrying a user and password ("scheme://user:pw@").
+var urlWithPassword = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@`)
+
+// inheritable reports whether the runner's variable k=v may reach a worker:
+// not dartup's or NATS's own settings (which hold its credentials), not a
+// variable that would change how a bootstrap finds its runtime, and nothing
+// with a password inside a URL (e.g. a proxy URL with credentials).
+func inheritable(k, v string) bool {
+	switch {
+	case strings.HasPrefix(k, "DARTUP_"), strings.HasPrefix(k, "NATS_"):
+		return false
+	case k == "_LAMBDA_SERVER_PORT", k == "AWS_LAMBDA_RUNTIME_API", k == "AWS_LAMBDA_MAX_CONCURRENCY":
+		return false
+	}
+	return !urlWithPassword.MatchString(v)
+}
+
+// stripUserinfo removes "user:password@" from each URL of a comma-separated list.
+func stripUserinfo(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = nil
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

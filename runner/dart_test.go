@@ -19,7 +19,11 @@ import (
 func TestDartAOTDaemon(t *testing.T) {
 	dart, snapshot := testutil.DartSass(t)
 	e := newEnv(t)
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
+	// The app may run as a user of its own: it reads and writes here.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	in, out := filepath.Join(dir, "in.scss"), filepath.Join(dir, "out.css")
 	if err := os.WriteFile(in, []byte("$c: #123456;\n.a { .b { color: $c; } }\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,6 +46,11 @@ func TestDartAOTDaemon(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "the Dart daemon to be restarted after SIGKILL", func() bool {
 		s, ok := e.statusOf("sass", 0)
 		return ok && s.State == clientsdk.StateRunning && s.PID != st.PID && s.Restarts == 1 && alive(s.PID)
+	})
+	// Change the file only once the new sass watches it (a change between
+	// its first compile and its first poll would go unseen).
+	testutil.WaitFor(t, 20*time.Second, "the restarted sass to watch", func() bool {
+		return e.countLog("sass", "Sass is watching for changes") >= 2
 	})
 	if err := os.WriteFile(in, []byte(".x { .y { color: red; } }\n"), 0o644); err != nil {
 		t.Fatal(err)

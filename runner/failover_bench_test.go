@@ -47,7 +47,7 @@ func benchFailover(b *testing.B, heartbeat, nodeTimeout time.Duration) {
 	}
 	start := func(id string) (*runner.Runner, func()) {
 		nc := testutil.Connect(b, br.NATSURL())
-		opts := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(b.TempDir()),
+		opts := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(testutil.TempDir(b)),
 			runner.WithTiming(heartbeat, nodeTimeout), runner.WithoutLambdas()}
 		if testing.Verbose() {
 			opts = append(opts, runner.WithLogger(testutil.TestLogger(b)))

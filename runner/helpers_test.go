@@ -37,7 +37,7 @@ func newEnv(t *testing.T, opts ...runner.Option) *env {
 	}
 	t.Cleanup(c.Close)
 	e.c = c
-	e.r = e.startNode("node-a", t.TempDir(), opts...)
+	e.r = e.startNode("node-a", testutil.TempDir(t), opts...)
 	js, _ := jetstream.New(c.Conn())
 	e.status, err = js.KeyValue(context.Background(), clientsdk.StatusBucket)
 	if err != nil {
@@ -119,6 +119,19 @@ func alive(pid int) bool {
 func itoa(i int) string { return strings.TrimSpace(strings.Replace(jsonNum(i), "\n", "", -1)) }
 
 func jsonNum(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// countLog returns how many lines of app's output so far contain substr.
+func (e *env) countLog(app, substr string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n := 0
+	_ = e.c.Logs(ctx, app, clientsdk.LogsOptions{Instance: -1}, func(l clientsdk.LogLine) {
+		if strings.Contains(l.Line, substr) {
+			n++
+		}
+	})
+	return n
+}
 
 // waitLog waits until a line of app's output contains substr.
 func (e *env) waitLog(app, substr string) {

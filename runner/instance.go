@@ -98,7 +98,7 @@ func (in *instance) run(spec clientsdk.AppSpec) {
 			return nil, err
 		}
 		p, err := proc.Start(proc.Spec{
-			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir,
+			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Credential: cmd.Credential,
 			OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l) },
 			OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l) },
 		})

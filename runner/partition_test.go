@@ -138,7 +138,7 @@ func TestPartitionedRunnerFencesAndDoesNotDoubleRun(t *testing.T) {
 	p := startProxy(t, strings.TrimPrefix(e.b.NATSURL(), "nats://"))
 	ncB := testutil.Connect(t, "nats://"+p.addr, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.IgnoreDiscoveredServers())
-	opts := []runner.Option{runner.WithNodeID("node-b"), runner.WithDataDir(t.TempDir()),
+	opts := []runner.Option{runner.WithNodeID("node-b"), runner.WithDataDir(testutil.TempDir(t)),
 		runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond), runner.WithoutLambdas()}
 	if testing.Verbose() {
 		opts = append(opts, runner.WithLogger(testutil.TestLogger(t)))

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
+	"github.com/dartup/dartup/internal/replies"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +59,12 @@ type options struct {
 	noLambdas    bool
 	lambdaOpts   []lambdas.Option
 	version      string
+	replyConn    *nats.Conn
+	replyExtra   []string
+	isolation    Isolation
+	runAs        string
+	uidRange     [2]uint32
+	workRoot     string
 }
 
 // Option configures New.
@@ -133,6 +141,47 @@ func WithLambdaOptions(opts ...lambdas.Option) Option {
 	return func(o *options) error { o.lambdaOpts = append(o.lambdaOpts, opts...); return nil }
 }
 
+// WithReplyConn sets the connection the node answers requests on (drain
+// requests, and its lambdas' results, errors and presence probes): a
+// reply-only one, named clientsdk.ReplyConnName…, so that no reply subject a
+// caller picks makes the node publish anywhere but an inbox. extra are the
+// server's additional reply prefixes. Without it, answers go over the
+// runner's own connection, still only to inboxes.
+func WithReplyConn(nc *nats.Conn, extra ...string) Option {
+	return func(o *options) error {
+		if nc == nil {
+			return errors.New("WithReplyConn: nil connection")
+		}
+		o.replyConn, o.replyExtra = nc, extra
+		return nil
+	}
+}
+
+// WithIsolation sets how workers are kept apart from the runner and from
+// each other (default IsolationAuto): as root, each app runs as its own
+// unprivileged user from uids (DefaultUIDRange when zero), or every app as
+// runAs when it is set; workers never run as root.
+func WithIsolation(mode Isolation, runAs string, uids [2]uint32) Option {
+	return func(o *options) error {
+		if _, err := ParseIsolation(string(mode)); err != nil {
+			return err
+		}
+		if uids != ([2]uint32{}) {
+			if _, err := ParseUIDRange(fmt.Sprintf("%d-%d", uids[0], uids[1])); err != nil {
+				return err
+			}
+			o.uidRange = uids
+		}
+		o.isolation, o.runAs = mode, runAs
+		return nil
+	}
+}
+
+// WithWorkDir sets the root of the apps' working directories (default: the
+// data dir's sibling "DATA-work"). It lies outside the data dir, so that no
+// relative path from a worker reaches the node's own files.
+func WithWorkDir(d string) Option { return func(o *options) error { o.workRoot = d; return nil } }
+
 // WithVersion sets the version the node reports.
 func WithVersion(v string) Option { return func(o *options) error { o.version = v; return nil } }
 
@@ -174,6 +223,8 @@ type Runner struct {
 	drainSub   *nats.Subscription
 
 	manager *lambdas.Manager // the default LambdaHost, closed by Stop
+	ids     *identities      // the users workers run as
+	replies *replies.Replier // answers drain requests
 	lock    *os.File         // DATA/runner/lock, held while started
 	// synced counts the watchers (apps, nodes, placement) that have delivered
 	// their initial values; reconciling waits for all three.
@@ -199,7 +250,8 @@ type claim struct {
 // New prepares a runner on nc; it opens the JetStream assets (which the
 // broker creates) and fails when they are missing.
 func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
-	o := options{heartbeat: DefaultHeartbeat, nodeTimeout: DefaultNodeTimeout, version: "dev"}
+	o := options{heartbeat: DefaultHeartbeat, nodeTimeout: DefaultNodeTimeout, version: "dev",
+		isolation: IsolationAuto, uidRange: DefaultUIDRange}
 	var errs []error
 	for _, f := range opts {
 		errs = append(errs, f(&o))
@@ -226,6 +278,12 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	o.dataDir = abs
+	if o.workRoot == "" {
+		o.workRoot = abs + "-work"
+	}
+	if o.workRoot, err = filepath.Abs(o.workRoot); err != nil {
+		return nil, err
+	}
 	if o.natsURL == "" {
 		o.natsURL = nc.ConnectedUrlRedacted()
 	}
@@ -258,6 +316,9 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
 		return nil, err
 	}
+	if r.ids, err = newIdentities(o.isolation, o.runAs, o.uidRange, filepath.Join(o.dataDir, "runner", "uids.json"), r.appGone); err != nil {
+		return nil, err
+	}
 	if kv, err := r.js.KeyValue(ctx, clientsdk.SecretsBucket); err == nil {
 		if e, err := kv.Get(ctx, clientsdk.WorkerSecretKey); err == nil {
 			r.workerSecret = e.Value()
@@ -266,10 +327,16 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if r.workerSecret == nil {
 		r.logger.Warn("no worker secret on the server; workers get no NATS credentials")
 	}
+	rc := o.replyConn
+	if rc == nil {
+		rc = nc
+	}
+	r.replies = replies.New(rc, o.logger, o.replyExtra...)
 	if r.lambdas == nil && !r.noLambdas {
 		lopts := append([]lambdas.Option{
 			lambdas.WithLogger(o.logger), lambdas.WithNodeID(o.nodeID), lambdas.WithStatusBucket(r.status),
 			lambdas.WithEvents(func(e clientsdk.Event) { r.event(e.App, e.Kind, e.Instance, e.Message) }),
+			lambdas.WithReplyConn(rc, o.replyExtra...),
 		}, o.lambdaOpts...)
 		if r.manager, err = lambdas.New(nc, lopts...); err != nil {
 			return nil, fmt.Errorf("start lambda host: %w", err)
@@ -297,6 +364,9 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 			r.lock = nil
 		}
 	}()
+	if err := r.secureDirs(); err != nil {
+		return err
+	}
 	if n := r.pids.killLeftovers(); n > 0 {
 		r.logger.Warn("killed workers left over from a previous run", "count", n)
 	}
@@ -360,6 +430,39 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 	go r.pruneLoop(rctx)
 	r.logger.Info("runner started", "data", r.dataDir)
 	return nil
+}
+
+// secureDirs makes the data dir private (0700: the cache, pid files and
+// uid allocations are nobody else's business) and prepares the work root, and
+// says once how workers run.
+func (r *Runner) secureDirs() error {
+	if err := os.Chmod(r.dataDir, 0o700); err != nil {
+		return fmt.Errorf("make data dir private: %w", err)
+	}
+	if err := prepareWorkRoot(r.workRoot, !r.ids.shared); err != nil {
+		return err
+	}
+	if err := proc.NoNewPrivs(); err != nil {
+		r.logger.Warn("workers start without no_new_privs (set-user-ID programs could raise their rights)", "err", err)
+	}
+	if r.ids.shared {
+		r.logger.Warn("apps run as dartup's own user: they can read its data dir (the JetStream store with the worker secret, the password file) and each other's environment; run dartup as root (the systemd unit) to give each app its own user, or pass --isolation required to refuse to start like this",
+			"uid", os.Geteuid(), "work", r.workRoot)
+		return nil
+	}
+	r.logger.Info("app isolation: "+r.ids.describe(), "work", r.workRoot)
+	return nil
+}
+
+// appGone reports whether app no longer exists (its user id may be reused).
+func (r *Runner) appGone(app string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.synced.Load() < 3 {
+		return false // not a whole view yet: nothing is gone for sure
+	}
+	_, ok := r.specs[app]
+	return !ok
 }
 
 func (r *Runner) poke() {
@@ -440,9 +543,12 @@ func (r *Runner) drainFile() string { return filepath.Join(r.dataDir, "runner", 
 // on disk across restarts), publishes a heartbeat at once so other nodes see
 // it, and answers with the node's entry.
 func (r *Runner) onDrain(m *nats.Msg) {
+	if !r.replies.Allowed(m) {
+		return // only requests that can be answered, and only to an inbox
+	}
 	var req clientsdk.DrainRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
-		_ = clientsdk.RespondError(m, clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err))
+		_ = r.replies.RespondError(m, clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err))
 		return
 	}
 	r.mu.Lock()
@@ -460,7 +566,7 @@ func (r *Runner) onDrain(m *nats.Msg) {
 	_ = r.heartbeatOnce(ctx)
 	r.poke()
 	b, _ := json.Marshal(r.node())
-	_ = m.Respond(b)
+	_ = r.replies.Respond(m, b)
 }
 
 func (r *Runner) heartbeatOnce(ctx context.Context) error {

@@ -225,7 +225,7 @@ func TestForkedChildIsNotOrphaned(t *testing.T) {
 func TestTwoNodesSpreadAndFailOver(t *testing.T) {
 	e := newEnv(t)
 	ncB := testutil.Connect(t, e.b.NATSURL())
-	rB, err := runner.New(context.Background(), ncB, runner.WithNodeID("node-b"), runner.WithDataDir(t.TempDir()),
+	rB, err := runner.New(context.Background(), ncB, runner.WithNodeID("node-b"), runner.WithDataDir(testutil.TempDir(t)),
 		runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestTwoNodesSpreadAndFailOver(t *testing.T) {
 
 func TestDrainMovesDaemonsAndUndrain(t *testing.T) {
 	e := newEnv(t)
-	e.startNode("node-b", t.TempDir())
+	e.startNode("node-b", testutil.TempDir(t))
 	testutil.WaitFor(t, 5*time.Second, "2 nodes", func() bool {
 		n, err := e.c.Nodes(context.Background())
 		return err == nil && len(n) == 2
@@ -399,7 +399,7 @@ func TestStartDuringKillGraceDoesNotDoubleRun(t *testing.T) {
 
 func TestSecondRunnerOnOneDataDirIsRefused(t *testing.T) {
 	e := newEnv(t)
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	e.startNode("node-x", dir)
 	r2, err := runner.New(context.Background(), testutil.Connect(t, e.b.NATSURL()), runner.WithNodeID("node-y"), runner.WithDataDir(dir))
 	if err != nil {

@@ -26,7 +26,7 @@ type stats struct {
 func startNode(t *testing.T, url, id string) {
 	t.Helper()
 	nc := testutil.Connect(t, url)
-	r, err := runner.New(context.Background(), nc, runner.WithNodeID(id), runner.WithDataDir(t.TempDir()),
+	r, err := runner.New(context.Background(), nc, runner.WithNodeID(id), runner.WithDataDir(testutil.TempDir(t)),
 		runner.WithNATSURL(url))
 	if err != nil {
 		t.Fatal(err)

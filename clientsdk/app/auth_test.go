@@ -32,7 +32,7 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	user := nats.UserInfo("ops", "s3cret-pw")
 	nc := testutil.Connect(t, b.NATSURL(), user)
 	r, err := runner.New(context.Background(), testutil.Connect(t, b.NATSURL(), user), runner.WithNodeID("node-a"),
-		runner.WithDataDir(t.TempDir()), runner.WithNATSURL(b.NATSURL()))
+		runner.WithDataDir(testutil.TempDir(t)), runner.WithNATSURL(b.NATSURL()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	if _, err := wc.Request("dartup.app.chat.stats.0", nil, time.Second); err != nil {
 		t.Fatalf("worker token cannot reach its own app: %v", err)
 	}
-	for _, subject := range []string{"dartup.app.other.events", "_INBOX.>", "_INBOX_other.>"} {
+	for _, subject := range []string{"dartup.app.other.events", "_INBOX.>", "_INBOX_APP.other.>", "dartup.lambda.hosted.chat"} {
 		for len(errs) > 0 {
 			<-errs
 		}

@@ -30,7 +30,7 @@ func benchServeProcess(b *testing.B, bin string, extra ...string) {
 	var times []time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		dir := b.TempDir()
+		dir := testutil.TempDir(b)
 		ready := filepath.Join(dir, ReadyFileName)
 		cmd := exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"}, extra...)...)
 		b.StartTimer()

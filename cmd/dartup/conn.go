@@ -41,6 +41,17 @@ func (f *connFlags) register(cmd *cobra.Command) {
 // connect dials the server described by the flags, the environment and the
 // nats context, in that order of precedence.
 func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
+	opts, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return f.dial(ctx, opts, f.extra...)
+}
+
+// resolve turns the flags, the environment and the nats context into client
+// options (prompting for a password once, with -B), so that a command that
+// needs several connections dials them with the same credentials.
+func (f *connFlags) resolve() ([]clientsdk.Option, error) {
 	var opts []clientsdk.Option
 	urls := f.servers
 	if len(urls) == 0 {
@@ -81,9 +92,15 @@ func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
 	} else if pass != "" {
 		return nil, usageErr(errors.New("a password was given without a user; add --user NAME"))
 	}
+	return opts, nil
+}
+
+// dial connects with resolved options plus extra nats.go options (which may
+// rename the connection).
+func (f *connFlags) dial(ctx context.Context, opts []clientsdk.Option, extra ...nats.Option) (*clientsdk.Client, error) {
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	opts = append(opts, clientsdk.WithName("dartup-cli"), clientsdk.WithNATSOptions(nats.Timeout(f.timeout)), clientsdk.WithNATSOptions(f.extra...))
+	opts = append(opts, clientsdk.WithName("dartup-cli"), clientsdk.WithNATSOptions(nats.Timeout(f.timeout)), clientsdk.WithNATSOptions(extra...))
 	return clientsdk.Connect(cctx, opts...)
 }
 

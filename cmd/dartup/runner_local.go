@@ -17,10 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// nodeAgent is a runner with the connection it owns.
+// nodeAgent is a runner with the connections it owns: its own, and the
+// reply-only one it answers callers on.
 type nodeAgent struct {
-	r  *runner.Runner
-	nc *nats.Conn
+	r       *runner.Runner
+	nc, rnc *nats.Conn
 }
 
 // startLocalRunner starts the in-process runner of `dartup serve`; its node
@@ -30,33 +31,43 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	rnc, err := b.Connect(clientsdk.ReplyConnName + " runner")
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
 	opts := append([]runner.Option{
+		runner.WithReplyConn(rnc, b.ReplyPrefixes()...),
 		runner.WithLogger(logger),
 		runner.WithNodeID(clientsdk.TokenFrom(b.ServerName(), "node")),
 		runner.WithDataDir(b.DataDir()),
 		runner.WithNATSURL(b.NATSURL()),
 		runner.WithVersion(version.Version),
 	}, extra...)
-	return startNode(ctx, nc, logger, opts...)
+	return startNode(ctx, nc, rnc, logger, opts...)
 }
 
-func startNode(ctx context.Context, nc *nats.Conn, logger *slog.Logger, opts ...runner.Option) (*nodeAgent, error) {
+// startNode starts a runner on nc (answering callers on rnc); it closes both
+// connections when the runner cannot start.
+func startNode(ctx context.Context, nc, rnc *nats.Conn, logger *slog.Logger, opts ...runner.Option) (*nodeAgent, error) {
 	r, err := runner.New(ctx, nc, opts...)
+	if err == nil {
+		err = r.Start(ctx)
+	}
 	if err != nil {
 		nc.Close()
+		rnc.Close()
 		return nil, err
 	}
-	if err := r.Start(ctx); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return &nodeAgent{r: r, nc: nc}, nil
+	return &nodeAgent{r: r, nc: nc, rnc: rnc}, nil
 }
 
 func (n *nodeAgent) stop(ctx context.Context) error {
 	err := n.r.Stop(ctx)
-	if d := n.nc.Drain(); d != nil && !errors.Is(d, nats.ErrConnectionClosed) {
-		err = errors.Join(err, d)
+	for _, nc := range []*nats.Conn{n.rnc, n.nc} {
+		if d := nc.Drain(); d != nil && !errors.Is(d, nats.ErrConnectionClosed) {
+			err = errors.Join(err, d)
+		}
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/version"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,9 @@ type runnerFlags struct {
 	nodeTimeout  time.Duration
 	verbose      bool
 	logFormat    string
+	// replyPrefixes must match the server's --reply-prefix.
+	replyPrefixes []string
+	isolation     isolationFlags
 }
 
 func newRunnerCmd() *cobra.Command {
@@ -50,8 +54,10 @@ its share of the daemons and lambdas.`,
 	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "dartaotruntime for aot apps (default: found on PATH)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", runner.DefaultHeartbeat, "heartbeat interval")
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", runner.DefaultNodeTimeout, "silence after which a node counts as dead")
+	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "extra reply-subject prefixes the server allows (the same as its --reply-prefix)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	f.isolation.register(cmd, "DATA-work, beside --data")
 	return cmd
 }
 
@@ -62,6 +68,10 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		return err
 	}
 	labels, err := parseKV(f.labels, "--label")
+	if err != nil {
+		return err
+	}
+	isoOpts, err := f.isolation.options()
 	if err != nil {
 		return err
 	}
@@ -85,18 +95,30 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 	}()
 	// Nothing is buffered while disconnected: a status written by a node that
 	// lost the server must not land after another node took the instance over.
-	f.conn.extra = append(f.conn.extra, nats.ReconnectBufSize(-1), nats.Name("dartup-runner "+id))
-	c, err := f.conn.connect(ctx)
+	copts, err := f.conn.resolve()
+	if err != nil {
+		return err
+	}
+	c, err := f.conn.dial(ctx, copts, nats.ReconnectBufSize(-1), nats.Name("dartup-runner "+id))
 	if err != nil {
 		return err
 	}
 	nc := c.Conn()
+	// Answers to callers (lambda results, drain replies) go over a second,
+	// reply-only connection: the server lets it publish to inboxes only.
+	rc, err := f.conn.dial(ctx, copts, nats.Name(clientsdk.ReplyConnName+" "+id))
+	if err != nil {
+		nc.Close()
+		return err
+	}
 	opts := []runner.Option{
+		runner.WithReplyConn(rc.Conn(), f.replyPrefixes...),
 		runner.WithLogger(logger), runner.WithNodeID(id), runner.WithDataDir(f.data), runner.WithLabels(labels),
 		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime), runner.WithVersion(version.Version),
 		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()),
 	}
-	node, err := startNode(ctx, nc, logger, opts...)
+	opts = append(opts, isoOpts...)
+	node, err := startNode(ctx, nc, rc.Conn(), logger, opts...)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,8 @@ type serveFlags struct {
 	verbose         bool
 	logFormat       string
 	pprof           string
+	replyPrefixes   []string
+	isolation       isolationFlags
 }
 
 // readyFile is written into the data dir once the server is ready, so that
@@ -84,10 +86,12 @@ listeners are allowed. Create users with 'dartup password USER'.`,
 	fs.StringSliceVar(&f.routes, "routes", nil, "route URLs of the other servers, nats://host:6222,…")
 	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
+	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
 	_ = fs.MarkHidden("pprof")
+	f.isolation.register(cmd, "DATA-work, beside the data dir")
 	return cmd
 }
 
@@ -114,6 +118,14 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if f.port < 0 || f.port > 65535 {
 		return usageErr(fmt.Errorf("--port %d is not from 0 to 65535", f.port))
 	}
+	isoOpts, err := f.isolation.options()
+	if err != nil {
+		return err
+	}
+	appUser, err := f.isolation.appUser()
+	if err != nil {
+		return err
+	}
 	cfg := broker.Config{
 		DataDir:            f.data,
 		NATSAddr:           f.natsAddr,
@@ -124,6 +136,8 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		ClusterAddr:        f.clusterAddr,
 		Routes:             f.routes,
 		Replicas:           f.replicas,
+		ReplyPrefixes:      f.replyPrefixes,
+		AppUser:            appUser,
 		Version:            version.Version,
 		Logger:             logger,
 	}
@@ -168,7 +182,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var node *nodeAgent
 	if !f.noRunner {
-		node, err = startLocalRunner(ctx, b, logger)
+		node, err = startLocalRunner(ctx, b, logger, isoOpts...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
@@ -178,6 +192,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
 	if err := writeFileAtomic(ready, rb, 0o600); err != nil {
 		logger.Warn("could not write ready file", "path", ready, "err", err)
+	}
+	if os.Geteuid() == 0 && !f.requirePassword {
+		logger.Warn("dartup runs as root without --require-password: every local user (and every app, over loopback) can connect without a password and control this server; add --require-password and create users with `dartup password USER`")
 	}
 	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
 

@@ -56,7 +56,7 @@ func streamsOf(t *testing.T, url string) []string {
 // same dir finds the same state.
 func TestServeLifecycle(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	p := startServeLocal(t, dir)
 	url := p.ready.NATSURL
 	if !strings.HasPrefix(url, "nats://127.0.0.1:") || !strings.HasPrefix(p.ready.HTTPURL, "http://127.0.0.1:") {
@@ -199,7 +199,7 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
-			dir := filepath.Join(t.TempDir(), "data")
+			dir := filepath.Join(testutil.TempDir(t), "data")
 			r := runCLI(t, "", nil, append([]string{"serve", "--data", dir}, args...)...)
 			if r.code != 2 {
 				t.Errorf("exit %d, want 2\n%s", r.code, r.stderr)
@@ -215,7 +215,7 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 	for _, extra := range [][]string{{"--insecure"}, {"--require-password"}} {
 		t.Run("0.0.0.0 with "+extra[0], func(t *testing.T) {
 			t.Parallel()
-			p := startServe(t, t.TempDir(), append([]string{"-a", "0.0.0.0", "-p", "0", "--nats-addr", "0.0.0.0:0"}, extra...)...)
+			p := startServe(t, testutil.TempDir(t), append([]string{"-a", "0.0.0.0", "-p", "0", "--nats-addr", "0.0.0.0:0"}, extra...)...)
 			p.waitReady()
 			if c := httpStatus(t, p.ready.HTTPURL+"/healthz"); c != 200 {
 				t.Errorf("/healthz = %d", c)
@@ -234,7 +234,7 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 func TestServeRequirePassword(t *testing.T) {
 	t.Parallel()
 	const alicePW, bobPW, wrongPW = "alice-pw-5b1f0e", "bob-pw-77c2aa", "wrong-pw-0913dd"
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	r := runCLI(t, alicePW+"\n", nil, "password", "--password-stdin", "alice", "--data", dir)
 	pwFile := filepath.Join(dir, "passwords")
 	if r.code != 0 || !strings.Contains(r.stdout, pwFile) {

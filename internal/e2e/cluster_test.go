@@ -63,7 +63,7 @@ func startCluster(t *testing.T) *cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.servers[i] = startServeAt(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", nats[i]),
+			c.servers[i] = startServeAt(t, testutil.TempDir(t), fmt.Sprintf("127.0.0.1:%d", nats[i]),
 				"--name", fmt.Sprintf("s%d", i+1), "--cluster-addr", fmt.Sprintf("127.0.0.1:%d", routes[i]),
 				"--routes", strings.Join(others, ","))
 		}()
@@ -127,7 +127,7 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 	worker := testutil.BuildGo(t, "./internal/testutil/workers/daemon")
 	c := startCluster(t)
 	s1 := c.servers[0]
-	rdir := t.TempDir()
+	rdir := testutil.TempDir(t)
 	r := startRunner(t, c.urls, "r1", rdir)
 	testutil.WaitFor(t, 30*time.Second, "4 nodes (3 servers + 1 runner)", func() bool {
 		out, err := s1.try("nodes", "--json")

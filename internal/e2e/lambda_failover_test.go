@@ -45,8 +45,8 @@ func TestLambdaNodeKilledMidRun(t *testing.T) {
 		perRequest  = 2 * time.Second
 	)
 	worker := testutil.BuildGo(t, "./internal/testutil/workers/lambdanode")
-	s := startServe(t, t.TempDir(), "--name", "s1")
-	r := startRunner(t, []string{s.natsURL}, "r1", t.TempDir())
+	s := startServe(t, testutil.TempDir(t), "--name", "s1")
+	r := startRunner(t, []string{s.natsURL}, "r1", testutil.TempDir(t))
 	testutil.WaitFor(t, 30*time.Second, "2 nodes (s1 and r1)", func() bool {
 		out, err := s.try("nodes", "--json")
 		var nodes []clientsdk.Node

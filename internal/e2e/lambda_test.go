@@ -18,7 +18,7 @@ import (
 // HTTP on the gateway, and `dartup invoke`; one of them is a real Dart AOT
 // program (sass) as a stdio lambda.
 func TestLambdasThroughTheProduct(t *testing.T) {
-	s := startServe(t, t.TempDir())
+	s := startServe(t, testutil.TempDir(t))
 	natsCLI := testutil.NATSCLI(t)
 	req := func(subject, data string) string {
 		t.Helper()
@@ -73,13 +73,13 @@ func TestLambdasThroughTheProduct(t *testing.T) {
 // A .dart file needs the Dart SDK to be built; without one on PATH, push says
 // what to install and changes nothing.
 func TestPushDartSourceWithoutSDK(t *testing.T) {
-	s := startServe(t, t.TempDir())
-	src := filepath.Join(t.TempDir(), "main.dart")
+	s := startServe(t, testutil.TempDir(t))
+	src := filepath.Join(testutil.TempDir(t), "main.dart")
 	if err := os.WriteFile(src, []byte("void main() => print('hi');\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(testutil.Dartup(t), "push", "--name", "web", src)
-	cmd.Env = []string{"PATH=/nonexistent", "DARTUP_URL=" + s.natsURL, "HOME=" + t.TempDir()}
+	cmd.Env = []string{"PATH=/nonexistent", "DARTUP_URL=" + s.natsURL, "HOME=" + testutil.TempDir(t)}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no Dart SDK is on PATH") || !strings.Contains(string(out), "dart compile exe") {

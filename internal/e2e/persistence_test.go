@@ -29,7 +29,7 @@ func listJSON(t *testing.T, s *server) map[string]clientsdk.AppSummary {
 // runs again exactly once, a killed one stays stopped, and nothing is lost.
 func TestSurvivesKill9(t *testing.T) {
 	worker := testutil.BuildGo(t, "./internal/testutil/workers/daemon")
-	dir := t.TempDir()
+	dir := testutil.TempDir(t)
 	s := startServe(t, dir)
 	s.dartup("push", "--name", "keep", "-j", "2", "--env", "WORKER_MODE=fork", worker)
 	s.dartup("push", "--name", "parked", "--env", "WORKER_MODE=run", worker)

@@ -24,6 +24,8 @@ type server struct {
 	natsURL string
 	httpURL string
 	log     *testutil.SyncBuffer
+	// env is added to the CLI's environment (e.g. DARTUP_USER, DARTUP_PASSWORD).
+	env []string
 }
 
 type readyFile struct {
@@ -82,7 +84,7 @@ func (s *server) dartup(args ...string) string {
 // try runs the CLI against s and returns combined output and the error.
 func (s *server) try(args ...string) (string, error) {
 	cmd := exec.Command(testutil.Dartup(s.t), args...)
-	cmd.Env = append(os.Environ(), "DARTUP_URL="+s.natsURL)
+	cmd.Env = append(append(os.Environ(), "DARTUP_URL="+s.natsURL), s.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

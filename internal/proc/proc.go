@@ -38,6 +38,14 @@ type Spec struct {
 	OnStderr func(line []byte)
 	// RawStdout, when set, receives stdout bytes unsplit instead of OnStdout.
 	RawStdout io.Writer
+	// Credential, when set, is the user and group the process runs as (its
+	// supplementary groups are cleared); nil keeps the runner's.
+	Credential *Credential
+}
+
+// Credential is the user and group a process runs as.
+type Credential struct {
+	UID, GID uint32
 }
 
 // Process is a started process. Its methods are safe for concurrent use.
@@ -74,7 +82,7 @@ func start(s Spec) (*Process, error) {
 	cmd.Env = s.Env
 	cmd.Dir = s.Dir
 	cmd.Stdin = s.Stdin
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(s.Credential)
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 
 	var closeAfterStart []*os.File
@@ -98,7 +106,7 @@ func start(s Spec) (*Process, error) {
 		closeAfterStart = append(closeAfterStart, w)
 		p.readLines(r, s.OnStderr)
 	}
-	err := cmd.Start()
+	err := startCmd(cmd)
 	for _, f := range closeAfterStart {
 		f.Close()
 	}

@@ -5,15 +5,65 @@ package proc
 import (
 	"errors"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// sysProcAttr puts the child in its own process group and asks the kernel to
-// SIGKILL it when the runner dies, so workers never outlive a crashed runner.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// sysProcAttr puts the child in its own process group, asks the kernel to
+// SIGKILL it when the runner dies (so workers never outlive a crashed
+// runner), and switches it to cred (with no supplementary groups) when set.
+func sysProcAttr(cred *Credential) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cred != nil {
+		a.Credential = &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: []uint32{}}
+	}
+	return a
+}
+
+// spawnReq asks the spawner thread to start cmd.
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// spawner is the thread that starts every worker; see startCmd.
+var spawner = sync.OnceValues(func() (chan<- spawnReq, error) {
+	ch := make(chan spawnReq)
+	ready := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread stays as it is
+		ready <- unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		for r := range ch {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return ch, <-ready
+})
+
+// startCmd starts cmd on the spawner thread: one OS thread, locked for the
+// life of the process, that has no_new_privs set. A child inherits the
+// attributes of the thread that forked it, so every worker starts with
+// no_new_privs (set-user-ID programs and file capabilities give it nothing),
+// and the parent-death signal, which the kernel ties to the forking thread,
+// fires only when the runner itself dies.
+func startCmd(cmd *exec.Cmd) error {
+	ch, _ := spawner()
+	done := make(chan error, 1)
+	ch <- spawnReq{cmd: cmd, done: done}
+	return <-done
+}
+
+// NoNewPrivs returns the error of setting no_new_privs on the spawner thread
+// (nil when every worker starts with it).
+func NoNewPrivs() error {
+	_, err := spawner()
+	return err
 }
 
 func signalGroup(pid int, sig syscall.Signal) error {

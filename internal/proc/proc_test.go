@@ -88,3 +88,43 @@ func TestProcStat(t *testing.T) {
 		t.Fatal("a process that does not exist has stats")
 	}
 }
+
+// Every process starts with no_new_privs: set-user-ID programs give it nothing.
+func TestNoNewPrivs(t *testing.T) {
+	if err := proc.NoNewPrivs(); err != nil {
+		t.Fatalf("no_new_privs: %v", err)
+	}
+	out := runOutput(t, proc.Spec{Path: "/bin/grep", Args: []string{"NoNewPrivs", "/proc/self/status"}})
+	if !strings.Contains(out, "NoNewPrivs:\t1") {
+		t.Fatalf("the child's status says %q", out)
+	}
+}
+
+// With a Credential the process runs as that user and group, with no
+// supplementary groups (only root can do it).
+func TestCredential(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	out := runOutput(t, proc.Spec{Path: "/usr/bin/id", Credential: &proc.Credential{UID: 59998, GID: 59997}})
+	if strings.TrimSpace(out) != "uid=59998 gid=59997 groups=59997" {
+		t.Fatalf("id printed %q", out)
+	}
+}
+
+// runOutput starts s and returns its stdout once it has exited.
+func runOutput(t *testing.T, s proc.Spec) string {
+	t.Helper()
+	var mu sync.Mutex
+	var out strings.Builder
+	s.OnStdout = func(l []byte) { mu.Lock(); out.Write(l); out.WriteByte('\n'); mu.Unlock() }
+	p, err := proc.Start(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	p.WaitOutput(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	return out.String()
+}

@@ -26,7 +26,7 @@ import (
 func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {
 	t.Helper()
 	cfg := broker.Config{
-		DataDir:  t.TempDir(),
+		DataDir:  TempDir(t),
 		NATSAddr: "127.0.0.1:0",
 		HTTPAddr: "127.0.0.1:0",
 		Version:  "0.0.0-test",
@@ -43,6 +43,21 @@ func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {
 	}
 	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	return b
+}
+
+// TempDir is t.TempDir() that other users may pass through (mode 0711, and
+// its parent too): a data dir for a server or runner, whose apps may run as
+// users of their own (when the tests run as root) and need to reach their
+// work dirs beside it.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, p := range []string{filepath.Dir(d), d} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }
 
 // Connect opens a TCP NATS connection to url, closed in t.Cleanup.
@@ -99,6 +114,11 @@ func BuildGo(t testing.TB, pkg string) string {
 	if buildDir == "" {
 		d, err := os.MkdirTemp("", "dartup-testbin-")
 		if err != nil {
+			t.Fatal(err)
+		}
+		// Apps may run as users of their own (when the tests run as root):
+		// they must be able to run what the tests build.
+		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		buildDir = d

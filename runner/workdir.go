@@ -1,0 +1,221 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/dartup/dartup/internal/proc"
+)
+
+// Access a path needs at its last component (the bits of an "other" rwx triple).
+const (
+	needExec fs.FileMode = 0o1
+	needRead fs.FileMode = 0o4
+)
+
+// checkAccess reports whether a process running as cred can reach path
+// (search permission on every directory above it) and has want on path
+// itself; the error names the first obstacle and how to remove it. stat is
+// os.Stat, or a stand-in in tests. ACLs are not consulted.
+func checkAccess(path string, cred proc.Credential, want fs.FileMode, stat func(string) (fs.FileInfo, error)) error {
+	path = filepath.Clean(path)
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s is not an absolute path", path)
+	}
+	parts := strings.Split(path, string(filepath.Separator))[1:]
+	cur := "/"
+	for i, p := range parts {
+		cur = filepath.Join(cur, p)
+		st, err := stat(cur)
+		if err != nil {
+			return fmt.Errorf("%s does not exist on node", cur)
+		}
+		need := needExec
+		if i == len(parts)-1 {
+			need = want
+		}
+		if allowed(st, cred)&need != need {
+			what := "enter"
+			if i == len(parts)-1 {
+				what = map[fs.FileMode]string{needExec: "run", needRead: "read", needRead | needExec: "read and run"}[want]
+			}
+			return fmt.Errorf("the app's user (uid %d) cannot %s %s (mode %04o, owner uid %d); make it accessible to others (chmod o+%s %s) or put the file where apps can reach it",
+				cred.UID, what, cur, st.Mode().Perm(), owner(st), rwx(need), cur)
+		}
+	}
+	return nil
+}
+
+// allowed returns the rwx bits (as "other" bits) cred has on st.
+func allowed(st fs.FileInfo, cred proc.Credential) fs.FileMode {
+	m := st.Mode().Perm()
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		switch {
+		case s.Uid == cred.UID:
+			return m >> 6 & 0o7
+		case s.Gid == cred.GID:
+			return m >> 3 & 0o7
+		}
+	}
+	return m & 0o7
+}
+
+func owner(st fs.FileInfo) uint32 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Uid
+	}
+	return 0
+}
+
+func rwx(m fs.FileMode) string {
+	var b strings.Builder
+	if m&needRead != 0 {
+		b.WriteByte('r')
+	}
+	if m&needExec != 0 {
+		b.WriteByte('x')
+	}
+	return b.String()
+}
+
+// prepareWorkRoot creates the root of the apps' work dirs. With per-app
+// users it is mode 0711, owned by the runner: apps may pass through to their
+// own dir but not list the others, and every directory above it must let
+// them through.
+func prepareWorkRoot(root string, isolated bool) error {
+	mode := fs.FileMode(0o700)
+	if isolated {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(root, mode); err != nil {
+		return fmt.Errorf("create work dir: %w", err)
+	}
+	if err := os.Chmod(root, mode); err != nil {
+		return err
+	}
+	if !isolated {
+		return nil
+	}
+	nobody := proc.Credential{UID: 1<<31 - 1, GID: 1<<31 - 1}
+	if err := checkAccess(root, nobody, needExec, os.Stat); err != nil {
+		return fmt.Errorf("apps could not reach their work dirs under %s: %w; choose --work-dir under a directory others may enter (e.g. /var/lib/dartup-work)", root, err)
+	}
+	return nil
+}
+
+// prepareAppDir creates app's work dir under root, mode 0700 and owned by
+// cred (nil: the runner's user). A dir left by another user (a changed
+// --uid-range or --run-as) is handed over, without following symlinks.
+func prepareAppDir(root, app string, cred *proc.Credential) (string, error) {
+	dir := filepath.Join(root, app)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("create work dir: %w", err)
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("work dir %s is not a directory", dir)
+	}
+	if cred == nil || owner(st) == cred.UID {
+		return dir, nil
+	}
+	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(cred.UID), int(cred.GID))
+	})
+	if err != nil {
+		return "", fmt.Errorf("give work dir %s to uid %d: %w", dir, cred.UID, err)
+	}
+	return dir, nil
+}
+
+// exposeArtifact makes the cached artifact at cached (named digest) readable
+// and runnable by app's user: a hard link (or a copy across file systems) in
+// ROOT/.artifacts/APP, a directory only app's group may enter, so that apps
+// never see the cache itself nor each other's artifacts. Without a
+// credential the cached file is used as it is.
+func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (string, error) {
+	if cred == nil {
+		return cached, nil
+	}
+	base := filepath.Join(root, ".artifacts")
+	dir := filepath.Join(base, app)
+	for _, d := range []struct {
+		path string
+		mode fs.FileMode
+		gid  int
+	}{{base, 0o711, 0}, {dir, 0o750, int(cred.GID)}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		if err := os.Lchown(d.path, 0, d.gid); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return "", err
+		}
+	}
+	dst := filepath.Join(dir, digest)
+	if a, err := os.Stat(dst); err == nil {
+		if b, err := os.Stat(cached); err == nil && os.SameFile(a, b) {
+			return dst, nil
+		}
+		_ = os.Remove(dst)
+	}
+	if err := os.Link(cached, dst); err == nil {
+		return dst, nil
+	}
+	return dst, copyFile(cached, dst, 0o555)
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// pruneExposed removes the exposed artifacts that no current spec uses:
+// keep maps app → digest.
+func pruneExposed(root string, keep map[string]string) {
+	base := filepath.Join(root, ".artifacts")
+	apps, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, a := range apps {
+		files, _ := os.ReadDir(filepath.Join(base, a.Name()))
+		for _, f := range files {
+			if keep[a.Name()] != f.Name() {
+				_ = os.Remove(filepath.Join(base, a.Name(), f.Name()))
+			}
+		}
+		if _, ok := keep[a.Name()]; !ok {
+			_ = os.Remove(filepath.Join(base, a.Name()))
+		}
+	}
+}
