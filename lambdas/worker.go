@@ -115,7 +115,8 @@ func baseEnv() []string {
 		switch k {
 		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
 			// dartup's own credentials never reach a worker.
-			"DARTUP_PASSWORD", "DARTUP_USER", "NATS_PASSWORD", "NATS_USER", "NATS_TOKEN":
+			"DARTUP_PASSWORD", "DARTUP_USER", "DARTUP_CLUSTER_SECRET", "DARTUP_TLS_CA", "DARTUP_TLS_CERT", "DARTUP_TLS_KEY",
+			"NATS_PASSWORD", "NATS_USER", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY":
 			continue
 		}
 		out = append(out, kv)

@@ -100,14 +100,16 @@ func lookPath(p string) (string, error) {
 
 func (r *Runner) workDir(app string) string { return filepath.Join(r.dataDir, "work", app) }
 
-// workerEnv is the runner's environment (less dartup's own secrets) plus the
-// app's variables and DARTUP_APP, DARTUP_INSTANCE, DARTUP_NODE, NATS_URL and PORT.
+// workerEnv is the runner's environment (less dartup's own secrets and
+// connection settings) plus the app's variables and DARTUP_APP,
+// DARTUP_INSTANCE, DARTUP_NODE, NATS_URL, NATS_CA (with TLS) and PORT.
 func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "DARTUP_PASSWORD", "DARTUP_URL", "DARTUP_USER", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN":
+		case "DARTUP_PASSWORD", "DARTUP_URL", "DARTUP_USER", "DARTUP_CLUSTER_SECRET", "DARTUP_TLS_CA", "DARTUP_TLS_CERT", "DARTUP_TLS_KEY",
+			"NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY":
 			continue
 		}
 		env = append(env, kv)
@@ -118,6 +120,9 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int) []string {
 		"DARTUP_NODE="+r.nodeID,
 		"NATS_URL="+r.natsURL,
 	)
+	if r.workerCA != "" {
+		env = append(env, "NATS_CA="+r.workerCA)
+	}
 	if r.workerSecret != nil {
 		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
 			"NATS_INBOX_PREFIX="+clientsdk.WorkerInboxPrefix(spec.Name))

@@ -47,6 +47,7 @@ type options struct {
 	name         string
 	dataDir      string
 	natsURL      string
+	workerCA     string
 	labels       map[string]string
 	maxInstances int
 	dartAOT      string
@@ -87,6 +88,25 @@ func WithDataDir(d string) Option { return func(o *options) error { o.dataDir = 
 
 // WithNATSURL sets the URL workers get in NATS_URL.
 func WithNATSURL(u string) Option { return func(o *options) error { o.natsURL = u; return nil } }
+
+// WithWorkerTLSCA sets the PEM file of the CA that workers verify the
+// server's TLS certificate with; they get its absolute path in NATS_CA (the
+// variable the nats CLI reads too). "" gives them none (a server without
+// TLS, or one whose certificate the system's CAs trust).
+func WithWorkerTLSCA(file string) Option {
+	return func(o *options) error {
+		if file == "" {
+			o.workerCA = ""
+			return nil
+		}
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return fmt.Errorf("worker TLS CA: %w", err)
+		}
+		o.workerCA = abs
+		return nil
+	}
+}
 
 // WithLabels sets the node's labels, matched by push --constraint.
 func WithLabels(l map[string]string) Option {
