@@ -8,6 +8,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -275,29 +276,8 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
 	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName))
-	if b.tls, err = resolveTLS(&b.cfg); err != nil {
+	if err := b.startNATS(); err != nil {
 		return b, err
-	}
-	if len(b.tls.created) > 0 {
-		b.logger.Info("self-signed TLS: made "+strings.Join(b.tls.created, " and "), "ca", b.tls.selfSignedCA)
-	}
-
-	opts, err := b.serverOptions()
-	if err != nil {
-		return b, err
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return b, fmt.Errorf("configure NATS server: %w", err)
-	}
-	ns.SetLoggerV2(natsLogger{cfg.Logger.With("component", "nats")}, false, false, false)
-	b.ns = ns
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		return b, fmt.Errorf("NATS server did not become ready on %s (is the port in use?)", cfg.NATSAddr)
-	}
-	if !ns.JetStreamEnabled() {
-		return b, errors.New("JetStream did not start; see the log above")
 	}
 	b.nc, err = b.Connect("dartup-broker")
 	if err != nil {
@@ -334,11 +314,40 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 			return b, err
 		}
 	}
-	b.warnWorkerHost()
+	b.warnWorkerTrust()
 	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
 		"require_password", cfg.RequirePassword, "tls", cfg.TLS.Enabled(), "route_tls", b.tls.routes != nil,
 		"startup", time.Since(started).Round(time.Millisecond))
 	return b, nil
+}
+
+// startNATS resolves the TLS certificates and starts the embedded server.
+func (b *Broker) startNATS() error {
+	var err error
+	if b.tls, err = resolveTLS(&b.cfg); err != nil {
+		return err
+	}
+	if len(b.tls.created) > 0 {
+		b.logger.Info("self-signed TLS: made "+strings.Join(b.tls.created, " and "), "ca", b.tls.selfSignedCA)
+	}
+	opts, err := b.serverOptions()
+	if err != nil {
+		return err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("configure NATS server: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{b.cfg.Logger.With("component", "nats")}, false, false, false)
+	b.ns = ns
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		return fmt.Errorf("NATS server did not become ready on %s (is the port in use?)", b.cfg.NATSAddr)
+	}
+	if !ns.JetStreamEnabled() {
+		return errors.New("JetStream did not start; see the log above")
+	}
+	return nil
 }
 
 func (b *Broker) replicas() int {
@@ -455,9 +464,22 @@ func (b *Broker) WorkerURL() string {
 	return u.String()
 }
 
-// warnWorkerHost warns when the server certificate does not name the host of
-// WorkerURL: the workers of this server would not trust it.
-func (b *Broker) warnWorkerHost() {
+// WorkerCA returns the CA file this server's workers verify its TLS
+// certificate with: the self-signed CA, else TLSConfig.CAFile, else "" (no
+// TLS, or the system's CAs).
+func (b *Broker) WorkerCA() string {
+	switch {
+	case b.tls.clients == nil:
+		return ""
+	case b.tls.selfSignedCA != "":
+		return b.tls.selfSignedCA
+	}
+	return b.cfg.TLS.CAFile
+}
+
+// warnWorkerTrust warns when this server's workers, connecting to WorkerURL
+// with WorkerCA, could not verify its certificate.
+func (b *Broker) warnWorkerTrust() {
 	if b.tls.leaf == nil {
 		return
 	}
@@ -465,9 +487,20 @@ func (b *Broker) warnWorkerHost() {
 	if err != nil {
 		return
 	}
-	if err := b.tls.leaf.VerifyHostname(u.Hostname()); err != nil {
-		b.logger.Warn("the TLS certificate does not name the host this server's workers connect to; their NATS connections will fail to verify it (add it to the certificate's names)",
-			"host", u.Hostname(), "err", err)
+	opts := x509.VerifyOptions{DNSName: u.Hostname(), Intermediates: x509.NewCertPool()}
+	for _, der := range b.tls.clients.Certificates[0].Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	if ca := b.WorkerCA(); ca != "" {
+		if opts.Roots, err = loadCAs(ca, "--tls-ca"); err != nil {
+			return
+		}
+	}
+	if _, err := b.tls.leaf.Verify(opts); err != nil {
+		b.logger.Warn("this server's workers will not trust its TLS certificate when they connect to NATS: give the CA that signed it as --tls-ca, and make the certificate name the host they connect to",
+			"url", b.WorkerURL(), "ca", b.WorkerCA(), "err", err)
 	}
 }
 

@@ -19,9 +19,10 @@ type TLSConfig struct {
 	// client port and the HTTP gateway, and of the cluster routes unless
 	// ClusterCertFile is set.
 	CertFile, KeyFile string
-	// CAFile is a PEM bundle of the CAs that VerifyClients accepts client
-	// certificates from; route peers are verified against it too unless
-	// ClusterCAFile is set or the certificates are self-signed.
+	// CAFile is a PEM bundle of CAs: VerifyClients accepts client
+	// certificates from them; route peers are verified against it unless
+	// ClusterCAFile is set or the certificates are self-signed; and this
+	// server's workers get it to verify the server (see Broker.WorkerCA).
 	CAFile string
 	// VerifyClients requires a certificate signed by CAFile from every TCP
 	// client: NATS clients (except workers, which present their app's scoped
