@@ -86,7 +86,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 	// Nothing is buffered while disconnected: a status written by a node that
 	// lost the server must not land after another node took the instance over.
 	f.conn.extra = append(f.conn.extra, nats.ReconnectBufSize(-1), nats.Name("dartup-runner "+id))
-	c, err := f.conn.connect(ctx)
+	c, ca, err := f.conn.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 	opts := []runner.Option{
 		runner.WithLogger(logger), runner.WithNodeID(id), runner.WithDataDir(f.data), runner.WithLabels(labels),
 		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime), runner.WithVersion(version.Version),
-		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()),
+		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
 	}
 	node, err := startNode(ctx, nc, logger, opts...)
 	if err != nil {
