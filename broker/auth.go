@@ -14,12 +14,18 @@ import (
 
 // authenticator is the embedded server's CustomClientAuthentication. A client
 // is admitted when it presents the internal token (dartup's own in-process
-// connections), a user and password from the password file, or nothing at all
-// from a loopback address while passwords are not required.
+// connections), a worker token, a user and password from the password file,
+// or nothing at all from a loopback address while passwords are not required;
+// with verifyClients, only with a verified client certificate besides (but
+// for the internal and worker tokens).
 type authenticator struct {
 	passwords     *Passwords
 	require       bool
 	internalToken string
+	// verifyClients refuses TCP clients without a verified client
+	// certificate, except workers presenting their scoped token (the runner
+	// gives them no certificate: it is the node's own credential).
+	verifyClients bool
 	// workers holds the secret of worker tokens; nil refuses them.
 	workers *workerSecret
 	// replyPrefixes are the operator's extra reply prefixes (Config.ReplyPrefixes).
@@ -37,6 +43,12 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	}
 	if strings.HasPrefix(o.Token, clientsdk.WorkerTokenPrefix) {
 		return a.checkWorkerToken(c, o.Token)
+	}
+	if a.verifyClients && c.RemoteAddress() != nil {
+		if st := c.GetTLSConnectionState(); st == nil || len(st.VerifiedChains) == 0 {
+			a.logger.Warn("refused NATS connection without a client certificate (--tls-verify-clients)", "user", o.Username, "remote", addrString(c.RemoteAddress()))
+			return false
+		}
 	}
 	if o.Username != "" {
 		if a.passwords.Verify(o.Username, o.Password) {

@@ -8,14 +8,18 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,9 +40,51 @@ const (
 	MaxPayload = 8 << 20
 )
 
-// ErrInsecureBind is returned by Start (and Config.Check) when a listener would
-// accept unauthenticated clients from other machines.
-var ErrInsecureBind = errors.New("refusing to listen on a non-loopback address without --require-password")
+// ErrInsecureBind is matched (errors.Is) by the *InsecureBindError that Start
+// and Config.Check return when a listener would be open to the network.
+var ErrInsecureBind = errors.New("refusing an insecure listener")
+
+// MinClusterSecret is the shortest cluster secret Config.Check accepts.
+const MinClusterSecret = 16
+
+// InsecureBindError refuses a listener that other machines could use without
+// the protection the binding rule asks for: outside loopback, NATS and HTTP
+// need passwords (--require-password) and TLS; cluster routes need TLS and a
+// cluster secret, and need the secret on loopback too when passwords are
+// required. --insecure (Config.Insecure) lifts the rule. It matches
+// ErrInsecureBind.
+type InsecureBindError struct {
+	// Listener is "NATS", "HTTP" or "cluster".
+	Listener string
+	// Addr is the listen address, host:port.
+	Addr string
+	// Missing is MissingPassword, MissingTLS or MissingClusterSecret.
+	Missing string
+}
+
+// What an InsecureBindError found missing.
+const (
+	MissingPassword      = "password"
+	MissingTLS           = "TLS"
+	MissingClusterSecret = "cluster secret"
+)
+
+// Error says what is missing and which flags would fix it.
+func (e *InsecureBindError) Error() string {
+	const orInsecure = ", or --insecure if something else guards the network"
+	switch {
+	case e.Missing == MissingPassword:
+		return fmt.Sprintf("refusing to listen on a non-loopback address without --require-password: %s on %q would let anyone on the network in; add --require-password (and create users with `dartup password USER`), or --insecure if something else guards it", e.Listener, e.Addr)
+	case e.Missing == MissingClusterSecret:
+		return fmt.Sprintf("refusing cluster routes without a cluster secret: any NATS server that reaches %q could join the cluster and read and write everything, passwords or not; give every server the same secret with --cluster-secret-file FILE (or env DARTUP_CLUSTER_SECRET)%s", e.Addr, orInsecure)
+	case e.Listener == "cluster":
+		return fmt.Sprintf("refusing to listen on a non-loopback address without TLS: cluster routes on %q would carry every message and the cluster secret in clear; add --tls-cert and --tls-key, --cluster-tls-cert and --cluster-tls-key, or --tls-self-signed%s", e.Addr, orInsecure)
+	}
+	return fmt.Sprintf("refusing to listen on a non-loopback address without TLS: %s on %q would carry passwords and data in clear; add --tls-cert and --tls-key (or --tls-self-signed)%s", e.Listener, e.Addr, orInsecure)
+}
+
+// Is makes errors.Is(err, ErrInsecureBind) true.
+func (e *InsecureBindError) Is(target error) bool { return target == ErrInsecureBind }
 
 // Config configures a Broker. The zero value, after Defaults, is a local
 // single-node server on loopback.
@@ -51,7 +97,8 @@ type Config struct {
 	HTTPAddr string
 	// RequirePassword makes every NATS connection and HTTP request authenticate.
 	RequirePassword bool
-	// Insecure allows non-loopback listeners without RequirePassword.
+	// Insecure lifts the binding rule (see InsecureBindError): something
+	// else guards the network.
 	Insecure bool
 	// TrustXForwardedFor takes the HTTP client's address from the last hop of
 	// X-Forwarded-For (for the loopback exemption), as dart_up does by default.
@@ -60,8 +107,15 @@ type Config struct {
 	ServerName string
 	// ClusterAddr is host:port for cluster routes; "" runs a single server.
 	ClusterAddr string
-	// Routes are the nats://host:port route URLs of the other servers.
+	// Routes are the nats://host:port route URLs of the other servers, without
+	// a user or password (the credential is ClusterSecret).
 	Routes []string
+	// ClusterSecret authenticates routes: a server routes in only with the
+	// same secret. Required (MinClusterSecret bytes at least) when the
+	// cluster address is not loopback or passwords are required.
+	ClusterSecret string
+	// TLS configures TLS for the NATS client port, the gateway and routes.
+	TLS TLSConfig
 	// Replicas for JetStream assets; 0 means min(3, cluster size).
 	Replicas int
 	// Version is reported by the info verb.
@@ -104,9 +158,9 @@ func (c *Config) Defaults() {
 	}
 }
 
-// Check validates the addresses and the loopback rule. It returns an error
-// wrapping ErrInsecureBind when a listener is not on loopback while passwords
-// are not required and Insecure is not set.
+// Check validates the addresses, the TLS settings and the binding rule. It
+// returns an *InsecureBindError (matching ErrInsecureBind) when a listener
+// breaks the rule, and another error for malformed settings.
 func (c *Config) Check() error {
 	for _, p := range c.ReplyPrefixes {
 		if err := clientsdk.ValidateReplyPrefix(p); err != nil {
@@ -125,8 +179,59 @@ func (c *Config) Check() error {
 		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 			return fmt.Errorf("%s port %q is not a number from 0 to 65535 (%s)", x.what, port, x.flag)
 		}
-		if x.what != "cluster" && !isLoopbackHost(host) && !c.RequirePassword && !c.Insecure {
-			return fmt.Errorf("%w: %s on %q would let anyone on the network in; add --require-password (and create users with `dartup password USER`), or --insecure if something else guards it", ErrInsecureBind, x.what, x.addr)
+		if err := c.checkBind(x.what, x.addr, isLoopbackHost(host)); err != nil {
+			return err
+		}
+	}
+	if err := c.checkRoutes(); err != nil {
+		return err
+	}
+	return c.TLS.check(c.ClusterAddr != "")
+}
+
+// checkBind applies the binding rule to one listener.
+func (c *Config) checkBind(what, addr string, loopback bool) error {
+	if c.Insecure {
+		return nil
+	}
+	if what == "cluster" {
+		switch {
+		case c.ClusterSecret == "" && (!loopback || c.RequirePassword):
+			return &InsecureBindError{Listener: what, Addr: addr, Missing: MissingClusterSecret}
+		case !loopback && !c.TLS.routes():
+			return &InsecureBindError{Listener: what, Addr: addr, Missing: MissingTLS}
+		}
+		return nil
+	}
+	switch {
+	case loopback:
+	case !c.RequirePassword:
+		return &InsecureBindError{Listener: what, Addr: addr, Missing: MissingPassword}
+	case !c.TLS.Enabled():
+		return &InsecureBindError{Listener: what, Addr: addr, Missing: MissingTLS}
+	}
+	return nil
+}
+
+// checkRoutes validates the route URLs and the cluster secret.
+func (c *Config) checkRoutes() error {
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < MinClusterSecret {
+		return fmt.Errorf("the cluster secret has %d bytes; use at least %d random ones (e.g. `head -c 32 /dev/urandom | base64 > FILE`)", len(c.ClusterSecret), MinClusterSecret)
+	}
+	if len(c.Routes) > 0 && c.ClusterAddr == "" {
+		return errors.New("--routes needs --cluster-addr")
+	}
+	if c.ClusterAddr != "" && len(c.Routes) == 0 {
+		// nats-server cannot start JetStream's cluster mode without routes.
+		return errors.New("--cluster-addr needs --routes: the route URLs of the other servers")
+	}
+	for _, r := range c.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("route %q is not a nats://host:port URL", r)
+		}
+		if u.User != nil {
+			return fmt.Errorf("route %s carries a user or password; give the cluster secret with --cluster-secret-file (or env DARTUP_CLUSTER_SECRET) instead: command lines are visible to every user of the machine", u.Redacted())
 		}
 	}
 	return nil
@@ -152,6 +257,7 @@ type Broker struct {
 	token     string
 	workers   workerSecret
 	router    *lambdaRouter
+	tls       *tlsSetup
 	started   time.Time
 	logger    *slog.Logger
 
@@ -200,29 +306,15 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	b.auth = &authenticator{
 		passwords:     b.passwords,
 		require:       cfg.RequirePassword,
+		verifyClients: cfg.TLS.VerifyClients,
 		internalToken: b.token,
 		workers:       &b.workers,
 		replyPrefixes: cfg.ReplyPrefixes,
 		appUser:       cfg.AppUser,
 		logger:        b.logger,
 	}
-
-	opts, err := b.serverOptions()
-	if err != nil {
+	if err := b.startNATS(); err != nil {
 		return b, err
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return b, fmt.Errorf("configure NATS server: %w", err)
-	}
-	ns.SetLoggerV2(natsLogger{cfg.Logger.With("component", "nats")}, false, false, false)
-	b.ns = ns
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		return b, fmt.Errorf("NATS server did not become ready on %s (is the port in use?)", cfg.NATSAddr)
-	}
-	if !ns.JetStreamEnabled() {
-		return b, errors.New("JetStream did not start; see the log above")
 	}
 	b.nc, err = b.Connect("dartup-broker")
 	if err != nil {
@@ -267,9 +359,40 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 			return b, err
 		}
 	}
+	b.warnWorkerTrust()
 	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
-		"require_password", cfg.RequirePassword, "startup", time.Since(started).Round(time.Millisecond))
+		"require_password", cfg.RequirePassword, "tls", cfg.TLS.Enabled(), "route_tls", b.tls.routes != nil,
+		"startup", time.Since(started).Round(time.Millisecond))
 	return b, nil
+}
+
+// startNATS resolves the TLS certificates and starts the embedded server.
+func (b *Broker) startNATS() error {
+	var err error
+	if b.tls, err = resolveTLS(&b.cfg); err != nil {
+		return err
+	}
+	if len(b.tls.created) > 0 {
+		b.logger.Info("self-signed TLS: made "+strings.Join(b.tls.created, " and "), "ca", b.tls.selfSignedCA)
+	}
+	opts, err := b.serverOptions()
+	if err != nil {
+		return err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("configure NATS server: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{b.cfg.Logger.With("component", "nats")}, false, false, false)
+	b.ns = ns
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		return fmt.Errorf("NATS server did not become ready on %s (is the port in use?)", b.cfg.NATSAddr)
+	}
+	if !ns.JetStreamEnabled() {
+		return errors.New("JetStream did not start; see the log above")
+	}
+	return nil
 }
 
 func (b *Broker) replicas() int {
@@ -303,19 +426,52 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		DisableShortFirstPing:      true,
 		CustomClientAuthentication: b.auth,
 	}
+	if b.tls.clients != nil {
+		opts.TLSConfig = b.tls.clients
+		opts.TLSTimeout = 5
+	}
 	if b.cfg.ClusterAddr != "" {
-		ch, cp, _ := net.SplitHostPort(b.cfg.ClusterAddr)
-		p, _ := strconv.Atoi(cp)
-		opts.Cluster = server.ClusterOpts{Name: "dartup", Host: ch, Port: p}
-		for _, r := range b.cfg.Routes {
-			u := server.RoutesFromStr(r)
-			if len(u) == 0 {
-				return nil, fmt.Errorf("route %q is not a nats://host:port URL", r)
-			}
-			opts.Routes = append(opts.Routes, u...)
+		if err := b.clusterOptions(opts); err != nil {
+			return nil, err
 		}
 	}
 	return opts, nil
+}
+
+// routeUser is the user name routes present with the cluster secret.
+const routeUser = "dartup-route"
+
+// clusterOptions sets up routes: the listener, the secret that other servers
+// must present (and that this one presents to them: it goes into the route
+// URLs handed to nats-server only, never into cfg.Routes, which is logged),
+// and mutual TLS.
+func (b *Broker) clusterOptions(opts *server.Options) error {
+	ch, cp, _ := net.SplitHostPort(b.cfg.ClusterAddr)
+	p, _ := strconv.Atoi(cp)
+	if p == 0 {
+		p = server.RANDOM_PORT
+	}
+	opts.Cluster = server.ClusterOpts{Name: "dartup", Host: ch, Port: p}
+	if b.cfg.ClusterSecret != "" {
+		opts.Cluster.Username, opts.Cluster.Password = routeUser, b.cfg.ClusterSecret
+	}
+	if b.tls.routes != nil {
+		opts.Cluster.TLSConfig = b.tls.routes
+		opts.Cluster.TLSTimeout = 5
+	}
+	for _, r := range b.cfg.Routes {
+		u := server.RoutesFromStr(r)
+		if len(u) == 0 {
+			return fmt.Errorf("route %q is not a nats://host:port URL", r)
+		}
+		for _, x := range u {
+			if b.cfg.ClusterSecret != "" {
+				x.User = url.UserPassword(routeUser, b.cfg.ClusterSecret)
+			}
+			opts.Routes = append(opts.Routes, x)
+		}
+	}
+	return nil
 }
 
 // Connect opens an in-process NATS connection with dartup's internal
@@ -329,13 +485,86 @@ func (b *Broker) Connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// NATSURL returns the URL clients connect to, e.g. nats://127.0.0.1:4222.
+// NATSURL returns the URL clients connect to, e.g. nats://127.0.0.1:4222, or
+// tls://… when the client port uses TLS.
 func (b *Broker) NATSURL() string { return b.ns.ClientURL() }
 
-// HTTPURL returns the gateway's base URL, or "" when it is disabled.
+// WorkerURL returns the URL this machine's workers connect to: NATSURL, with
+// 127.0.0.1 for an unspecified listen host (0.0.0.0, ::), which a TLS client
+// could not verify the server certificate for.
+func (b *Broker) WorkerURL() string {
+	u, err := url.Parse(b.ns.ClientURL())
+	if err != nil {
+		return b.ns.ClientURL()
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); u.Hostname() == "" || (err == nil && ip.IsUnspecified()) {
+		u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+	}
+	return u.String()
+}
+
+// WorkerCA returns the CA file this server's workers verify its TLS
+// certificate with: the self-signed CA, else TLSConfig.CAFile, else "" (no
+// TLS, or the system's CAs).
+func (b *Broker) WorkerCA() string {
+	switch {
+	case b.tls.clients == nil:
+		return ""
+	case b.tls.selfSignedCA != "":
+		return b.tls.selfSignedCA
+	}
+	return b.cfg.TLS.CAFile
+}
+
+// warnWorkerTrust warns when this server's workers, connecting to WorkerURL
+// with WorkerCA, could not verify its certificate.
+func (b *Broker) warnWorkerTrust() {
+	if b.tls.leaf == nil {
+		return
+	}
+	u, err := url.Parse(b.WorkerURL())
+	if err != nil {
+		return
+	}
+	opts := x509.VerifyOptions{DNSName: u.Hostname(), Intermediates: x509.NewCertPool()}
+	for _, der := range b.tls.clients.Certificates[0].Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	if ca := b.WorkerCA(); ca != "" {
+		if opts.Roots, err = loadCAs(ca, "--tls-ca"); err != nil {
+			return
+		}
+	}
+	if _, err := b.tls.leaf.Verify(opts); err != nil {
+		b.logger.Warn("this server's workers will not trust its TLS certificate when they connect to NATS: give the CA that signed it as --tls-ca, and make the certificate name the host they connect to",
+			"url", b.WorkerURL(), "ca", b.WorkerCA(), "err", err)
+	}
+}
+
+// ClusterURL returns the route URL of this server (nats://host:port), or ""
+// when it has no cluster address.
+func (b *Broker) ClusterURL() string {
+	a := b.ns.ClusterAddr()
+	if a == nil {
+		return ""
+	}
+	return "nats://" + a.String()
+}
+
+// SelfSignedCA returns the path of the CA certificate made by
+// TLSConfig.SelfSigned (clients verify the server with it), or "".
+func (b *Broker) SelfSignedCA() string { return b.tls.selfSignedCA }
+
+// HTTPURL returns the gateway's base URL (https://… with TLS), or "" when it
+// is disabled.
 func (b *Broker) HTTPURL() string {
 	if b.gw == nil {
 		return ""
+	}
+	if b.tls.clients != nil {
+		return "https://" + b.gw.ln.Addr().String()
 	}
 	return "http://" + b.gw.ln.Addr().String()
 }

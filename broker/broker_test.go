@@ -235,36 +235,62 @@ func TestStartUnwindsOnFailure(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	t.Parallel()
+	selfSigned := broker.TLSConfig{SelfSigned: true}
+	routes := []string{"nats://192.0.2.2:6222"}
+	const secret = "0123456789abcdef"
 	cases := []struct {
-		name     string
-		cfg      broker.Config
-		insecure bool // want ErrInsecureBind
-		bad      bool // want another error
+		name    string
+		cfg     broker.Config
+		missing string // want an *InsecureBindError with this Missing
+		bad     bool   // want another error
 	}{
-		{"loopback", broker.Config{NATSAddr: "127.0.0.1:4222", HTTPAddr: "127.0.0.1:2374"}, false, false},
-		{"localhost", broker.Config{NATSAddr: "localhost:4222"}, false, false},
-		{"ipv6 loopback", broker.Config{NATSAddr: "[::1]:0"}, false, false},
-		{"nats on all", broker.Config{NATSAddr: "0.0.0.0:0"}, true, false},
-		{"http on all", broker.Config{NATSAddr: "127.0.0.1:0", HTTPAddr: "0.0.0.0:0"}, true, false},
-		{"empty host", broker.Config{NATSAddr: ":4222"}, true, false},
-		{"lan address", broker.Config{NATSAddr: "192.0.2.1:4222"}, true, false},
-		{"all with password", broker.Config{NATSAddr: "0.0.0.0:0", HTTPAddr: "0.0.0.0:0", RequirePassword: true}, false, false},
-		{"all insecure", broker.Config{NATSAddr: "0.0.0.0:0", HTTPAddr: "[::]:0", Insecure: true}, false, false},
-		{"no port", broker.Config{NATSAddr: "127.0.0.1"}, false, true},
-		{"port too big", broker.Config{NATSAddr: "127.0.0.1:70000"}, false, true},
-		{"port not a number", broker.Config{NATSAddr: "127.0.0.1:http"}, false, true},
+		{"loopback", broker.Config{NATSAddr: "127.0.0.1:4222", HTTPAddr: "127.0.0.1:2374"}, "", false},
+		{"localhost", broker.Config{NATSAddr: "localhost:4222"}, "", false},
+		{"ipv6 loopback", broker.Config{NATSAddr: "[::1]:0"}, "", false},
+		{"loopback with TLS", broker.Config{NATSAddr: "127.0.0.1:0", TLS: selfSigned}, "", false},
+		{"nats on all", broker.Config{NATSAddr: "0.0.0.0:0"}, broker.MissingPassword, false},
+		{"http on all", broker.Config{NATSAddr: "127.0.0.1:0", HTTPAddr: "0.0.0.0:0"}, broker.MissingPassword, false},
+		{"empty host", broker.Config{NATSAddr: ":4222"}, broker.MissingPassword, false},
+		{"lan address", broker.Config{NATSAddr: "192.0.2.1:4222"}, broker.MissingPassword, false},
+		{"lan address with TLS, no password", broker.Config{NATSAddr: "192.0.2.1:4222", TLS: selfSigned}, broker.MissingPassword, false},
+		{"all with password, no TLS", broker.Config{NATSAddr: "0.0.0.0:0", HTTPAddr: "0.0.0.0:0", RequirePassword: true}, broker.MissingTLS, false},
+		{"all with password and TLS", broker.Config{NATSAddr: "0.0.0.0:0", HTTPAddr: "0.0.0.0:0", RequirePassword: true, TLS: selfSigned}, "", false},
+		{"all with password and a certificate", broker.Config{NATSAddr: "0.0.0.0:0", RequirePassword: true, TLS: broker.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}}, "", false},
+		{"all insecure", broker.Config{NATSAddr: "0.0.0.0:0", HTTPAddr: "[::]:0", Insecure: true}, "", false},
+		{"cluster on loopback, no passwords", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:6222", Routes: routes}, "", false},
+		{"cluster on loopback with passwords, no secret", broker.Config{NATSAddr: "127.0.0.1:0", RequirePassword: true, ClusterAddr: "127.0.0.1:6222", Routes: routes}, broker.MissingClusterSecret, false},
+		{"cluster on loopback with passwords and secret", broker.Config{NATSAddr: "127.0.0.1:0", RequirePassword: true, ClusterAddr: "127.0.0.1:6222", Routes: routes, ClusterSecret: secret}, "", false},
+		{"cluster on lan, no secret", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "192.0.2.1:6222", Routes: routes, TLS: selfSigned}, broker.MissingClusterSecret, false},
+		{"cluster on lan, no TLS", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "0.0.0.0:6222", Routes: routes, ClusterSecret: secret}, broker.MissingTLS, false},
+		{"cluster on lan with secret and TLS", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "192.0.2.1:6222", Routes: routes, ClusterSecret: secret, TLS: selfSigned}, "", false},
+		{"cluster on lan with secret and route TLS only", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "192.0.2.1:6222", Routes: routes, ClusterSecret: secret,
+			TLS: broker.TLSConfig{ClusterCertFile: "c.pem", ClusterKeyFile: "k.pem", ClusterCAFile: "ca.pem"}}, "", false},
+		{"cluster on lan insecure", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "192.0.2.1:6222", Routes: routes, Insecure: true}, "", false},
+		{"no port", broker.Config{NATSAddr: "127.0.0.1"}, "", true},
+		{"port too big", broker.Config{NATSAddr: "127.0.0.1:70000"}, "", true},
+		{"port not a number", broker.Config{NATSAddr: "127.0.0.1:http"}, "", true},
+		{"short secret", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:6222", Routes: routes, ClusterSecret: "short"}, "", true},
+		{"secret in a route URL", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:6222", Routes: []string{"nats://u:p@192.0.2.2:6222"}}, "", true},
+		{"routes without a cluster address", broker.Config{NATSAddr: "127.0.0.1:0", Routes: routes}, "", true},
+		{"cluster address without routes", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:6222"}, "", true},
+		{"cert without key", broker.Config{NATSAddr: "127.0.0.1:0", TLS: broker.TLSConfig{CertFile: "c.pem"}}, "", true},
+		{"self-signed and a cert", broker.Config{NATSAddr: "127.0.0.1:0", TLS: broker.TLSConfig{SelfSigned: true, CertFile: "c.pem", KeyFile: "k.pem"}}, "", true},
+		{"verify clients without a CA", broker.Config{NATSAddr: "127.0.0.1:0", TLS: broker.TLSConfig{SelfSigned: true, VerifyClients: true}}, "", true},
+		{"verify clients without TLS", broker.Config{NATSAddr: "127.0.0.1:0", TLS: broker.TLSConfig{CAFile: "ca.pem", VerifyClients: true}}, "", true},
+		{"TLS routes without a CA", broker.Config{NATSAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:6222", Routes: routes, TLS: broker.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}}, "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Check()
+			var ib *broker.InsecureBindError
 			switch {
-			case tc.insecure:
-				if !errors.Is(err, broker.ErrInsecureBind) || !strings.Contains(err.Error(), "--require-password") {
-					t.Errorf("Check = %v, want ErrInsecureBind naming --require-password", err)
+			case tc.missing != "":
+				if !errors.As(err, &ib) || ib.Missing != tc.missing || !errors.Is(err, broker.ErrInsecureBind) || !strings.Contains(err.Error(), "--insecure") {
+					t.Errorf("Check = %v, want an InsecureBindError for a missing %s that names --insecure", err, tc.missing)
 				}
 			case tc.bad:
 				if err == nil || errors.Is(err, broker.ErrInsecureBind) {
-					t.Errorf("Check = %v, want an address error", err)
+					t.Errorf("Check = %v, want a settings error", err)
 				}
 			default:
 				if err != nil {

@@ -34,8 +34,15 @@ func startGateway(b *Broker) (*gateway, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
+	serve := func() error { return g.srv.Serve(ln) }
+	if b.tls.clients != nil {
+		// HTTPS with the certificate of the NATS port (and the same client
+		// certificate rule); ServeTLS also sets up HTTP/2.
+		g.srv.TLSConfig = b.tls.clients.Clone()
+		serve = func() error { return g.srv.ServeTLS(ln, "", "") }
+	}
 	go func() {
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.logger.Error("HTTP gateway stopped", "err", err)
 		}
 	}()
@@ -109,10 +116,17 @@ func (g *gateway) fromAppUser(r *http.Request) bool {
 
 // authenticate enforces dart_up's rule: Basic auth with a user from the
 // password file, except for loopback clients while passwords are not required.
+// With --tls-verify-clients a verified client certificate is needed first.
+// /healthz is always open.
 func (g *gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			next.ServeHTTP(w, r) // the health probe needs no password; nothing else does
+			return
+		}
+		if g.b.cfg.TLS.VerifyClients && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			g.logger.Warn("refused HTTP request without a client certificate", "remote", r.RemoteAddr)
+			writeError(w, http.StatusForbidden, "Forbidden", "this dartup server needs a client certificate (--tls-verify-clients)")
 			return
 		}
 		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() && !g.fromAppUser(r) {

@@ -31,6 +31,10 @@ type connectConfig struct {
 	name     string
 	natsOpts []nats.Option
 	conn     *nats.Conn
+	// WithTLS
+	tls                       bool
+	caFile, certFile, keyFile string
+	plaintextPassword         bool
 }
 
 // Option configures Connect.
@@ -84,8 +88,12 @@ func WithConn(nc *nats.Conn) Option {
 }
 
 // Connect dials a dartup server and returns a Client. With no WithURL it uses
-// DefaultURL. It fails with a message naming the URL when the server cannot be
-// reached and with ErrAuth when the server refuses the credentials.
+// DefaultURL. A password or token is sent to a server that is not on loopback
+// only over TLS (unless WithPlaintextPassword). It fails with a message naming
+// the URL when the server cannot be reached, with ErrAuth when the server
+// refuses the credentials, with ErrUntrustedServer when its TLS certificate
+// does not verify, and with ErrPlaintextPassword when a password would cross
+// the network in clear.
 func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 	cfg := connectConfig{name: "dartup-client"}
 	var errs []error
@@ -109,12 +117,30 @@ func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 		nopts = append(nopts, nats.UserInfo(cfg.user, cfg.password))
 	}
 	nopts = append(nopts, cfg.natsOpts...)
-	url := strings.Join(cfg.urls, ",")
-	nc, err := nats.Connect(url, nopts...)
+	nopts = append(nopts, cfg.tlsOptions()...) // WithTLS wins over raw options
+	o := nats.GetDefaultOptions()
+	o.Servers = cfg.urls
+	for _, opt := range nopts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	guarded := guardPassword(&o, cfg.plaintextPassword)
+	nc, err := o.Connect()
 	if err != nil {
-		url = redactURLs(cfg.urls)
+		url := redactURLs(cfg.urls)
+		if terr := tlsError(err, url, guarded); terr != nil {
+			return nil, terr
+		}
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
-			return nil, fmt.Errorf("%w: the server at %s refused the credentials; pass --user and --password (or -B), or set DARTUP_PASSWORD", ErrAuth, url)
+			hint := ""
+			if !hasClientCert(&o) && o.Secure {
+				hint = "; a server started with --tls-verify-clients also needs a client certificate (--tls-cert and --tls-key)"
+			}
+			return nil, fmt.Errorf("%w: the server at %s refused the credentials; pass --user and --password (or -B), or set DARTUP_PASSWORD%s", ErrAuth, url, hint)
 		}
 		return nil, fmt.Errorf("cannot reach dartup at %s: %w (is `dartup serve` running? set --server or DARTUP_URL)", url, err)
 	}

@@ -122,8 +122,8 @@ func lookPath(p string) (string, error) {
 // lambda alike: the runner's environment without anything that could carry
 // its credentials (DARTUP_* and NATS_* variables, URLs with a user and
 // password in them), then the app's variables, then dartup's: DARTUP_APP,
-// DARTUP_INSTANCE, DARTUP_NODE, NATS_URL, the app's NATS_TOKEN and
-// NATS_INBOX_PREFIX, and PORT. A worker with a user of its own (named
+// DARTUP_INSTANCE, DARTUP_NODE, NATS_URL, NATS_CA (with TLS), the app's
+// NATS_TOKEN and NATS_INBOX_PREFIX, and PORT. A worker with a user of its own (named
 // userName) gets HOME set to its work dir, USER and LOGNAME set to that name,
 // and none of the runner's XDG_* folders.
 func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName string) []string {
@@ -148,6 +148,9 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName s
 		"DARTUP_NODE="+r.nodeID,
 		"NATS_URL="+stripUserinfo(r.natsURL),
 	)
+	if r.workerCA != "" {
+		env = append(env, "NATS_CA="+r.workerCA)
+	}
 	if r.workerSecret != nil {
 		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
 			"NATS_INBOX_PREFIX="+clientsdk.WorkerInboxPrefix(spec.Name))

@@ -49,6 +49,7 @@ type options struct {
 	name         string
 	dataDir      string
 	natsURL      string
+	workerCA     string
 	labels       map[string]string
 	maxInstances int
 	dartAOT      string
@@ -95,6 +96,25 @@ func WithDataDir(d string) Option { return func(o *options) error { o.dataDir = 
 
 // WithNATSURL sets the URL workers get in NATS_URL.
 func WithNATSURL(u string) Option { return func(o *options) error { o.natsURL = u; return nil } }
+
+// WithWorkerTLSCA sets the PEM file of the CA that workers verify the
+// server's TLS certificate with; they get its absolute path in NATS_CA (the
+// variable the nats CLI reads too). "" gives them none (a server without
+// TLS, or one whose certificate the system's CAs trust).
+func WithWorkerTLSCA(file string) Option {
+	return func(o *options) error {
+		if file == "" {
+			o.workerCA = ""
+			return nil
+		}
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return fmt.Errorf("worker TLS CA: %w", err)
+		}
+		o.workerCA = abs
+		return nil
+	}
+}
 
 // WithLabels sets the node's labels, matched by push --constraint.
 func WithLabels(l map[string]string) Option {
@@ -441,6 +461,15 @@ func (r *Runner) secureDirs() error {
 	}
 	if err := prepareWorkRoot(r.workRoot, !r.ids.shared); err != nil {
 		return err
+	}
+	if r.workerCA != "" && !r.ids.shared {
+		// The CA may live in the data dir (a self-signed one), which apps'
+		// users cannot enter: they get a copy (a certificate is public).
+		ca, err := exposeFile(r.workRoot, ".tls", r.workerCA)
+		if err != nil {
+			return fmt.Errorf("give apps the server's CA: %w", err)
+		}
+		r.workerCA = ca
 	}
 	if err := proc.NoNewPrivs(); err != nil {
 		r.logger.Warn("workers start without no_new_privs (set-user-ID programs could raise their rights)", "err", err)

@@ -178,6 +178,20 @@ func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (st
 	return dst, copyFile(cached, dst, 0o555)
 }
 
+// exposeFile copies the public file src into ROOT/DIR (mode 0755), readable
+// by everyone (0644), and returns the copy's path.
+func exposeFile(root, dir, src string) (string, error) {
+	d := filepath.Join(root, dir)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(d, filepath.Base(src))
+	return dst, copyFile(src, dst, 0o644)
+}
+
 func copyFile(src, dst string, mode fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {

@@ -72,7 +72,8 @@ type Conn struct {
 }
 
 // Connect connects with NATS_URL and the credentials the runner gave the
-// worker (NATS_TOKEN, or NATS_USER and NATS_PASSWORD) and its reply-inbox
+// worker (NATS_TOKEN, or NATS_USER and NATS_PASSWORD), the CA that verifies
+// the server's TLS certificate (NATS_CA, a PEM file) and its reply-inbox
 // prefix (NATS_INBOX_PREFIX), with NoEcho so that the
 // connection never receives its own events. opts are added to nats.go's.
 // Errors: a missing environment (not on dartup) or a failed connection.
@@ -88,6 +89,9 @@ func Connect(ctx context.Context, opts ...nats.Option) (*Conn, error) {
 	base := []nats.Option{nats.NoEcho(), nats.Name("dartup-app " + in.ID()), nats.MaxReconnects(-1)}
 	if p := os.Getenv("NATS_INBOX_PREFIX"); p != "" {
 		base = append(base, nats.CustomInboxPrefix(p)) // the only inboxes a worker may read
+	}
+	if ca := os.Getenv("NATS_CA"); ca != "" {
+		base = append(base, nats.RootCAs(ca)) // the server's TLS CA, from the runner
 	}
 	if tok := os.Getenv("NATS_TOKEN"); tok != "" {
 		base = append(base, nats.Token(tok))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ type connFlags struct {
 	basicAuth bool
 	context   string
 	timeout   time.Duration
+	tlsCA     string
+	tlsCert   string
+	tlsKey    string
+	insecure  bool
 	// extra nats.go options the command adds to the connection.
 	extra []nats.Option
 }
@@ -36,12 +41,40 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.BoolVarP(&f.basicAuth, "basic-auth", "B", false, "prompt for user name and password")
 	fs.StringVar(&f.context, "context", "", "use this `nats context` for the URL and credentials")
 	fs.DurationVar(&f.timeout, "connect-timeout", 10*time.Second, "how long to wait for the server")
+	fs.StringVar(&f.tlsCA, "tls-ca", os.Getenv("DARTUP_TLS_CA"), "verify the server's TLS certificate with this CA (PEM; env DARTUP_TLS_CA; default: the nats context's, else the system's)")
+	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("DARTUP_TLS_CERT"), "client certificate (PEM) for a server with --tls-verify-clients (env DARTUP_TLS_CERT)")
+	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("DARTUP_TLS_KEY"), "private key (PEM) of --tls-cert (env DARTUP_TLS_KEY)")
+	fs.BoolVar(&f.insecure, "insecure", false, "send the password to a server off loopback even without TLS (something else protects the network)")
+}
+
+// tlsFiles returns the CA, client certificate and key to use: the flags (or
+// their env variables), else the nats context's, with ~ expanded.
+func (f *connFlags) tlsFiles(nctx *natscontext.Context) (ca, cert, key string) {
+	ca, cert, key = f.tlsCA, f.tlsCert, f.tlsKey
+	if nctx != nil {
+		if ca == "" {
+			ca = expandHome(nctx.CA())
+		}
+		if cert == "" && key == "" {
+			cert, key = expandHome(nctx.Certificate()), expandHome(nctx.Key())
+		}
+	}
+	return ca, cert, key
+}
+
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, rest)
+		}
+	}
+	return p
 }
 
 // connect dials the server described by the flags, the environment and the
 // nats context, in that order of precedence.
 func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
-	opts, err := f.resolve()
+	opts, _, err := f.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +83,10 @@ func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
 
 // resolve turns the flags, the environment and the nats context into client
 // options (prompting for a password once, with -B), so that a command that
-// needs several connections dials them with the same credentials.
-func (f *connFlags) resolve() ([]clientsdk.Option, error) {
+// needs several connections dials them with the same credentials. The CA it
+// verifies the server with is returned too (for the workers of `dartup
+// runner`).
+func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 	var opts []clientsdk.Option
 	urls := f.servers
 	if len(urls) == 0 {
@@ -59,22 +94,33 @@ func (f *connFlags) resolve() ([]clientsdk.Option, error) {
 			urls = []string{v}
 		}
 	}
+	var nctx *natscontext.Context
 	if f.context != "" {
-		nctx, err := natscontext.New(f.context, true)
-		if err != nil {
-			return nil, usageErr(fmt.Errorf("nats context %q: %w (list them with `nats context ls`)", f.context, err))
+		var err error
+		if nctx, err = natscontext.New(f.context, true); err != nil {
+			return nil, "", usageErr(fmt.Errorf("nats context %q: %w (list them with `nats context ls`)", f.context, err))
 		}
 		if len(urls) == 0 {
 			urls = []string{nctx.ServerURL()}
 		}
 		nopts, err := nctx.NATSOptions()
 		if err != nil {
-			return nil, fmt.Errorf("nats context %q: %w", f.context, err)
+			return nil, "", fmt.Errorf("nats context %q: %w", f.context, err)
 		}
 		opts = append(opts, clientsdk.WithNATSOptions(nopts...))
 	}
 	if len(urls) > 0 {
 		opts = append(opts, clientsdk.WithURL(urls...))
+	}
+	ca, cert, key := f.tlsFiles(nctx)
+	if ca != "" || cert != "" || key != "" {
+		if (cert == "") != (key == "") {
+			return nil, "", usageErr(errors.New("--tls-cert and --tls-key go together"))
+		}
+		opts = append(opts, clientsdk.WithTLS(ca, cert, key))
+	}
+	if f.insecure {
+		opts = append(opts, clientsdk.WithPlaintextPassword())
 	}
 	user, pass := f.user, f.password
 	if pass == "" {
@@ -84,15 +130,15 @@ func (f *connFlags) resolve() ([]clientsdk.Option, error) {
 		var err error
 		user, pass, err = promptCredentials(user)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if user != "" {
 		opts = append(opts, clientsdk.WithUserPassword(user, pass))
 	} else if pass != "" {
-		return nil, usageErr(errors.New("a password was given without a user; add --user NAME"))
+		return nil, "", usageErr(errors.New("a password was given without a user; add --user NAME"))
 	}
-	return opts, nil
+	return opts, ca, nil
 }
 
 // dial connects with resolved options plus extra nats.go options (which may

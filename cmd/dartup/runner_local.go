@@ -41,7 +41,7 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 		runner.WithLogger(logger),
 		runner.WithNodeID(clientsdk.TokenFrom(b.ServerName(), "node")),
 		runner.WithDataDir(b.DataDir()),
-		runner.WithNATSURL(b.NATSURL()),
+		runner.WithNATSURL(b.WorkerURL()),
 		runner.WithVersion(version.Version),
 	}, extra...)
 	return startNode(ctx, nc, rnc, logger, opts...)

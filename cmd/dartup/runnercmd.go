@@ -95,7 +95,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 	}()
 	// Nothing is buffered while disconnected: a status written by a node that
 	// lost the server must not land after another node took the instance over.
-	copts, err := f.conn.resolve()
+	copts, ca, err := f.conn.resolve()
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		runner.WithReplyConn(rc.Conn(), f.replyPrefixes...),
 		runner.WithLogger(logger), runner.WithNodeID(id), runner.WithDataDir(f.data), runner.WithLabels(labels),
 		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime), runner.WithVersion(version.Version),
-		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()),
+		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
 	}
 	opts = append(opts, isoOpts...)
 	node, err := startNode(ctx, nc, rc.Conn(), logger, opts...)

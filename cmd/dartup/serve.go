@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/internal/version"
+	"github.com/dartup/dartup/runner"
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +35,8 @@ type serveFlags struct {
 	name            string
 	clusterAddr     string
 	routes          []string
+	secretFile      string
+	tls             broker.TLSConfig
 	replicas        int
 	noRunner        bool
 	verbose         bool
@@ -48,6 +52,8 @@ type readyFile struct {
 	PID     int    `json:"pid"`
 	NATSURL string `json:"nats_url"`
 	HTTPURL string `json:"http_url,omitempty"`
+	// TLSCA is the self-signed CA clients verify the server with.
+	TLSCA   string `json:"tls_ca,omitempty"`
 	Started string `json:"started"`
 }
 
@@ -64,10 +70,18 @@ func newServeCmd() *cobra.Command {
 starts the pushed apps. Nothing else needs to be installed.
 
 Without --require-password, clients need no password but only loopback
-listeners are allowed. Create users with 'dartup password USER'.`,
+listeners are allowed. Create users with 'dartup password USER'. Outside
+loopback, NATS and HTTP also need TLS (--tls-cert/--tls-key, or
+--tls-self-signed for a CA and certificate made in DATA/tls), and cluster
+routes need TLS and a cluster secret shared by every server
+(--cluster-secret-file or env DARTUP_CLUSTER_SECRET); --insecure lifts these
+rules when something else guards the network.`,
 		Example: `  dartup serve                              # NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:2374, data in ./.dartup
   dartup serve --data /var/lib/dartup -p 8080
-  dartup serve --require-password -a 0.0.0.0 --nats-addr 0.0.0.0:4222`,
+  dartup serve --require-password --tls-self-signed -a 0.0.0.0 --nats-addr 0.0.0.0:4222
+  dartup serve --require-password --tls-cert /etc/dartup/server.pem --tls-key /etc/dartup/server-key.pem \
+    --tls-ca /etc/dartup/ca.pem --nats-addr 0.0.0.0:4222 -a 0.0.0.0 \
+    --cluster-addr 10.0.0.1:6222 --routes nats://10.0.0.2:6222 --cluster-secret-file /etc/dartup/cluster-secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), f) },
 	}
@@ -84,6 +98,15 @@ listeners are allowed. Create users with 'dartup password USER'.`,
 	fs.StringVar(&f.name, "name", "", "server and node name (default: host name)")
 	fs.StringVar(&f.clusterAddr, "cluster-addr", "", "listen for cluster routes on host:port")
 	fs.StringSliceVar(&f.routes, "routes", nil, "route URLs of the other servers, nats://host:6222,…")
+	fs.StringVar(&f.secretFile, "cluster-secret-file", "", "file holding the cluster secret that routes authenticate with, the same on every server (or env DARTUP_CLUSTER_SECRET)")
+	fs.StringVar(&f.tls.CertFile, "tls-cert", "", "TLS certificate (PEM) for NATS, HTTPS and, by default, routes")
+	fs.StringVar(&f.tls.KeyFile, "tls-key", "", "TLS private key (PEM) of --tls-cert")
+	fs.StringVar(&f.tls.CAFile, "tls-ca", "", "CA (PEM) for --tls-verify-clients, routes and this server's workers")
+	fs.BoolVar(&f.tls.VerifyClients, "tls-verify-clients", false, "require a client certificate from --tls-ca (mutual TLS; workers use their token)")
+	fs.BoolVar(&f.tls.SelfSigned, "tls-self-signed", false, "make (or reuse) a CA and server certificate in DATA/tls and use them")
+	fs.StringVar(&f.tls.ClusterCertFile, "cluster-tls-cert", "", "TLS certificate (PEM) for routes, with clientAuth too (default --tls-cert)")
+	fs.StringVar(&f.tls.ClusterKeyFile, "cluster-tls-key", "", "TLS private key (PEM) of --cluster-tls-cert")
+	fs.StringVar(&f.tls.ClusterCAFile, "cluster-tls-ca", "", "CA (PEM) that signs the servers' route certificates (default --tls-ca, or the self-signed CA)")
 	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
@@ -115,37 +138,13 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.port < 0 || f.port > 65535 {
-		return usageErr(fmt.Errorf("--port %d is not from 0 to 65535", f.port))
+	cfg, err := f.config(logger)
+	if err != nil {
+		return err
 	}
 	isoOpts, err := f.isolation.options()
 	if err != nil {
 		return err
-	}
-	appUser, err := f.isolation.appUser()
-	if err != nil {
-		return err
-	}
-	cfg := broker.Config{
-		DataDir:            f.data,
-		NATSAddr:           f.natsAddr,
-		RequirePassword:    f.requirePassword,
-		Insecure:           f.insecure,
-		TrustXForwardedFor: f.xff && !f.noXFF,
-		ServerName:         f.name,
-		ClusterAddr:        f.clusterAddr,
-		Routes:             f.routes,
-		Replicas:           f.replicas,
-		ReplyPrefixes:      f.replyPrefixes,
-		AppUser:            appUser,
-		Version:            version.Version,
-		Logger:             logger,
-	}
-	if !f.noHTTP {
-		cfg.HTTPAddr = net.JoinHostPort(f.address, strconv.Itoa(f.port))
-	}
-	if err := cfg.Check(); err != nil {
-		return usageErr(err)
 	}
 	// A supervisor should be lean: collect at 50% heap growth rather than Go's
 	// default 100%, unless the user set GOGC (measured: 100 idle daemons,
@@ -182,21 +181,16 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var node *nodeAgent
 	if !f.noRunner {
-		node, err = startLocalRunner(ctx, b, logger, isoOpts...)
+		node, err = startLocalRunner(ctx, b, logger, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()))...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
 		}
 	}
-	ready := filepath.Join(b.DataDir(), ReadyFileName)
-	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
-	if err := writeFileAtomic(ready, rb, 0o600); err != nil {
-		logger.Warn("could not write ready file", "path", ready, "err", err)
-	}
 	if os.Geteuid() == 0 && !f.requirePassword {
 		logger.Warn("dartup runs as root without --require-password: every local user (and every app, over loopback) can connect without a password and control this server; add --require-password and create users with `dartup password USER`")
 	}
-	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
+	ready := announce(b, logger)
 
 	<-ctx.Done()
 	_ = os.Remove(ready)
@@ -212,6 +206,80 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// config turns the flags into a checked broker config; a mistake is a usage
+// error (exit 2).
+func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
+	if f.port < 0 || f.port > 65535 {
+		return broker.Config{}, usageErr(fmt.Errorf("--port %d is not from 0 to 65535", f.port))
+	}
+	cfg := broker.Config{
+		DataDir:            f.data,
+		NATSAddr:           f.natsAddr,
+		RequirePassword:    f.requirePassword,
+		Insecure:           f.insecure,
+		TrustXForwardedFor: f.xff && !f.noXFF,
+		ServerName:         f.name,
+		ClusterAddr:        f.clusterAddr,
+		Routes:             f.routes,
+		TLS:                f.tls,
+		Replicas:           f.replicas,
+		ReplyPrefixes:      f.replyPrefixes,
+		Version:            version.Version,
+		Logger:             logger,
+	}
+	if !f.noHTTP {
+		cfg.HTTPAddr = net.JoinHostPort(f.address, strconv.Itoa(f.port))
+	}
+	var err error
+	if cfg.AppUser, err = f.isolation.appUser(); err != nil {
+		return cfg, err
+	}
+	if cfg.ClusterSecret, err = f.clusterSecret(logger); err != nil {
+		return cfg, usageErr(err)
+	}
+	if err := cfg.Check(); err != nil {
+		return cfg, usageErr(err)
+	}
+	return cfg, nil
+}
+
+// announce writes the ready file and prints the ready line (and, with a
+// self-signed certificate, where its CA is); it returns the ready file's path.
+func announce(b *broker.Broker, logger *slog.Logger) string {
+	ready := filepath.Join(b.DataDir(), ReadyFileName)
+	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), TLSCA: b.SelfSignedCA(),
+		Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
+	if err := writeFileAtomic(ready, rb, 0o600); err != nil {
+		logger.Warn("could not write ready file", "path", ready, "err", err)
+	}
+	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
+	if ca := b.SelfSignedCA(); ca != "" {
+		fmt.Fprintf(os.Stderr, "TLS: self-signed; clients verify the server with the CA %s\n  (dartup --tls-ca %[1]s, or env DARTUP_TLS_CA; nats --tlsca %[1]s; curl --cacert %[1]s)\n", ca)
+	}
+	return ready
+}
+
+// clusterSecret reads the cluster secret from --cluster-secret-file, else
+// from env DARTUP_CLUSTER_SECRET ("" when neither is set). Surrounding white
+// space is dropped. A file that others may read is worth a warning.
+func (f *serveFlags) clusterSecret(logger *slog.Logger) (string, error) {
+	if f.secretFile == "" {
+		return strings.TrimSpace(os.Getenv("DARTUP_CLUSTER_SECRET")), nil
+	}
+	b, err := os.ReadFile(f.secretFile)
+	if err != nil {
+		return "", fmt.Errorf("--cluster-secret-file: %w", err)
+	}
+	if st, err := os.Stat(f.secretFile); err == nil && st.Mode().Perm()&0o004 != 0 {
+		logger.Warn("the cluster secret file is readable by every user of this machine; chmod 600 it", "file", f.secretFile)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("--cluster-secret-file %s is empty", f.secretFile)
+	}
+	return s, nil
 }
 
 func orNone(s string) string {

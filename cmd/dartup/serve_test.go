@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,8 +189,9 @@ func TestServeLifecycle(t *testing.T) {
 	}
 }
 
-// TestServeRefusesNonLoopback: without --require-password, serve refuses to
-// listen beyond loopback (exit 2, a clear message) unless --insecure.
+// TestServeRefusesNonLoopback: without --require-password, or with it but
+// without TLS, serve refuses to listen beyond loopback (exit 2, a clear
+// message) unless --insecure.
 func TestServeRefusesNonLoopback(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
@@ -212,13 +215,27 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 			}
 		})
 	}
-	for _, extra := range [][]string{{"--insecure"}, {"--require-password"}} {
-		t.Run("0.0.0.0 with "+extra[0], func(t *testing.T) {
+	// With passwords but without TLS, passwords would cross the network in clear.
+	r := runCLI(t, "", nil, "serve", "--data", testutil.TempDir(t), "--require-password", "-a", "0.0.0.0", "-p", "0", "--nats-addr", "0.0.0.0:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "--tls-self-signed") || !strings.Contains(r.stderr, "--insecure") {
+		t.Errorf("serve --require-password on 0.0.0.0 without TLS: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, extra := range [][]string{{"--insecure"}, {"--require-password", "--tls-self-signed"}} {
+		t.Run("0.0.0.0 with "+strings.Join(extra, " "), func(t *testing.T) {
 			t.Parallel()
 			p := startServe(t, testutil.TempDir(t), append([]string{"-a", "0.0.0.0", "-p", "0", "--nats-addr", "0.0.0.0:0"}, extra...)...)
 			p.waitReady()
-			if c := httpStatus(t, p.ready.HTTPURL+"/healthz"); c != 200 {
-				t.Errorf("/healthz = %d", c)
+			hc := http.DefaultClient
+			if p.ready.TLSCA != "" {
+				hc = testutil.HTTPSClient(t, p.ready.TLSCA, "", "")
+			}
+			// The URL names the unspecified address, which no certificate carries.
+			u, _ := url.Parse(p.ready.HTTPURL)
+			u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+			if resp, err := hc.Get(u.String() + "/healthz"); err != nil || resp.StatusCode != 200 {
+				t.Errorf("/healthz: %v %v", resp, err)
+			} else {
+				resp.Body.Close()
 			}
 			if code := p.stop(); code != 0 {
 				t.Errorf("SIGTERM: exit %d", code)

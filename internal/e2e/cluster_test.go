@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -80,7 +81,15 @@ type runnerProc struct {
 
 func startRunner(t *testing.T, urls []string, name, dir string) *runnerProc {
 	t.Helper()
-	cmd := exec.Command(testutil.Dartup(t), "runner", "--server", strings.Join(urls, ","), "--name", name, "--data", dir)
+	return startRunnerWith(t, nil, "--server", strings.Join(urls, ","), "--name", name, "--data", dir)
+}
+
+// startRunnerWith starts `dartup runner ARGS…` with env added to its environment.
+func startRunnerWith(t *testing.T, env []string, args ...string) *runnerProc {
+	t.Helper()
+	cmd := exec.Command(testutil.Dartup(t), append([]string{"runner"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	name := strings.Join(args, " ")
 	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

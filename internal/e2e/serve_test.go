@@ -23,6 +23,7 @@ type server struct {
 	data    string
 	natsURL string
 	httpURL string
+	tlsCA   string // the self-signed CA, from the ready file
 	log     *testutil.SyncBuffer
 	// env is added to the CLI's environment (e.g. DARTUP_USER, DARTUP_PASSWORD).
 	env []string
@@ -32,14 +33,22 @@ type readyFile struct {
 	PID     int    `json:"pid"`
 	NATSURL string `json:"nats_url"`
 	HTTPURL string `json:"http_url"`
+	TLSCA   string `json:"tls_ca"`
 }
 
 // startServe runs `dartup serve` on free ports with data in dir and waits
 // until it has written its ready file.
 func startServe(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
+	return startServeEnv(t, nil, dir, args...)
+}
+
+// startServeEnv is startServe with env added to serve's environment.
+func startServeEnv(t *testing.T, env []string, dir string, args ...string) *server {
+	t.Helper()
 	bin := testutil.Dartup(t)
 	cmd := exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -65,7 +74,7 @@ func startServe(t *testing.T, dir string, args ...string) *server {
 		if json.Unmarshal(b, &rf) != nil || rf.PID != cmd.Process.Pid {
 			return false
 		}
-		s.natsURL, s.httpURL = rf.NATSURL, rf.HTTPURL
+		s.natsURL, s.httpURL, s.tlsCA = rf.NATSURL, rf.HTTPURL, rf.TLSCA
 		return true
 	})
 	return s
@@ -87,6 +96,12 @@ func (s *server) try(args ...string) (string, error) {
 	cmd.Env = append(append(os.Environ(), "DARTUP_URL="+s.natsURL), s.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// stop sends SIGTERM to serve and waits for it to exit.
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = s.cmd.Process.Wait()
 }
 
 // kill9 kills serve with SIGKILL and waits for it.
