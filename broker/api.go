@@ -172,28 +172,13 @@ func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, 
 // decodeName reads a NameRequest and validates the name.
 func decodeName(req micro.Request) (string, error) {
 	var r clientsdk.NameRequest
-	if err := decodeJSON(req.Data(), &r); err != nil {
+	if err := clientsdk.DecodeRequest(req.Data(), &r); err != nil {
 		return "", err
 	}
 	if err := clientsdk.ValidateName(r.Name); err != nil {
 		return "", err
 	}
 	return r.Name, nil
-}
-
-func decodeJSON(data []byte, v any) error {
-	if len(data) == 0 {
-		return clientsdk.Errorf(400, "BadRequest", "request body is empty; send a JSON object")
-	}
-	d := json.NewDecoder(strings.NewReader(string(data)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return clientsdk.Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
-	}
-	if d.More() {
-		return clientsdk.Errorf(400, "BadRequest", "request body has data after the JSON object; send exactly one JSON object")
-	}
-	return nil
 }
 
 func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
