@@ -15,9 +15,14 @@ import (
 
 // resolveCommand turns a spec into the command line of one worker: the
 // artifact (fetched into the cache) run directly or by dartaotruntime or dart,
-// or the spec's command. env holds the dartup variables for the worker.
+// or the spec's command. env holds the dartup variables for the worker. A
+// spec that does not pass Validate (stored by an older dartup, even after
+// Clamp) is refused with an error saying so.
 func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, instance int) (lambdas.Command, error) {
 	var cmd lambdas.Command
+	if err := spec.Validate(); err != nil {
+		return cmd, fmt.Errorf("the stored spec of %s (revision %d) cannot run: %w; push the app again", spec.Name, spec.Revision, err)
+	}
 	switch spec.Runtime {
 	case clientsdk.RuntimeCommand:
 		p, err := lookPath(spec.Command[0])
