@@ -28,7 +28,9 @@ type api struct {
 	nodes   jetstream.KeyValue
 	place   jetstream.KeyValue
 	objects jetstream.ObjectStore
-	logger  *slog.Logger
+	// verifier checks the bytes of the artifacts that pushes refer to.
+	verifier *artifactVerifier
+	logger   *slog.Logger
 	// verbs holds the registered verbs; written only before the
 	// unknown-verb subscription starts, read-only afterwards.
 	verbs map[string]bool
@@ -52,6 +54,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	if a.objects, err = b.js.ObjectStore(ctx, clientsdk.ArtifactsBucket); err != nil {
 		return nil, err
 	}
+	a.verifier = newArtifactVerifier(a.objects, a.logger)
 	a.svc, err = micro.AddService(b.nc, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
@@ -127,6 +130,9 @@ func (a *api) stop() error {
 	}
 	if a.svc != nil {
 		errs = append(errs, a.svc.Stop())
+	}
+	if a.verifier != nil {
+		a.verifier.stop()
 	}
 	return errors.Join(errs...)
 }

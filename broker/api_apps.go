@@ -15,8 +15,8 @@ import (
 )
 
 // push validates an AppSpec (clientsdk.ParsePushRequest: size, decoding,
-// bounds), checks that its artifact is in the object store with the digest
-// and size it claims, and writes it as the app's desired state.
+// bounds), checks that its artifact is in the object store with the size and
+// bytes it claims, and writes it as the app's desired state.
 func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	spec, err := clientsdk.ParsePushRequest(req.Data())
 	if err != nil {
@@ -54,8 +54,11 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 }
 
 // checkArtifact checks that ref's object is in the object store with the
-// size and digest ref claims. Errors: *clientsdk.Error 400
-// TypeArtifactMissing or TypeArtifactMismatch, or the object store's error.
+// size and digest ref claims, reading its bytes through unless this version
+// of the object was verified before. Errors: *clientsdk.Error 400
+// TypeArtifactMissing, TypeArtifactMismatch or TypeArtifactCorrupt (the
+// client uploads the file again), 503 while a long verification goes on, or
+// the object store's error.
 func (a *api) checkArtifact(ctx context.Context, ref *clientsdk.ArtifactRef) error {
 	oi, err := a.objects.GetInfo(ctx, ref.Object)
 	// In a cluster the read may reach a replica that has not applied the
@@ -76,7 +79,7 @@ func (a *api) checkArtifact(ctx context.Context, ref *clientsdk.ArtifactRef) err
 	if got := oi.Headers.Get(HeaderArtifactSHA256); got != "" && got != ref.SHA256 {
 		return clientsdk.Errorf(400, clientsdk.TypeArtifactMismatch, "artifact %s digest mismatch", ref.Object)
 	}
-	return nil
+	return a.verifier.check(ctx, oi, ref.SHA256)
 }
 
 // HeaderArtifactSHA256 is the object-store header holding an artifact's hex digest.
@@ -267,6 +270,7 @@ func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]boo
 	}
 	var errs []error
 	for o := range candidates {
+		a.verifier.forget(o)
 		if err := a.objects.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			errs = append(errs, err)
 		}

@@ -92,6 +92,9 @@ const (
 	// TypeArtifactMismatch: the stored artifact's size or header digest is
 	// not what the spec says (400).
 	TypeArtifactMismatch = "ArtifactMismatch"
+	// TypeArtifactCorrupt: the stored artifact's bytes do not have the
+	// digest its name says (400); Client.Push uploads it again.
+	TypeArtifactCorrupt = "ArtifactCorrupt"
 )
 
 // Clamp returns a copy of s (after WithDefaults) with every count and duration

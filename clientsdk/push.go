@@ -29,9 +29,12 @@ type Progress func(sent, total int64)
 // when that exact object is already stored — then declares spec through
 // dartup.api.push. It fills spec.Artifact itself. When spec.Runtime is empty,
 // it is detected from the file. The spec's bounds are checked before anything
-// is uploaded. It returns the stored spec (with its revision). Errors: *Error
-// 400 for an invalid spec or file, 413 for a file over MaxArtifactSize,
-// transport errors.
+// is uploaded. When the server finds the stored object missing, of another
+// size or with other bytes than its digest says (TypeArtifactMissing,
+// TypeArtifactMismatch, TypeArtifactCorrupt), the file is uploaded again,
+// replacing the object, and the push tried once more. It returns the stored
+// spec (with its revision). Errors: *Error 400 for an invalid spec or file,
+// 413 for a file over MaxArtifactSize, transport errors.
 func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress Progress) (*AppSpec, error) {
 	if err := ValidateName(spec.Name); err != nil {
 		return nil, err
@@ -53,9 +56,10 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 	}
 	var out AppSpec
 	err := c.call(ctx, VerbPush, spec, &out)
-	if e, ok := AsError(err); ok && e.Type == TypeArtifactMissing && spec.Artifact != nil {
+	if e, ok := AsError(err); ok && spec.Artifact != nil && (e.Type == TypeArtifactMissing || e.Type == TypeArtifactMismatch || e.Type == TypeArtifactCorrupt) {
 		// Another app's removal deleted these shared bytes between the
-		// upload check and the push: upload them again, once.
+		// upload check and the push, or the stored object does not hold
+		// them (written by something else): upload them again, once.
 		if _, _, err = c.uploadArtifact(ctx, spec.Runtime, file, progress, true); err != nil {
 			return nil, err
 		}

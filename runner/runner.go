@@ -252,7 +252,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if r.cache, err = newCache(filepath.Join(o.dataDir, "cache", "artifacts"), r.objects); err != nil {
+	if r.cache, err = newCache(filepath.Join(o.dataDir, "cache", "artifacts"), r.objects, o.logger); err != nil {
 		return nil, err
 	}
 	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
