@@ -55,6 +55,7 @@ type artifactVerifier struct {
 	mu       sync.Mutex
 	verified map[string]objectVersion // object name → the version found good
 	running  map[objectVersion]*verification
+	stopped  bool
 }
 
 // verification is one read-through of one object version.
@@ -80,6 +81,10 @@ func (v *artifactVerifier) check(ctx context.Context, oi *jetstream.ObjectInfo, 
 	if v.verified[ver.name] == ver {
 		v.mu.Unlock()
 		return nil
+	}
+	if v.stopped {
+		v.mu.Unlock()
+		return clientsdk.Errorf(503, "Unavailable", "the server is shutting down; try again")
 	}
 	run := v.running[ver]
 	if run == nil {
@@ -163,6 +168,9 @@ func (v *artifactVerifier) forget(name string) {
 
 // stop ends the verifications in progress and waits for them.
 func (v *artifactVerifier) stop() {
+	v.mu.Lock()
+	v.stopped = true // no verification starts after this
+	v.mu.Unlock()
 	v.cancel()
 	v.wg.Wait()
 }
