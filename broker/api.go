@@ -29,7 +29,9 @@ type api struct {
 	nodes   jetstream.KeyValue
 	place   jetstream.KeyValue
 	objects jetstream.ObjectStore
-	logger  *slog.Logger
+	// verifier checks the bytes of the artifacts that pushes refer to.
+	verifier *artifactVerifier
+	logger   *slog.Logger
 	// verbs holds the registered verbs; written only before the
 	// unknown-verb subscription starts, read-only afterwards.
 	verbs map[string]bool
@@ -57,6 +59,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	if a.objects, err = b.js.ObjectStore(ctx, clientsdk.ArtifactsBucket); err != nil {
 		return nil, err
 	}
+	a.verifier = newArtifactVerifier(a.objects, a.logger)
 	// The service runs on a connection that can receive API requests and
 	// publish replies, nothing else: whatever reply subject a caller sets,
 	// the answer cannot land on dartup's or JetStream's own subjects.
@@ -136,6 +139,9 @@ func (a *api) stop() error {
 	if a.svc != nil {
 		errs = append(errs, a.svc.Stop())
 	}
+	if a.verifier != nil {
+		a.verifier.stop()
+	}
 	return errors.Join(errs...)
 }
 
@@ -183,28 +189,13 @@ func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, 
 // decodeName reads a NameRequest and validates the name.
 func decodeName(req micro.Request) (string, error) {
 	var r clientsdk.NameRequest
-	if err := decodeJSON(req.Data(), &r); err != nil {
+	if err := clientsdk.DecodeRequest(req.Data(), &r); err != nil {
 		return "", err
 	}
 	if err := clientsdk.ValidateName(r.Name); err != nil {
 		return "", err
 	}
 	return r.Name, nil
-}
-
-func decodeJSON(data []byte, v any) error {
-	if len(data) == 0 {
-		return clientsdk.Errorf(400, "BadRequest", "request body is empty; send a JSON object")
-	}
-	d := json.NewDecoder(strings.NewReader(string(data)))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return clientsdk.Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
-	}
-	if d.More() {
-		return clientsdk.Errorf(400, "BadRequest", "request body has data after the JSON object; send exactly one JSON object")
-	}
-	return nil
 }
 
 func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {

@@ -14,40 +14,17 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// push validates an AppSpec, checks that its artifact is in the object store
-// with the digest and size it claims, and writes it as the app's desired state.
+// push validates an AppSpec (clientsdk.ParsePushRequest: size, decoding,
+// bounds), checks that its artifact is in the object store with the size and
+// bytes it claims, and writes it as the app's desired state.
 func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
-	var spec clientsdk.AppSpec
-	if err := decodeJSON(req.Data(), &spec); err != nil {
-		return nil, err
-	}
-	spec = spec.WithDefaults()
-	if err := spec.Validate(); err != nil {
+	spec, err := clientsdk.ParsePushRequest(req.Data())
+	if err != nil {
 		return nil, err
 	}
 	if spec.Artifact != nil {
-		want := clientsdk.ArtifactObjectName(spec.Artifact.SHA256)
-		if spec.Artifact.Object != want {
-			return nil, clientsdk.Errorf(400, "InvalidSpec", "artifact object %q should be %q", spec.Artifact.Object, want)
-		}
-		oi, err := a.objects.GetInfo(ctx, spec.Artifact.Object)
-		// In a cluster the read may reach a replica that has not applied the
-		// upload yet: look again for a moment before calling it missing.
-		for wait := 20 * time.Millisecond; errors.Is(err, jetstream.ErrObjectNotFound) && wait < 2*time.Second; wait *= 2 {
-			time.Sleep(wait)
-			oi, err = a.objects.GetInfo(ctx, spec.Artifact.Object)
-		}
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, clientsdk.Errorf(400, "ArtifactMissing", "artifact %s is not in the object store; upload it before calling push (clientsdk.Push does both)", spec.Artifact.Object)
-		}
-		if err != nil {
+		if err := a.checkArtifact(ctx, spec.Artifact); err != nil {
 			return nil, err
-		}
-		if oi.Size != uint64(spec.Artifact.Size) {
-			return nil, clientsdk.Errorf(400, "ArtifactMismatch", "artifact %s has %d bytes in the store, the spec says %d", spec.Artifact.Object, oi.Size, spec.Artifact.Size)
-		}
-		if got := oi.Headers.Get(HeaderArtifactSHA256); got != "" && got != spec.Artifact.SHA256 {
-			return nil, clientsdk.Errorf(400, "ArtifactMismatch", "artifact %s digest mismatch", spec.Artifact.Object)
 		}
 	}
 	spec.PushedAt = time.Now().UTC()
@@ -67,13 +44,42 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	// check above and the Put: then say so, and the client uploads them again.
 	if spec.Artifact != nil {
 		if _, err := a.objects.GetInfo(ctx, spec.Artifact.Object); errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, clientsdk.Errorf(400, "ArtifactMissing", "artifact %s was deleted while pushing; push again", spec.Artifact.Object)
+			return nil, clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s was deleted while pushing; push again", spec.Artifact.Object)
 		}
 	}
 	spec.Revision = rev
 	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", rev, spec.Kind))
 	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "revision", rev)
 	return spec, nil
+}
+
+// checkArtifact checks that ref's object is in the object store with the
+// size and digest ref claims, reading its bytes through unless this version
+// of the object was verified before. Errors: *clientsdk.Error 400
+// TypeArtifactMissing, TypeArtifactMismatch or TypeArtifactCorrupt (the
+// client uploads the file again), 503 while a long verification goes on, or
+// the object store's error.
+func (a *api) checkArtifact(ctx context.Context, ref *clientsdk.ArtifactRef) error {
+	oi, err := a.objects.GetInfo(ctx, ref.Object)
+	// In a cluster the read may reach a replica that has not applied the
+	// upload yet: look again for a moment before calling it missing.
+	for wait := 20 * time.Millisecond; errors.Is(err, jetstream.ErrObjectNotFound) && wait < 2*time.Second; wait *= 2 {
+		time.Sleep(wait)
+		oi, err = a.objects.GetInfo(ctx, ref.Object)
+	}
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s is not in the object store; upload it before calling push (clientsdk.Push does both)", ref.Object)
+	}
+	if err != nil {
+		return err
+	}
+	if oi.Size != uint64(ref.Size) {
+		return clientsdk.Errorf(400, clientsdk.TypeArtifactMismatch, "artifact %s has %d bytes in the store, the spec says %d", ref.Object, oi.Size, ref.Size)
+	}
+	if got := oi.Headers.Get(HeaderArtifactSHA256); got != "" && got != ref.SHA256 {
+		return clientsdk.Errorf(400, clientsdk.TypeArtifactMismatch, "artifact %s digest mismatch", ref.Object)
+	}
+	return a.verifier.check(ctx, oi, ref.SHA256)
 }
 
 // HeaderArtifactSHA256 is the object-store header holding an artifact's hex digest.
@@ -264,6 +270,7 @@ func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]boo
 	}
 	var errs []error
 	for o := range candidates {
+		a.verifier.forget(o)
 		if err := a.objects.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			errs = append(errs, err)
 		}

@@ -21,6 +21,13 @@ const maxHTTPEventBody = 6 << 20
 // then running) for the gateway's own wait, to cover a cold start.
 const invokeSlack = 10 * time.Second
 
+// invokeWait is the gateway's wait for a lambda with the given timeout:
+// twice the timeout plus invokeSlack, with the timeout first brought into
+// range, so that it never overflows into a negative wait.
+func invokeWait(timeout time.Duration) time.Duration {
+	return 2*min(max(timeout, clientsdk.MinLambdaTimeout), clientsdk.MaxLambdaTimeout) + invokeSlack
+}
+
 // invoke answers ANY /NAME[/rest]: it invokes lambda NAME through
 // "lambda.NAME" with the request as the event its http_event names, and
 // writes the reply (a proxy response, or any other bytes as a 200 body).
@@ -57,7 +64,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
 			" bytes, over the server's message limit of "+strconv.FormatInt(max, 10)+" (binary bodies grow by a third in base64)")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*spec.Lambda.Timeout.D()+invokeSlack)
+	ctx, cancel := context.WithTimeout(r.Context(), invokeWait(spec.Lambda.Timeout.D()))
 	defer cancel()
 	msg, err := g.b.nc.RequestWithContext(ctx, clientsdk.LambdaSubject(name), event)
 	switch {

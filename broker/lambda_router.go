@@ -109,7 +109,9 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 		r.logger.Warn("unreadable app spec", "app", e.Key(), "err", err)
 		return
 	}
-	s = s.WithDefaults()
+	// Clamped: a spec stored by an older dartup may hold a timeout that
+	// would overflow the gateway's wait (2 × timeout + slack).
+	s = s.WithDefaults().Clamp()
 	s.Revision = e.Revision()
 	r.apps[e.Key()] = s
 }

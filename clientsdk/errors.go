@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -91,17 +92,31 @@ func ErrorFromMsg(msg *nats.Msg) *Error {
 	return &Error{Code: code, Message: desc}
 }
 
+// MaxErrorMessageBytes bounds the message of a service-error reply: a
+// function may post an error body of megabytes, and the reply carries the
+// message twice (header and JSON body) yet must fit the connection's payload
+// limit, or the caller would get no answer at all. RespondError cuts longer
+// messages.
+const MaxErrorMessageBytes = 32 << 10
+
 // RespondError answers request m with e as a service error: the
 // Nats-Service-Error and Nats-Service-Error-Code headers and e's JSON body,
-// the form ErrorFromMsg decodes and `nats req` shows.
+// the form ErrorFromMsg decodes and `nats req` shows. A message over
+// MaxErrorMessageBytes is cut, saying how much was cut.
 func RespondError(m *nats.Msg, e *Error) error {
 	return m.RespondMsg(ErrorReply(m.Reply, e))
 }
 
 // ErrorReply returns the message that answers a request with e as a service
 // error, addressed to subject: the Nats-Service-Error and
-// Nats-Service-Error-Code headers and e's JSON body.
+// Nats-Service-Error-Code headers and e's JSON body. A message over
+// MaxErrorMessageBytes is cut, saying how much was cut.
 func ErrorReply(subject string, e *Error) *nats.Msg {
+	if n := len(e.Message); n > MaxErrorMessageBytes {
+		cut := *e
+		cut.Message = strings.ToValidUTF8(e.Message[:MaxErrorMessageBytes], "") + fmt.Sprintf("… (%d more bytes cut)", n-MaxErrorMessageBytes)
+		e = &cut
+	}
 	r := nats.NewMsg(subject)
 	r.Header.Set(HeaderServiceError, e.Message)
 	r.Header.Set(HeaderServiceErrorCode, strconv.Itoa(e.Code))

@@ -212,7 +212,10 @@ func ParseProxyResponse(reply []byte) (resp *ProxyResponse, ok bool) {
 		return nil, false
 	}
 	var pr ProxyResponse
-	if json.Unmarshal(reply, &pr) != nil {
+	// encoding/json matches keys case-insensitively, so another spelling
+	// ("STATUSCODE") after the exact key may still change the status: check
+	// the one decoded (the gateway's WriteHeader panics outside 100-999).
+	if json.Unmarshal(reply, &pr) != nil || pr.StatusCode < 100 || pr.StatusCode > 999 {
 		return nil, false
 	}
 	return &pr, true

@@ -28,15 +28,24 @@ type Progress func(sent, total int64)
 // "") into the artifacts object store under "sha256/HEX" — skipping the upload
 // when that exact object is already stored — then declares spec through
 // dartup.api.push. It fills spec.Artifact itself. When spec.Runtime is empty,
-// it is detected from the file. It returns the stored spec (with its
-// revision). Errors: *Error 400 for an invalid spec or file, transport errors.
+// it is detected from the file. The spec's bounds are checked before anything
+// is uploaded. When the server finds the stored object missing, of another
+// size or with other bytes than its digest says (TypeArtifactMissing,
+// TypeArtifactMismatch, TypeArtifactCorrupt), the file is uploaded again,
+// replacing the object, and the push tried once more. It returns the stored
+// spec (with its revision). Errors: *Error 400 for an invalid spec or file,
+// 413 for a file over MaxArtifactSize, transport errors.
 func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress Progress) (*AppSpec, error) {
 	if err := ValidateName(spec.Name); err != nil {
 		return nil, err
 	}
+	defaulted := spec.WithDefaults()
+	if err := defaulted.ValidateBounds(); err != nil {
+		return nil, err
+	}
 	if spec.Runtime == RuntimeCommand {
 		if file != "" {
-			return nil, Errorf(400, "InvalidSpec", "runtime command takes no file; put the command line after --")
+			return nil, Errorf(400, TypeInvalidSpec, "runtime command takes no file; put the command line after --")
 		}
 	} else {
 		ref, rt, err := c.uploadArtifact(ctx, spec.Runtime, file, progress, false)
@@ -47,9 +56,10 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 	}
 	var out AppSpec
 	err := c.call(ctx, VerbPush, spec, &out)
-	if e, ok := AsError(err); ok && e.Type == "ArtifactMissing" && spec.Artifact != nil {
+	if e, ok := AsError(err); ok && spec.Artifact != nil && (e.Type == TypeArtifactMissing || e.Type == TypeArtifactMismatch || e.Type == TypeArtifactCorrupt) {
 		// Another app's removal deleted these shared bytes between the
-		// upload check and the push: upload them again, once.
+		// upload check and the push, or the stored object does not hold
+		// them (written by something else): upload them again, once.
 		if _, _, err = c.uploadArtifact(ctx, spec.Runtime, file, progress, true); err != nil {
 			return nil, err
 		}
@@ -63,7 +73,7 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 
 func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
 	if file == "" {
-		return nil, "", Errorf(400, "InvalidSpec", "no file to push; give FILE, or --runtime command -- CMD")
+		return nil, "", Errorf(400, TypeInvalidSpec, "no file to push; give FILE, or --runtime command -- CMD")
 	}
 	st, err := os.Stat(file)
 	switch {
@@ -76,7 +86,7 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 	case st.Size() == 0:
 		return nil, "", Errorf(400, "InvalidFile", "%s is empty (0 bytes)", file)
 	case st.Size() > MaxArtifactSize:
-		return nil, "", Errorf(413, "TooLarge", "%s is %d bytes; the limit is %d", file, st.Size(), int64(MaxArtifactSize))
+		return nil, "", Errorf(413, TypeTooLarge, "%s is %d bytes; the limit is %d", file, st.Size(), int64(MaxArtifactSize))
 	}
 	if rt == "" {
 		if rt, err = DetectRuntime(file); err != nil {

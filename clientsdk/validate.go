@@ -1,8 +1,14 @@
 package clientsdk
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxNameLength bounds app names, which become subject tokens and KV keys.
@@ -49,81 +55,320 @@ func TokenFrom(s, fallback string) string {
 	return s
 }
 
-// Validate checks a spec after WithDefaults: the name, kind, runtime, artifact,
-// counts and durations. It returns an *Error with code 400 naming the first
-// problem found.
+// Validate checks a spec after WithDefaults: the name, kind, runtime and
+// artifact, then every bound (ValidateBounds). It returns an *Error 400
+// ("InvalidName" or TypeInvalidSpec) naming the first problem found: the
+// field, its value and what is allowed.
 func (s *AppSpec) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
 	}
-	bad := func(format string, args ...any) error {
-		return Errorf(400, "InvalidSpec", "app %s: %s", s.Name, fmt.Sprintf(format, args...))
-	}
+	c := specCheck{app: s.Name}
 	switch s.Kind {
 	case KindDaemon, KindLambda:
 	default:
-		return bad("kind %q is not daemon or lambda", s.Kind)
+		return c.bad("kind", quote(string(s.Kind)), "daemon or lambda")
 	}
+	if err := c.runtime(s); err != nil {
+		return err
+	}
+	return s.ValidateBounds()
+}
+
+// ValidateBounds checks every count, duration and string of s (after
+// WithDefaults) against the bounds in limits.go. It is the part of Validate
+// that needs neither a name nor an artifact, so that `dartup push` and
+// Client.Push refuse a spec before uploading anything. It returns an *Error
+// 400 TypeInvalidSpec naming the field, its value and the allowed range.
+func (s *AppSpec) ValidateBounds() error {
+	c := specCheck{app: s.Name}
+	if err := c.intRange("instances", s.Instances, 1, MaxInstances); err != nil {
+		return err
+	}
+	if err := c.port(s.Port, s.Instances); err != nil {
+		return err
+	}
+	if err := c.commandLine(s); err != nil {
+		return err
+	}
+	if err := c.restart(&s.Restart); err != nil {
+		return err
+	}
+	switch {
+	case s.Kind == KindLambda && s.Lambda == nil:
+		return c.bad("lambda", "missing", "lambda settings for kind lambda (WithDefaults fills them)")
+	case s.Kind == KindLambda:
+		if err := c.lambda(s.Lambda); err != nil {
+			return err
+		}
+	case s.Lambda != nil:
+		return c.bad("lambda", "set", "no lambda settings for kind "+quote(string(s.Kind))+"; push it as a lambda")
+	}
+	return c.constraints(s.Constraints)
+}
+
+// specCheck builds the errors of Validate for one app.
+type specCheck struct{ app string }
+
+// specFlags names the `dartup push` flag of each spec field, for messages.
+var specFlags = map[string]string{
+	"runtime": "--runtime", "instances": "--instances", "port": "--port", "command": "the command line after --",
+	"args": "--arg", "env": "--env", "interpreter": "--dart-aot-runtime", "constraints": "--constraint",
+	"restart.max_restarts": "--max-restarts", "restart.min_uptime": "--min-uptime",
+	"restart.restart_delay": "--restart-delay", "restart.kill_timeout": "--kill-timeout",
+	"restart.stop_exit_codes": "--stop-exit-code", "lambda.protocol": "--protocol", "lambda.handler": "--handler",
+	"lambda.keep_warm": "--keep-warm", "lambda.max_workers": "--max-workers", "lambda.queue": "--queue",
+	"lambda.timeout": "--timeout", "lambda.memory_mb": "--memory", "lambda.http_event": "--http-event",
+}
+
+// bad returns the *Error 400 "app APP: FIELD (FLAG) is VALUE; allowed ALLOWED".
+func (c specCheck) bad(field, value, allowed string) *Error {
+	base, _, _ := strings.Cut(field, "[")
+	if f := specFlags[base]; f != "" {
+		field += " (" + f + ")"
+	}
+	prefix := ""
+	if c.app != "" {
+		prefix = "app " + c.app + ": "
+	}
+	return Errorf(400, TypeInvalidSpec, "%s%s is %s; allowed %s", prefix, field, value, allowed)
+}
+
+func (c specCheck) intRange(field string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return c.bad(field, strconv.Itoa(v), fmt.Sprintf("%d to %d", lo, hi))
+	}
+	return nil
+}
+
+func (c specCheck) durRange(field string, v Duration, lo, hi time.Duration) error {
+	if v.D() < lo || v.D() > hi {
+		return c.bad(field, v.D().String(), fmt.Sprintf("%s to %s", lo, hi))
+	}
+	return nil
+}
+
+// str checks a string that reaches a process or a file name: at most max
+// bytes and no NUL byte (exec cannot pass one, and would fail or cut it).
+func (c specCheck) str(field, v string, max int) error {
+	if len(v) > max {
+		return c.bad(field, quote(v), fmt.Sprintf("at most %d bytes", max))
+	}
+	if i := strings.IndexByte(v, 0); i >= 0 {
+		return c.bad(field, quote(v), fmt.Sprintf("no NUL byte (one is at offset %d)", i))
+	}
+	return nil
+}
+
+// quote quotes v for a message, cut to its first 40 bytes with its length
+// when longer.
+func quote(v string) string {
+	const show = 40
+	if len(v) <= show {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(v[:show]), len(v))
+}
+
+func (c specCheck) runtime(s *AppSpec) error {
 	switch s.Runtime {
 	case RuntimeExe, RuntimeAOT, RuntimeKernel:
-		if s.Artifact == nil || s.Artifact.Object == "" {
-			return bad("runtime %s needs an artifact; push a file", s.Runtime)
-		}
-		if s.Artifact.Size <= 0 {
-			return bad("the artifact is empty (0 bytes)")
-		}
-		if len(s.Artifact.SHA256) != 64 || strings.Trim(s.Artifact.SHA256, "0123456789abcdef") != "" {
-			return bad("artifact digest %q is not a hex SHA-256", s.Artifact.SHA256)
-		}
+		return c.artifact(s.Runtime, s.Artifact)
 	case RuntimeCommand:
 		if len(s.Command) == 0 || s.Command[0] == "" {
-			return bad("runtime command needs a command line (dartup push --name NAME -- ./bin/app --flag)")
+			return c.bad("command", quote(strings.Join(s.Command, " ")), "a command line for runtime command (dartup push --name NAME -- ./bin/app --flag)")
 		}
+		if s.Artifact != nil {
+			return c.bad("artifact", quote(s.Artifact.Object), "none for runtime command")
+		}
+		return nil
 	default:
-		return bad("runtime %q is not one of exe, aot, kernel, command", s.Runtime)
+		return c.bad("runtime", quote(string(s.Runtime)), "exe, aot, kernel or command")
 	}
-	if s.Instances < 1 || s.Instances > 1024 {
-		return bad("instances must be between 1 and 1024, not %d", s.Instances)
+}
+
+func (c specCheck) artifact(rt Runtime, a *ArtifactRef) error {
+	if a == nil || a.Object == "" {
+		return c.bad("artifact", "missing", fmt.Sprintf("an uploaded file for runtime %s; push a file", rt))
 	}
-	if s.Port < 0 || s.Port+s.Instances > 65536 {
-		return bad("port %d with %d instances is outside 1-65535", s.Port, s.Instances)
+	if a.Size <= 0 || a.Size > MaxArtifactSize {
+		return c.bad("artifact.size", strconv.FormatInt(a.Size, 10), fmt.Sprintf("1 to %d bytes", int64(MaxArtifactSize)))
 	}
-	for k := range s.Env {
+	if len(a.SHA256) != 64 || strings.Trim(a.SHA256, "0123456789abcdef") != "" {
+		return c.bad("artifact.sha256", quote(a.SHA256), "a hex SHA-256 (64 characters from 0-9a-f)")
+	}
+	if want := ArtifactObjectName(a.SHA256); a.Object != want {
+		return c.bad("artifact.object", quote(a.Object), strconv.Quote(want)+" (the object named by the digest)")
+	}
+	return c.str("artifact.file_name", a.FileName, MaxFileNameLength)
+}
+
+func (c specCheck) port(port, instances int) error {
+	if port < 0 || port > MaxPort {
+		return c.bad("port", strconv.Itoa(port), fmt.Sprintf("0 (no PORT) to %d", MaxPort))
+	}
+	if last := port + instances - 1; port > 0 && last > MaxPort {
+		return c.bad("port", fmt.Sprintf("%d with %d instances (last port %d)", port, instances, last),
+			fmt.Sprintf("port + instances - 1 up to %d", MaxPort))
+	}
+	return nil
+}
+
+// commandLine checks the strings that become the workers' argv and
+// environment, one by one and together.
+func (c specCheck) commandLine(s *AppSpec) error {
+	if n := len(s.Command) + len(s.Args); n > MaxArgs {
+		return c.bad("args", fmt.Sprintf("%d strings with the command", n), fmt.Sprintf("at most %d", MaxArgs))
+	}
+	if len(s.Env) > MaxEnvVars {
+		return c.bad("env", fmt.Sprintf("%d variables", len(s.Env)), fmt.Sprintf("at most %d", MaxEnvVars))
+	}
+	total := 0
+	for i, a := range s.Command {
+		if err := c.str(fmt.Sprintf("command[%d]", i), a, MaxArgLength); err != nil {
+			return err
+		}
+		total += len(a) + 1
+	}
+	for i, a := range s.Args {
+		if err := c.str(fmt.Sprintf("args[%d]", i), a, MaxArgLength); err != nil {
+			return err
+		}
+		total += len(a) + 1
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		field := "env[" + quote(k) + "]"
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return bad("environment variable name %q is invalid", k)
+			return c.bad(field, "a variable name", "a non-empty name without '=' or NUL")
 		}
+		if err := c.str(field, k+"="+s.Env[k], MaxArgLength); err != nil {
+			return err
+		}
+		total += len(k) + len(s.Env[k]) + 2
 	}
-	r := s.Restart
-	if r.MaxRestarts < 0 || r.MinUptime < 0 || r.RestartDelay < 0 || r.KillTimeout < 0 {
-		return bad("restart settings must not be negative")
+	if err := c.str("interpreter", s.Interpreter, MaxInterpreterLength); err != nil {
+		return err
 	}
-	if s.Kind == KindLambda {
-		l := s.Lambda
-		if l == nil {
-			return bad("lambda settings missing")
+	total += len(s.Interpreter) + 1
+	if s.Lambda != nil {
+		if err := c.str("lambda.handler", s.Lambda.Handler, MaxHandlerLength); err != nil {
+			return err
 		}
-		if l.Protocol != ProtocolRuntimeAPI && l.Protocol != ProtocolStdio {
-			return bad("protocol %q is not runtime-api or stdio", l.Protocol)
-		}
-		if l.MaxWorkers < 1 || l.MaxWorkers > 1024 {
-			return bad("max-workers must be between 1 and 1024, not %d", l.MaxWorkers)
-		}
-		if l.Queue < 0 {
-			return bad("queue must not be negative")
-		}
-		if l.Timeout <= 0 || (l.KeepWarm != nil && *l.KeepWarm < 0) {
-			return bad("timeout must be positive and keep-warm not negative")
-		}
-		switch l.HTTPEvent {
-		case HTTPEventAPIGateway, HTTPEventALB, HTTPEventRaw:
-		default:
-			return bad("http-event %q is not apigw, alb or raw", l.HTTPEvent)
-		}
+		total += len("_HANDLER=") + len(s.Lambda.Handler) + 1
 	}
-	for k, v := range s.Constraints {
-		if k == "" || v == "" {
-			return bad("constraint %q=%q must have a label and a value", k, v)
+	if total > MaxArgvEnvBytes {
+		return c.bad("command, args and env", fmt.Sprintf("%d bytes together", total),
+			fmt.Sprintf("at most %d (Linux refuses much larger ones with E2BIG)", MaxArgvEnvBytes))
+	}
+	return nil
+}
+
+func (c specCheck) restart(r *RestartPolicy) error {
+	if err := c.intRange("restart.max_restarts", r.MaxRestarts, 0, MaxRestartsLimit); err != nil {
+		return err
+	}
+	if err := c.durRange("restart.min_uptime", r.MinUptime, 0, MaxMinUptime); err != nil {
+		return err
+	}
+	if err := c.durRange("restart.restart_delay", r.RestartDelay, 0, MaxRestartDelay); err != nil {
+		return err
+	}
+	if err := c.durRange("restart.kill_timeout", r.KillTimeout, 0, MaxKillTimeout); err != nil {
+		return err
+	}
+	if n := len(r.StopExitCodes); n > MaxStopExitCodes {
+		return c.bad("restart.stop_exit_codes", fmt.Sprintf("%d codes", n), fmt.Sprintf("at most %d", MaxStopExitCodes))
+	}
+	for i, code := range r.StopExitCodes {
+		if err := c.intRange(fmt.Sprintf("restart.stop_exit_codes[%d]", i), code, 0, MaxExitCode); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (c specCheck) lambda(l *LambdaSpec) error {
+	if l.Protocol != ProtocolRuntimeAPI && l.Protocol != ProtocolStdio {
+		return c.bad("lambda.protocol", quote(l.Protocol), "runtime-api or stdio")
+	}
+	if l.KeepWarm != nil {
+		if err := c.durRange("lambda.keep_warm", *l.KeepWarm, 0, MaxKeepWarm); err != nil {
+			return err
+		}
+	}
+	if err := c.intRange("lambda.max_workers", l.MaxWorkers, 1, MaxLambdaWorkers); err != nil {
+		return err
+	}
+	if err := c.intRange("lambda.queue", l.Queue, 0, MaxQueue); err != nil {
+		return err
+	}
+	if err := c.durRange("lambda.timeout", l.Timeout, MinLambdaTimeout, MaxLambdaTimeout); err != nil {
+		return err
+	}
+	if err := c.intRange("lambda.memory_mb", l.MemoryMB, MinMemoryMB, MaxMemoryMB); err != nil {
+		return err
+	}
+	switch l.HTTPEvent {
+	case HTTPEventAPIGateway, HTTPEventALB, HTTPEventRaw:
+		return nil
+	default:
+		return c.bad("lambda.http_event", quote(l.HTTPEvent), "apigw, alb or raw")
+	}
+}
+
+func (c specCheck) constraints(m map[string]string) error {
+	if len(m) > MaxConstraints {
+		return c.bad("constraints", fmt.Sprintf("%d labels", len(m)), fmt.Sprintf("at most %d", MaxConstraints))
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		field := "constraints[" + quote(k) + "]"
+		if k == "" || m[k] == "" {
+			return c.bad(field, quote(m[k]), "a non-empty label name and value")
+		}
+		if err := c.str(field+" name", k, MaxLabelKeyLength); err != nil {
+			return err
+		}
+		if err := c.str(field, m[k], MaxLabelValueLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeRequest decodes a control API request body into v as the server
+// does: exactly one JSON value, no unknown fields. Errors: *Error 400
+// "BadRequest" saying what is wrong.
+func DecodeRequest(data []byte, v any) error {
+	if len(data) == 0 {
+		return Errorf(400, "BadRequest", "request body is empty; send a JSON object")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
+	}
+	if d.More() {
+		return Errorf(400, "BadRequest", "request body has data after the JSON object; send exactly one JSON object")
+	}
+	return nil
+}
+
+// ParsePushRequest reads the body of a dartup.api.push request as the push
+// verb does: at most MaxSpecBytes, one AppSpec object without unknown
+// fields, WithDefaults, then Validate. It returns the spec with defaults.
+// Errors: *Error 413 TypeTooLarge for a larger body, *Error 400 for anything
+// else wrong (see DecodeRequest and Validate).
+func ParsePushRequest(data []byte) (AppSpec, error) {
+	if len(data) > MaxSpecBytes {
+		return AppSpec{}, Errorf(413, TypeTooLarge, "push request is %d bytes; allowed at most %d (MaxSpecBytes): the spec's command line, args and environment are too large", len(data), MaxSpecBytes)
+	}
+	var spec AppSpec
+	if err := DecodeRequest(data, &spec); err != nil {
+		return AppSpec{}, err
+	}
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return AppSpec{}, err
+	}
+	return spec, nil
 }

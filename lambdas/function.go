@@ -37,7 +37,11 @@ type function struct {
 	drainedC  bool
 }
 
+// newFunction makes the function of spec, with its counts and durations
+// clamped into range (clientsdk.AppSpec.Clamp): a spec stored by an older
+// dartup must not overflow the queue's capacity or the deadlines.
 func newFunction(m *Manager, spec clientsdk.AppSpec, cmd Command, st *stats) *function {
+	spec = spec.Clamp()
 	return &function{
 		m: m, name: spec.Name, spec: spec, l: *spec.Lambda, cmd: cmd, st: st,
 		log:     m.logger.With("app", spec.Name, "revision", spec.Revision),

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -65,13 +66,27 @@ func startRuntimeAPI(m *Manager, addr string) (*runtimeAPI, error) {
 		apiError(w, http.StatusNotFound, "NotFound", "no Runtime API route "+r.Method+" "+r.URL.Path)
 	})
 	a.srv = &http.Server{
-		Handler:           mux,
+		Handler:           cleanPathsOnly(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = a.srv.Serve(ln) }()
 	go func() { _ = a.srv.Serve(a.re) }()
 	return a, nil
+}
+
+// cleanPathsOnly answers 404 to a path with "." or ".." segments or empty
+// ones, which ServeMux would redirect (307) to another route, perhaps of
+// another worker: the Runtime API answers only the statuses it documents.
+func cleanPathsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if c := path.Clean("/" + p); c != p && c+"/" != p {
+			apiError(w, http.StatusNotFound, "NotFound", "no Runtime API route "+r.Method+" "+p+" (not a clean path)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (a *runtimeAPI) addr() string { return a.ln.Addr().String() }

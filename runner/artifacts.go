@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,19 +24,65 @@ var ErrArtifact = errors.New("artifact")
 // cache keeps fetched artifacts on local disk by SHA-256, so that restarts and
 // instances of the same app share one copy. Files are streamed from the object
 // store to disk (never held whole in memory) and their digest is verified
-// before they are used.
+// before they are used. A cached file is hashed again before its first use by
+// this process and whenever it changed on disk since (size, times, inode); a
+// file found corrupt is deleted and fetched again.
 type cache struct {
 	dir     string
 	objects jetstream.ObjectStore
+	logger  *slog.Logger
 	mu      sync.Mutex
 	inMu    map[string]*sync.Mutex
+	// verified holds, per digest, the stamp of the cached file when its
+	// bytes were last found to have that digest.
+	verified map[string]fileStamp
 }
 
-func newCache(dir string, objects jetstream.ObjectStore) (*cache, error) {
+func newCache(dir string, objects jetstream.ObjectStore, logger *slog.Logger) (*cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create artifact cache: %w", err)
 	}
-	return &cache{dir: dir, objects: objects, inMu: map[string]*sync.Mutex{}}, nil
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &cache{dir: dir, objects: objects, logger: logger, inMu: map[string]*sync.Mutex{}, verified: map[string]fileStamp{}}, nil
+}
+
+// intact reports whether the cached file final (with info st) holds ref's
+// bytes: known from an earlier check of the same unchanged file, or hashed now.
+func (c *cache) intact(final string, st os.FileInfo, ref *clientsdk.ArtifactRef) bool {
+	if st.Size() != ref.Size {
+		return false
+	}
+	stamp := stampOf(st)
+	c.mu.Lock()
+	known := c.verified[ref.SHA256] == stamp
+	c.mu.Unlock()
+	if known {
+		return true
+	}
+	f, err := os.Open(final)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != ref.SHA256 {
+		return false
+	}
+	c.remember(ref.SHA256, final)
+	return true
+}
+
+// remember records the stamp of the cached file path, just verified.
+func (c *cache) remember(digest, path string) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.verified[digest] = stampOf(st)
+	c.mu.Unlock()
 }
 
 func (c *cache) lockFor(digest string) *sync.Mutex {
@@ -83,8 +130,14 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 	m := c.lockFor(ref.SHA256)
 	m.Lock()
 	defer m.Unlock()
-	if st, err := os.Stat(final); err == nil && st.Size() == ref.Size {
-		return final, nil
+	if st, err := os.Stat(final); err == nil {
+		if c.intact(final, st, ref) {
+			return final, nil
+		}
+		c.logger.Warn("cached artifact is corrupt; fetching it again", "object", ref.Object, "path", final)
+		if err := os.Remove(final); err != nil {
+			return "", fmt.Errorf("%w %s: remove the corrupt cached copy: %w", ErrArtifact, ref.Object, err)
+		}
 	}
 	r, err := c.objects.Get(ctx, ref.Object)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -118,6 +171,7 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return "", err
 	}
+	c.remember(ref.SHA256, final)
 	return final, nil
 }
 
@@ -143,6 +197,9 @@ func (c *cache) prune(keep map[string]bool) (removed int) {
 			if os.Remove(filepath.Join(c.dir, name)) == nil {
 				removed++
 			}
+			c.mu.Lock()
+			delete(c.verified, name)
+			c.mu.Unlock()
 			m.Unlock()
 		}
 	}

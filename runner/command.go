@@ -19,9 +19,14 @@ import (
 // artifact (fetched into the cache, exposed to the app's user) run directly
 // or by dartaotruntime or dart, or the spec's command; its work dir, user and
 // environment. With a user of its own, every file it needs is checked first,
-// so that a path the app cannot reach is an error that says so.
+// so that a path the app cannot reach is an error that says so. A spec that
+// does not pass Validate (stored by an older dartup, even after Clamp) is
+// refused with an error saying so.
 func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, instance int) (lambdas.Command, error) {
 	var cmd lambdas.Command
+	if err := spec.Validate(); err != nil {
+		return cmd, fmt.Errorf("the stored spec of %s (revision %d) cannot run: %w; push the app again", spec.Name, spec.Revision, err)
+	}
 	cred, err := r.ids.credential(spec.Name)
 	if err != nil {
 		return cmd, err

@@ -330,7 +330,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if r.cache, err = newCache(filepath.Join(o.dataDir, "cache", "artifacts"), r.objects); err != nil {
+	if r.cache, err = newCache(filepath.Join(o.dataDir, "cache", "artifacts"), r.objects, o.logger); err != nil {
 		return nil, err
 	}
 	if r.pids, err = newPidDir(filepath.Join(o.dataDir, "runner", "pids")); err != nil {
@@ -515,6 +515,13 @@ func (r *Runner) applyApp(e jetstream.KeyValueEntry, _ bool) {
 	}
 	s = s.WithDefaults()
 	s.Revision = e.Revision()
+	if err := s.Validate(); err != nil {
+		// Stored by an older dartup, or written past the push verb: run it
+		// with its numbers in range (resolveCommand refuses what clamping
+		// cannot repair, with the reason in the instance's status).
+		r.logger.Warn("stored app spec is out of bounds; using it clamped", "app", e.Key(), "revision", s.Revision, "err", err)
+		s = s.Clamp()
+	}
 	r.specs[e.Key()] = s
 }
 

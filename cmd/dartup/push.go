@@ -111,9 +111,6 @@ func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 	s.Restart = clientsdk.RestartPolicy{NoAutoRestart: f.noAutoRestart || !f.autoRestart, MaxRestarts: f.maxRestarts,
 		MinUptime: clientsdk.Duration(f.minUptime), RestartDelay: clientsdk.Duration(f.restartDelay),
 		KillTimeout: clientsdk.Duration(f.killTimeout), StopExitCodes: f.stopExitCodes}
-	if f.maxRestarts < 0 || f.minUptime < 0 || f.restartDelay < 0 || f.killTimeout < 0 {
-		return s, usageErr(errors.New("--max-restarts, --min-uptime, --restart-delay and --kill-timeout must not be negative"))
-	}
 	var err error
 	if s.Env, err = parseKV(f.env, "--env"); err != nil {
 		return s, err
@@ -176,6 +173,12 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		spec.Name = defaultName(base)
 	}
 	if err := clientsdk.ValidateName(spec.Name); err != nil {
+		return usageErr(err)
+	}
+	// The server's own bounds (clientsdk/limits.go), checked before anything
+	// is built, uploaded or even connected to.
+	defaulted := spec.WithDefaults()
+	if err := defaulted.ValidateBounds(); err != nil {
 		return usageErr(err)
 	}
 	if strings.HasSuffix(file, ".dart") {
