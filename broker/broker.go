@@ -169,7 +169,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
-	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName))
+	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName), WithPasswordsLogger(cfg.Logger.With("component", "auth")))
+	// Read the file now, so that a bad line is in the start-up log, not
+	// only at the first login.
+	users := b.passwords.Users()
 
 	opts, err := b.serverOptions()
 	if err != nil {
@@ -224,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		}
 	}
 	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
-		"require_password", cfg.RequirePassword, "startup", time.Since(started).Round(time.Millisecond))
+		"require_password", cfg.RequirePassword, "users", users, "startup", time.Since(started).Round(time.Millisecond))
 	return b, nil
 }
 
