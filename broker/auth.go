@@ -1,11 +1,12 @@
 package broker
 
 import (
+	"context"
 	"crypto/subtle"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 
@@ -17,12 +18,11 @@ import (
 // connections), a user and password from the password file, or nothing at all
 // from a loopback address while passwords are not required.
 type authenticator struct {
-	passwords     *Passwords
+	logins        *loginGuard
 	require       bool
 	internalToken string
 	// workers holds the secret of worker tokens; nil refuses them.
 	workers *workerSecret
-	logger  *slog.Logger
 }
 
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
@@ -35,17 +35,34 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		return a.checkWorkerToken(c, o.Token)
 	}
 	if o.Username != "" {
-		if a.passwords.Verify(o.Username, o.Password) {
-			c.RegisterUser(&server.User{Username: o.Username})
-			return true
-		}
-		a.logger.Warn("refused NATS connection: wrong user or password", "user", o.Username, "remote", addrString(c.RemoteAddress()))
-		return false
+		return a.checkPassword(c, o.Username, o.Password)
 	}
 	if !a.require && isLoopbackAddr(c.RemoteAddress()) {
 		return true
 	}
-	a.logger.Warn("refused NATS connection without credentials", "remote", addrString(c.RemoteAddress()))
+	a.logins.warn("nats-no-credentials", "refused NATS connection without credentials", "remote", addrString(c.RemoteAddress()))
+	return false
+}
+
+// checkPassword admits a user with the right password, through the login
+// guard: over the limits it refuses at once, without a bcrypt check. The
+// server may block here (it cleared its auth timer on CONNECT); the guard
+// bounds the wait.
+func (a *authenticator) checkPassword(c server.ClientAuthentication, user, password string) bool {
+	remote := c.RemoteAddress()
+	out := a.logins.check(context.Background(), sourceKeyOf(remote), user, password)
+	switch out.result {
+	case loginOK:
+		c.RegisterUser(&server.User{Username: user})
+		return true
+	case loginLimited:
+		a.logins.warn("nats-limited", "refused NATS connection: too many failed logins from this address or for this user (no password check)",
+			"user", user, "remote", addrString(remote), "retry_after", out.retryAfter.Round(time.Second))
+	case loginBusy:
+		a.logins.warn("nats-busy", "refused NATS connection: no password check free in time", "user", user, "remote", addrString(remote))
+	default:
+		a.logins.warn("nats-wrong", "refused NATS connection: wrong user or password", "user", user, "remote", addrString(remote))
+	}
 	return false
 }
 

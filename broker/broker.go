@@ -69,6 +69,9 @@ type Config struct {
 	Limits AssetLimits
 	// Logger receives the server's and the broker's logs (default: discard).
 	Logger *slog.Logger
+
+	// logins replaces defaultLoginLimits (tests and benchmarks only).
+	logins *loginLimits
 }
 
 // Defaults fills zero fields with their defaults.
@@ -127,6 +130,7 @@ type Broker struct {
 	gw        *gateway
 	lock      *os.File
 	passwords *Passwords
+	logins    *loginGuard
 	token     string
 	workers   workerSecret
 	router    *lambdaRouter
@@ -172,7 +176,12 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName), WithPasswordsLogger(cfg.Logger.With("component", "auth")))
 	// Read the file now, so that a bad line is in the start-up log, not
 	// only at the first login.
-	users := b.passwords.Users()
+	users := b.passwords.load()
+	logins := defaultLoginLimits()
+	if cfg.logins != nil {
+		logins = *cfg.logins
+	}
+	b.logins = newLoginGuard(b.passwords, logins, cfg.Logger.With("component", "auth"))
 
 	opts, err := b.serverOptions()
 	if err != nil {
@@ -261,11 +270,10 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		// PING". Use the regular PingInterval for the first PING too.
 		DisableShortFirstPing: true,
 		CustomClientAuthentication: &authenticator{
-			passwords:     b.passwords,
+			logins:        b.logins,
 			require:       b.cfg.RequirePassword,
 			internalToken: b.token,
 			workers:       &b.workers,
-			logger:        b.logger,
 		},
 	}
 	if b.cfg.ClusterAddr != "" {

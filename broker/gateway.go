@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -105,14 +106,37 @@ func (g *gateway) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		user, pass, ok := r.BasicAuth()
-		if ok && g.b.passwords.Verify(user, pass) {
-			next.ServeHTTP(w, r)
+		if !ok {
+			challenge(w)
 			return
 		}
-		if ok {
-			g.logger.Warn("refused HTTP request: wrong user or password", "user", user, "remote", r.RemoteAddr)
+		out := g.b.logins.check(r.Context(), sourceKey(g.clientIP(r)), user, pass)
+		switch out.result {
+		case loginOK:
+			next.ServeHTTP(w, r)
+		case loginLimited:
+			g.b.logins.warn("http-limited", "refused HTTP request: too many failed logins from this address or for this user (no password check)",
+				"user", user, "remote", r.RemoteAddr, "client", g.clientIP(r), "retry_after", out.retryAfter.Round(time.Second))
+			retryAfter(w, out.retryAfter)
+			writeError(w, http.StatusTooManyRequests, "TooManyLogins", "too many failed logins from this address or for this user; try again after "+w.Header().Get("Retry-After")+" s")
+		case loginBusy:
+			g.b.logins.warn("http-busy", "refused HTTP request: no password check free in time", "user", user, "remote", r.RemoteAddr)
+			retryAfter(w, out.retryAfter)
+			writeError(w, http.StatusServiceUnavailable, "Busy", "the server is busy checking passwords; try again after "+w.Header().Get("Retry-After")+" s")
+		default:
+			g.b.logins.warn("http-wrong", "refused HTTP request: wrong user or password", "user", user, "remote", r.RemoteAddr, "client", g.clientIP(r))
+			challenge(w)
 		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="dartup", charset="UTF-8"`)
-		writeError(w, http.StatusUnauthorized, "Unauthorized", "this dartup server needs a user and password (HTTP Basic auth)")
 	})
+}
+
+// challenge answers 401 with a Basic challenge.
+func challenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="dartup", charset="UTF-8"`)
+	writeError(w, http.StatusUnauthorized, "Unauthorized", "this dartup server needs a user and password (HTTP Basic auth)")
+}
+
+// retryAfter sets Retry-After to d in whole seconds, at least 1.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }

@@ -374,6 +374,17 @@ func (p *Passwords) Verify(user, password string) bool {
 	return c.cached || p.compare(c, password)
 }
 
+// load reads the file now, logging its bad lines, and returns the number of
+// users. Unlike a check, it does not delay noticing the next change.
+func (p *Passwords) load() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checkedAt = time.Time{}
+	p.refreshLocked()
+	p.checkedAt = time.Time{}
+	return len(p.hashes)
+}
+
 // Users returns the number of users in the file.
 func (p *Passwords) Users() int {
 	p.mu.Lock()
