@@ -109,8 +109,11 @@ func (g *loginGuard) warn(kind, msg string, args ...any) {
 }
 
 // bcryptGate bounds the bcrypt checks that run at once, so that a flood of
-// logins cannot take every core from serving. Waiters with priority are
-// served before the others, each group in arrival order.
+// logins cannot take every core from serving. Waiters with priority (from
+// addresses with no recent failure) are served first, newest first: a flood
+// from many addresses starts with a burst of first attempts, all of them
+// "fresh", and a legitimate login that arrives behind the burst must not
+// wait for all of it. The other waiters are served in arrival order.
 type bcryptGate struct {
 	mu      sync.Mutex
 	free    int
@@ -153,16 +156,19 @@ func (g *bcryptGate) acquire(ctx context.Context, priority bool) error {
 	return ctx.Err()
 }
 
-// release frees a slot: to the first priority waiter, else the first other.
+// release frees a slot: to the newest priority waiter, else the oldest other.
 func (g *bcryptGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for q := range g.waiters {
-		if len(g.waiters[q]) > 0 {
-			close(g.waiters[q][0])
-			g.waiters[q] = g.waiters[q][1:]
-			return
-		}
+	if n := len(g.waiters[0]); n > 0 {
+		close(g.waiters[0][n-1])
+		g.waiters[0] = g.waiters[0][:n-1]
+		return
+	}
+	if len(g.waiters[1]) > 0 {
+		close(g.waiters[1][0])
+		g.waiters[1] = g.waiters[1][1:]
+		return
 	}
 	g.free++
 }
