@@ -195,7 +195,7 @@ func TestLoginFlood(t *testing.T) {
 }
 
 // TestLoginLimitSparesOthers: when an address is over its limit, a password
-// login from it is refused at once (no bcrypt check), but the internal
+// login from it is refused at once (no bcrypt check; HTTP: 429), but the internal
 // connection, worker tokens and loopback clients without credentials (on a
 // server that does not require passwords) are not affected.
 func TestLoginLimitSparesOthers(t *testing.T) {
@@ -211,8 +211,14 @@ func TestLoginLimitSparesOthers(t *testing.T) {
 	if err := natsFrom(b.NATSURL(), "127.0.0.1", "alice", alicePW); err == nil {
 		t.Error("a NATS login from an address over the limit was admitted")
 	}
-	if n := b.BcryptChecks(); n != checks || b.LimitedLogins() != limited+1 {
-		t.Errorf("%d bcrypt checks and %d limiter refusals for an attempt over the limit, want 0 and 1", n-checks, b.LimitedLogins()-limited)
+	// Basic credentials are checked on loopback too (presenting them means
+	// wanting to be checked), so HTTP from there is over the limit as well.
+	code, ra, err := basicGet(httpFrom("127.0.0.1"), b.HTTPURL()+"/x", "alice", alicePW)
+	if err != nil || code != 429 || ra == "" {
+		t.Errorf("HTTP with the right password from the limited address: %d, Retry-After %q, %v; want 429 with Retry-After", code, ra, err)
+	}
+	if n := b.BcryptChecks(); n != checks || b.LimitedLogins() != limited+2 {
+		t.Errorf("%d bcrypt checks and %d limiter refusals for two attempts over the limit, want 0 and 2", n-checks, b.LimitedLogins()-limited)
 	}
 
 	if code, _, _ := httpGet(t, b.HTTPURL()+"/x", "", ""); code != 404 {
