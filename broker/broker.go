@@ -173,15 +173,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
-	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName), WithPasswordsLogger(cfg.Logger.With("component", "auth")))
-	// Read the file now, so that a bad line is in the start-up log, not
-	// only at the first login.
-	users := b.passwords.load()
-	logins := defaultLoginLimits()
-	if cfg.logins != nil {
-		logins = *cfg.logins
-	}
-	b.logins = newLoginGuard(b.passwords, logins, cfg.Logger.With("component", "auth"))
+	users := b.setUpAuth()
 
 	opts, err := b.serverOptions()
 	if err != nil {
@@ -238,6 +230,20 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
 		"require_password", cfg.RequirePassword, "users", users, "startup", time.Since(started).Round(time.Millisecond))
 	return b, nil
+}
+
+// setUpAuth makes the password checker and the login guard, and reads the
+// password file now, so that a bad line is in the start-up log rather than
+// at the first login. It returns the number of users.
+func (b *Broker) setUpAuth() int {
+	logger := b.cfg.Logger.With("component", "auth")
+	b.passwords = NewPasswords(filepath.Join(b.cfg.DataDir, PasswordFileName), WithPasswordsLogger(logger))
+	lim := defaultLoginLimits()
+	if b.cfg.logins != nil {
+		lim = *b.cfg.logins
+	}
+	b.logins = newLoginGuard(b.passwords, lim, logger)
+	return b.passwords.load()
 }
 
 func (b *Broker) replicas() int {
