@@ -1,11 +1,12 @@
 package broker
 
 import (
+	"context"
 	"crypto/subtle"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 
@@ -19,7 +20,7 @@ import (
 // with verifyClients, only with a verified client certificate besides (but
 // for the internal and worker tokens).
 type authenticator struct {
-	passwords     *Passwords
+	logins        *loginGuard
 	require       bool
 	internalToken string
 	// verifyClients refuses TCP clients without a verified client
@@ -32,7 +33,6 @@ type authenticator struct {
 	replyPrefixes []string
 	// appUser is Config.AppUser.
 	appUser func(uid uint32) bool
-	logger  *slog.Logger
 }
 
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
@@ -46,27 +46,44 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	}
 	if a.verifyClients && c.RemoteAddress() != nil {
 		if st := c.GetTLSConnectionState(); st == nil || len(st.VerifiedChains) == 0 {
-			a.logger.Warn("refused NATS connection without a client certificate (--tls-verify-clients)", "user", o.Username, "remote", addrString(c.RemoteAddress()))
+			a.logins.warn("nats-no-cert", "refused NATS connection without a client certificate (--tls-verify-clients)", "user", o.Username, "remote", addrString(c.RemoteAddress()))
 			return false
 		}
 	}
 	if o.Username != "" {
-		if a.passwords.Verify(o.Username, o.Password) {
-			a.register(c, o.Username, o.Name)
-			return true
-		}
-		a.logger.Warn("refused NATS connection: wrong user or password", "user", o.Username, "remote", addrString(c.RemoteAddress()))
-		return false
+		return a.checkPassword(c, o.Username, o.Password)
 	}
 	if !a.require && isLoopbackAddr(c.RemoteAddress()) {
 		if uid, app := a.fromAppUser(c.RemoteAddress()); app {
-			a.logger.Warn("refused NATS connection without credentials from an app's user: apps connect with their NATS_TOKEN", "uid", uid, "remote", addrString(c.RemoteAddress()))
+			a.logins.warn("nats-app-user", "refused NATS connection without credentials from an app's user: apps connect with their NATS_TOKEN", "uid", uid, "remote", addrString(c.RemoteAddress()))
 			return false
 		}
 		a.register(c, "", o.Name)
 		return true
 	}
-	a.logger.Warn("refused NATS connection without credentials", "remote", addrString(c.RemoteAddress()))
+	a.logins.warn("nats-no-credentials", "refused NATS connection without credentials", "remote", addrString(c.RemoteAddress()))
+	return false
+}
+
+// checkPassword admits a user with the right password, through the login
+// guard: over the limits it refuses at once, without a bcrypt check. The
+// server may block here (it cleared its auth timer on CONNECT); the guard
+// bounds the wait.
+func (a *authenticator) checkPassword(c server.ClientAuthentication, user, password string) bool {
+	remote := c.RemoteAddress()
+	out := a.logins.check(context.Background(), sourceKeyOf(remote), user, password)
+	switch out.result {
+	case loginOK:
+		a.register(c, user, c.GetOpts().Name)
+		return true
+	case loginLimited:
+		a.logins.warn("nats-limited", "refused NATS connection: too many failed logins from this address or for this user (no password check)",
+			"user", user, "remote", addrString(remote), "retry_after", out.retryAfter.Round(time.Second))
+	case loginBusy:
+		a.logins.warn("nats-busy", "refused NATS connection: no password check free in time", "user", user, "remote", addrString(remote))
+	default:
+		a.logins.warn("nats-wrong", "refused NATS connection: wrong user or password", "user", user, "remote", addrString(remote))
+	}
 	return false
 }
 

@@ -133,6 +133,9 @@ type Config struct {
 	Limits AssetLimits
 	// Logger receives the server's and the broker's logs (default: discard).
 	Logger *slog.Logger
+
+	// logins replaces defaultLoginLimits (tests and benchmarks only).
+	logins *loginLimits
 }
 
 // Defaults fills zero fields with their defaults.
@@ -254,6 +257,7 @@ type Broker struct {
 	lock      *os.File
 	passwords *Passwords
 	auth      *authenticator
+	logins    *loginGuard
 	token     string
 	workers   workerSecret
 	router    *lambdaRouter
@@ -302,17 +306,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	tok := make([]byte, 24)
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
-	b.passwords = NewPasswords(filepath.Join(dataDir, PasswordFileName))
-	b.auth = &authenticator{
-		passwords:     b.passwords,
-		require:       cfg.RequirePassword,
-		verifyClients: cfg.TLS.VerifyClients,
-		internalToken: b.token,
-		workers:       &b.workers,
-		replyPrefixes: cfg.ReplyPrefixes,
-		appUser:       cfg.AppUser,
-		logger:        b.logger,
-	}
+	users := b.setUpAuth()
 	if err := b.startNATS(); err != nil {
 		return b, err
 	}
@@ -361,7 +355,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	}
 	b.warnWorkerTrust()
 	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
-		"require_password", cfg.RequirePassword, "tls", cfg.TLS.Enabled(), "route_tls", b.tls.routes != nil,
+		"require_password", cfg.RequirePassword, "users", users, "tls", cfg.TLS.Enabled(), "route_tls", b.tls.routes != nil,
 		"startup", time.Since(started).Round(time.Millisecond))
 	return b, nil
 }
@@ -393,6 +387,30 @@ func (b *Broker) startNATS() error {
 		return errors.New("JetStream did not start; see the log above")
 	}
 	return nil
+}
+
+// setUpAuth makes the password checker, the login guard and the NATS
+// authenticator, and reads the password file now, so that a bad line is in
+// the start-up log rather than at the first login. It returns the number of
+// users.
+func (b *Broker) setUpAuth() int {
+	logger := b.cfg.Logger.With("component", "auth")
+	b.passwords = NewPasswords(filepath.Join(b.cfg.DataDir, PasswordFileName), WithPasswordsLogger(logger))
+	lim := defaultLoginLimits()
+	if b.cfg.logins != nil {
+		lim = *b.cfg.logins
+	}
+	b.logins = newLoginGuard(b.passwords, lim, logger)
+	b.auth = &authenticator{
+		logins:        b.logins,
+		require:       b.cfg.RequirePassword,
+		verifyClients: b.cfg.TLS.VerifyClients,
+		internalToken: b.token,
+		workers:       &b.workers,
+		replyPrefixes: b.cfg.ReplyPrefixes,
+		appUser:       b.cfg.AppUser,
+	}
+	return b.passwords.load()
 }
 
 func (b *Broker) replicas() int {

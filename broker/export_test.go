@@ -1,8 +1,32 @@
 package broker
 
+import "time"
+
 // DefaultHashCost is hashCost as the package sets it, before TestMain lowers it.
 var DefaultHashCost = hashCost
 
 // SetHashCostForTest sets the bcrypt cost SetPassword uses. Call it from
 // TestMain only, before any test runs.
 func SetHashCostForTest(c int) { hashCost = c }
+
+// WithLoginLimits sets the login limiter's budgets, per address and per user
+// name: burst failed attempts, then one every every.
+func WithLoginLimits(burst int, every time.Duration) func(*Config) {
+	return func(c *Config) {
+		l := defaultLoginLimits()
+		l.PerSource, l.PerUser = rate{burst, every}, rate{burst, every}
+		c.logins = &l
+	}
+}
+
+// WithoutLoginLimits makes the broker check every password at once, with no
+// limiter and no bcrypt gate: dartup before them, the benchmarks' baseline.
+func WithoutLoginLimits() func(*Config) {
+	return func(c *Config) { c.logins = &loginLimits{Off: true} }
+}
+
+// BcryptChecks returns how many bcrypt comparisons b's password checks ran.
+func (b *Broker) BcryptChecks() int64 { return b.passwords.bcrypts.Load() }
+
+// LimitedLogins returns how many login attempts b refused without a check.
+func (b *Broker) LimitedLogins() int64 { return b.logins.limited.Load() }

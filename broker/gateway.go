@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -115,9 +116,14 @@ func (g *gateway) fromAppUser(r *http.Request) bool {
 }
 
 // authenticate enforces dart_up's rule: Basic auth with a user from the
-// password file, except for loopback clients while passwords are not required.
-// With --tls-verify-clients a verified client certificate is needed first.
-// /healthz is always open.
+// password file, except for loopback clients (other than apps' users) while
+// passwords are not required. With --tls-verify-clients a verified client
+// certificate is needed first. /healthz is always open. Basic credentials
+// are dartup's: when a request presents them they are checked (even where
+// none would be needed, as on NATS), then removed from the request, so that
+// no app ever sees them; the user name goes on in the request's context (see
+// authUser). Other Authorization schemes, such as an app's own Bearer
+// tokens, are left alone.
 func (g *gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -129,19 +135,73 @@ func (g *gateway) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "Forbidden", "this dartup server needs a client certificate (--tls-verify-clients)")
 			return
 		}
+		auth := r.Header.Values("Authorization")
+		if len(auth) > 1 {
+			writeError(w, http.StatusBadRequest, "BadRequest", "more than one Authorization header")
+			return
+		}
+		if len(auth) == 1 && isBasic(auth[0]) {
+			user, pass, ok := r.BasicAuth()
+			r.Header.Del("Authorization")
+			if !ok {
+				challenge(w)
+				return
+			}
+			g.checkBasic(w, r, next, user, pass)
+			return
+		}
 		if !g.b.cfg.RequirePassword && g.clientIP(r).IsLoopback() && !g.fromAppUser(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		user, pass, ok := r.BasicAuth()
-		if ok && g.b.passwords.Verify(user, pass) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if ok {
-			g.logger.Warn("refused HTTP request: wrong user or password", "user", user, "remote", r.RemoteAddr)
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="dartup", charset="UTF-8"`)
-		writeError(w, http.StatusUnauthorized, "Unauthorized", "this dartup server needs a user and password (HTTP Basic auth)")
+		challenge(w)
 	})
+}
+
+// isBasic reports whether an Authorization value has the Basic scheme.
+func isBasic(v string) bool {
+	return len(v) >= len("Basic ") && strings.EqualFold(v[:len("Basic ")], "Basic ")
+}
+
+// authUserKey is the context key of the user name checked by authenticate.
+type authUserKey struct{}
+
+// authUser returns the user whose Basic credentials authenticate checked
+// for r, or "" when there were none.
+func authUser(r *http.Request) string {
+	u, _ := r.Context().Value(authUserKey{}).(string)
+	return u
+}
+
+// checkBasic checks user and pass through the login guard and serves r
+// with the user in its context, or answers 401, 429 or 503.
+func (g *gateway) checkBasic(w http.ResponseWriter, r *http.Request, next http.Handler, user, pass string) {
+	out := g.b.logins.check(r.Context(), sourceKey(g.clientIP(r)), user, pass)
+	switch out.result {
+	case loginOK:
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authUserKey{}, user)))
+	case loginLimited:
+		g.b.logins.warn("http-limited", "refused HTTP request: too many failed logins from this address or for this user (no password check)",
+			"user", user, "remote", r.RemoteAddr, "client", g.clientIP(r), "retry_after", out.retryAfter.Round(time.Second))
+		retryAfter(w, out.retryAfter)
+		writeError(w, http.StatusTooManyRequests, "TooManyLogins", "too many failed logins from this address or for this user; try again after "+w.Header().Get("Retry-After")+" s")
+	case loginBusy:
+		g.b.logins.warn("http-busy", "refused HTTP request: no password check free in time", "user", user, "remote", r.RemoteAddr)
+		retryAfter(w, out.retryAfter)
+		writeError(w, http.StatusServiceUnavailable, "Busy", "the server is busy checking passwords; try again after "+w.Header().Get("Retry-After")+" s")
+	default:
+		g.b.logins.warn("http-wrong", "refused HTTP request: wrong user or password", "user", user, "remote", r.RemoteAddr, "client", g.clientIP(r))
+		challenge(w)
+	}
+}
+
+// challenge answers 401 with a Basic challenge.
+func challenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="dartup", charset="UTF-8"`)
+	writeError(w, http.StatusUnauthorized, "Unauthorized", "this dartup server needs a user and password (HTTP Basic auth)")
+}
+
+// retryAfter sets Retry-After to d in whole seconds, at least 1.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }

@@ -52,8 +52,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "cannot read the request body: "+err.Error())
 		return
 	}
-	user, _, _ := r.BasicAuth()
-	info := clientsdk.HTTPRequestInfo{Path: "/" + rest, SourceIP: g.clientIP(r).String(), User: user}
+	info := clientsdk.HTTPRequestInfo{Path: "/" + rest, SourceIP: g.clientIP(r).String(), User: authUser(r)}
 	event, err := clientsdk.HTTPEvent(spec.Lambda.HTTPEvent, r, body, info)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())

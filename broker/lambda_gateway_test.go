@@ -36,8 +36,13 @@ type lambdaRig struct {
 
 func newLambdaRig(t *testing.T) *lambdaRig {
 	t.Helper()
-	b := testutil.StartBroker(t) // Start starts the lambda router too
-	nc := testutil.Connect(t, b.NATSURL())
+	return newLambdaRigOn(t, testutil.StartBroker(t)) // Start starts the lambda router too
+}
+
+// newLambdaRigOn makes a rig of broker b, connecting with opts (credentials).
+func newLambdaRigOn(t *testing.T, b *broker.Broker, connOpts ...nats.Option) *lambdaRig {
+	t.Helper()
+	nc := testutil.Connect(t, b.NATSURL(), connOpts...)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +55,7 @@ func newLambdaRig(t *testing.T) *lambdaRig {
 	if testing.Verbose() {
 		opts = append(opts, lambdas.WithLogger(testutil.TestLogger(t)))
 	}
-	m, err := lambdas.New(testutil.Connect(t, b.NATSURL()), opts...)
+	m, err := lambdas.New(testutil.Connect(t, b.NATSURL(), connOpts...), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,3 +22,15 @@ func lockDataDir(dir string) (*os.File, error) {
 	}
 	return f, err
 }
+
+// lockPasswordFile waits for the lock of the password file at path: an
+// exclusive flock on PATH.lock (DATA/passwords.lock), held by writers for
+// their read-modify-write so that concurrent `dartup password` processes do
+// not lose each other's changes. It returns the function that releases it.
+func lockPasswordFile(path string) (unlock func(), err error) {
+	f, err := lockfile.Wait(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil
+}

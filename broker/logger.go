@@ -2,8 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // natsLogger adapts a slog.Logger to nats-server's Logger interface. Fatalf
@@ -14,7 +18,29 @@ type natsLogger struct{ l *slog.Logger }
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Info(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error("fatal: " + fmt.Sprintf(format, v...)) }
-func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Errorf(format string, v ...any) {
+	if isAuthFailure(format, v) {
+		n.Debugf(format, v...)
+		return
+	}
+	n.l.Error(fmt.Sprintf(format, v...))
+}
+
+// isAuthFailure reports whether a server error line is its per-connection
+// "authentication error". dartup's authenticator logs every refusal itself
+// (with the reason, at most one line per kind per 10 s); at error level the
+// server's line would be one per attempt of a flood. The server passes
+// server.ErrAuthentication as an argument when the client gave a user name;
+// without one, the sentinel's text is the whole format (there is no value to
+// match by type then).
+func isAuthFailure(format string, v []any) bool {
+	for _, a := range v {
+		if err, ok := a.(error); ok && errors.Is(err, server.ErrAuthentication) {
+			return true
+		}
+	}
+	return strings.HasSuffix(format, server.ErrAuthentication.Error())
+}
 func (n natsLogger) Debugf(format string, v ...any) {
 	if n.l.Enabled(context.Background(), slog.LevelDebug) {
 		n.l.Debug(fmt.Sprintf(format, v...))

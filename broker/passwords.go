@@ -1,16 +1,17 @@
 package broker
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -43,30 +44,59 @@ func ValidateUser(user string) error {
 	return nil
 }
 
-// readHashes parses a password file: one "user:bcrypt-hash" per line, '#'
-// comments and blank lines ignored. A missing file is an empty set.
-func readHashes(path string) (map[string][]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string][]byte{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]byte{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+// PasswordFileError is a line of the password file that is not
+// "user:bcrypt-hash". It never holds the line's text, which may be a
+// clear-text password someone typed in by hand.
+type PasswordFileError struct {
+	Path   string
+	Line   int
+	Reason string
+}
+
+func (e *PasswordFileError) Error() string {
+	return fmt.Sprintf("%s line %d: %s", e.Path, e.Line, e.Reason)
+}
+
+// parseHashes parses a password file: one "user:bcrypt-hash" per line, '#'
+// comments and blank lines ignored. Lines that are not user:bcrypt-hash are
+// left out and returned as bad; a later line for a user replaces an earlier one.
+func parseHashes(path string, data []byte) (hashes map[string][]byte, bad []*PasswordFileError) {
+	hashes = map[string][]byte{}
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
+		reason := ""
 		user, hash, ok := strings.Cut(line, ":")
-		if !ok || user == "" || !strings.HasPrefix(hash, "$2") {
-			return nil, fmt.Errorf("%s line %d is not user:bcrypt-hash", path, n)
+		if !ok {
+			reason = "no ':' (want user:bcrypt-hash)"
+		} else if ValidateUser(user) != nil {
+			reason = "the user name is empty, over 64 characters, or has spaces or control characters"
+		} else if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			reason = "what follows the user name is not a bcrypt hash"
 		}
-		out[user] = []byte(hash)
+		if reason != "" {
+			bad = append(bad, &PasswordFileError{Path: path, Line: n + 1, Reason: reason})
+			continue
+		}
+		hashes[user] = []byte(hash)
 	}
-	return out, sc.Err()
+	return hashes, bad
+}
+
+// readHashes reads and parses the password file at path (see parseHashes).
+// A missing file is an empty set; err is an I/O error.
+func readHashes(path string) (hashes map[string][]byte, bad []*PasswordFileError, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string][]byte{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	hashes, bad = parseHashes(path, b)
+	return hashes, bad, nil
 }
 
 // writeHashes replaces the file atomically with mode 0600.
@@ -107,9 +137,41 @@ func writeHashes(path string, hashes map[string][]byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// editPasswordFile applies edit to the users of the password file at path
+// and writes the file back, holding the file's lock (PATH.lock) from the read
+// to the rename, so that concurrent writers, in this process or others, do
+// not lose each other's changes. It refuses to rewrite a file with bad lines
+// (the error wraps the first *PasswordFileError): they would be dropped.
+func editPasswordFile(path string, edit func(map[string][]byte) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockPasswordFile(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	hashes, bad, err := readHashes(path)
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		more := ""
+		if len(bad) > 1 {
+			more = fmt.Sprintf(" (and %d more bad lines)", len(bad)-1)
+		}
+		return fmt.Errorf("%w%s; fix or delete it by hand first: rewriting the file would drop it", bad[0], more)
+	}
+	if err := edit(hashes); err != nil {
+		return err
+	}
+	return writeHashes(path, hashes)
+}
+
 // SetPassword creates or replaces user in the password file at path with a
-// bcrypt hash of password. Errors: an invalid user name, an empty password,
-// or I/O failures.
+// bcrypt hash of password, under the file's lock (see editPasswordFile).
+// Errors: an invalid user name, an empty password, a file with bad lines
+// (wrapping *PasswordFileError), or I/O failures.
 func SetPassword(path, user, password string) error {
 	if err := ValidateUser(user); err != nil {
 		return err
@@ -117,30 +179,27 @@ func SetPassword(path, user, password string) error {
 	if password == "" {
 		return errors.New("password is empty")
 	}
-	hashes, err := readHashes(path)
-	if err != nil {
-		return err
-	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), hashCost)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	hashes[user] = h
-	return writeHashes(path, hashes)
+	return editPasswordFile(path, func(hashes map[string][]byte) error {
+		hashes[user] = h
+		return nil
+	})
 }
 
-// DeleteUser removes user from the password file at path. Errors:
-// ErrNoSuchUser, or I/O failures.
+// DeleteUser removes user from the password file at path, under the file's
+// lock. Errors: ErrNoSuchUser, a file with bad lines (wrapping
+// *PasswordFileError), or I/O failures.
 func DeleteUser(path, user string) error {
-	hashes, err := readHashes(path)
-	if err != nil {
-		return err
-	}
-	if _, ok := hashes[user]; !ok {
-		return fmt.Errorf("%w %q in %s", ErrNoSuchUser, user, path)
-	}
-	delete(hashes, user)
-	return writeHashes(path, hashes)
+	return editPasswordFile(path, func(hashes map[string][]byte) error {
+		if _, ok := hashes[user]; !ok {
+			return fmt.Errorf("%w %q in %s", ErrNoSuchUser, user, path)
+		}
+		delete(hashes, user)
+		return nil
+	})
 }
 
 // Passwords checks user names and passwords against a password file, and
@@ -148,20 +207,48 @@ func DeleteUser(path, user string) error {
 // its size or modification time changes, checked at most every 250 ms).
 // Successful checks are cached by a SHA-256 of user, password and hash, so
 // that HTTP Basic auth does not pay bcrypt's cost on every request.
+//
+// Lines of the file that are not user:bcrypt-hash are skipped and logged at
+// error level with their line number (never their text), once per version of
+// the file; the other users keep working. A file that cannot be read keeps
+// the users read before, also logged.
 type Passwords struct {
-	path string
+	path   string
+	logger *slog.Logger
+	// bcrypts counts bcrypt comparisons, for tests and benchmarks.
+	bcrypts atomic.Int64
 
 	mu        sync.Mutex
 	hashes    map[string][]byte
+	dummyCost int // the cost of the dummy hash unknown users are checked against
 	modTime   time.Time
 	size      int64
 	checkedAt time.Time
+	failed    fileVersion // the version that last failed to read, logged once
 	ok        map[[32]byte]bool
 }
 
+type fileVersion struct {
+	modTime time.Time
+	size    int64
+}
+
+// PasswordsOption configures NewPasswords.
+type PasswordsOption func(*Passwords)
+
+// WithPasswordsLogger logs problems with the password file (skipped lines, a
+// file that cannot be read) to l. The default discards them.
+func WithPasswordsLogger(l *slog.Logger) PasswordsOption {
+	return func(p *Passwords) { p.logger = l }
+}
+
 // NewPasswords returns a checker for the file at path (which may not exist yet).
-func NewPasswords(path string) *Passwords {
-	return &Passwords{path: path, hashes: map[string][]byte{}, ok: map[[32]byte]bool{}}
+func NewPasswords(path string, opts ...PasswordsOption) *Passwords {
+	p := &Passwords{path: path, logger: discardLogger(), hashes: map[string][]byte{}, dummyCost: hashCost, ok: map[[32]byte]bool{}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Path returns the password file's path.
@@ -174,49 +261,128 @@ func (p *Passwords) refreshLocked() {
 	}
 	p.checkedAt = now
 	st, err := os.Stat(p.path)
+	if errors.Is(err, os.ErrNotExist) {
+		if len(p.hashes) > 0 {
+			p.logger.Warn("the password file is gone: no users can log in", "file", p.path)
+		}
+		p.setLocked(map[string][]byte{}, fileVersion{})
+		return
+	}
+	v := fileVersion{size: -1} // stands for "cannot stat"
+	if err == nil {
+		v = fileVersion{st.ModTime(), st.Size()}
+		if v.modTime.Equal(p.modTime) && v.size == p.size {
+			return
+		}
+	}
+	var h map[string][]byte
+	var bad []*PasswordFileError
+	if err == nil {
+		h, bad, err = readHashes(p.path)
+	}
 	if err != nil {
-		if len(p.hashes) > 0 || !p.modTime.IsZero() {
-			p.hashes, p.ok, p.modTime, p.size = map[string][]byte{}, map[[32]byte]bool{}, time.Time{}, 0
+		if p.failed != v {
+			p.logger.Error("cannot read the password file; keeping the users read before", "file", p.path, "users", len(p.hashes), "err", err)
+			p.failed = v
 		}
 		return
 	}
-	if st.ModTime().Equal(p.modTime) && st.Size() == p.size {
-		return
-	}
-	h, err := readHashes(p.path)
-	if err != nil {
-		return // keep the last good set
-	}
-	p.hashes, p.ok, p.modTime, p.size = h, map[[32]byte]bool{}, st.ModTime(), st.Size()
+	p.logBadLines(bad, len(h))
+	p.setLocked(h, v)
 }
 
-// Verify reports whether password is user's password.
-func (p *Passwords) Verify(user, password string) bool {
-	p.mu.Lock()
-	p.refreshLocked()
-	hash, found := p.hashes[user]
-	var key [32]byte
-	if found {
-		key = sha256.Sum256([]byte(user + "\x00" + password + "\x00" + string(hash)))
-		if p.ok[key] {
-			p.mu.Unlock()
-			return true
+// logBadLines logs the skipped lines of the file, at most five of them.
+func (p *Passwords) logBadLines(bad []*PasswordFileError, users int) {
+	for i, e := range bad {
+		if i == 5 {
+			p.logger.Error("password file: more lines skipped", "file", p.path, "more", len(bad)-i)
+			break
+		}
+		p.logger.Error("password file: skipping a line that is not user:bcrypt-hash; whoever it was for cannot log in until it is fixed",
+			"file", e.Path, "line", e.Line, "reason", e.Reason, "users", users)
+	}
+}
+
+func (p *Passwords) setLocked(h map[string][]byte, v fileVersion) {
+	p.hashes, p.ok, p.modTime, p.size, p.failed = h, map[[32]byte]bool{}, v.modTime, v.size, fileVersion{}
+	p.dummyCost = commonCost(h)
+}
+
+// commonCost is the most common bcrypt cost in h (the higher one on a tie),
+// so that unknown users cost as much time as most known ones; hashCost for
+// an empty set. It is capped at BcryptCost+4, because a hand-edited hash with
+// an absurd cost must not make every unknown user take minutes.
+func commonCost(h map[string][]byte) int {
+	n := map[int]int{}
+	best := hashCost
+	for _, hash := range h {
+		c, _ := bcrypt.Cost(hash)
+		n[c]++
+		if n[c] > n[best] || (n[c] == n[best] && c > best) {
+			best = c
 		}
 	}
-	p.mu.Unlock()
-	if !found {
-		// Spend the same time as for a known user, so that response times
-		// do not tell which user names exist.
-		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+	return min(best, BcryptCost+4)
+}
+
+// credential is what Passwords knows about a user and password without any
+// bcrypt work: the hash to compare with, and whether the pair is already
+// verified.
+type credential struct {
+	known     bool
+	cached    bool
+	hash      []byte
+	dummyCost int
+	key       [32]byte
+}
+
+// lookup finds user's hash, and whether password is already verified for it.
+func (p *Passwords) lookup(user, password string) credential {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshLocked()
+	hash, known := p.hashes[user]
+	if !known {
+		return credential{dummyCost: p.dummyCost}
+	}
+	key := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + string(hash)))
+	return credential{known: true, cached: p.ok[key], hash: hash, key: key}
+}
+
+// compare runs the bcrypt check of password against c and caches a success.
+// An unknown user is checked against a dummy hash of the file's usual cost,
+// so that response times do not tell which user names exist.
+func (p *Passwords) compare(c credential, password string) bool {
+	p.bcrypts.Add(1)
+	if !c.known {
+		_ = bcrypt.CompareHashAndPassword(dummyHash(c.dummyCost), []byte(password))
 		return false
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword(c.hash, []byte(password)) != nil {
 		return false
 	}
 	p.mu.Lock()
-	p.ok[key] = true
+	p.ok[c.key] = true
 	p.mu.Unlock()
 	return true
+}
+
+// Verify reports whether password is user's password. It has no rate limit
+// of its own: the broker checks logins through its login limiter.
+func (p *Passwords) Verify(user, password string) bool {
+	c := p.lookup(user, password)
+	return c.cached || p.compare(c, password)
+}
+
+// load reads the file now, logging its bad lines, and returns the number of
+// users. Unlike a check, it does not delay noticing the next change.
+func (p *Passwords) load() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checkedAt = time.Time{}
+	p.refreshLocked()
+	p.checkedAt = time.Time{}
+	return len(p.hashes)
 }
 
 // Users returns the number of users in the file.
@@ -227,7 +393,14 @@ func (p *Passwords) Users() int {
 	return len(p.hashes)
 }
 
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("dartup: no such user"), hashCost)
-	return h
-})
+// dummyHashes holds one dummy hash per bcrypt cost (func() []byte values).
+var dummyHashes sync.Map
+
+// dummyHash returns the hash of a password nobody has, with the given cost.
+func dummyHash(cost int) []byte {
+	f, _ := dummyHashes.LoadOrStore(cost, sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("dartup: no such user"), cost)
+		return h
+	}))
+	return f.(func() []byte)()
+}

@@ -1,17 +1,16 @@
 package broker
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-// FuzzReadHashes parses arbitrary password files (written to disk, read by
-// readHashes as the server does). It must never panic; every user it
-// returns is non-empty, without ':' or a line break, with a "$2" hash on one
-// line; and what it returns survives writeHashes and readHashes unchanged.
+// FuzzReadHashes parses arbitrary password files (parseHashes, as the server
+// does). It must never panic; every user it keeps is a valid user name with a
+// "$2" hash on one line; every bad line it reports exists; and what it keeps
+// survives writeHashes and readHashes unchanged, with no bad line.
 // Seeds: testdata/fuzz/FuzzReadHashes.
 func FuzzReadHashes(f *testing.F) {
 	f.Add([]byte("# dartup users: user:bcrypt-hash. Edit with `dartup password`.\nalice:$2a$10$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01\n"))
@@ -19,27 +18,25 @@ func FuzzReadHashes(f *testing.F) {
 	f.Add([]byte("nocolon\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(dir, "passwords")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		hashes, err := readHashes(path)
-		if err != nil {
-			return // refused: the server keeps its last good set
-		}
+		hashes, bad := parseHashes("passwords", data)
 		for user, hash := range hashes {
-			if user == "" || strings.ContainsAny(user, ":\n") || strings.HasPrefix(user, "#") ||
+			if ValidateUser(user) != nil || strings.HasPrefix(user, "#") ||
 				!strings.HasPrefix(string(hash), "$2") || strings.ContainsAny(string(hash), "\n") {
 				t.Fatalf("parsed user %q with hash %q", user, hash)
+			}
+		}
+		for _, b := range bad {
+			if b.Line < 1 || b.Line > strings.Count(string(data), "\n")+1 {
+				t.Fatalf("bad line number %d", b.Line)
 			}
 		}
 		out := filepath.Join(dir, "rewritten")
 		if err := writeHashes(out, hashes); err != nil {
 			t.Fatal(err)
 		}
-		again, err := readHashes(out)
-		if err != nil {
-			t.Fatalf("the rewritten file is refused: %v", err)
+		again, badAgain, err := readHashes(out)
+		if err != nil || len(badAgain) > 0 {
+			t.Fatalf("the rewritten file is refused: %v %v", err, badAgain)
 		}
 		if len(again) != len(hashes) || (len(hashes) > 0 && !reflect.DeepEqual(again, hashes)) {
 			t.Fatalf("round trip changed the users:\n%q\n%q", hashes, again)

@@ -58,7 +58,7 @@ func ensureWorkerSecret(ctx context.Context, js jetstream.JetStream) ([]byte, er
 func (a *authenticator) checkWorkerToken(c server.ClientAuthentication, token string) bool {
 	app, ok := clientsdk.VerifyWorkerToken(a.workers.get(), token)
 	if !ok {
-		a.logger.Warn("refused NATS connection: invalid worker token", "remote", addrString(c.RemoteAddress()))
+		a.logins.warn("nats-worker-token", "refused NATS connection: invalid worker token", "remote", addrString(c.RemoteAddress()))
 		return false
 	}
 	pub, sub := clientsdk.WorkerPermissions(app)

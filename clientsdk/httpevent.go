@@ -106,7 +106,10 @@ type HTTPRequestInfo struct {
 	Path string
 	// SourceIP is the client's address.
 	SourceIP string
-	// User is the authenticated Basic-auth user, if any.
+	// User is the authenticated Basic-auth user, if any. The gateway
+	// removes the Authorization header it checked before building the
+	// event: a caller's credentials never reach the lambda, only this name
+	// (requestContext.identity.user in the API Gateway shape).
 	User string
 }
 
@@ -184,6 +187,8 @@ func NewALBTargetGroupRequest(r *http.Request, body []byte, info HTTPRequestInfo
 
 // HTTPEvent returns the event bytes for r in the shape kind names
 // (HTTPEventAPIGateway, HTTPEventALB, or HTTPEventRaw: the body itself).
+// r's headers are copied as they are: the caller removes credentials meant
+// for itself first (the gateway does, for dartup's Basic auth).
 func HTTPEvent(kind string, r *http.Request, body []byte, info HTTPRequestInfo) ([]byte, error) {
 	switch kind {
 	case HTTPEventRaw:

@@ -27,7 +27,9 @@ func newPasswordCmd() *cobra.Command {
 		Short: "Create or replace a user (bcrypt-hashed in DATA/passwords), or delete one",
 		Long: `Create or replace USER in the password file of the data dir, prompting twice
 for the password with hidden input. A running server picks the change up
-without a restart. Passwords are stored as bcrypt hashes, file mode 0600.`,
+without a restart. Passwords are stored as bcrypt hashes, file mode 0600.
+Concurrent runs wait for each other (a lock on DATA/passwords.lock); a file
+with lines that are not user:bcrypt-hash is not rewritten: fix those first.`,
 		Example: `  dartup password alice
   echo "$SECRET" | dartup password --password-stdin ci-bot
   dartup password --delete alice`,

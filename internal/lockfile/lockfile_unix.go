@@ -43,3 +43,29 @@ func Lock(path string) (f *os.File, holder string, err error) {
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, "", nil
 }
+
+// Wait takes an exclusive flock on path (creating it and its folder, mode
+// 0600), waiting as long as another process holds it; closing the file
+// releases it. It is for short critical sections shared between processes,
+// such as a read-modify-write of a file that is then replaced by a rename
+// (the lock is on a separate file, which the rename does not replace).
+func Wait(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
