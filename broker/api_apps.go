@@ -101,7 +101,7 @@ func (a *api) updateSpec(ctx context.Context, name string, change func(*clientsd
 			spec.Revision = nrev
 			return spec, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return nil, err
 		}
 	}

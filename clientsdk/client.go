@@ -135,7 +135,7 @@ func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 		if terr := tlsError(err, url, guarded); terr != nil {
 			return nil, terr
 		}
-		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 			hint := ""
 			if !hasClientCert(&o) && o.Secure {
 				hint = "; a server started with --tls-verify-clients also needs a client certificate (--tls-cert and --tls-key)"

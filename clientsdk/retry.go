@@ -3,7 +3,6 @@ package clientsdk
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,10 +32,23 @@ func transient(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoStreamResponse) {
 		return true
 	}
-	s := err.Error()
-	return strings.Contains(s, "no response from stream") || strings.Contains(s, "JetStream system temporarily unavailable") ||
-		strings.Contains(s, "no suitable peers")
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case errClusterNotAvailable, errClusterNoPeers, errClusterNotLeader:
+			return true
+		}
+	}
+	return false
 }
+
+// JetStream API error codes of a cluster between leaders (nats-server's
+// JSClusterNotAvailErr, JSClusterNoPeersErrF, JSClusterNotLeaderErr).
+const (
+	errClusterNoPeers      jetstream.ErrorCode = 10005
+	errClusterNotAvailable jetstream.ErrorCode = 10008
+	errClusterNotLeader    jetstream.ErrorCode = 10009
+)
 
 // retryTransient runs f until it succeeds, fails with a lasting error, ctx
 // ends, or TransientWindow has passed; each try gets at most perTry (0: no

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -340,7 +339,7 @@ func (r *Runner) tryClaim(ctx context.Context, a action) bool {
 		rev, err = r.place.Update(cctx, a.key, b, a.rev)
 	}
 	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) && !strings.Contains(err.Error(), "wrong last sequence") {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			r.logger.Warn("claim failed", "key", a.key, "err", err)
 		}
 		return false
