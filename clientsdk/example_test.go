@@ -9,6 +9,7 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/lambdas"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
 )
@@ -36,7 +37,12 @@ func startExampleServer() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := runner.New(ctx, nc, runner.WithNodeID("example-node"), runner.WithDataDir(dir), runner.WithNATSURL(b.NATSURL()))
+	host, err := lambdas.New(nc, lambdas.WithNodeID("example-node"))
+	if err != nil {
+		return nil, err
+	}
+	r, err := runner.New(ctx, nc, runner.WithNodeID("example-node"), runner.WithDataDir(dir), runner.WithNATSURL(b.NATSURL()),
+		runner.WithLambdaHost(host))
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +52,7 @@ func startExampleServer() (stop func(), err error) {
 	exampleURL = b.NATSURL()
 	return func() {
 		_ = r.Stop(ctx)
+		_ = host.Close(ctx)
 		nc.Close()
 		_ = b.Shutdown(ctx)
 		os.RemoveAll(dir)

@@ -410,6 +410,8 @@ type Node struct {
 	MaxInstances int `json:"max_instances,omitempty"`
 	// Lambdas is the number of lambdas the node hosts.
 	Lambdas int `json:"lambdas"`
+	// LambdaNames are the lambdas the node hosts.
+	LambdaNames []string `json:"lambda_names,omitempty"`
 	// Load1 is the node's one-minute load average.
 	Load1    float64   `json:"load1"`
 	Draining bool      `json:"draining,omitempty"`

@@ -2,6 +2,7 @@ package lambdas
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -113,7 +114,8 @@ func WithStatusBucket(kv jetstream.KeyValue) Option {
 }
 
 // WithEvents sets a callback receiving lifecycle events (cold-start, killed,
-// crashed). It is called from the Manager's goroutines and must not block.
+// crashed), which the Manager also publishes on the events stream's subjects.
+// It is called from the Manager's goroutines and must not block.
 func WithEvents(fn func(clientsdk.Event)) Option {
 	return func(o *options) error {
 		o.events = fn
@@ -412,12 +414,16 @@ func (m *Manager) kickStats(name string) {
 }
 
 // event sends a lifecycle event to the WithEvents callback.
+// event records a lifecycle event: on the events stream's subject (see
+// clientsdk.EventSubject), and to the WithEvents callback.
 func (m *Manager) event(app string, kind clientsdk.EventKind, instance int, format string, args ...any) {
-	if m.opts.events == nil {
-		return
+	e := clientsdk.Event{App: app, Kind: kind, Instance: instance, Node: m.opts.nodeID,
+		Message: fmt.Sprintf(format, args...), Time: time.Now().UTC()}
+	b, _ := json.Marshal(e)
+	_ = m.nc.Publish(clientsdk.EventSubject(app, kind), b)
+	if m.opts.events != nil {
+		m.opts.events(e)
 	}
-	m.opts.events(clientsdk.Event{App: app, Kind: kind, Instance: instance, Node: m.opts.nodeID,
-		Message: fmt.Sprintf(format, args...), Time: time.Now().UTC()})
 }
 
 func (m *Manager) addWorker(w *worker) {

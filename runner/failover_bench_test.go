@@ -48,7 +48,7 @@ func benchFailover(b *testing.B, heartbeat, nodeTimeout time.Duration) {
 	start := func(id string) (*runner.Runner, func()) {
 		nc := testutil.Connect(b, br.NATSURL())
 		opts := []runner.Option{runner.WithNodeID(id), runner.WithDataDir(testutil.TempDir(b)),
-			runner.WithTiming(heartbeat, nodeTimeout), runner.WithoutLambdas()}
+			runner.WithTiming(heartbeat, nodeTimeout)}
 		if testing.Verbose() {
 			opts = append(opts, runner.WithLogger(testutil.TestLogger(b)))
 		}

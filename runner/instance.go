@@ -21,6 +21,25 @@ const (
 	stopFenced                     // this node lost the server: others take over
 )
 
+// String names the reason, as logs and tests show it.
+func (r stopReason) String() string {
+	switch r {
+	case stopShutdown:
+		return "shutdown"
+	case stopKilled:
+		return "killed"
+	case stopRemoved:
+		return "removed"
+	case stopScaled:
+		return "scaled"
+	case stopMoved:
+		return "moved"
+	case stopFenced:
+		return "fenced"
+	}
+	return "unknown"
+}
+
 // UsageInterval is how often a running instance's CPU and memory are sampled.
 const UsageInterval = 5 * time.Second
 

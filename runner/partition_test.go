@@ -139,7 +139,7 @@ func TestPartitionedRunnerFencesAndDoesNotDoubleRun(t *testing.T) {
 	ncB := testutil.Connect(t, "nats://"+p.addr, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.IgnoreDiscoveredServers())
 	opts := []runner.Option{runner.WithNodeID("node-b"), runner.WithDataDir(testutil.TempDir(t)),
-		runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond), runner.WithoutLambdas()}
+		runner.WithTiming(250*time.Millisecond, 1500*time.Millisecond)}
 	if testing.Verbose() {
 		opts = append(opts, runner.WithLogger(testutil.TestLogger(t)))
 	}

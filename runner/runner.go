@@ -27,9 +27,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// LambdaHost runs lambdas on this node. By default a runner hosts them with
-// its own lambdas.Manager; WithLambdaHost replaces it, WithoutLambdas turns
-// lambda hosting off.
+// LambdaHost runs lambdas on this node (a *lambdas.Manager, injected with
+// WithLambdaHost by whoever owns it); without one the node hosts no lambdas.
 type LambdaHost interface {
 	// Deploy starts serving spec (already defaulted and validated) with cmd.
 	Deploy(spec clientsdk.AppSpec, cmd lambdas.Command) error
@@ -57,8 +56,6 @@ type options struct {
 	heartbeat    time.Duration
 	nodeTimeout  time.Duration
 	lambdas      LambdaHost
-	noLambdas    bool
-	lambdaOpts   []lambdas.Option
 	version      string
 	replyConn    *nats.Conn
 	replyExtra   []string
@@ -150,16 +147,10 @@ func WithTiming(heartbeat, nodeTimeout time.Duration) Option {
 	}
 }
 
-// WithLambdaHost sets what runs lambdas on this node (none: lambdas are not hosted here).
+// WithLambdaHost sets what runs lambdas on this node, typically a
+// *lambdas.Manager that the caller creates and closes after Stop. Without
+// it, the node hosts no lambdas.
 func WithLambdaHost(h LambdaHost) Option { return func(o *options) error { o.lambdas = h; return nil } }
-
-// WithoutLambdas makes the node host no lambdas.
-func WithoutLambdas() Option { return func(o *options) error { o.noLambdas = true; return nil } }
-
-// WithLambdaOptions passes options to the node's lambdas.Manager.
-func WithLambdaOptions(opts ...lambdas.Option) Option {
-	return func(o *options) error { o.lambdaOpts = append(o.lambdaOpts, opts...); return nil }
-}
 
 // WithReplyConn sets the connection the node answers requests on (drain
 // requests, and its lambdas' results, errors and presence probes): a
@@ -226,9 +217,7 @@ type Runner struct {
 	unclaimedSince map[string]time.Time
 	instances      map[string]*instance
 	stopping       map[string]bool // keys whose worker is being stopped
-	deploying      map[string]bool // lambdas being deployed
-	deployFailed   map[string]failedDeploy
-	deployed       map[string]uint64 // lambda name → deployed spec revision
+	deploys        *lambdaDeploys
 	heartbeatOK    time.Time
 	// heartbeatFailed is when a heartbeat last failed.
 	heartbeatFailed   time.Time
@@ -242,7 +231,6 @@ type Runner struct {
 	draining   bool
 	drainSub   *nats.Subscription
 
-	manager *lambdas.Manager // the default LambdaHost, closed by Stop
 	ids     *identities      // the users workers run as
 	replies *replies.Replier // answers drain requests
 	lock    *os.File         // DATA/runner/lock, held while started
@@ -255,6 +243,11 @@ type Runner struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopWG counts the instances being stopped (finishStop), which Stop
+	// waits for too.
+	stopWG   sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
 }
 
 type nodeSeen struct {
@@ -310,8 +303,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
 	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1),
 		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
-		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, deployed: map[string]uint64{}, stopping: map[string]bool{},
-		deploying: map[string]bool{}, deployFailed: map[string]failedDeploy{}}
+		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, stopping: map[string]bool{}}
 
 	if r.js, err = jetstream.New(nc); err != nil {
 		return nil, err
@@ -352,17 +344,11 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 		rc = nc
 	}
 	r.replies = replies.New(rc, o.logger, o.replyExtra...)
-	if r.lambdas == nil && !r.noLambdas {
-		lopts := append([]lambdas.Option{
-			lambdas.WithLogger(o.logger), lambdas.WithNodeID(o.nodeID), lambdas.WithStatusBucket(r.status),
-			lambdas.WithEvents(func(e clientsdk.Event) { r.event(e.App, e.Kind, e.Instance, e.Message) }),
-			lambdas.WithReplyConn(rc, o.replyExtra...),
-		}, o.lambdaOpts...)
-		if r.manager, err = lambdas.New(nc, lopts...); err != nil {
-			return nil, fmt.Errorf("start lambda host: %w", err)
-		}
-		r.lambdas = r.manager
-	}
+	r.deploys = newLambdaDeploys(r.lambdas,
+		func(ctx context.Context, spec clientsdk.AppSpec) (lambdas.Command, error) {
+			return r.resolveCommand(ctx, spec, -1)
+		},
+		r.lambdaFailed, r.poke)
 	return r, nil
 }
 
@@ -483,6 +469,15 @@ func (r *Runner) secureDirs() error {
 	return nil
 }
 
+// lambdaFailed reports a lambda that cannot be hosted here (it is tried
+// again after lambdaRetry): in the log and as this node's errored status
+// entry for it, which `list` shows and invocations answer with.
+func (r *Runner) lambdaFailed(spec clientsdk.AppSpec, err error) {
+	r.logger.Error("cannot host lambda; trying again", "app", spec.Name, "in", lambdaRetry, "err", err)
+	r.putStatus(clientsdk.InstanceStatus{App: spec.Name, Instance: -1, Node: r.nodeID, State: clientsdk.StateErrored,
+		LastError: err.Error(), SpecRevision: spec.Revision})
+}
+
 // appGone reports whether app no longer exists (its user id may be reused).
 func (r *Runner) appGone(app string) bool {
 	r.mu.Lock()
@@ -561,10 +556,11 @@ func (r *Runner) applyClaim(e jetstream.KeyValueEntry, _ bool) {
 }
 
 func (r *Runner) node() clientsdk.Node {
+	lambdaNames := r.deploys.names()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
-		Instances: len(r.instances), Lambdas: len(r.deployed), MaxInstances: r.maxInstances, Draining: r.draining,
+		Instances: len(r.instances), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
 		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC()}
 }
 
@@ -638,9 +634,17 @@ func (r *Runner) heartbeatLoop(ctx context.Context) {
 }
 
 // Stop stops reconciling, stops every worker (SIGTERM to its group, the kill
-// timeout, then SIGKILL), releases this node's claims so other nodes can take
-// them at once, and removes the node's entry.
+// timeout, then SIGKILL), waits for those already being stopped, undeploys
+// its lambdas, releases this node's claims so other nodes can take them at
+// once, and removes the node's entry. It returns once every worker it owned
+// is gone. Calling it again (or on a runner never started) returns the first
+// call's result.
 func (r *Runner) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
+	return r.stopErr
+}
+
+func (r *Runner) stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
@@ -662,25 +666,12 @@ func (r *Runner) Stop(ctx context.Context) error {
 	for _, in := range insts {
 		<-in.done
 	}
+	r.stopWG.Wait() // instances stopped by an earlier reconcile
 	var errs []error
 	for _, in := range insts {
 		r.releaseClaim(ctx, in.key)
 	}
-	if r.lambdas != nil {
-		r.mu.Lock()
-		names := make([]string, 0, len(r.deployed))
-		for n := range r.deployed {
-			names = append(names, n)
-		}
-		r.deployed = map[string]uint64{}
-		r.mu.Unlock()
-		for _, n := range names {
-			r.lambdas.Undeploy(n)
-		}
-	}
-	if r.manager != nil {
-		errs = append(errs, r.manager.Close(ctx))
-	}
+	r.deploys.stop()
 	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && r.nc.IsConnected() {
 		errs = append(errs, err)

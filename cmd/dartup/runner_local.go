@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,15 +14,28 @@ import (
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/version"
+	"github.com/dartup/dartup/lambdas"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// nodeAgent is a runner with the connections it owns: its own, and the
-// reply-only one it answers callers on.
+// nodeAgent is a runner with what it owns: its connection, the reply-only
+// one it answers callers on, and its lambda host.
 type nodeAgent struct {
 	r       *runner.Runner
+	host    *lambdas.Manager
 	nc, rnc *nats.Conn
+}
+
+// nodeConf is how a node is wired: its connections, its id, the server's
+// extra reply prefixes, and the runner's options.
+type nodeConf struct {
+	nc, rnc  *nats.Conn
+	id       string
+	prefixes []string
+	logger   *slog.Logger
+	opts     []runner.Option
 }
 
 // startLocalRunner starts the in-process runner of `dartup serve`; its node
@@ -36,34 +50,63 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 		nc.Close()
 		return nil, err
 	}
-	opts := append([]runner.Option{
-		runner.WithReplyConn(rnc, b.ReplyPrefixes()...),
-		runner.WithLogger(logger),
-		runner.WithNodeID(clientsdk.TokenFrom(b.ServerName(), "node")),
-		runner.WithDataDir(b.DataDir()),
-		runner.WithNATSURL(b.WorkerURL()),
-		runner.WithVersion(version.Version),
-	}, extra...)
-	return startNode(ctx, nc, rnc, logger, opts...)
+	return startNode(ctx, nodeConf{nc: nc, rnc: rnc, id: clientsdk.TokenFrom(b.ServerName(), "node"), prefixes: b.ReplyPrefixes(),
+		logger: logger, opts: append([]runner.Option{
+			runner.WithDataDir(b.DataDir()),
+			runner.WithNATSURL(b.WorkerURL()),
+		}, extra...)})
 }
 
-// startNode starts a runner on nc (answering callers on rnc); it closes both
-// connections when the runner cannot start.
-func startNode(ctx context.Context, nc, rnc *nats.Conn, logger *slog.Logger, opts ...runner.Option) (*nodeAgent, error) {
-	r, err := runner.New(ctx, nc, opts...)
-	if err == nil {
-		err = r.Start(ctx)
-	}
-	if err != nil {
-		nc.Close()
-		rnc.Close()
+// startNode starts a runner with its lambda host; it closes the connections
+// when either cannot start.
+func startNode(ctx context.Context, c nodeConf) (_ *nodeAgent, err error) {
+	n := &nodeAgent{nc: c.nc, rnc: c.rnc}
+	defer func() {
+		if err != nil {
+			if n.host != nil {
+				_ = n.host.Close(ctx)
+			}
+			c.nc.Close()
+			c.rnc.Close()
+		}
+	}()
+	if n.host, err = newLambdaHost(ctx, c); err != nil {
 		return nil, err
 	}
-	return &nodeAgent{r: r, nc: nc, rnc: rnc}, nil
+	opts := append([]runner.Option{runner.WithNodeID(c.id), runner.WithLogger(c.logger), runner.WithVersion(version.Version),
+		runner.WithReplyConn(c.rnc, c.prefixes...), runner.WithLambdaHost(n.host)}, c.opts...)
+	if n.r, err = runner.New(ctx, c.nc, opts...); err != nil {
+		return nil, err
+	}
+	if err := n.r.Start(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
+// newLambdaHost makes the node's lambda host: it answers callers on the
+// reply-only connection and reports to the status bucket.
+func newLambdaHost(ctx context.Context, c nodeConf) (*lambdas.Manager, error) {
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return nil, err
+	}
+	status, err := js.KeyValue(ctx, clientsdk.StatusBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open %s (is this a dartup server?): %w", clientsdk.StatusBucket, err)
+	}
+	host, err := lambdas.New(c.nc, lambdas.WithLogger(c.logger), lambdas.WithNodeID(c.id), lambdas.WithStatusBucket(status),
+		lambdas.WithReplyConn(c.rnc, c.prefixes...))
+	if err != nil {
+		return nil, fmt.Errorf("start lambda host: %w", err)
+	}
+	return host, nil
+}
+
+// stop stops the runner (its workers, its claims), then the lambda host, then
+// drains the connections.
 func (n *nodeAgent) stop(ctx context.Context) error {
-	err := n.r.Stop(ctx)
+	err := errors.Join(n.r.Stop(ctx), n.host.Close(ctx))
 	for _, nc := range []*nats.Conn{n.rnc, n.nc} {
 		if d := nc.Drain(); d != nil && !errors.Is(d, nats.ErrConnectionClosed) {
 			err = errors.Join(err, d)

@@ -111,14 +111,12 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		nc.Close()
 		return err
 	}
-	opts := []runner.Option{
-		runner.WithReplyConn(rc.Conn(), f.replyPrefixes...),
-		runner.WithLogger(logger), runner.WithNodeID(id), runner.WithDataDir(f.data), runner.WithLabels(labels),
-		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime), runner.WithVersion(version.Version),
+	opts := append([]runner.Option{
+		runner.WithDataDir(f.data), runner.WithLabels(labels),
+		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime),
 		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
-	}
-	opts = append(opts, isoOpts...)
-	node, err := startNode(ctx, nc, rc.Conn(), logger, opts...)
+	}, isoOpts...)
+	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts})
 	if err != nil {
 		return err
 	}
