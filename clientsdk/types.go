@@ -255,6 +255,12 @@ type InstanceStatus struct {
 	LastExitCode *int   `json:"last_exit_code,omitempty"`
 	LastSignal   string `json:"last_signal,omitempty"`
 	LastError    string `json:"last_error,omitempty"`
+	// NextRestartAt is when an instance in backoff starts again.
+	NextRestartAt time.Time `json:"next_restart_at,omitzero"`
+	// QuickExits counts the instance's exits in a row that came before its
+	// min_uptime: a crash loop while it is above 0 and the instance has not
+	// run for min_uptime since.
+	QuickExits int `json:"quick_exits,omitempty"`
 	// CPUPercent and MemoryBytes are sampled from /proc on the runner.
 	CPUPercent  float64 `json:"cpu_percent,omitempty"`
 	MemoryBytes uint64  `json:"memory_bytes,omitempty"`

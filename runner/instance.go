@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -85,225 +83,146 @@ func (in *instance) requestStop(reason stopReason) {
 	}
 }
 
-// material reports whether two specs differ in a way that needs a new worker.
-func material(a, b clientsdk.AppSpec) bool {
-	a.Revision, b.Revision = 0, 0
-	a.PushedAt, b.PushedAt = time.Time{}, time.Time{}
-	a.Stopped, b.Stopped = false, false
-	// Scaling and placement do not change how one instance runs.
-	a.Instances, b.Instances = 0, 0
-	a.Constraints, b.Constraints = nil, nil
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) != string(jb)
+// supervisor runs an instance's machine: it waits for the next event and
+// carries out the machine's effects (spawning, stopping, status, events).
+type supervisor struct {
+	in    *instance
+	m     *machine
+	cur   *proc.Process
+	usage usageSampler
+	timer *time.Timer
 }
 
+// run supervises the instance until it is stopped.
 func (in *instance) run(spec clientsdk.AppSpec) {
 	defer close(in.done)
-	r := in.r
-	tracker := NewTracker(PolicyFrom(spec.Restart))
-	st := clientsdk.InstanceStatus{App: in.app, Instance: in.index, Node: r.nodeID, SpecRevision: spec.Revision, State: clientsdk.StateStarting}
-	var cur *proc.Process
-	var usage usageSampler
+	m, effects := newMachine(in.r.nodeID, in.index, spec)
+	s := &supervisor{in: in, m: m}
 	sample := time.NewTicker(UsageInterval)
 	defer sample.Stop()
-
-	start := func() (*proc.Process, error) {
-		st.State, st.SpecRevision = clientsdk.StateStarting, spec.Revision
-		ctx, cancel := context.WithTimeout(in.ctx, 5*time.Minute)
-		defer cancel()
-		cmd, err := r.resolveCommand(ctx, spec, in.index)
-		if err != nil {
-			return nil, err
+	for {
+		s.apply(effects)
+		if m.phase == phaseDone {
+			return
 		}
-		p, err := proc.Start(proc.Spec{
+		effects = m.on(s.await(sample.C), time.Now())
+	}
+}
+
+// apply carries out effects in order; an effect that produces an event (a
+// start, a stop) feeds it back into the machine at once.
+func (s *supervisor) apply(effects []effect) {
+	for len(effects) > 0 {
+		e := effects[0]
+		effects = effects[1:]
+		if ev, ok := s.do(e); ok {
+			effects = append(effects, s.m.on(ev, time.Now())...)
+		}
+	}
+}
+
+// await waits for the next event: the worker's exit (while one runs), the
+// backoff timer, a newer spec, a stop request, or a usage sample.
+func (s *supervisor) await(sample <-chan time.Time) event {
+	var exited <-chan struct{}
+	if s.cur != nil {
+		exited = s.cur.Done()
+	}
+	var timer <-chan time.Time
+	if s.timer != nil {
+		timer = s.timer.C
+	}
+	for {
+		select {
+		case <-exited:
+			return event{kind: evExited, exit: s.cur.Exit(), uptime: time.Since(s.cur.Started())}
+		case <-timer:
+			s.timer = nil
+			return event{kind: evTimer}
+		case ns := <-s.in.specCh:
+			return event{kind: evSpec, spec: ns}
+		case reason := <-s.in.stopCh:
+			s.stopTimer()
+			return event{kind: evStop, reason: reason}
+		case <-sample:
+			if s.cur == nil {
+				continue
+			}
+			if cpu, mem, ok := s.usage.sample(s.cur.PID()); ok {
+				return event{kind: evSample, cpu: cpu, mem: mem}
+			}
+		}
+	}
+}
+
+// do carries out one effect; it returns the event it produced, if any.
+func (s *supervisor) do(e effect) (event, bool) {
+	r := s.in.r
+	switch e.kind {
+	case effStart:
+		s.stopTimer()
+		return s.start(), true
+	case effReplace:
+		old := s.cur
+		ev := s.start() // the new worker first, then the old one goes
+		old.Stop(e.grace)
+		if ev.kind != evStarted {
+			s.cur = nil
+			r.pids.remove(s.in.key)
+		}
+		return ev, true
+	case effStop:
+		ex := s.cur.Stop(e.grace)
+		s.cur = nil
+		r.pids.remove(s.in.key)
+		return event{kind: evStopped, exit: ex}, true
+	case effReap:
+		_ = s.cur.Signal(9) // the group: children the worker left behind
+		r.pids.remove(s.in.key)
+		if e.drain {
+			// Let the last lines reach the log before the state changes; an
+			// immediate restart does not wait (the old output drains anyway).
+			s.cur.WaitOutput(200 * time.Millisecond)
+		}
+		s.cur = nil
+	case effWait:
+		s.timer = time.NewTimer(e.delay)
+	case effStatus:
+		r.putStatus(s.m.status)
+	case effEvent:
+		r.event(s.in.app, e.event, s.in.index, e.msg)
+		if e.event == clientsdk.EventErrored {
+			r.logger.Error("instance errored", "key", s.in.key, "reason", e.msg)
+		}
+	}
+	return event{}, false
+}
+
+func (s *supervisor) stopTimer() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}
+
+// start resolves the machine's spec into a command and spawns it.
+func (s *supervisor) start() event {
+	in, r, spec := s.in, s.in.r, s.m.spec
+	ctx, cancel := context.WithTimeout(in.ctx, 5*time.Minute)
+	defer cancel()
+	cmd, err := r.resolveCommand(ctx, spec, in.index)
+	var p *proc.Process
+	if err == nil {
+		p, err = proc.Start(proc.Spec{
 			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Credential: cmd.Credential,
 			OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l) },
 			OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l) },
 		})
-		if err != nil {
-			return nil, err
-		}
-		r.pids.add(in.key, p.PID())
-		st.State, st.PID, st.StartedAt, st.LastError = clientsdk.StateRunning, p.PID(), p.Started().UTC(), ""
-		st.CPUPercent, st.MemoryBytes = 0, 0
-		usage = usageSampler{}
-		r.putStatus(st)
-		r.event(in.app, clientsdk.EventStarted, in.index, fmt.Sprintf("pid %d", p.PID()))
-		return p, nil
 	}
-	// idle waits, with no worker running, for a new spec or a stop.
-	idle := func() (stopReason, bool) {
-		for {
-			select {
-			case ns := <-in.specCh:
-				if ns.Revision != spec.Revision {
-					spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
-					return 0, false
-				}
-			case reason := <-in.stopCh:
-				return reason, true
-			}
-		}
+	if err != nil {
+		return event{kind: evStartFailed, err: err, transient: clientsdk.IsTransient(err), aborted: in.ctx.Err() != nil}
 	}
-	finish := func(reason stopReason, ex *proc.Exit) {
-		st.PID = 0
-		if ex != nil {
-			code := ex.Code
-			st.LastExitCode, st.LastSignal = &code, ex.Signal
-		}
-		switch reason {
-		case stopKilled, stopShutdown:
-			st.State = clientsdk.StateStopped
-			if reason == stopShutdown {
-				st.LastError = "the node shut down"
-			}
-			r.putStatus(st)
-			r.event(in.app, clientsdk.EventKilled, in.index, "stopped")
-		}
-	}
-	fail := func(err error) {
-		st.State, st.LastError, st.PID = clientsdk.StateErrored, err.Error(), 0
-		r.putStatus(st)
-		r.event(in.app, clientsdk.EventErrored, in.index, err.Error())
-		r.logger.Error("instance cannot start", "key", in.key, "err", err)
-	}
-
-	for {
-		if cur == nil {
-			p, err := start()
-			if err != nil && clientsdk.IsTransient(err) {
-				// The server did not answer (a cluster electing a leader):
-				// count it as a crash, so it is retried with backoff and the
-				// crash-loop guard still ends it.
-				d := tracker.OnExit(-1, "", 0)
-				if d.Restart {
-					st.State, st.LastError, st.Restarts = clientsdk.StateBackoff, err.Error(), st.Restarts+1
-					r.putStatus(st)
-					r.logger.Warn("instance start failed; retrying", "key", in.key, "in", d.Delay, "err", err)
-					select {
-					case <-time.After(max(d.Delay, 100*time.Millisecond)):
-					case ns := <-in.specCh:
-						if ns.Revision != spec.Revision {
-							spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
-						}
-					case reason := <-in.stopCh:
-						finish(reason, nil)
-						return
-					}
-					continue
-				}
-			}
-			if err != nil {
-				if in.ctx.Err() == nil { // not merely cut short by a stop
-					fail(err)
-				}
-				if reason, stop := idle(); stop {
-					finish(reason, nil)
-					return
-				}
-				continue
-			}
-			cur = p
-		}
-		select {
-		case <-cur.Done():
-			ex := cur.Exit()
-			uptime := time.Since(cur.Started())
-			_ = cur.Signal(9) // the group: children the worker left behind
-			r.pids.remove(in.key)
-			code := ex.Code
-			st.LastExitCode, st.LastSignal, st.PID = &code, ex.Signal, 0
-			d := tracker.OnExit(ex.Code, ex.Signal, uptime)
-			if !d.Restart || d.Delay > 0 {
-				// Let the last lines reach the log before the state changes; an
-				// immediate restart does not wait (the old output drains anyway).
-				cur.WaitOutput(200 * time.Millisecond)
-			}
-			cur = nil
-			kind := clientsdk.EventExited
-			if ex.Code != 0 || ex.Signal != "" {
-				kind = clientsdk.EventCrashed
-			}
-			r.event(in.app, kind, in.index, fmt.Sprintf("%s after %s", ex, uptime.Round(time.Millisecond)))
-			if !d.Restart {
-				st.State = d.State
-				if d.State == clientsdk.StateErrored {
-					st.LastError = d.Reason
-					r.event(in.app, clientsdk.EventErrored, in.index, d.Reason)
-				} else {
-					st.LastError = ""
-				}
-				r.putStatus(st)
-				if reason, stop := idle(); stop {
-					finish(reason, nil)
-					return
-				}
-				continue
-			}
-			st.State, st.Restarts = clientsdk.StateBackoff, st.Restarts+1
-			if d.Delay > 0 {
-				r.putStatus(st)
-				t := time.NewTimer(d.Delay)
-			wait:
-				for {
-					select {
-					case <-t.C:
-						break wait
-					case ns := <-in.specCh:
-						if ns.Revision != spec.Revision { // a new spec restarts at once
-							t.Stop()
-							spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
-							break wait
-						}
-					case reason := <-in.stopCh:
-						t.Stop()
-						finish(reason, nil)
-						return
-					}
-				}
-			}
-			r.event(in.app, clientsdk.EventRestarted, in.index, fmt.Sprintf("restart %d", st.Restarts))
-		case ns := <-in.specCh:
-			if ns.Revision == spec.Revision {
-				continue
-			}
-			if !material(spec, ns) {
-				spec = ns
-				st.SpecRevision = ns.Revision
-				r.putStatus(st)
-				continue
-			}
-			old, oldKill := cur, spec.Restart.KillTimeout.D()
-			spec, tracker = ns, NewTracker(PolicyFrom(ns.Restart))
-			p, err := start() // the new worker first, then the old one goes
-			old.Stop(oldKill)
-			if err != nil {
-				cur = nil
-				r.pids.remove(in.key)
-				fail(err)
-				if reason, stop := idle(); stop {
-					finish(reason, nil)
-					return
-				}
-				continue
-			}
-			cur = p
-			r.pids.add(in.key, p.PID())
-		case reason := <-in.stopCh:
-			st.State = clientsdk.StateStopping
-			if reason == stopKilled {
-				r.putStatus(st)
-			}
-			ex := cur.Stop(spec.Restart.KillTimeout.D())
-			r.pids.remove(in.key)
-			finish(reason, &ex)
-			return
-		case <-sample.C:
-			if cpu, mem, ok := usage.sample(cur.PID()); ok {
-				st.CPUPercent, st.MemoryBytes = cpu, mem
-				r.putStatus(st)
-			}
-		}
-	}
+	s.cur, s.usage = p, usageSampler{}
+	r.pids.add(in.key, p.PID())
+	return event{kind: evStarted, pid: p.PID(), started: p.Started()}
 }

@@ -64,6 +64,10 @@ type Tracker struct {
 // NewTracker returns a tracker for p.
 func NewTracker(p Policy) *Tracker { return &Tracker{p: p} }
 
+// QuickExits returns how many exits in a row came before MinUptime (the
+// crash-loop count that reaching MaxRestarts ends).
+func (t *Tracker) QuickExits() int { return t.unstable }
+
 // OnExit decides what follows an exit with code (-1 when signalled) after uptime.
 // killed says the exit was requested (stop), which never restarts.
 func (t *Tracker) OnExit(code int, signal string, uptime time.Duration) Decision {
