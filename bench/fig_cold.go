@@ -209,9 +209,10 @@ func (h *harness) coldDart(ctx context.Context, f *Figure, c *clientsdk.Client) 
 		f.notMeasured(err.Error())
 		f.add(unmeasured("dartup `lambda.sass` (stdio, --runtime aot)", "dartup", err.Error()))
 	}
-	dir, err := dartsass.Find()
+	pkg, err := dartsass.Find()
+	dir := pkg
 	if err == nil {
-		dir, err = dartsass.Shared(dir) // as root, the app's own user must run it
+		dir, err = dartsass.Shared(pkg) // as root, the app's own user must run it
 	}
 	if err != nil {
 		fail(err)
@@ -221,7 +222,7 @@ func (h *harness) coldDart(ctx context.Context, f *Figure, c *clientsdk.Client) 
 	if v, err := output(ctx, dir, dart, "--version"); err == nil {
 		h.res.Versions.Dart = firstLine(v)
 	}
-	h.res.Versions.Sass = npmPackageVersion(filepath.Join(dir, "..", "..", "package.json"))
+	h.res.Versions.Sass = npmPackageVersion(filepath.Join(pkg, "..", "..", "package.json"))
 	scss := []byte("$accent: #0a7;\n.card { border: 1px solid $accent; .title { color: darken($accent, 10%); } }\n")
 	spec := clientsdk.AppSpec{Name: "sass", Runtime: clientsdk.RuntimeAOT, Interpreter: dart, Args: []string{"--stdin"},
 		Lambda: &clientsdk.LambdaSpec{Protocol: clientsdk.ProtocolStdio}}

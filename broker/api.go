@@ -234,7 +234,39 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 }
 
 func (a *api) listNodes(ctx context.Context, _ micro.Request) (any, error) {
-	return readAll[clientsdk.Node](ctx, a.nodes)
+	nodes, _, err := a.nodesNow(ctx)
+	return nodes, err
+}
+
+// nodesNow reads the nodes bucket: every node with Alive and HeartbeatAge
+// set from the time its last heartbeat was stored (the server's clock, not
+// the node's), and the live ones by id. A node is alive while that age is
+// within its own node timeout (plus a second for the servers' clocks).
+func (a *api) nodesNow(ctx context.Context) ([]clientsdk.Node, map[string]clientsdk.Node, error) {
+	entries, err := readEntries(ctx, a.nodes)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	nodes := []clientsdk.Node{}
+	live := map[string]clientsdk.Node{}
+	for _, e := range entries {
+		var n clientsdk.Node
+		if json.Unmarshal(e.Value(), &n) != nil {
+			continue
+		}
+		timeout := n.Timeout.D()
+		if timeout <= 0 {
+			timeout = 3 * time.Second
+		}
+		age := max(now.Sub(e.Created()), 0)
+		n.HeartbeatAge, n.Alive = clientsdk.Duration(age), age <= timeout+time.Second
+		nodes = append(nodes, n)
+		if n.Alive {
+			live[n.ID] = n
+		}
+	}
+	return nodes, live, nil
 }
 
 // getSpec reads an app's spec; *Error 404 when there is none.
@@ -256,30 +288,74 @@ func (a *api) getSpec(ctx context.Context, name string) (*clientsdk.AppSpec, uin
 
 // readAll reads every value of a bucket into a slice, skipping undecodable entries.
 func readAll[T any](ctx context.Context, kv jetstream.KeyValue) ([]T, error) {
+	entries, err := readEntries(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, e := range entries {
+		var v T
+		if json.Unmarshal(e.Value(), &v) == nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// readEntries reads every current entry of a bucket.
+func readEntries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
 	defer w.Stop()
-	var out []T
+	var out []jetstream.KeyValueEntry
 	for {
 		select {
 		case e := <-w.Updates():
 			if e == nil {
 				return out, nil
 			}
-			var v T
-			if json.Unmarshal(e.Value(), &v) == nil {
-				out = append(out, v)
-			}
+			out = append(out, e)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 }
 
+// readSpecs reads every app spec with its revision.
+func (a *api) readSpecs(ctx context.Context) ([]clientsdk.AppSpec, error) {
+	entries, err := readEntries(ctx, a.apps)
+	if err != nil {
+		return nil, err
+	}
+	var out []clientsdk.AppSpec
+	for _, e := range entries {
+		var s clientsdk.AppSpec
+		if json.Unmarshal(e.Value(), &s) == nil {
+			s.Revision = e.Revision()
+			out = append(out, s.WithDefaults())
+		}
+	}
+	return out, nil
+}
+
+// summarize reads what Summarize needs about app spec (its statuses and the
+// live nodes) and returns its summary.
+func (a *api) summarize(ctx context.Context, spec clientsdk.AppSpec) (clientsdk.AppSummary, error) {
+	st, err := a.statusesOf(ctx, spec.Name)
+	if err != nil {
+		return clientsdk.AppSummary{}, err
+	}
+	_, live, err := a.nodesNow(ctx)
+	if err != nil {
+		return clientsdk.AppSummary{}, err
+	}
+	return Summarize(spec.WithDefaults(), st, live, time.Now()), nil
+}
+
 func (a *api) list(ctx context.Context, _ micro.Request) (any, error) {
-	specs, err := readAll[clientsdk.AppSpec](ctx, a.apps)
+	specs, err := a.readSpecs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -287,13 +363,18 @@ func (a *api) list(ctx context.Context, _ micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, live, err := a.nodesNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
 	byApp := map[string][]clientsdk.InstanceStatus{}
 	for _, s := range statuses {
 		byApp[s.App] = append(byApp[s.App], s)
 	}
 	res := clientsdk.ListResponse{Apps: []clientsdk.AppSummary{}}
 	for _, s := range specs {
-		res.Apps = append(res.Apps, Summarize(s, byApp[s.Name]))
+		res.Apps = append(res.Apps, Summarize(s, byApp[s.Name], live, now))
 	}
 	slices.SortFunc(res.Apps, func(x, y clientsdk.AppSummary) int { return strings.Compare(x.Name, y.Name) })
 	return res, nil
@@ -322,27 +403,42 @@ func (a *api) describe(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.statusesOf(ctx, name)
+	sum, err := a.summarize(ctx, *spec)
 	if err != nil {
 		return nil, err
 	}
-	info := &clientsdk.AppInfo{Spec: *spec, Summary: Summarize(*spec, st)}
+	info := &clientsdk.AppInfo{Spec: *spec, Summary: sum}
 	if hist, err := a.apps.History(ctx, name); err == nil {
-		for i := len(hist) - 1; i >= 0; i-- {
-			h := hist[i]
-			v := clientsdk.AppVersion{Revision: h.Revision(), Deleted: h.Operation() != jetstream.KeyValuePut}
-			var s clientsdk.AppSpec
-			if json.Unmarshal(h.Value(), &s) == nil {
-				v.PushedAt = s.PushedAt
-				if s.Artifact != nil {
-					v.SHA256 = s.Artifact.SHA256
-				}
-			}
-			info.Versions = append(info.Versions, v)
-		}
+		info.Versions = versionsOf(hist)
 	}
 	info.Events = a.recentEvents(ctx, name, 20)
 	return info, nil
+}
+
+// versionsOf lists an app's versions, newest first, from its history in the
+// apps bucket: one entry per pushed version (kill and start rewrite the spec
+// without a new version), and one for a removal.
+func versionsOf(hist []jetstream.KeyValueEntry) []clientsdk.AppVersion {
+	var out []clientsdk.AppVersion
+	seen := map[uint64]bool{}
+	for _, h := range hist { // oldest first: keep each version's first write
+		if h.Operation() != jetstream.KeyValuePut {
+			out = append(out, clientsdk.AppVersion{Revision: h.Revision(), Deleted: true})
+			continue
+		}
+		var s clientsdk.AppSpec
+		if json.Unmarshal(h.Value(), &s) != nil || seen[s.Version] {
+			continue
+		}
+		seen[s.Version] = true
+		v := clientsdk.AppVersion{Version: s.Version, Revision: h.Revision(), PushedAt: s.PushedAt, PushedBy: s.PushedBy}
+		if s.Artifact != nil {
+			v.SHA256 = s.Artifact.SHA256
+		}
+		out = append(out, v)
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // recentEvents returns up to n of the app's most recent events (last 24 h).

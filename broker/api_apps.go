@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -28,12 +26,10 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 		}
 	}
 	spec.PushedAt = time.Now().UTC()
-	spec.Revision = 0
 	// The artifacts of the app's current history: one may fall out of the
 	// history window with this push, and then nothing needs it any more.
 	before := a.historyArtifacts(ctx, spec.Name)
-	b, _ := json.Marshal(spec)
-	rev, err := a.apps.Put(ctx, spec.Name, b)
+	rev, err := a.storeVersion(ctx, &spec)
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +44,60 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 		}
 	}
 	spec.Revision = rev
-	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", rev, spec.Kind))
-	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "revision", rev)
+	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", spec.Version, spec.Kind))
+	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "version", spec.Version, "revision", rev)
 	return spec, nil
+}
+
+// lastVersion returns the highest version in app's history (0 for none).
+func (a *api) lastVersion(ctx context.Context, name string) uint64 {
+	hist, err := a.apps.History(ctx, name)
+	if err != nil {
+		return 0
+	}
+	var v uint64
+	for _, h := range hist {
+		var s clientsdk.AppSpec
+		if h.Operation() == jetstream.KeyValuePut && json.Unmarshal(h.Value(), &s) == nil {
+			v = max(v, s.Version)
+		}
+	}
+	return v
+}
+
+// storeVersion writes spec as app's next version (its Version one more than
+// the stored one's, 1 for a new app) with compare-and-set, so that two
+// pushes at once get two numbers; it returns the bucket revision.
+func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec) (uint64, error) {
+	for range 10 {
+		cur, rev, err := a.getSpec(ctx, spec.Name)
+		var nf *clientsdk.Error
+		switch {
+		case err == nil:
+			spec.Version, spec.TokenNonce = cur.Version+1, cur.TokenNonce
+		case errors.As(err, &nf) && nf.Code == 404:
+			// A new app, or one removed: numbering goes on after its history.
+			spec.Version, rev = a.lastVersion(ctx, spec.Name)+1, 0
+			spec.TokenNonce = clientsdk.NewTokenNonce()
+		default:
+			return 0, err
+		}
+		spec.Revision = 0
+		b, _ := json.Marshal(spec)
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = a.apps.Create(ctx, spec.Name, b)
+		} else {
+			nrev, err = a.apps.Update(ctx, spec.Name, b, rev)
+		}
+		if err == nil {
+			return nrev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, err
+		}
+	}
+	return 0, clientsdk.Errorf(409, "Conflict", "app %s is being pushed by someone else at the same time; try again", spec.Name)
 }
 
 // checkArtifact checks that ref's object is in the object store with the
@@ -118,8 +165,7 @@ func (a *api) kill(ctx context.Context, req micro.Request) (any, error) {
 		return nil, err
 	}
 	a.publishEvent(ctx, name, clientsdk.EventKilled, "stopped by request")
-	st, _ := a.statusesOf(ctx, name)
-	return Summarize(*spec, st), nil
+	return a.summarize(ctx, *spec)
 }
 
 func (a *api) start(ctx context.Context, req micro.Request) (any, error) {
@@ -127,14 +173,14 @@ func (a *api) start(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Every start writes a new revision, so runners also reset errored instances.
-	spec, err := a.updateSpec(ctx, name, func(s *clientsdk.AppSpec) { s.Stopped = false; s.PushedAt = time.Now().UTC() })
+	// Every start writes the spec again (a new bucket revision, the same
+	// version), so runners also start errored instances afresh.
+	spec, err := a.updateSpec(ctx, name, func(s *clientsdk.AppSpec) { s.Stopped = false })
 	if err != nil {
 		return nil, err
 	}
 	a.publishEvent(ctx, name, clientsdk.EventStartReq, "started by request")
-	st, _ := a.statusesOf(ctx, name)
-	return Summarize(*spec, st), nil
+	return a.summarize(ctx, *spec)
 }
 
 // remove deletes the spec (runners stop the instances when they see it go),
@@ -154,15 +200,12 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	}
 	var errs []error
 	errs = append(errs, a.dropUnusedArtifacts(ctx, used))
-	for _, kv := range []jetstream.KeyValue{a.status, a.place} {
-		keys, err := kv.ListKeysFiltered(ctx, name+".>")
-		if err != nil {
-			continue
-		}
+	if keys, err := a.place.ListKeysFiltered(ctx, name+".>"); err == nil {
 		for k := range keys.Keys() {
-			errs = append(errs, kv.Purge(ctx, k))
+			errs = append(errs, a.place.Purge(ctx, k))
 		}
 	}
+	errs = append(errs, a.purgeDeadStatuses(ctx, name))
 	a.publishEvent(ctx, name, clientsdk.EventRemoved, "removed by request")
 	if err := errors.Join(errs...); err != nil {
 		a.logger.Warn("remove left some state behind", "app", name, "err", err)
@@ -170,66 +213,29 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	return map[string]string{"removed": name}, nil
 }
 
-// Summarize computes dart_up's alive|dead|error summary of an app from its
-// spec and its instances' statuses.
-func Summarize(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus) clientsdk.AppSummary {
-	slices.SortFunc(st, func(x, y clientsdk.InstanceStatus) int { return x.Instance - y.Instance })
-	sum := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, Instances: st}
-	if spec.Kind == clientsdk.KindLambda {
-		var errs []string
-		for _, s := range st {
-			sum.WarmWorkers += s.WarmWorkers
-			if s.State == clientsdk.StateErrored && s.SpecRevision == spec.Revision {
-				errs = append(errs, s.Node+": "+s.LastError)
-			}
-		}
-		switch {
-		case spec.Stopped:
-			sum.State, sum.Message = clientsdk.AppDead, "stopped"
-		case len(errs) > 0:
-			sum.State, sum.Message = clientsdk.AppError, strings.Join(errs, "; ")
-		case sum.WarmWorkers > 0:
-			sum.State, sum.Message = clientsdk.AppAlive, fmt.Sprintf("%d warm", sum.WarmWorkers)
-		default:
-			sum.State = clientsdk.AppDead
-		}
-		sum.Running = sum.WarmWorkers
-		return sum
+// purgeDeadStatuses deletes the status entries of app whose node is not
+// live: nobody else will. A live node deletes its own once the instance's
+// process is gone (so that `remove` can wait for that).
+func (a *api) purgeDeadStatuses(ctx context.Context, app string) error {
+	_, live, err := a.nodesNow(ctx)
+	if err != nil {
+		return err
 	}
-	if !spec.Stopped {
-		sum.Desired = spec.Instances
+	entries, err := readEntries(ctx, a.status)
+	if err != nil {
+		return err
 	}
-	var errored []string
-	for _, s := range st {
-		if s.Instance >= spec.Instances {
+	var errs []error
+	for _, e := range entries {
+		var st clientsdk.InstanceStatus
+		if json.Unmarshal(e.Value(), &st) != nil || st.App != app {
 			continue
 		}
-		switch s.State {
-		case clientsdk.StateRunning:
-			sum.Running++
-		case clientsdk.StateErrored:
-			errored = append(errored, fmt.Sprintf("#%d: %s", s.Instance, s.LastError))
+		if _, ok := live[st.Node]; !ok {
+			errs = append(errs, a.status.Purge(ctx, e.Key()))
 		}
 	}
-	switch {
-	case spec.Stopped:
-		sum.State, sum.Message = clientsdk.AppDead, "stopped"
-	case len(errored) > 0:
-		sum.State, sum.Message = clientsdk.AppError, strings.Join(errored, "; ")
-	case sum.Running > 0:
-		sum.State = clientsdk.AppAlive
-		if spec.Instances > 1 || sum.Running < spec.Instances {
-			sum.Message = fmt.Sprintf("%d/%d running", sum.Running, spec.Instances)
-		}
-	default:
-		sum.State, sum.Message = clientsdk.AppDead, "starting"
-		for _, s := range st {
-			if s.State == clientsdk.StateExited && s.Instance < spec.Instances && s.SpecRevision == spec.Revision {
-				sum.Message = "exited"
-			}
-		}
-	}
-	return sum
+	return errors.Join(errs...)
 }
 
 // historyArtifacts returns the artifact objects the revisions of app in the

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -33,6 +34,10 @@ type authenticator struct {
 	replyPrefixes []string
 	// appUser is Config.AppUser.
 	appUser func(uid uint32) bool
+	// natsPort is the client port, once the server listens.
+	natsPort func() int
+	// apps knows the apps (and their token nonces) once the broker serves.
+	apps atomic.Pointer[lambdaRouter]
 }
 
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
@@ -54,7 +59,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		return a.checkPassword(c, o.Username, o.Password)
 	}
 	if !a.require && isLoopbackAddr(c.RemoteAddress()) {
-		if uid, app := a.fromAppUser(c.RemoteAddress()); app {
+		if uid, app := a.fromAppUser(c.RemoteAddress(), a.natsPort()); app {
 			a.logins.warn("nats-app-user", "refused NATS connection without credentials from an app's user: apps connect with their NATS_TOKEN", "uid", uid, "remote", addrString(c.RemoteAddress()))
 			return false
 		}
@@ -129,7 +134,7 @@ func (a *authenticator) rolePermissions(connName string) *server.Permissions {
 // users (Config.AppUser). A client whose user cannot be found out counts as
 // an app's: the local exemption is only for clients known not to be one.
 // In-process clients (nil address) are dartup itself.
-func (a *authenticator) fromAppUser(addr net.Addr) (uint32, bool) {
+func (a *authenticator) fromAppUser(addr net.Addr, serverPort int) (uint32, bool) {
 	if a.appUser == nil || addr == nil {
 		return 0, false
 	}
@@ -137,7 +142,7 @@ func (a *authenticator) fromAppUser(addr net.Addr) (uint32, bool) {
 	if err != nil {
 		return 0, true
 	}
-	uid, known := localSocketOwner(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	uid, known := localSocketOwner(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), uint16(serverPort))
 	return uid, !known || a.appUser(uid)
 }
 

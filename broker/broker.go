@@ -21,9 +21,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -257,13 +259,16 @@ type Broker struct {
 	lock      *os.File
 	passwords *Passwords
 	auth      *authenticator
-	logins    *loginGuard
-	token     string
-	workers   workerSecret
-	router    *lambdaRouter
-	tls       *tlsSetup
-	started   time.Time
-	logger    *slog.Logger
+	// clientPort is the NATS client port (the authenticator matches local
+	// clients' sockets against it).
+	clientPort atomic.Int32
+	logins     *loginGuard
+	token      string
+	workers    workerSecret
+	router     *lambdaRouter
+	tls        *tlsSetup
+	started    time.Time
+	logger     *slog.Logger
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -284,13 +289,11 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return nil, err
 	}
 	cfg.DataDir = dataDir
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
 	// The store holds the worker secret and the password hashes: only
-	// dartup's own user may enter it, whatever mode an older version left.
-	if err := os.Chmod(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("make data dir private: %w", err)
+	// dartup's own user may enter it, and only a directory that is dartup's
+	// (or new, or empty) is taken.
+	if err := datadir.Prepare(dataDir, datadir.Data); err != nil {
+		return nil, err
 	}
 	lock, err := lockDataDir(dataDir)
 	if err != nil {
@@ -347,6 +350,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	if b.router, err = startLambdaRouter(actx, b); err != nil {
 		return b, err
 	}
+	b.auth.apps.Store(b.router) // worker tokens are checked against the apps from now on
 	if cfg.HTTPAddr != "" {
 		b.gw, err = startGateway(b)
 		if err != nil {
@@ -377,14 +381,25 @@ func (b *Broker) startNATS() error {
 	if err != nil {
 		return fmt.Errorf("configure NATS server: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{b.cfg.Logger.With("component", "nats")}, false, false, false)
+	var fatal atomic.Pointer[string]
+	ns.SetLoggerV2(natsLogger{l: b.cfg.Logger.With("component", "nats"), fatal: &fatal}, false, false, false)
 	b.ns = ns
 	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		return fmt.Errorf("NATS server did not become ready on %s (is the port in use?)", b.cfg.NATSAddr)
+	// Wait for the server, but not for one that failed for good (a port in
+	// use: it logs a fatal error and would never be ready).
+	for deadline := time.Now().Add(30 * time.Second); !ns.ReadyForConnections(100 * time.Millisecond); {
+		if msg := fatal.Load(); msg != nil {
+			return fmt.Errorf("the NATS server cannot start: %s (choose another --nats-addr or --cluster-addr)", *msg)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("NATS server did not become ready on %s within 30s", b.cfg.NATSAddr)
+		}
 	}
 	if !ns.JetStreamEnabled() {
 		return errors.New("JetStream did not start; see the log above")
+	}
+	if a, ok := ns.Addr().(*net.TCPAddr); ok {
+		b.clientPort.Store(int32(a.Port))
 	}
 	return nil
 }
@@ -409,6 +424,7 @@ func (b *Broker) setUpAuth() int {
 		workers:       &b.workers,
 		replyPrefixes: b.cfg.ReplyPrefixes,
 		appUser:       b.cfg.AppUser,
+		natsPort:      func() int { return int(b.clientPort.Load()) },
 	}
 	return b.passwords.load()
 }
@@ -653,6 +669,21 @@ func drain(ctx context.Context, nc *nats.Conn) error {
 		}
 	}
 	return nil
+}
+
+// kickWorkers closes this server's connections of app's workers (their app
+// was removed or re-created: their token no longer works).
+func (b *Broker) kickWorkers(app string) {
+	cz, err := b.ns.Connz(&server.ConnzOptions{User: workerUser(app), Limit: 1 << 20})
+	if err != nil {
+		return
+	}
+	for _, ci := range cz.Conns {
+		_ = b.ns.DisconnectClientByID(ci.Cid)
+	}
+	if len(cz.Conns) > 0 {
+		b.logger.Info("closed the connections of a removed app's workers", "app", app, "connections", len(cz.Conns))
+	}
 }
 
 // ReplyPrefixes returns the extra reply prefixes this server answers on.

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -310,5 +312,60 @@ func TestInsecureStartRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "jetstream")); err == nil {
 		t.Error("a refused Start created a JetStream store")
+	}
+}
+
+// A data dir must be dartup's, new or empty: a careless --data never
+// chmods or fills someone else's directory.
+func TestDataDirMustBeDartups(t *testing.T) {
+	notEmpty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notEmpty, "report.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{"a directory with other files": notEmpty}
+	if os.Geteuid() == 0 {
+		other := t.TempDir()
+		if err := os.Chown(other, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		cases["a directory of another user"] = other
+	}
+	for name, dir := range cases {
+		t.Run(name, func(t *testing.T) {
+			before, _ := os.Stat(dir)
+			_, err := broker.Start(context.Background(), broker.Config{DataDir: dir, NATSAddr: "127.0.0.1:0"})
+			if !errors.Is(err, datadir.ErrNotOurs) {
+				t.Fatalf("start on %s: %v, want ErrNotOurs", dir, err)
+			}
+			if after, _ := os.Stat(dir); after.Mode() != before.Mode() {
+				t.Fatalf("the directory's mode changed: %v → %v", before.Mode(), after.Mode())
+			}
+		})
+	}
+	// An empty directory, or one dartup made, is taken.
+	empty := t.TempDir()
+	b, err := broker.Start(context.Background(), broker.Config{DataDir: empty, NATSAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Shutdown(context.Background())
+	b, err = broker.Start(context.Background(), broker.Config{DataDir: empty, NATSAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("a data dir dartup made: %v", err)
+	}
+	_ = b.Shutdown(context.Background())
+}
+
+// A NATS port in use fails the start at once with the server's reason,
+// instead of waiting for a server that will never be ready.
+func TestStartFailsFastOnAPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = broker.Start(context.Background(), broker.Config{DataDir: t.TempDir(), NATSAddr: ln.Addr().String()})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a port in use: %v", err)
 	}
 }

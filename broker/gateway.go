@@ -33,7 +33,11 @@ func startGateway(b *Broker) (*gateway, error) {
 	g.srv = &http.Server{
 		Handler:           g.authenticate(g.mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+		// An idle keep-alive connection is closed: holding sockets open must
+		// cost a client something (slow bodies are bounded by the invoke's
+		// own deadline).
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
 	serve := func() error { return g.srv.Serve(ln) }
 	if b.tls.clients != nil {
@@ -111,7 +115,7 @@ func (g *gateway) fromAppUser(r *http.Request) bool {
 	if err != nil {
 		return true
 	}
-	_, app := a.fromAppUser(peer)
+	_, app := a.fromAppUser(peer, g.ln.Addr().(*net.TCPAddr).Port)
 	return app
 }
 

@@ -100,8 +100,12 @@ func (r *lambdaRouter) watch(ctx context.Context, w jetstream.KeyWatcher) {
 func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	old, had := r.apps[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.apps, e.Key())
+		if had {
+			go r.b.kickWorkers(e.Key()) // a removed app's tokens stop working, and so do its connections
+		}
 		return
 	}
 	var s clientsdk.AppSpec
@@ -114,6 +118,9 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	s = s.WithDefaults().Clamp()
 	s.Revision = e.Revision()
 	r.apps[e.Key()] = s
+	if had && old.TokenNonce != s.TokenNonce {
+		go r.b.kickWorkers(e.Key())
+	}
 }
 
 // spec returns the spec of app name. A name missing from the cache is
@@ -179,9 +186,25 @@ func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool
 	case s.Stopped && !r.hosted(ctx, name):
 		return s, clientsdk.Errorf(503, "Stopped", "lambda %s is stopped; start it with `dartup start %s`", name, name)
 	case !r.hosted(ctx, name):
+		if cause := r.startFailure(ctx, s); cause != "" {
+			return s, clientsdk.Errorf(502, "Runtime.StartError", "lambda %s cannot start: %s", name, cause)
+		}
 		return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s right now; check `dartup nodes`", name)
 	}
 	return s, nil
+}
+
+// startFailure returns why the live nodes that tried to host lambda spec
+// could not (their errored status entries for its revision), or "".
+func (r *lambdaRouter) startFailure(ctx context.Context, spec clientsdk.AppSpec) string {
+	if r.b.api == nil {
+		return ""
+	}
+	sum, err := r.b.api.summarize(ctx, spec)
+	if err != nil || sum.State != clientsdk.AppError {
+		return ""
+	}
+	return strings.TrimPrefix(sum.Message, "cannot start: ")
 }
 
 // catchAll answers requests on "lambda.*" that no runner takes. It answers

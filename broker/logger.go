@@ -6,18 +6,29 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
 
 // natsLogger adapts a slog.Logger to nats-server's Logger interface. Fatalf
 // logs at error level and never exits the process: a failing embedded server
-// must not take dartup down with os.Exit.
-type natsLogger struct{ l *slog.Logger }
+// must not take dartup down with os.Exit; it records the message in fatal
+// (when set) for Start to report.
+type natsLogger struct {
+	l     *slog.Logger
+	fatal *atomic.Pointer[string]
+}
 
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Info(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error("fatal: " + fmt.Sprintf(format, v...)) }
+func (n natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	n.l.Error("fatal: " + msg)
+	if n.fatal != nil {
+		n.fatal.CompareAndSwap(nil, &msg)
+	}
+}
 func (n natsLogger) Errorf(format string, v ...any) {
 	if isAuthFailure(format, v) {
 		n.Debugf(format, v...)

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,10 +12,8 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/broker"
-	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // dialerFrom returns a dialer whose connections come from ip: on Linux every
@@ -147,10 +144,11 @@ func TestLoginFlood(t *testing.T) {
 			t.Fatalf("bob's request %d during the flood: %d %v", i, code, err)
 		}
 	}
-	// Fresh logins from other addresses, one as the flooded name.
-	if err := natsFrom(b.NATSURL(), "127.0.0.3", "alice", "alice-"+alicePW); err != nil {
-		t.Errorf("a fresh NATS login as the flooded user from another address: %v", err)
-	}
+	// Fresh logins from other addresses as other users get through. (The
+	// flooded name itself gets at most FreshPerUser attempts from fresh
+	// addresses over its budget: whether one is left for alice depends on
+	// the flood's order, so it is not asserted here; see the limiter's table
+	// test.)
 	if err := natsFrom(b.NATSURL(), "127.0.0.4", "carol", "carol-"+alicePW); err != nil {
 		t.Errorf("a fresh NATS login as carol during the flood: %v", err)
 	}
@@ -224,17 +222,8 @@ func TestLoginLimitSparesOthers(t *testing.T) {
 	if code, _, _ := httpGet(t, b.HTTPURL()+"/x", "", ""); code != 404 {
 		t.Errorf("loopback HTTP without credentials: %d, want 404", code)
 	}
-	nc := testutil.Connect(t, b.NATSURL())
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(context.Background(), clientsdk.SecretsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := kv.Get(context.Background(), clientsdk.WorkerSecretKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsConnect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "app1"))); err != nil {
+	token := tokenFor(t, testutil.Connect(t, b.NATSURL()), "app1")
+	if err := natsConnect(b.NATSURL(), nats.Token(token)); err != nil {
 		t.Errorf("a worker token from the limited address: %v", err)
 	}
 	inproc, err := b.Connect("test-internal")

@@ -18,8 +18,13 @@ type loginLimits struct {
 	// PerSource limits the attempts from one client address (an IPv6 /64).
 	PerSource rate
 	// PerUser limits the attempts for one user name, known or not; over it,
-	// only addresses with no recent failure may still try.
+	// only addresses with no recent failure may still try, and only
+	// FreshPerUser of them.
 	PerUser rate
+	// FreshPerUser bounds the attempts from fresh addresses for a user over
+	// its PerUser budget: a flood from ever new addresses (a local user can
+	// bind any of 127.0.0.0/8, or write X-Forwarded-For) gets no more.
+	FreshPerUser rate
 	// MaxKeys bounds the addresses and the user names remembered (each).
 	MaxKeys int
 	// Concurrent is the number of bcrypt checks that may run at once.
@@ -35,11 +40,12 @@ type loginLimits struct {
 // six seconds; bcrypt on at most half the cores, so that the rest serve.
 func defaultLoginLimits() loginLimits {
 	return loginLimits{
-		PerSource:  rate{Burst: 10, Every: 6 * time.Second},
-		PerUser:    rate{Burst: 10, Every: 6 * time.Second},
-		MaxKeys:    10000,
-		Concurrent: max(1, runtime.GOMAXPROCS(0)/2),
-		MaxWait:    10 * time.Second,
+		PerSource:    rate{Burst: 10, Every: 6 * time.Second},
+		PerUser:      rate{Burst: 10, Every: 6 * time.Second},
+		FreshPerUser: rate{Burst: 10, Every: time.Minute},
+		MaxKeys:      10000,
+		Concurrent:   max(1, runtime.GOMAXPROCS(0)/2),
+		MaxWait:      10 * time.Second,
 	}
 }
 
@@ -67,12 +73,17 @@ type loginDecision struct {
 type loginLimiter struct {
 	sources gcraTable
 	users   gcraTable
+	fresh   gcraTable // per user: attempts let in over its budget because their address was fresh
 }
 
 func newLoginLimiter(l loginLimits) *loginLimiter {
+	if l.FreshPerUser == (rate{}) {
+		l.FreshPerUser = defaultLoginLimits().FreshPerUser
+	}
 	return &loginLimiter{
 		sources: gcraTable{r: l.PerSource, max: l.MaxKeys, tat: map[string]time.Time{}},
 		users:   gcraTable{r: l.PerUser, max: l.MaxKeys, tat: map[string]time.Time{}},
+		fresh:   gcraTable{r: l.FreshPerUser, max: l.MaxKeys, tat: map[string]time.Time{}},
 	}
 }
 
@@ -91,6 +102,13 @@ func (l *loginLimiter) decide(now time.Time, source, user string) loginDecision 
 	if !usrOK && !fresh {
 		// Allowed again once the user has budget, or this address is fresh.
 		return loginDecision{RetryAfter: min(usrRetry, l.sources.tat[source].Sub(now))}
+	}
+	if !usrOK {
+		fr, frOK, frRetry := l.fresh.next(now, user)
+		if !frOK {
+			return loginDecision{RetryAfter: min(usrRetry, frRetry)}
+		}
+		l.fresh.set(now, user, fr)
 	}
 	l.sources.set(now, source, src)
 	if usrOK {

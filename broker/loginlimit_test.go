@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -166,5 +167,25 @@ func TestLogThrottle(t *testing.T) {
 		if ok != s.ok || n != s.suppressed {
 			t.Errorf("step %d (%+v): ok %v suppressed %d", i, s, ok, n)
 		}
+	}
+}
+
+// Fresh addresses get a flooded user only FreshPerUser more attempts: a
+// flood from ever new addresses (any of 127.0.0.0/8, or X-Forwarded-For
+// values written by a local client) cannot guess at bcrypt speed.
+func TestLoginLimiterFreshAddressesAreBounded(t *testing.T) {
+	l := newLoginLimiter(loginLimits{PerSource: rate{3, time.Second}, PerUser: rate{2, time.Second}, FreshPerUser: rate{2, 10 * time.Second}, MaxKeys: 100})
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	allowed := 0
+	for i := range 50 { // 50 addresses, one try each, all at once
+		if l.decide(t0, fmt.Sprintf("10.0.0.%d", i), "alice").Allowed {
+			allowed++
+		}
+	}
+	if allowed != 4 {
+		t.Fatalf("%d of 50 fresh addresses got to try alice's password, want 2 (her budget) + 2 (fresh)", allowed)
+	}
+	if d := l.decide(t0.Add(time.Second), "10.0.1.1", "alice"); !d.Allowed {
+		t.Fatalf("a second later alice's own budget allows one more: %+v", d)
 	}
 }

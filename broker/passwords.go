@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -36,13 +38,23 @@ func ValidateUser(user string) error {
 	if user == "" || len(user) > 64 {
 		return fmt.Errorf("user name must be 1 to 64 characters")
 	}
+	if !utf8.ValidString(user) || user[0] == '#' {
+		return fmt.Errorf("user name %q must be valid UTF-8 and not start with '#' (a comment in the password file)", user)
+	}
 	for _, r := range user {
-		if r <= ' ' || r == ':' || r == 0x7f {
+		if r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) {
 			return fmt.Errorf("user name %q may not contain ':', spaces or control characters", user)
 		}
 	}
 	return nil
 }
+
+// MaxPasswordBytes is the longest password bcrypt takes.
+const MaxPasswordBytes = 72
+
+// ErrPasswordTooLong is returned by SetPassword for a password over
+// MaxPasswordBytes bytes.
+var ErrPasswordTooLong = fmt.Errorf("the password is longer than %d bytes, which bcrypt cannot hash; choose a shorter one", MaxPasswordBytes)
 
 // PasswordFileError is a line of the password file that is not
 // "user:bcrypt-hash". It never holds the line's text, which may be a
@@ -62,7 +74,12 @@ func (e *PasswordFileError) Error() string {
 // left out and returned as bad; a later line for a user replaces an earlier one.
 func parseHashes(path string, data []byte) (hashes map[string][]byte, bad []*PasswordFileError) {
 	hashes = map[string][]byte{}
-	for n, line := range strings.Split(string(data), "\n") {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 BOM an editor added
+	text := string(data)
+	if !strings.Contains(text, "\n") {
+		text = strings.ReplaceAll(text, "\r", "\n") // lines ended by CR alone
+	}
+	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
@@ -178,6 +195,9 @@ func SetPassword(path, user, password string) error {
 	}
 	if password == "" {
 		return errors.New("password is empty")
+	}
+	if len(password) > MaxPasswordBytes {
+		return ErrPasswordTooLong
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), hashCost)
 	if err != nil {

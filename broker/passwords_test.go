@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -175,5 +176,39 @@ func TestSetPasswordConcurrent(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".lock"); err != nil {
 		t.Errorf("no lock file next to the password file: %v", err)
+	}
+}
+
+func TestPasswordFileEdgeCases(t *testing.T) {
+	for user, ok := range map[string]bool{"alice": true, "bob.smith@corp": true, "ünïcode": true, "#root": false,
+		"nb\u00a0sp": false, "nel\u0085": false, "bad\xff": false, "a:b": false, "": false} {
+		if err := broker.ValidateUser(user); (err == nil) != ok {
+			t.Errorf("ValidateUser(%q) = %v, want ok=%v", user, err, ok)
+		}
+	}
+	path := filepath.Join(t.TempDir(), broker.PasswordFileName)
+	if err := broker.SetPassword(path, "alice", strings.Repeat("p", broker.MaxPasswordBytes+1)); !errors.Is(err, broker.ErrPasswordTooLong) {
+		t.Fatalf("a 73-byte password: %v", err)
+	}
+	if err := broker.SetPassword(path, "alice", "alice-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.SetPassword(path, "bob", "bob-pw"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	b = b[bytes.IndexByte(b, '\n')+1:] // without the comment line: the first line is alice's
+	for name, content := range map[string][]byte{
+		"a BOM":             append([]byte("\xef\xbb\xbf"), b...),
+		"CR line endings":   bytes.ReplaceAll(b, []byte("\n"), []byte("\r")),
+		"CRLF line endings": bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")),
+	} {
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := broker.NewPasswords(path)
+		if !p.Verify("alice", "alice-pw") || !p.Verify("bob", "bob-pw") {
+			t.Errorf("with %s, a user cannot log in", name)
+		}
 	}
 }

@@ -11,20 +11,26 @@ import (
 	"strings"
 )
 
-// localSocketOwner returns the uid of the process that owns the local TCP
-// socket bound to addr: for a client on this machine, the user it runs as.
-// It reads /proc/net/tcp and /proc/net/tcp6 (as identd does); known is false
-// when neither lists addr or they cannot be read.
-func localSocketOwner(addr netip.AddrPort) (uid uint32, known bool) {
+// localSocketOwner returns the uid of the process that owns the client end
+// of a live TCP connection from client to a loopback server port: for a
+// client on this machine, the user it runs as. It reads /proc/net/tcp and
+// /proc/net/tcp6 (as identd does) and matches the whole connection: local
+// address client, remote port serverPort on a loopback address, state
+// ESTABLISHED and a real socket (inode) — a TIME_WAIT leftover, which the
+// kernel lists with uid 0, never matches. known is false when nothing does.
+func localSocketOwner(client netip.AddrPort, serverPort uint16) (uid uint32, known bool) {
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		if uid, ok := socketOwnerIn(f, addr); ok {
+		if uid, ok := socketOwnerIn(f, client, serverPort); ok {
 			return uid, true
 		}
 	}
 	return 0, false
 }
 
-func socketOwnerIn(path string, addr netip.AddrPort) (uint32, bool) {
+// tcpEstablished is the state column of an established connection.
+const tcpEstablished = "01"
+
+func socketOwnerIn(path string, client netip.AddrPort, serverPort uint16) (uint32, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false
@@ -34,11 +40,12 @@ func socketOwnerIn(path string, addr netip.AddrPort) (uint32, bool) {
 	sc.Scan() // header
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 {
+		if len(fields) < 10 || fields[3] != tcpEstablished || fields[9] == "0" {
 			continue
 		}
-		local, ok := parseProcAddr(fields[1])
-		if !ok || local != addr {
+		local, ok1 := parseProcAddr(fields[1])
+		remote, ok2 := parseProcAddr(fields[2])
+		if !ok1 || !ok2 || local != client || remote.Port() != serverPort || !remote.Addr().IsLoopback() {
 			continue
 		}
 		uid, err := strconv.ParseUint(fields[7], 10, 32)

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // permissionErrors connects to url and returns the connection and a channel
@@ -131,4 +133,31 @@ func TestAppUsersGetNoLocalExemption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenFor pushes a command app named app (no runner will run it) and
+// returns its worker token, made with the server's secret and the app's
+// token nonce, the way a runner makes it.
+func tokenFor(t *testing.T, nc *nats.Conn, app string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := clientsdk.Connect(ctx, clientsdk.WithConn(nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := c.Push(ctx, clientsdk.AppSpec{Name: app, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, clientsdk.SecretsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := kv.Get(ctx, clientsdk.WorkerSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientsdk.WorkerToken(secret.Value(), app, spec.TokenNonce)
 }

@@ -58,6 +58,13 @@ func ensureSelfSigned(dir string, hosts []string, now time.Time) (selfSigned, er
 		return s, fmt.Errorf("self-signed TLS: %w", err)
 	}
 	ca, caKey, err := loadPair(s.caFile, filepath.Join(dir, selfSignedCAKey))
+	if _, statErr := os.Stat(s.caFile); err != nil && statErr == nil {
+		// A CA is there but cannot be used (no key, a key of another CA, a
+		// damaged file): replacing it would break every client and server
+		// that trusts it, so say so instead.
+		return s, fmt.Errorf("self-signed TLS: %s cannot be used (%v): copy its %s too, or remove %s to make a new CA (clients then need the new one)",
+			s.caFile, err, selfSignedCAKey, s.caFile)
+	}
 	if err != nil || !ca.IsCA || now.Add(selfSignedRenewBefore).After(ca.NotAfter) {
 		if ca, caKey, err = newCA(now); err != nil {
 			return s, err

@@ -1,20 +1,16 @@
 package broker_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dartup/dartup/broker"
-	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func statusOf(t *testing.T, c *http.Client, url string) int {
@@ -94,18 +90,8 @@ func TestVerifyClients(t *testing.T) {
 		t.Errorf("NATS with another CA's client certificate: %v, want an authorization error", err)
 	}
 	nc := testutil.Connect(t, b.NATSURL(), ca, nats.ClientCert(clientCert, clientKey))
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, clientsdk.SecretsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := kv.Get(ctx, clientsdk.WorkerSecretKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsConnect(b.NATSURL(), ca, nats.Token(clientsdk.WorkerToken(secret.Value(), "app1"))); err != nil {
+	token := tokenFor(t, nc, "app1")
+	if err := natsConnect(b.NATSURL(), ca, nats.Token(token)); err != nil {
 		t.Errorf("a worker with its token and no client certificate: %v", err)
 	}
 

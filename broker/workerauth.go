@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -54,19 +55,45 @@ func ensureWorkerSecret(ctx context.Context, js jetstream.JetStream) ([]byte, er
 	return nil, errors.New("could not agree on the worker secret")
 }
 
-// checkWorkerToken admits a worker token with its app's permissions.
+// checkWorkerToken admits a worker token with its app's permissions: its
+// signature must be valid and its app must exist with the token's nonce (a
+// removed app's tokens, even of a new app of the same name, are refused).
 func (a *authenticator) checkWorkerToken(c server.ClientAuthentication, token string) bool {
-	app, ok := clientsdk.VerifyWorkerToken(a.workers.get(), token)
+	app, nonce, ok := clientsdk.VerifyWorkerToken(a.workers.get(), token)
+	if ok {
+		ok = a.appHasNonce(app, nonce)
+	}
 	if !ok {
-		a.logins.warn("nats-worker-token", "refused NATS connection: invalid worker token", "remote", addrString(c.RemoteAddress()))
+		a.logins.warn("nats-worker-token", "refused NATS connection: invalid worker token, or its app was removed", "remote", addrString(c.RemoteAddress()))
 		return false
 	}
-	pub, sub := clientsdk.WorkerPermissions(app)
-	c.RegisterUser(&server.User{Username: "worker:" + app, Permissions: &server.Permissions{
+	pub, sub := clientsdk.WorkerPermissions(app, a.replyPrefixes...)
+	c.RegisterUser(&server.User{Username: workerUser(app), Permissions: &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: sub},
-		// A worker may answer the requests it received, once each.
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 	}})
 	return true
+}
+
+// workerUser is the user name of app's worker connections.
+func workerUser(app string) string { return "worker:" + app }
+
+// appHasNonce reports whether app exists with token nonce (an empty one, of
+// a spec stored before nonces, counts as "0").
+func (a *authenticator) appHasNonce(app, nonce string) bool {
+	r := a.apps.Load()
+	if r == nil {
+		return false // not serving yet: no worker can exist before the broker
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, ok := r.spec(ctx, app)
+	if !ok {
+		return false
+	}
+	want := s.TokenNonce
+	if want == "" {
+		want = "0"
+	}
+	return subtle.ConstantTimeCompare([]byte(want), []byte(nonce)) == 1
 }

@@ -54,6 +54,9 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 		}
 		spec.Artifact, spec.Runtime = ref, rt
 	}
+	if spec.PushedBy == "" {
+		spec.PushedBy = c.pushedBy()
+	}
 	var out AppSpec
 	err := c.call(ctx, VerbPush, spec, &out)
 	if e, ok := AsError(err); ok && spec.Artifact != nil && (e.Type == TypeArtifactMissing || e.Type == TypeArtifactMismatch || e.Type == TypeArtifactCorrupt) {

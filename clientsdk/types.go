@@ -157,7 +157,19 @@ type AppSpec struct {
 	Constraints map[string]string `json:"constraints,omitempty"`
 	// PushedAt is when the spec was pushed (set by the server).
 	PushedAt time.Time `json:"pushed_at"`
-	// Revision is the spec's revision in AppsBucket (set by the server on reads).
+	// PushedBy says who pushed it, as the client reports it (USER@HOST).
+	PushedBy string `json:"pushed_by,omitempty"`
+	// TokenNonce is part of the app's worker token (set by the server when
+	// the app is created, kept by later pushes): a token of a removed app
+	// does not work for a new app of the same name.
+	TokenNonce string `json:"token_nonce,omitempty"`
+	// Version is the app's own revision number, as users see it: 1 for its
+	// first push, one more for each push after (set by the server); kill and
+	// start keep it.
+	Version uint64 `json:"version,omitempty"`
+	// Revision is the spec's revision in AppsBucket (set by the server on
+	// reads): it changes on every write of the spec, kill and start included,
+	// and is shared by all apps; users see Version.
 	Revision uint64 `json:"revision,omitempty"`
 }
 
@@ -239,6 +251,13 @@ const (
 	StateStopped  InstanceState = "stopped"  // stopped on purpose (kill, remove, no-auto-restart exit)
 	StateExited   InstanceState = "exited"   // exited and not restarted (stop exit code)
 	StateErrored  InstanceState = "errored"  // gave up: crash loop, bad artifact, spawn failure
+	// StateLost: the instance's node stopped sending heartbeats; nothing is
+	// known to run until another node takes it. Computed by the server for
+	// list and info, never written by a runner.
+	StateLost InstanceState = "lost"
+	// StatePending: no live node can take the instance (LastError says
+	// why). Computed by the server, never written by a runner.
+	StatePending InstanceState = "pending"
 )
 
 // InstanceStatus is the reported status of one instance, stored in StatusBucket.
@@ -392,8 +411,12 @@ type AppInfo struct {
 
 // AppVersion is one revision of an app's spec.
 type AppVersion struct {
+	// Version is the app's revision number (AppSpec.Version).
+	Version uint64 `json:"version"`
+	// Revision is the bucket revision that first stored this version.
 	Revision uint64    `json:"revision"`
 	PushedAt time.Time `json:"pushed_at"`
+	PushedBy string    `json:"pushed_by,omitempty"`
 	SHA256   string    `json:"sha256,omitempty"`
 	Deleted  bool      `json:"deleted,omitempty"`
 }
@@ -423,4 +446,26 @@ type Node struct {
 	Draining bool      `json:"draining,omitempty"`
 	Started  time.Time `json:"started"`
 	LastSeen time.Time `json:"last_seen"`
+	// Timeout is the node's own node timeout: it counts as dead once its
+	// heartbeats have stopped for this long.
+	Timeout Duration `json:"timeout,omitempty"`
+	// ConnectedTo is the server the node is connected through now.
+	ConnectedTo string `json:"connected_to,omitempty"`
+	// Alive is set by the server in answers: the node's last heartbeat, as
+	// stored in NodesBucket, is within its Timeout.
+	Alive bool `json:"alive"`
+	// HeartbeatAge is set by the server in answers: how long ago the node's
+	// last heartbeat was stored.
+	HeartbeatAge Duration `json:"heartbeat_age,omitempty"`
+}
+
+// MatchesConstraints reports whether a node with labels satisfies push
+// --constraint k=v (every constraint's label has that value).
+func MatchesConstraints(constraints, labels map[string]string) bool {
+	for k, v := range constraints {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }

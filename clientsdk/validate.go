@@ -347,10 +347,17 @@ func DecodeRequest(data []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return Errorf(400, "BadRequest", "request body is not valid JSON for this verb: %v", err)
 	}
-	if d.More() {
-		return Errorf(400, "BadRequest", "request body has data after the JSON object; send exactly one JSON object")
+	if rest := bytes.TrimSpace(data[d.InputOffset():]); len(rest) > 0 {
+		return Errorf(400, "BadRequest", "request body has data after the JSON object (%q); send exactly one JSON object", clip(string(rest), 20))
 	}
 	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // ParsePushRequest reads the body of a dartup.api.push request as the push

@@ -2,6 +2,7 @@ package clientsdk
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -14,35 +15,45 @@ const SecretsBucket = "DARTUP_SECRETS"
 // worker tokens.
 const WorkerSecretKey = "worker-hmac"
 
-// WorkerTokenPrefix starts every worker token: "dartup-worker.APP.MAC".
+// WorkerTokenPrefix starts every worker token: "dartup-worker.APP.NONCE.MAC".
 const WorkerTokenPrefix = "dartup-worker."
 
-// WorkerToken returns the NATS token of app's workers: its name signed with
-// secret. Any dartup server holding the same secret accepts it and gives the
-// connection the app's permissions (its events, lambda requests, replies).
-func WorkerToken(secret []byte, app string) string {
+// WorkerToken returns the NATS token of app's workers: its name and its
+// token nonce (AppSpec.TokenNonce) signed with secret. Any dartup server
+// holding the same secret accepts it, while app exists with that nonce, and
+// gives the connection the app's permissions (see WorkerPermissions). A new
+// app of the same name gets a new nonce, so tokens of a removed app never
+// work again.
+func WorkerToken(secret []byte, app, nonce string) string {
+	if nonce == "" {
+		nonce = "0"
+	}
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(app))
-	return WorkerTokenPrefix + app + "." + hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte(app + "." + nonce))
+	return WorkerTokenPrefix + app + "." + nonce + "." + hex.EncodeToString(m.Sum(nil))
 }
 
-// VerifyWorkerToken returns the app a worker token belongs to, and whether its
-// signature is valid for secret.
-func VerifyWorkerToken(secret []byte, token string) (string, bool) {
+// VerifyWorkerToken returns the app and nonce a worker token was made for,
+// and whether its signature is valid for secret. The caller still checks
+// that the app exists with that nonce.
+func VerifyWorkerToken(secret []byte, token string) (app, nonce string, ok bool) {
 	rest, ok := strings.CutPrefix(token, WorkerTokenPrefix)
 	if !ok || len(secret) == 0 {
-		return "", false
+		return "", "", false
 	}
-	i := strings.LastIndexByte(rest, '.')
-	if i <= 0 {
-		return "", false
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || ValidateName(parts[0]) != nil || parts[1] == "" {
+		return "", "", false
 	}
-	app := rest[:i]
-	if ValidateName(app) != nil {
-		return "", false
-	}
-	want := WorkerToken(secret, app)
-	return app, hmac.Equal([]byte(want), []byte(token))
+	app, nonce = parts[0], parts[1]
+	return app, nonce, hmac.Equal([]byte(WorkerToken(secret, app, nonce)), []byte(token))
+}
+
+// NewTokenNonce returns a fresh AppSpec.TokenNonce: 16 random hex digits.
+func NewTokenNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // WorkerInboxPrefix returns the reply-inbox prefix of app's workers,
@@ -52,13 +63,16 @@ func VerifyWorkerToken(secret []byte, token string) (string, bool) {
 func WorkerInboxPrefix(app string) string { return AppInboxPrefix + "." + app }
 
 // WorkerPermissions lists what an app's workers may publish and subscribe to:
-// they publish the app's own subjects ("dartup.app.APP.>") and lambda
-// requests ("lambda.*"), and subscribe to the app's subjects and their own
-// inboxes ("_INBOX_APP.APP.>"). Replies to requests they received are allowed
-// separately (one reply per request), so other clients' inboxes are neither
-// readable nor writable. The control API, JetStream's API, the presence and
-// node subjects are not among them.
-func WorkerPermissions(app string) (publish, subscribe []string) {
+// they publish the app's own subjects ("dartup.app.APP.>"), lambda requests
+// ("lambda.*") and replies (to reply inboxes: "_INBOX.>", "_INBOX_APP.>" and
+// the server's extra reply prefixes), and subscribe to the app's subjects and
+// their own inboxes ("_INBOX_APP.APP.>"). Nothing else: not the control API,
+// JetStream's API, the presence or node subjects, another app's subjects, or
+// another client's inbox for reading. Replies are allowed by subject, never
+// through the server's response permissions, which would let a worker answer
+// a message it sent itself with any reply subject, and so publish anywhere.
+func WorkerPermissions(app string, extraReplyPrefixes ...string) (publish, subscribe []string) {
 	own := "dartup.app." + app + ".>"
-	return []string{own, LambdaPrefix + ".*"}, []string{own, WorkerInboxPrefix(app) + ".>"}
+	publish = append([]string{own, LambdaPrefix + ".*"}, ReplyPublishPermissions(extraReplyPrefixes...)...)
+	return publish, []string{own, WorkerInboxPrefix(app) + ".>"}
 }

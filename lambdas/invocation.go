@@ -27,6 +27,8 @@ const (
 	TypeUnavailable  = "ServiceUnavailable"
 	TypeFunctionExit = "Function.ExitError"
 	TypeUnhandled    = "Unhandled"
+	// TypeRequestTooLarge: the event is over MaxEventBytes (AWS's name).
+	TypeRequestTooLarge = "RequestEntityTooLargeException"
 )
 
 // invocation is one request: from the NATS message to the reply.

@@ -419,3 +419,14 @@ func TestForeignReplySubjectRefused(t *testing.T) {
 		t.Fatalf("honest request: %q", got)
 	}
 }
+
+// An event over 6 MiB is answered 413 and never run.
+func TestOversizedEventRefused(t *testing.T) {
+	r := newRig(t)
+	r.deployGo("hello", helloPkg, nil)
+	_, e := r.invoke("hello", strings.Repeat("x", lambdas.MaxEventBytes+1))
+	wantCode(t, e, 413)
+	if st, _, _ := r.m.Stats("hello"); st.ColdStarts != 0 {
+		t.Fatalf("an oversized event started a worker: %+v", st)
+	}
+}

@@ -24,6 +24,10 @@ import (
 // the caller.
 const MaxResponseBytes = 6<<20 + 100
 
+// MaxEventBytes is the largest event a function is given (AWS's 6 MiB
+// synchronous payload limit); a larger request is answered 413 and not run.
+const MaxEventBytes = 6 << 20
+
 // DefaultStopGrace is the time a worker gets between SIGTERM and SIGKILL when
 // it is stopped because it was idle, replaced, or the Manager closes.
 const DefaultStopGrace = 2 * time.Second

@@ -68,6 +68,7 @@ func startRuntimeAPI(m *Manager, addr string) (*runtimeAPI, error) {
 	a.srv = &http.Server{
 		Handler:           cleanPathsOnly(mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute, // a worker's GET /next is a request, not an idle connection
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = a.srv.Serve(ln) }()

@@ -91,7 +91,7 @@ func (f *function) execStdio(inv *invocation, slot int) {
 		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(nil), Dir: f.cmd.Dir, Credential: f.cmd.Credential,
 		Stdin:     bytes.NewReader(inv.event),
 		RawStdout: out,
-		OnStderr:  f.onLine(slot, "err", tail),
+		OnStderr:  f.onLine(slot, "err", tail, newLogLimit()),
 	})
 	if err != nil {
 		inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its process: %v", f.name, err))

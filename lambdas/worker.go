@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/dartup/dartup/internal/proc"
 )
 
@@ -157,12 +158,20 @@ func (f *function) env(w *worker) []string {
 
 // onLine returns the output callback of stream ("out" or "err") of the
 // worker with log index index: each line is published on the log subject
-// and logged; stderr lines are also kept in tail.
-func (f *function) onLine(index int, stream string, tail *tailBuffer) func([]byte) {
+// (within lim's rate, shared by the worker's streams: a note says how many
+// lines were dropped) and logged; stderr lines are also kept in tail.
+func (f *function) onLine(index int, stream string, tail *tailBuffer, lim *loglimit.Limiter) func([]byte) {
 	subject := clientsdk.LogSubject(f.name, index, stream)
 	return func(line []byte) {
 		if tail != nil {
 			tail.add(line)
+		}
+		ok, note := lim.Allow(len(line), time.Now())
+		if note != "" {
+			_ = f.m.nc.Publish(subject, []byte(note))
+		}
+		if !ok {
+			return
 		}
 		data := append([]byte(nil), line...)
 		_ = f.m.nc.Publish(subject, data)
@@ -170,13 +179,19 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer) func([]byt
 	}
 }
 
+// newLogLimit is the output limit of one worker (or stdio process).
+func newLogLimit() *loglimit.Limiter {
+	return loglimit.New(loglimit.DefaultRate, loglimit.DefaultBurst)
+}
+
 // startWorker starts w's process; a start failure answers the oldest waiting
 // request with 502.
 func (f *function) startWorker(w *worker) {
+	lim := newLogLimit()
 	p, err := proc.Start(proc.Spec{
 		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(w), Dir: f.cmd.Dir, Credential: f.cmd.Credential,
-		OnStdout: f.onLine(w.index, "out", nil),
-		OnStderr: f.onLine(w.index, "err", w.tail),
+		OnStdout: f.onLine(w.index, "out", nil, lim),
+		OnStderr: f.onLine(w.index, "err", w.tail, lim),
 	})
 	if err != nil {
 		f.mu.Lock()

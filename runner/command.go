@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -124,24 +124,24 @@ func lookPath(p string) (string, error) {
 }
 
 // workerEnv is the one environment builder of every worker, daemon and
-// lambda alike: the runner's environment without anything that could carry
-// its credentials (DARTUP_* and NATS_* variables, URLs with a user and
-// password in them), then the app's variables, then dartup's: DARTUP_APP,
-// DARTUP_INSTANCE, DARTUP_NODE, NATS_URL, NATS_CA (with TLS), the app's
-// NATS_TOKEN and NATS_INBOX_PREFIX, and PORT. A worker with a user of its own (named
-// userName) gets HOME set to its work dir, USER and LOGNAME set to that name,
-// and none of the runner's XDG_* folders.
+// lambda alike. A worker does not inherit the runner's environment, which may
+// hold its credentials in any form (DARTUP_PASSWORD, a proxy URL with a
+// password, a cloud key): it gets only the variables that describe the
+// machine (inheritable: PATH, locale, time zone), those the operator passed
+// on with --pass-env, its user's HOME, USER and LOGNAME (its own when it has
+// a user of its own, named userName), then the app's --env values, then
+// dartup's: DARTUP_APP, DARTUP_INSTANCE, DARTUP_NODE, NATS_URL (without
+// credentials), NATS_CA (with TLS), the app's NATS_TOKEN and
+// NATS_INBOX_PREFIX, and PORT.
 func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName string) []string {
-	ownUser := userName != ""
 	var env []string
 	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if !inheritable(k, v) || ownUser && runnersHome(k) {
-			continue
+		k, _, _ := strings.Cut(kv, "=")
+		if inheritable(k) || slices.Contains(r.passEnv, k) || userName == "" && isUserVar(k) {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
-	if ownUser {
+	if userName != "" {
 		env = append(env, "HOME="+dir, "USER="+userName, "LOGNAME="+userName)
 	}
 	for k, v := range spec.Env {
@@ -157,7 +157,7 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName s
 		env = append(env, "NATS_CA="+r.workerCA)
 	}
 	if r.workerSecret != nil {
-		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name),
+		env = append(env, "NATS_TOKEN="+clientsdk.WorkerToken(r.workerSecret, spec.Name, spec.TokenNonce),
 			"NATS_INBOX_PREFIX="+clientsdk.WorkerInboxPrefix(spec.Name))
 	}
 	if spec.Port > 0 && instance >= 0 {
@@ -166,32 +166,33 @@ func (r *Runner) workerEnv(spec clientsdk.AppSpec, instance int, dir, userName s
 	return env
 }
 
-// runnersHome reports whether k names the runner's user or its home
-// folders, which a worker running as a user of its own neither is nor may
-// enter.
-func runnersHome(k string) bool {
+// inheritable reports whether the runner's variable k describes the machine
+// rather than the runner (and so goes on to every worker): the program
+// search path, the locale, the time zone, the temp dir, the terminal type.
+func inheritable(k string) bool {
 	switch k {
-	case "HOME", "USER", "LOGNAME", "MAIL":
+	case "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM":
 		return true
 	}
-	return strings.HasPrefix(k, "XDG_")
+	return strings.HasPrefix(k, "LC_")
 }
 
-// urlWithPassword matches a URL carrying a user and password ("scheme://user:pw@").
-var urlWithPassword = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@`)
+// isUserVar reports whether k names the runner's user and home, which a
+// worker sharing that user gets too.
+func isUserVar(k string) bool { return k == "HOME" || k == "USER" || k == "LOGNAME" }
 
-// inheritable reports whether the runner's variable k=v may reach a worker:
-// not dartup's or NATS's own settings (which hold its credentials), not a
-// variable that would change how a bootstrap finds its runtime, and nothing
-// with a password inside a URL (e.g. a proxy URL with credentials).
-func inheritable(k, v string) bool {
-	switch {
-	case strings.HasPrefix(k, "DARTUP_"), strings.HasPrefix(k, "NATS_"):
-		return false
-	case k == "_LAMBDA_SERVER_PORT", k == "AWS_LAMBDA_RUNTIME_API", k == "AWS_LAMBDA_MAX_CONCURRENCY":
-		return false
+// ValidatePassEnv checks --pass-env names: variable names, never dartup's
+// or NATS's own (which carry the runner's credentials).
+func ValidatePassEnv(names []string) error {
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, "=\x00") {
+			return fmt.Errorf("--pass-env %q is not a variable name", n)
+		}
+		if strings.HasPrefix(n, "DARTUP_") || strings.HasPrefix(n, "NATS_") {
+			return fmt.Errorf("--pass-env %s: dartup's and NATS's own variables never reach apps", n)
+		}
 	}
-	return !urlWithPassword.MatchString(v)
+	return nil
 }
 
 // stripUserinfo removes "user:password@" from each URL of a comma-separated list.

@@ -19,12 +19,13 @@ import (
 
 // env is a real broker with a runner node and a client connected to it.
 type env struct {
-	t      *testing.T
-	b      *broker.Broker
-	c      *clientsdk.Client
-	r      *runner.Runner
-	status jetstream.KeyValue
-	worker string
+	t       *testing.T
+	b       *broker.Broker
+	c       *clientsdk.Client
+	r       *runner.Runner
+	status  jetstream.KeyValue
+	worker  string
+	dataDir string // node-a's
 }
 
 func newEnv(t *testing.T, opts ...runner.Option) *env {
@@ -37,7 +38,8 @@ func newEnv(t *testing.T, opts ...runner.Option) *env {
 	}
 	t.Cleanup(c.Close)
 	e.c = c
-	e.r = e.startNode("node-a", testutil.TempDir(t), opts...)
+	e.dataDir = testutil.TempDir(t)
+	e.r = e.startNode("node-a", e.dataDir, opts...)
 	js, _ := jetstream.New(c.Conn())
 	e.status, err = js.KeyValue(context.Background(), clientsdk.StatusBucket)
 	if err != nil {

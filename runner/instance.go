@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/dartup/dartup/internal/proc"
 )
 
@@ -213,10 +214,11 @@ func (s *supervisor) start() event {
 	cmd, err := r.resolveCommand(ctx, spec, in.index)
 	var p *proc.Process
 	if err == nil {
+		lim := loglimit.New(loglimit.DefaultRate, loglimit.DefaultBurst)
 		p, err = proc.Start(proc.Spec{
 			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Credential: cmd.Credential,
-			OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l) },
-			OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l) },
+			OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l, lim) },
+			OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l, lim) },
 		})
 	}
 	if err != nil {

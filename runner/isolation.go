@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dartup/dartup/internal/lockfile"
 	"github.com/dartup/dartup/internal/proc"
 )
 
@@ -103,13 +104,48 @@ type identities struct {
 
 	mu    sync.Mutex
 	byApp map[string]uint32
+	// locks are the machine-wide claims on the user ids in byApp (see claim).
+	locks map[uint32]*os.File
+}
+
+// UIDLockDir is where the nodes of one machine claim the per-app user ids
+// they use, one flock'ed file per id, held while the node runs: two nodes on
+// one machine never share an app user (the kernel drops a claim when its
+// node dies).
+var UIDLockDir = "/run/dartup/uids"
+
+// claim takes this node's machine-wide claim on uid; it fails when another
+// node (or another runner in this process) holds it.
+func (ids *identities) claim(uid uint32) error {
+	if _, ok := ids.locks[uid]; ok {
+		return nil
+	}
+	f, holder, err := lockfile.Lock(filepath.Join(UIDLockDir, strconv.FormatUint(uint64(uid), 10)))
+	if err != nil {
+		if errors.Is(err, lockfile.ErrHeld) {
+			return fmt.Errorf("user id %d is used by another dartup node on this machine (pid %s); give each node its own --uid-range", uid, holder)
+		}
+		return err
+	}
+	ids.locks[uid] = f
+	return nil
+}
+
+// close gives up the machine-wide claims.
+func (ids *identities) close() {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	for uid, f := range ids.locks {
+		f.Close()
+		delete(ids.locks, uid)
+	}
 }
 
 // newIdentities decides how workers run. As root: as runAs when given (never
 // root), else each app as its own user from uids, kept in path. Otherwise
 // workers share the runner's user, an error under IsolationRequired.
 func newIdentities(mode Isolation, runAs string, uids [2]uint32, path string, gone func(string) bool) (*identities, error) {
-	ids := &identities{lo: uids[0], hi: uids[1], path: path, gone: gone, byApp: map[string]uint32{}}
+	ids := &identities{lo: uids[0], hi: uids[1], path: path, gone: gone, byApp: map[string]uint32{}, locks: map[uint32]*os.File{}}
 	if os.Geteuid() != 0 {
 		if mode == IsolationRequired || runAs != "" {
 			return nil, fmt.Errorf("apps cannot run as their own users: dartup runs as uid %d, and only root can switch users; run it as root (e.g. the systemd unit) or drop --isolation required / --run-as", os.Geteuid())
@@ -131,6 +167,19 @@ func newIdentities(mode Isolation, runAs string, uids [2]uint32, path string, go
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
+	}
+	for app, uid := range ids.byApp {
+		// A number now outside the range, or now known to the system (a user
+		// added since), is given up: the app gets a new one, and its work
+		// dir follows (prepareAppDir).
+		if uid < ids.lo || uid > ids.hi || uidTaken(uid) {
+			delete(ids.byApp, app)
+			continue
+		}
+		if err := ids.claim(uid); err != nil {
+			ids.close()
+			return nil, fmt.Errorf("app %s: %w", app, err)
+		}
 	}
 	return ids, nil
 }
@@ -162,7 +211,8 @@ func (ids *identities) credential(app string) (*proc.Credential, error) {
 	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	uid, recycled, err := allocateUID(app, ids.byApp, ids.lo, ids.hi, uidTaken, ids.gone)
+	taken := func(uid uint32) bool { return uidTaken(uid) || ids.claim(uid) != nil }
+	uid, recycled, err := allocateUID(app, ids.byApp, ids.lo, ids.hi, taken, ids.gone)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +248,50 @@ func uidTaken(uid uint32) bool {
 	}
 	_, err := user.LookupGroupId(s)
 	return err == nil
+}
+
+// appUID returns the user id app has to itself on this node, when it has one
+// (per-app users; not with --run-as or a shared user). Nothing else runs as
+// it, so whatever runs as it once the app stops here may be killed.
+func (ids *identities) appUID(app string) (uint32, bool) {
+	if ids.shared || ids.fixed != nil {
+		return 0, false
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	uid, ok := ids.byApp[app]
+	return uid, ok
+}
+
+// release gives up app's user id (the app was removed): its number may be
+// handed to another app later, once the range is full.
+func (ids *identities) release(app string) {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	uid, ok := ids.byApp[app]
+	if !ok {
+		return
+	}
+	delete(ids.byApp, app)
+	if err := ids.save(); err != nil {
+		ids.byApp[app] = uid
+		return
+	}
+	if f, ok := ids.locks[uid]; ok {
+		f.Close()
+		delete(ids.locks, uid)
+	}
+}
+
+// allUIDs returns every per-app user id allocated on this node.
+func (ids *identities) allUIDs() map[string]uint32 {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	out := make(map[string]uint32, len(ids.byApp))
+	for app, uid := range ids.byApp {
+		out[app] = uid
+	}
+	return out
 }
 
 // userName is the name app's workers get in USER and LOGNAME: the --run-as

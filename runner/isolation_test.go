@@ -3,6 +3,7 @@ package runner
 import (
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,26 +124,63 @@ func TestCheckAccess(t *testing.T) {
 }
 
 func TestInheritable(t *testing.T) {
-	for _, c := range []struct {
-		k, v string
-		ok   bool
-	}{
-		{"PATH", "/usr/bin:/bin", true},
-		{"DARTUP_URL", "nats://ops:pw@host:4222", false},
-		{"DARTUP_PASSWORD", "pw", false},
-		{"DARTUP_ANYTHING", "x", false},
-		{"NATS_CREDS", "/x.creds", false},
-		{"HTTPS_PROXY", "http://user:secret@proxy:3128", false},
-		{"HTTPS_PROXY", "http://proxy:3128", true},
-		{"DATABASE_URL", "postgres://app:pw@db/x", false},
-		{"AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001", false},
-		{"_LAMBDA_SERVER_PORT", "9000", false},
-	} {
-		if got := inheritable(c.k, c.v); got != c.ok {
-			t.Errorf("inheritable(%s=%s) = %v, want %v", c.k, c.v, got, c.ok)
+	for k, ok := range map[string]bool{"PATH": true, "LANG": true, "LC_ALL": true, "TZ": true, "TMPDIR": true,
+		"DARTUP_URL": false, "DARTUP_PASSWORD": false, "NATS_CREDS": false, "HTTPS_PROXY": false, "https_proxy": false,
+		"DATABASE_URL": false, "AWS_SECRET_ACCESS_KEY": false, "PGPASSWORD": false, "OLDPWD": false, "HOME": false,
+		"AWS_LAMBDA_RUNTIME_API": false, "_LAMBDA_SERVER_PORT": false} {
+		if got := inheritable(k); got != ok {
+			t.Errorf("inheritable(%s) = %v, want %v", k, got, ok)
 		}
 	}
 	if got := stripUserinfo("nats://ops:pw@a:4222,nats://b:4222"); got != "nats://a:4222,nats://b:4222" {
 		t.Errorf("stripUserinfo = %q", got)
+	}
+	if ValidatePassEnv([]string{"DATABASE_URL"}) != nil || ValidatePassEnv([]string{"DARTUP_PASSWORD"}) == nil || ValidatePassEnv([]string{"A=B"}) == nil {
+		t.Error("ValidatePassEnv")
+	}
+}
+
+// chownTree hands a work dir over without touching anything a symlink in it
+// points to outside (the runner is root; the dir is the app's).
+func TestChownTreeStaysInside(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	base := t.TempDir()
+	outside := filepath.Join(base, "secret")
+	if err := os.WriteFile(outside, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "app")
+	for _, d := range []string{dir, filepath.Join(dir, "sub")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub", "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"link": outside, "dirlink": base, "sub/up": ".."} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chownTree(dir, 59990, 59990); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) uint32 {
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Uid
+	}
+	if owner(outside) != 0 || owner(base) != 0 {
+		t.Fatal("chownTree changed a file outside the dir")
+	}
+	for _, p := range []string{"", "sub", "sub/f", "link", "dirlink", "sub/up"} {
+		if owner(filepath.Join(dir, p)) != 59990 {
+			t.Fatalf("%s was not handed over", p)
+		}
 	}
 }

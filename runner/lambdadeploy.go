@@ -22,7 +22,9 @@ type lambdaDeploys struct {
 	resolve func(context.Context, clientsdk.AppSpec) (lambdas.Command, error)
 	// failed is called with a deploy's error (after which it is retried).
 	failed func(clientsdk.AppSpec, error)
-	done   func() // called after each deploy attempt (to reconcile again)
+	// undeployed is called once a lambda is no longer hosted here.
+	undeployed func(name string)
+	done       func() // called after each deploy attempt (to reconcile again)
 
 	mu        sync.Mutex
 	deployed  map[string]uint64 // name → deployed spec revision
@@ -38,8 +40,8 @@ type failedDeploy struct {
 }
 
 func newLambdaDeploys(host LambdaHost, resolve func(context.Context, clientsdk.AppSpec) (lambdas.Command, error),
-	failed func(clientsdk.AppSpec, error), done func()) *lambdaDeploys {
-	return &lambdaDeploys{host: host, resolve: resolve, failed: failed, done: done,
+	failed func(clientsdk.AppSpec, error), undeployed func(string), done func()) *lambdaDeploys {
+	return &lambdaDeploys{host: host, resolve: resolve, failed: failed, undeployed: undeployed, done: done,
 		deployed: map[string]uint64{}, deploying: map[string]bool{}, failures: map[string]failedDeploy{}}
 }
 
@@ -72,6 +74,7 @@ func (d *lambdaDeploys) reconcile(ctx context.Context, want map[string]clientsdk
 	d.mu.Unlock()
 	for _, name := range gone {
 		d.host.Undeploy(name)
+		d.undeployed(name)
 	}
 	for _, spec := range todo {
 		d.wg.Add(1)

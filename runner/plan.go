@@ -241,12 +241,7 @@ func isLive(live map[string]clientsdk.Node, id string) bool {
 
 // eligible reports whether node labels satisfy a spec's constraints.
 func eligible(spec clientsdk.AppSpec, labels map[string]string) bool {
-	for k, v := range spec.Constraints {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
+	return clientsdk.MatchesConstraints(spec.Constraints, labels)
 }
 
 // pickNode chooses the node that should claim key: the least-loaded live node

@@ -218,6 +218,7 @@ func (r *Runner) finishStop(s stopOrder) {
 	r.mu.Lock()
 	delete(r.stopping, s.in.key)
 	r.mu.Unlock()
+	r.reapApp(s.in.app)
 	r.poke()
 }
 

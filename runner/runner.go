@@ -15,11 +15,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/datadir"
+	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/dartup/dartup/internal/proc"
 	"github.com/dartup/dartup/internal/replies"
 	"github.com/dartup/dartup/lambdas"
@@ -60,6 +63,7 @@ type options struct {
 	replyConn    *nats.Conn
 	replyExtra   []string
 	isolation    Isolation
+	passEnv      []string
 	runAs        string
 	uidRange     [2]uint32
 	workRoot     string
@@ -184,6 +188,19 @@ func WithIsolation(mode Isolation, runAs string, uids [2]uint32) Option {
 			o.uidRange = uids
 		}
 		o.isolation, o.runAs = mode, runAs
+		return nil
+	}
+}
+
+// WithPassEnv names variables of the runner's environment that every worker
+// gets too (besides PATH, the locale and the time zone; see workerEnv).
+// dartup's and NATS's own variables are refused.
+func WithPassEnv(names ...string) Option {
+	return func(o *options) error {
+		if err := ValidatePassEnv(names); err != nil {
+			return err
+		}
+		o.passEnv = append(o.passEnv, names...)
 		return nil
 	}
 }
@@ -348,7 +365,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 		func(ctx context.Context, spec clientsdk.AppSpec) (lambdas.Command, error) {
 			return r.resolveCommand(ctx, spec, -1)
 		},
-		r.lambdaFailed, r.poke)
+		r.lambdaFailed, r.reapApp, r.poke)
 	return r, nil
 }
 
@@ -373,7 +390,7 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 	if err := r.secureDirs(); err != nil {
 		return err
 	}
-	if n := r.pids.killLeftovers(); n > 0 {
+	if n := r.pids.killLeftovers() + r.killAppUsers(); n > 0 {
 		r.logger.Warn("killed workers left over from a previous run", "count", n)
 	}
 	r.started = time.Now()
@@ -442,10 +459,10 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 // uid allocations are nobody else's business) and prepares the work root, and
 // says once how workers run.
 func (r *Runner) secureDirs() error {
-	if err := os.Chmod(r.dataDir, 0o700); err != nil {
-		return fmt.Errorf("make data dir private: %w", err)
+	if err := datadir.Prepare(r.dataDir, datadir.Data); err != nil {
+		return err
 	}
-	if err := prepareWorkRoot(r.workRoot, !r.ids.shared); err != nil {
+	if err := prepareWorkRoot(r.workRoot, r.dataDir, !r.ids.shared); err != nil {
 		return err
 	}
 	if r.workerCA != "" && !r.ids.shared {
@@ -467,6 +484,65 @@ func (r *Runner) secureDirs() error {
 	}
 	r.logger.Info("app isolation: "+r.ids.describe(), "work", r.workRoot)
 	return nil
+}
+
+// reapApp runs once this node runs nothing of app any more: it kills
+// whatever still runs as app's own user (processes a worker left behind in a
+// session of their own, which stopping its process group cannot reach), and,
+// when the app was removed, forgets it (forgetApp).
+func (r *Runner) reapApp(app string) {
+	if slices.Contains(r.deploys.names(), app) || r.runsHere(app) {
+		return
+	}
+	if uid, ok := r.ids.appUID(app); ok {
+		if n := proc.KillUser(uid); n > 0 {
+			r.logger.Warn("killed processes an app left behind when it stopped (they had left its process group)", "app", app, "uid", uid, "processes", n)
+			r.event(app, clientsdk.EventKilled, -1, fmt.Sprintf("%d processes left behind killed", n))
+		}
+	}
+	if r.appGone(app) {
+		r.forgetApp(app)
+	}
+}
+
+// runsHere reports whether an instance of app runs, or is being stopped, here.
+func (r *Runner) runsHere(app string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, in := range r.instances {
+		if in.app == app {
+			return true
+		}
+	}
+	for key := range r.stopping {
+		if a, _, _ := clientsdk.ParseInstanceKey(key); a == app {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetApp deletes what this node kept for a removed app (its work dir and
+// exposed artifacts) and gives its user id up, so that nothing of it is
+// found by a later app.
+func (r *Runner) forgetApp(app string) {
+	for _, dir := range []string{filepath.Join(r.workRoot, app), filepath.Join(r.workRoot, ".artifacts", app)} {
+		if err := removeTree(dir); err != nil {
+			r.logger.Warn("could not delete a removed app's files", "app", app, "dir", dir, "err", err)
+		}
+	}
+	r.ids.release(app)
+}
+
+// killAppUsers kills every process that runs as one of this node's per-app
+// users (none of them may run anything while the node does not), and
+// returns how many.
+func (r *Runner) killAppUsers() int {
+	n := 0
+	for _, uid := range r.ids.allUIDs() {
+		n += proc.KillUser(uid)
+	}
+	return n
 }
 
 // lambdaFailed reports a lambda that cannot be hosted here (it is tried
@@ -561,7 +637,8 @@ func (r *Runner) node() clientsdk.Node {
 	defer r.mu.Unlock()
 	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
 		Instances: len(r.instances), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
-		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC()}
+		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC(), Timeout: clientsdk.Duration(r.nodeTimeout),
+		ConnectedTo: r.nc.ConnectedUrlRedacted()}
 }
 
 func (r *Runner) nodeEntry() []byte {
@@ -578,15 +655,17 @@ func (r *Runner) onDrain(m *nats.Msg) {
 	if !r.replies.Allowed(m) {
 		return // only requests that can be answered, and only to an inbox
 	}
-	var req clientsdk.DrainRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil {
-		_ = r.replies.RespondError(m, clientsdk.Errorf(400, "BadRequest", "drain request is not {\"drain\": true|false}: %v", err))
+	var req struct {
+		Drain *bool `json:"drain"`
+	}
+	if err := clientsdk.DecodeRequest(m.Data, &req); err != nil || req.Drain == nil {
+		_ = r.replies.RespondError(m, clientsdk.Errorf(400, "BadRequest", "a drain request is {\"drain\": true} or {\"drain\": false}"))
 		return
 	}
 	r.mu.Lock()
-	r.draining = req.Drain
+	r.draining = *req.Drain
 	r.mu.Unlock()
-	if req.Drain {
+	if *req.Drain {
 		_ = os.WriteFile(r.drainFile(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 		r.logger.Info("draining: moving daemons to other nodes and stopping lambdas")
 	} else {
@@ -672,6 +751,8 @@ func (r *Runner) stop(ctx context.Context) error {
 		r.releaseClaim(ctx, in.key)
 	}
 	r.deploys.stop()
+	r.killAppUsers() // whatever the apps left behind
+	r.ids.close()
 	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && r.nc.IsConnected() {
 		errs = append(errs, err)
@@ -732,9 +813,21 @@ func (r *Runner) event(app string, kind clientsdk.EventKind, index int, msg stri
 }
 
 // publishLog sends one output line to the logs stream and the runner's log.
-func (r *Runner) publishLog(app string, index int, stream string, line []byte) {
-	_ = r.nc.Publish(clientsdk.LogSubject(app, index, stream), line)
-	r.logger.Info(string(line), "app", app, "instance", index, "stream", stream)
+// The lines beyond lim's rate are dropped, and a note says how many once
+// lines pass again. App output goes to the runner's own log at debug level
+// only: it is in the logs stream, and a chatty app must not fill the
+// server's log.
+func (r *Runner) publishLog(app string, index int, stream string, line []byte, lim *loglimit.Limiter) {
+	ok, note := lim.Allow(len(line), time.Now())
+	subject := clientsdk.LogSubject(app, index, stream)
+	if note != "" {
+		_ = r.nc.Publish(subject, []byte(note))
+	}
+	if !ok {
+		return
+	}
+	_ = r.nc.Publish(subject, line)
+	r.logger.Debug(string(line), "app", app, "instance", index, "stream", stream)
 }
 
 // CachePruneInterval is how often the artifact cache drops what no app uses.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go/jetstream"
@@ -408,5 +411,96 @@ func TestSecondRunnerOnOneDataDirIsRefused(t *testing.T) {
 	err = r2.Start(context.Background())
 	if !errors.Is(err, runner.ErrDataDirInUse) || !strings.Contains(err.Error(), "own --data") {
 		t.Fatalf("second runner on one data dir: %v", err)
+	}
+}
+
+// uidOf returns the user a process runs as.
+func uidOf(t *testing.T, pid int) uint32 {
+	t.Helper()
+	st, err := os.Stat("/proc/" + itoa(pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Uid
+}
+
+// processesOf counts the live processes running as uid.
+func processesOf(uid uint32) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if st, err := os.Stat("/proc/" + e.Name()); err == nil && e.Name()[0] >= '0' && e.Name()[0] <= '9' {
+			if st.Sys().(*syscall.Stat_t).Uid == uid && alive(atoiOr(e.Name())) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func atoiOr(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// What a worker starts in a session of its own (setsid) leaves its process
+// group, so stopping the group misses it; its user does not change, and
+// once the node runs nothing of the app, everything of that user is killed.
+// Removing the app also deletes its work dir and frees its user id.
+func TestEscapedProcessesDieWithTheirApp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.SkipOrFail(t, "apps have users of their own only when the runner is root")
+	}
+	e := newEnv(t)
+	spec := clientsdk.AppSpec{Name: "escaper", Runtime: clientsdk.RuntimeCommand,
+		Command: []string{"/bin/sh", "-c", "setsid /bin/sleep 1001 & echo > escaped-marker; exec /bin/sleep 1000"}}
+	if _, err := e.c.Push(context.Background(), spec, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitState("escaper", 0, clientsdk.StateRunning, 10*time.Second)
+	uid := uidOf(t, st.PID)
+	testutil.WaitFor(t, 10*time.Second, "the escaped child to run", func() bool { return processesOf(uid) == 2 })
+	if _, err := e.c.Kill(context.Background(), "escaper"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "every process of the app's user to be gone after kill", func() bool { return processesOf(uid) == 0 })
+	e.waitState("escaper", 0, clientsdk.StateStopped, 10*time.Second)
+
+	if _, err := e.c.Start(context.Background(), "escaper"); err != nil {
+		t.Fatal(err)
+	}
+	st = e.waitState("escaper", 0, clientsdk.StateRunning, 10*time.Second)
+	if uidOf(t, st.PID) != uid {
+		t.Fatalf("the app's user changed across kill and start")
+	}
+	work := filepath.Join(filepath.Dir(e.dataDir), filepath.Base(e.dataDir)+"-work", "escaper")
+	if _, err := os.Stat(filepath.Join(work, "escaped-marker")); err != nil {
+		t.Fatalf("the app's work dir: %v", err)
+	}
+	if err := e.c.Remove(context.Background(), "escaper"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the removed app's processes and work dir to be gone", func() bool {
+		_, err := os.Stat(work)
+		return processesOf(uid) == 0 && errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// The work dir may not overlap the data dir: apps must never reach it.
+func TestWorkDirOutsideDataDir(t *testing.T) {
+	b := testutil.StartBroker(t)
+	data := testutil.TempDir(t)
+	for _, work := range []string{data, filepath.Join(data, "work"), filepath.Dir(data)} {
+		r, err := runner.New(context.Background(), testutil.Connect(t, b.NATSURL()), runner.WithNodeID("n1"), runner.WithDataDir(data), runner.WithWorkDir(work))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(context.Background()); !errors.Is(err, datadir.ErrNotOurs) {
+			_ = r.Stop(context.Background())
+			t.Fatalf("work dir %s with data dir %s: %v, want ErrNotOurs", work, data, err)
+		}
 	}
 }

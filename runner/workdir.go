@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/dartup/dartup/internal/proc"
 )
 
@@ -88,15 +89,16 @@ func rwx(m fs.FileMode) string {
 // users it is mode 0711, owned by the runner: apps may pass through to their
 // own dir but not list the others, and every directory above it must let
 // them through.
-func prepareWorkRoot(root string, isolated bool) error {
-	mode := fs.FileMode(0o700)
+func prepareWorkRoot(root, dataDir string, isolated bool) error {
+	if datadir.Inside(root, dataDir) || datadir.Inside(dataDir, root) {
+		return fmt.Errorf("%w: --work-dir %s and --data %s overlap; apps must never reach the data dir: put the work dir beside it (the default, DATA-work)",
+			datadir.ErrNotOurs, root, dataDir)
+	}
+	kind := datadir.Kind{What: "work dir", Flag: "--work-dir", Marker: ".dartup-work", Mode: 0o700}
 	if isolated {
-		mode = 0o711
+		kind.Mode = 0o711
 	}
-	if err := os.MkdirAll(root, mode); err != nil {
-		return fmt.Errorf("create work dir: %w", err)
-	}
-	if err := os.Chmod(root, mode); err != nil {
+	if err := datadir.Prepare(root, kind); err != nil {
 		return err
 	}
 	if !isolated {
@@ -111,7 +113,9 @@ func prepareWorkRoot(root string, isolated bool) error {
 
 // prepareAppDir creates app's work dir under root, mode 0700 and owned by
 // cred (nil: the runner's user). A dir left by another user (a changed
-// --uid-range or --run-as) is handed over, without following symlinks.
+// --uid-range or --run-as) is handed over: every entry is chowned through an
+// os.Root, so that no symlink the app planted (or swaps in while this runs)
+// makes the runner, as root, chown anything outside the dir.
 func prepareAppDir(root, app string, cred *proc.Credential) (string, error) {
 	dir := filepath.Join(root, app)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -127,16 +131,38 @@ func prepareAppDir(root, app string, cred *proc.Credential) (string, error) {
 	if cred == nil || owner(st) == cred.UID {
 		return dir, nil
 	}
-	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(cred.UID), int(cred.GID))
-	})
-	if err != nil {
+	if err := chownTree(dir, int(cred.UID), int(cred.GID)); err != nil {
 		return "", fmt.Errorf("give work dir %s to uid %d: %w", dir, cred.UID, err)
 	}
 	return dir, nil
+}
+
+// chownTree gives dir and everything in it to uid:gid, never leaving dir:
+// the walk and the chowns go through an os.Root, which refuses paths that a
+// symlink would lead out of, and Lchown never follows the last component.
+func chownTree(dir string, uid, gid int) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return root.Lchown(p, uid, gid)
+	})
+}
+
+// removeTree deletes dir and everything in it (nothing when it is missing),
+// through an os.Root, so that no symlink inside leads the deletion out.
+func removeTree(dir string) error {
+	parent, err := os.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	return parent.RemoveAll(filepath.Base(dir))
 }
 
 // exposeArtifact makes the cached artifact at cached (named digest) readable

@@ -75,7 +75,11 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 10)
-	wc, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat")),
+	info, err := c.Describe(context.Background(), "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat", info.Spec.TokenNonce)),
 		nats.CustomInboxPrefix(clientsdk.WorkerInboxPrefix("chat")),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	if err != nil {
@@ -109,20 +113,53 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 			}
 		}
 	}
-	// Nor may it publish into another client's inbox.
-	if err := wc.Publish("_INBOX.someone.1", []byte("forged")); err == nil {
-		_ = wc.Flush()
+	// Nor can it make the server let it publish anywhere else: a message to
+	// its own subject with a reply subject of its choosing, received back,
+	// gives no right to publish to that reply subject (the escalation an
+	// adversarial review found through nats-server's response permissions).
+	own, err := wc.SubscribeSync("dartup.app.chat.self")
+	if err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case err := <-errs:
-		if !strings.Contains(err.Error(), "Permissions Violation") {
-			t.Fatalf("forging a reply: %v", err)
+	for _, target := range []string{"dartup.api.list", "$JS.API.STREAM.LIST", "$KV.DARTUP_SECRETS.worker-hmac"} {
+		for len(errs) > 0 {
+			<-errs
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("publishing into another client's inbox was not refused")
+		if err := wc.PublishRequest("dartup.app.chat.self", target, nil); err != nil {
+			t.Fatal(err)
+		}
+		m, err := own.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Respond([]byte(`{"name":"chat"}`))
+		_ = wc.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "Permissions Violation") {
+				t.Fatalf("answering with reply %s: %v", target, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("a worker published to %s by answering its own message", target)
+		}
 	}
 	// A forged token for another app is refused.
-	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken([]byte("guess"), "chat"))); err == nil {
+	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken([]byte("guess"), "chat", info.Spec.TokenNonce))); err == nil {
 		t.Fatal("a forged worker token was accepted")
+	}
+	// The token of a removed app stops working, and its connections close.
+	if err := c.Remove(context.Background(), "chat"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the removed app's worker connection to close", func() bool { return wc.IsClosed() || !wc.IsConnected() })
+	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat", info.Spec.TokenNonce))); err == nil {
+		t.Fatal("the token of a removed app was accepted")
+	}
+	// A new app of the same name gets a new nonce: the old token stays dead.
+	if _, err := c.Push(context.Background(), clientsdk.AppSpec{Name: "chat", Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/sleep", "600"}}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat", info.Spec.TokenNonce))); err == nil {
+		t.Fatal("a removed app's token works for a new app of the same name")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
@@ -19,53 +20,101 @@ type nameFlags struct {
 }
 
 func newKillCmd() *cobra.Command {
-	cmd := newSummaryCmd("kill NAME", "Stop every instance of an app; it stays stopped, across restarts, until `dartup start`",
-		"  dartup kill web", (*clientsdk.Client).Kill)
-	cmd.Aliases = []string{"stop"}
-	return cmd
-}
-
-func newStartCmd() *cobra.Command {
-	return newSummaryCmd("start NAME", "Start an app stopped with `dartup kill`, or restart an errored one",
-		"  dartup start web", (*clientsdk.Client).Start)
-}
-
-// newSummaryCmd builds a command that applies verb to app NAME and prints
-// the app's summary line (or JSON).
-func newSummaryCmd(use, short, example string, verb func(*clientsdk.Client, context.Context, string) (*clientsdk.AppSummary, error)) *cobra.Command {
-	f := &nameFlags{}
+	f := &struct {
+		nameFlags
+		wait stopWait
+	}{}
 	cmd := &cobra.Command{
-		Use:     use,
-		Short:   short,
-		Example: example,
+		Use:     "kill NAME",
+		Aliases: []string{"stop"},
+		Short:   "Stop every instance of an app; it stays stopped, across restarts, until `dartup start`",
+		Long: `Stop every instance of an app (SIGTERM to each process group, its kill
+timeout, then SIGKILL) and wait until the processes are gone. The app stays
+stopped, across restarts of the servers, until 'dartup start'.`,
+		Example: "  dartup kill web\n  dartup kill web --no-wait     # return at once",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				s, err := verb(c, ctx, args[0])
-				if err != nil {
-					return err
+				s, err := c.Kill(ctx, args[0])
+				if err != nil || f.wait.noWait {
+					return printOr(cmd, f.json, s, err)
 				}
-				return printSummary(cmd, f.json, s)
+				wctx, cancel := f.wait.context(ctx, killTimeout(ctx, c, args[0]))
+				defer cancel()
+				s2, err := c.WaitStopped(wctx, args[0])
+				if s2 != nil {
+					s = s2
+				}
+				return printOr(cmd, f.json, s, err)
 			})
 		},
 	}
 	f.conn.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the app's summary as JSON")
+	f.wait.register(cmd)
+	return cmd
+}
+
+func newStartCmd() *cobra.Command {
+	f := &struct {
+		nameFlags
+		wait deployWait
+	}{}
+	cmd := &cobra.Command{
+		Use:   "start NAME",
+		Short: "Start an app stopped with `dartup kill`, or restart an errored one, and wait until it runs",
+		Long: `Start an app stopped with 'dartup kill', or start an errored one afresh, and
+wait until every instance runs (or the lambda is hosted). Exits 1 when the
+app ends in error or pending, or does not run within --wait.`,
+		Example: "  dartup start web\n  dartup start web --detach",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+				info, err := c.Describe(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				s, err := c.Start(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				// Start rewrites the spec: the next bucket revision or later.
+				return f.wait.await(cmd, c, args[0], info.Spec.Version, info.Spec.Revision+1, s, f.json)
+			})
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the outcome as JSON: {outcome, revision, app}")
+	f.wait.register(cmd)
 	return cmd
 }
 
 func newRemoveCmd() *cobra.Command {
-	f := &nameFlags{}
+	f := &struct {
+		nameFlags
+		wait stopWait
+	}{}
 	cmd := &cobra.Command{
 		Use:     "remove NAME",
 		Aliases: []string{"rm", "delete"},
-		Short:   "Stop an app and delete its spec, artifacts and status",
-		Example: "  dartup remove web",
+		Short:   "Stop an app and delete its spec, artifacts and status; wait until its processes are gone",
+		Example: "  dartup remove web\n  dartup remove web --no-wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+				grace := killTimeout(ctx, c, args[0])
 				if err := c.Remove(ctx, args[0]); err != nil {
 					return err
+				}
+				if !f.wait.noWait {
+					wctx, cancel := f.wait.context(ctx, grace)
+					defer cancel()
+					if err := c.WaitRemoved(wctx, args[0]); err != nil {
+						return err
+					}
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), map[string]string{"removed": args[0]})
 				}
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", args[0])
 				return err
@@ -73,7 +122,28 @@ func newRemoveCmd() *cobra.Command {
 		},
 	}
 	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	f.wait.register(cmd)
 	return cmd
+}
+
+// killTimeout returns app name's kill timeout (the default when it cannot
+// be read), which bounds how long stopping it may take.
+func killTimeout(ctx context.Context, c *clientsdk.Client, name string) time.Duration {
+	if info, err := c.Describe(ctx, name); err == nil {
+		return info.Spec.WithDefaults().Restart.KillTimeout.D()
+	}
+	return clientsdk.DefaultKillTimeout
+}
+
+// printOr prints s (its summary line or JSON) and returns err.
+func printOr(cmd *cobra.Command, asJSON bool, s *clientsdk.AppSummary, err error) error {
+	if s != nil {
+		if perr := printSummary(cmd, asJSON, s); perr != nil {
+			return perr
+		}
+	}
+	return err
 }
 
 func printSummary(cmd *cobra.Command, asJSON bool, s *clientsdk.AppSummary) error {

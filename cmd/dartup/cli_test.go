@@ -192,3 +192,16 @@ func TestPrintAppInfoOddSpecs(t *testing.T) {
 		t.Errorf("printList(empty): %v %q", err, b.String())
 	}
 }
+
+func TestPrintableHidesControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\ttext ünïcode":      "plain\ttext ünïcode",
+		"\x1b[1A\x1b[2K\r fake":    `\x1b[1A\x1b[2K\x0d fake`,
+		"title\x1b]0;pwned\x07end": `title\x1b]0;pwned\x07end`,
+		"c1\u009bcsi":              `c1\x9bcsi`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -83,7 +83,11 @@ func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
 func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 	s := ai.Spec
 	fmt.Fprintln(w, listLine(ai.Summary))
-	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s\n", s.Kind, s.Runtime, s.Revision, s.PushedAt.Local().Format(time.DateTime))
+	by := ""
+	if s.PushedBy != "" {
+		by = " by " + s.PushedBy
+	}
+	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s%s\n", s.Kind, s.Runtime, s.Version, s.PushedAt.Local().Format(time.DateTime), by)
 	if s.Artifact != nil {
 		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", s.Artifact.FileName, humanBytes(uint64(s.Artifact.Size)), shortDigest(s.Artifact.SHA256))
 	}
@@ -118,7 +122,11 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 				fmt.Fprint(w, " …")
 				break
 			}
-			fmt.Fprintf(w, " r%d", v.Revision)
+			if v.Deleted {
+				fmt.Fprint(w, " (removed)")
+				continue
+			}
+			fmt.Fprintf(w, " r%d", v.Version)
 		}
 		fmt.Fprintln(w)
 	}

@@ -16,6 +16,7 @@ type isolationFlags struct {
 	runAs    string
 	uidRange string
 	workDir  string
+	passEnv  []string
 }
 
 func (f *isolationFlags) register(cmd *cobra.Command, defaultWork string) {
@@ -24,6 +25,7 @@ func (f *isolationFlags) register(cmd *cobra.Command, defaultWork string) {
 	fs.StringVar(&f.runAs, "run-as", "", "run every app as this user instead of one user per app (root only; never root itself)")
 	fs.StringVar(&f.uidRange, "uid-range", "59000-59999", "user and group ids given to apps (root only), LO-HI")
 	fs.StringVar(&f.workDir, "work-dir", "", "apps' working directories (default: "+defaultWork+")")
+	fs.StringArrayVar(&f.passEnv, "pass-env", nil, "a variable of dartup's own environment that apps get too (repeatable; PATH, locale and time zone always)")
 }
 
 // appUser returns the test of Config.AppUser: whether a uid is one the
@@ -41,6 +43,9 @@ func (f *isolationFlags) appUser() (func(uint32) bool, error) {
 			}
 		}
 		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		if uid == 0 {
+			return nil, usageErr(fmt.Errorf("--run-as %s: apps never run as root", f.runAs))
+		}
 		return func(x uint32) bool { return uint64(x) == uid }, nil
 	}
 	r, err := runner.ParseUIDRange(f.uidRange)
@@ -61,7 +66,19 @@ func (f *isolationFlags) options() ([]runner.Option, error) {
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	opts := []runner.Option{runner.WithIsolation(mode, f.runAs, uids)}
+	// Checked before anything starts: a refusal is the user's to fix.
+	if os.Geteuid() != 0 && (mode == runner.IsolationRequired || f.runAs != "") {
+		return nil, usageErr(fmt.Errorf("--isolation required and --run-as need dartup to run as root (it runs as uid %d): only root can give apps users of their own", os.Geteuid()))
+	}
+	if f.runAs != "" {
+		if _, err := f.appUser(); err != nil {
+			return nil, err
+		}
+	}
+	if err := runner.ValidatePassEnv(f.passEnv); err != nil {
+		return nil, usageErr(err)
+	}
+	opts := []runner.Option{runner.WithIsolation(mode, f.runAs, uids), runner.WithPassEnv(f.passEnv...)}
 	if f.workDir != "" {
 		opts = append(opts, runner.WithWorkDir(f.workDir))
 	}

@@ -40,7 +40,7 @@ func newLogsCmd() *cobra.Command {
 						_ = printJSON(w, l)
 						return
 					}
-					fmt.Fprintf(w, "%s#%d %s| %s\n", l.App, l.Instance, l.Stream, l.Line)
+					fmt.Fprintf(w, "%s#%d %s| %s\n", l.App, l.Instance, l.Stream, printable(l.Line))
 				})
 			})
 		},

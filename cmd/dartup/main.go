@@ -11,6 +11,7 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/datadir"
 )
 
 // exitError carries a specific exit code.
@@ -36,12 +37,12 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, colorRed("error: ")+err.Error())
+	fmt.Fprintln(os.Stderr, colorRed("error: ")+printable(err.Error()))
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, broker.ErrInsecureBind):
+	case errors.Is(err, broker.ErrInsecureBind), errors.Is(err, datadir.ErrNotOurs):
 		return 2
 	case isFlagError(err):
 		return 2

@@ -65,6 +65,9 @@ func runPassword(out io.Writer, f *passwordFlags, user string) error {
 		return err
 	}
 	if err := broker.SetPassword(path, user, pw); err != nil {
+		if errors.Is(err, broker.ErrPasswordTooLong) {
+			return usageErr(err)
+		}
 		return err
 	}
 	fmt.Fprintf(out, "Saved the password of %s in %s\n", user, path)

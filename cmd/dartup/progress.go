@@ -41,3 +41,43 @@ func (p *progress) done() {
 		fmt.Fprintln(p.out)
 	}
 }
+
+// spinner shows, on a terminal, that a wait goes on: after a second, the
+// label and the seconds waited, redrawn until done.
+type spinner struct {
+	stop chan struct{}
+	done func()
+}
+
+func newSpinner(label string) *spinner {
+	s := &spinner{stop: make(chan struct{})}
+	out := os.Stderr
+	if !isTTY(out) {
+		s.done = func() {}
+		return s
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		drawn := false
+		for {
+			select {
+			case <-s.stop:
+				if drawn {
+					fmt.Fprint(out, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				if d := time.Since(start); d >= time.Second {
+					fmt.Fprintf(out, "\r%s… %ds", label, int(d.Seconds()))
+					drawn = true
+				}
+			}
+		}
+	}()
+	s.done = func() { close(s.stop); <-finished }
+	return s
+}

@@ -33,7 +33,7 @@ type pushFlags struct {
 	port          int
 	aotRuntime    string
 	constraints   []string
-	noWait        bool
+	wait          deployWait
 	// lambda settings
 	protocol   string
 	handler    string
@@ -64,7 +64,7 @@ before the old ones stop.`,
 	}
 	f.conn.register(cmd)
 	fs := cmd.Flags()
-	fs.BoolVar(&f.json, "json", false, "print the stored spec as JSON")
+	fs.BoolVar(&f.json, "json", false, "print the outcome as JSON: {outcome, revision, app}")
 	fs.StringVarP(&f.name, "name", "n", "", "app name (default: the file's base name)")
 	fs.BoolVar(&f.autoRestart, "auto-restart", true, "restart the app when it exits")
 	fs.BoolVar(&f.noAutoRestart, "no-auto-restart", false, "do not restart the app when it exits")
@@ -81,7 +81,9 @@ before the old ones stop.`,
 	fs.IntVar(&f.port, "port", 0, "give instance i the environment PORT=port+i")
 	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "path of dartaotruntime on the runner nodes (default: found on PATH)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "run only on nodes with label=value (repeatable)")
-	fs.BoolVar(&f.noWait, "no-wait", false, "do not wait for daemons to start before printing their state")
+	f.wait.register(cmd)
+	fs.BoolVar(&f.wait.detach, "no-wait", false, "same as --detach")
+	_ = fs.MarkHidden("no-wait")
 	fs.StringVar(&f.protocol, "protocol", clientsdk.ProtocolRuntimeAPI, "lambda protocol: runtime-api (AWS Lambda Runtime API) or stdio")
 	fs.StringVar(&f.handler, "handler", "", "lambda handler, passed as _HANDLER")
 	fs.DurationVar(&f.keepWarm, "keep-warm", clientsdk.DefaultKeepWarm, "idle time before a lambda worker is stopped (0: after each request)")
@@ -199,48 +201,8 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		if err != nil {
 			return err
 		}
-		if f.json {
-			return printJSON(cmd.OutOrStdout(), stored)
-		}
-		sum := waitSettled(ctx, c, stored, f.noWait)
-		_, err = fmt.Fprintln(cmd.OutOrStdout(), listLine(sum))
-		return err
+		return f.wait.await(cmd, c, stored.Name, stored.Version, stored.Revision, &clientsdk.AppSummary{Name: stored.Name, Kind: stored.Kind, State: clientsdk.AppDead}, f.json)
 	})
-}
-
-// waitSettled polls, for up to 5 s, until a pushed daemon's instances run or
-// fail, or a pushed lambda is hosted by a node, so that push prints a
-// meaningful state and an invoke right after it is answered.
-func waitSettled(ctx context.Context, c *clientsdk.Client, spec *clientsdk.AppSpec, noWait bool) clientsdk.AppSummary {
-	last := clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: clientsdk.AppDead}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		info, err := c.Describe(ctx, spec.Name)
-		if err == nil {
-			last = info.Summary
-			settled := noWait || last.State == clientsdk.AppError
-			if spec.Kind == clientsdk.KindLambda {
-				// Settled once a node hosts this revision: it answers lambda.NAME.
-				for _, in := range last.Instances {
-					settled = settled || in.SpecRevision >= spec.Revision
-				}
-			}
-			if last.State == clientsdk.AppAlive && last.Running == spec.Instances {
-				fresh := true
-				for _, in := range last.Instances {
-					fresh = fresh && in.SpecRevision >= spec.Revision
-				}
-				settled = settled || fresh
-			}
-			if settled {
-				return last
-			}
-		}
-		if time.Now().After(deadline) {
-			return last
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // defaultName is the app name push uses without --name: the file's base name

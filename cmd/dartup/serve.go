@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/internal/version"
@@ -188,7 +190,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		}
 	}
 	if os.Geteuid() == 0 && !f.requirePassword {
-		logger.Warn("dartup runs as root without --require-password: every local user (and every app, over loopback) can connect without a password and control this server; add --require-password and create users with `dartup password USER`")
+		logger.Warn("dartup runs as root without --require-password: every local user of this machine (apps excepted: they connect with their own tokens) can connect without a password and control this server, which runs commands; add --require-password and create users with `dartup password USER`")
 	}
 	ready := announce(b, logger)
 
@@ -265,21 +267,35 @@ func announce(b *broker.Broker, logger *slog.Logger) string {
 // from env DARTUP_CLUSTER_SECRET ("" when neither is set). Surrounding white
 // space is dropped. A file that others may read is worth a warning.
 func (f *serveFlags) clusterSecret(logger *slog.Logger) (string, error) {
+	env := strings.TrimSpace(os.Getenv("DARTUP_CLUSTER_SECRET"))
 	if f.secretFile == "" {
-		return strings.TrimSpace(os.Getenv("DARTUP_CLUSTER_SECRET")), nil
+		return env, checkSecretText(env, "DARTUP_CLUSTER_SECRET")
+	}
+	if env != "" {
+		logger.Warn("both --cluster-secret-file and DARTUP_CLUSTER_SECRET are set; using the file")
 	}
 	b, err := os.ReadFile(f.secretFile)
 	if err != nil {
 		return "", fmt.Errorf("--cluster-secret-file: %w", err)
 	}
-	if st, err := os.Stat(f.secretFile); err == nil && st.Mode().Perm()&0o004 != 0 {
-		logger.Warn("the cluster secret file is readable by every user of this machine; chmod 600 it", "file", f.secretFile)
+	if st, err := os.Stat(f.secretFile); err == nil && st.Mode().Perm()&0o044 != 0 {
+		logger.Warn("the cluster secret file can be read by other users of this machine; chmod 600 it", "file", f.secretFile, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
 		return "", fmt.Errorf("--cluster-secret-file %s is empty", f.secretFile)
 	}
-	return s, nil
+	return s, checkSecretText(s, "--cluster-secret-file "+f.secretFile)
+}
+
+// checkSecretText refuses a cluster secret that routes cannot carry: it
+// travels as a password in the routes' CONNECT (JSON), which must be valid
+// UTF-8 without control characters (make one with `openssl rand -base64 32`).
+func checkSecretText(s, where string) error {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%s holds bytes that are not printable text (binary data?); routes could not authenticate with it: make one with `openssl rand -base64 32`", where)
+	}
+	return nil
 }
 
 func orNone(s string) string {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Package is the npm package that carries a Dart AOT runtime and an
@@ -99,18 +100,37 @@ func Shared(dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		tmp := dst + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o755); err != nil {
-			return "", err
-		}
-		if err := os.Chtimes(tmp, a.ModTime(), a.ModTime()); err != nil {
-			return "", err
-		}
-		if err := os.Rename(tmp, dst); err != nil {
+		// Test binaries run at once: each writes its own temp file and
+		// renames it into place, so that no one runs a half-written copy.
+		if err := writeAtomic(dst, data, a.ModTime()); err != nil {
 			return "", err
 		}
 	}
 	return shared, nil
+}
+
+// writeAtomic writes data to a temp file next to dst (mode 0755, modified
+// at mtime) and renames it over dst.
+func writeAtomic(dst string, data []byte, mtime time.Time) error {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o755)
+	}
+	if err == nil {
+		err = os.Chtimes(f.Name(), mtime, mtime)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
 }
 
 // othersCanEnter reports whether every directory from / to dir lets other

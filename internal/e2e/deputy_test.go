@@ -41,7 +41,12 @@ func TestNoConfusedDeputy(t *testing.T) {
 		return string(out)
 	}
 	secret := admin("kv", "get", clientsdk.SecretsBucket, clientsdk.WorkerSecretKey, "--raw")
-	token := clientsdk.WorkerToken([]byte(secret), "attacker")
+	s.dartup("push", "--name", "attacker", "--runtime", "command", "--", "/bin/sleep", "1000")
+	var attacker clientsdk.AppInfo
+	if err := json.Unmarshal([]byte(s.dartup("info", "attacker", "--json")), &attacker); err != nil {
+		t.Fatal(err)
+	}
+	token := clientsdk.WorkerToken([]byte(secret), "attacker", attacker.Spec.TokenNonce)
 	attack := func(subject, body, reply string) {
 		t.Helper()
 		out, err := exec.Command(natsCLI, "--server", s.natsURL, "--token", token, "pub", subject, body, "--reply", reply).CombinedOutput()

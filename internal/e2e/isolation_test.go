@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,8 +123,9 @@ func TestSharedUserIsSaidAndCanBeRefused(t *testing.T) {
 		return cmd
 	}
 	out, err := run("--isolation", "required").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "only root can switch users") {
-		t.Fatalf("--isolation required as an ordinary user: %v\n%s", err, out)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "only root can give apps users of their own") {
+		t.Fatalf("--isolation required as an ordinary user: %v (want exit 2)\n%s", err, out)
 	}
 	cmd := run()
 	var log testutil.SyncBuffer

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -132,4 +133,63 @@ func KillLeftover(pgid int, startTime uint64) bool {
 	}
 	// Leader gone: members of its group may remain (forked children).
 	return syscall.Kill(-pgid, syscall.SIGKILL) == nil
+}
+
+// KillUser sends SIGKILL to every process whose real or effective user id is
+// uid, again until none is left (a process may fork while it is being
+// killed), for at most a second. It returns how many it killed. Only for a
+// user that runs nothing but dartup's workers of one app: never root.
+func KillUser(uid uint32) int {
+	if uid == 0 {
+		return 0
+	}
+	killed := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		pids := pidsOfUser(uid)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return killed
+}
+
+// pidsOfUser lists the live (not zombie) processes whose real or effective
+// user id is uid.
+func pidsOfUser(uid uint32) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var uids []string
+		zombie := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				uids = strings.Fields(v)
+			}
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				zombie = strings.HasPrefix(strings.TrimSpace(v), "Z")
+			}
+		}
+		if !zombie && len(uids) >= 2 && (uids[0] == want || uids[1] == want) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
