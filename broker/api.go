@@ -259,7 +259,11 @@ func (a *api) nodesNow(ctx context.Context) ([]clientsdk.Node, map[string]client
 		if timeout <= 0 {
 			timeout = 3 * time.Second
 		}
-		age := max(now.Sub(e.Created()), 0)
+		created := e.Created()
+		if now.Sub(created) > timeout+time.Second {
+			created = a.latestHeartbeat(ctx, e)
+		}
+		age := max(now.Sub(created), 0)
 		n.HeartbeatAge, n.Alive = clientsdk.Duration(age), age <= timeout+time.Second
 		nodes = append(nodes, n)
 		if n.Alive {
@@ -267,6 +271,18 @@ func (a *api) nodesNow(ctx context.Context) ([]clientsdk.Node, map[string]client
 		}
 	}
 	return nodes, live, nil
+}
+
+// latestHeartbeat returns when node entry e's last heartbeat was stored, read
+// again by key before a node is called dead: a watch created while the
+// cluster re-elects a stream leader (a server just died or came back) can
+// deliver entries older than what the stream holds.
+func (a *api) latestHeartbeat(ctx context.Context, e jetstream.KeyValueEntry) time.Time {
+	again, err := a.nodes.Get(ctx, e.Key())
+	if err != nil || !again.Created().After(e.Created()) {
+		return e.Created()
+	}
+	return again.Created()
 }
 
 // getSpec reads an app's spec; *Error 404 when there is none.

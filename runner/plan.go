@@ -62,6 +62,9 @@ type action struct {
 	index int
 	claim claimKind
 	rev   uint64 // the dead owner's claim revision, for claimTakeover
+	// silentOwner is the owner of a claim taken over because its
+	// heartbeats stopped (not because it drains), to confirm dead first.
+	silentOwner string
 }
 
 // stopPlan is a local instance to stop and why.
@@ -168,6 +171,9 @@ func (v view) placeOne(key string, spec clientsdk.AppSpec, index int, live map[s
 	act := action{key: key, spec: spec, index: index, claim: claimCreate}
 	if claimed {
 		act.claim, act.rev = claimTakeover, c.rev
+		if ns, ok := v.nodes[c.node]; !ok || v.now.Sub(ns.seen) > v.nodeTimeout {
+			act.silentOwner = c.node
+		}
 	}
 	return act, true
 }

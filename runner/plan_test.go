@@ -68,7 +68,8 @@ func baseView(self string, specs []clientsdk.AppSpec, nodes []nodeSeen, claims m
 }
 
 // summary renders actions for comparison: "claim KEY", "takeover KEY@REV",
-// "run KEY", "stop KEY reason", "lambda NAME".
+// "run KEY", "stop KEY reason", "lambda NAME"; a takeover from a silent
+// owner adds "if OWNER is dead" (confirmed from the bucket before it).
 func summary(a actions) []string {
 	var out []string
 	for _, r := range a.run {
@@ -76,7 +77,11 @@ func summary(a actions) []string {
 		case claimCreate:
 			out = append(out, "claim "+r.key)
 		case claimTakeover:
-			out = append(out, fmt.Sprintf("takeover %s@%d", r.key, r.rev))
+			line := fmt.Sprintf("takeover %s@%d", r.key, r.rev)
+			if r.silentOwner != "" {
+				line += " if " + r.silentOwner + " is dead"
+			}
+			out = append(out, line)
 		default:
 			out = append(out, "run "+r.key)
 		}
@@ -122,7 +127,11 @@ func TestPlanTable(t *testing.T) {
 		{"takeover after the node timeout, at the dead owner's revision",
 			baseView("a", []clientsdk.AppSpec{daemon("web", 1)}, []nodeSeen{node("a", 0), node("b", 4*time.Second)},
 				map[string]claim{"web.0": {"b", 9}}),
-			[]string{"takeover web.0@9"}},
+			[]string{"takeover web.0@9 if b is dead"}},
+		{"takeover of a claim whose owner left no heartbeat at all",
+			baseView("a", []clientsdk.AppSpec{daemon("web", 1)}, []nodeSeen{node("a", 0)},
+				map[string]claim{"web.0": {"gone", 3}}),
+			[]string{"takeover web.0@3 if gone is dead"}},
 		{"no takeover before the node timeout",
 			baseView("a", []clientsdk.AppSpec{daemon("web", 1)}, []nodeSeen{node("a", 0), node("b", 2*time.Second)},
 				map[string]claim{"web.0": {"b", 9}}),
@@ -131,7 +140,7 @@ func TestPlanTable(t *testing.T) {
 			with(baseView("a", []clientsdk.AppSpec{daemon("web", 1)}, []nodeSeen{node("a", 0), node("b", 10*time.Second)},
 				map[string]claim{"web.0": {"b", 9}}), func(v *view) { v.stableView = false }),
 			nil},
-		{"a draining owner's instances are taken over",
+		{"a draining owner's instances are taken over, without waiting for it to die",
 			baseView("a", []clientsdk.AppSpec{daemon("web", 1)}, []nodeSeen{node("a", 0), node("b", 0, func(n *clientsdk.Node) { n.Draining = true })},
 				map[string]claim{"web.0": {"b", 9}}),
 			[]string{"takeover web.0@9"}},

@@ -47,7 +47,16 @@ func (r *Runner) reconcile(ctx context.Context) {
 		r.stopWG.Add(1)
 		go r.finishStop(s)
 	}
+	dead := map[string]bool{} // takeover owners confirmed dead, this round
 	for _, a := range p.run {
+		if owner := a.silentOwner; owner != "" {
+			if _, checked := dead[owner]; !checked {
+				dead[owner] = r.confirmDead(ctx, owner)
+			}
+			if !dead[owner] {
+				continue
+			}
+		}
 		if a.claim != claimNone && !r.tryClaim(ctx, a) {
 			continue
 		}
@@ -92,6 +101,41 @@ func (r *Runner) observe(now time.Time) view {
 		specs: r.specs, nodes: r.liveNodes, claims: r.claims, local: local, stopping: r.stopping,
 		unclaimedSince: r.unclaimedSince, hostedElsewhere: r.lambdasHostedElsewhere(now),
 	}
+}
+
+// confirmDead checks, before taking a node's instances over, that it is
+// dead as the nodes bucket sees it: its last stored heartbeat is older than
+// this node's own by more than the node timeout — both read now from the
+// bucket and both stamped by the server, so neither a watcher that fell
+// behind (after a server of the cluster died) nor the clocks of the
+// machines can make a live node look dead. A node whose entry is gone (it
+// stopped cleanly, or its entry expired) is dead. Any doubt (a failed read)
+// is no.
+func (r *Runner) confirmDead(ctx context.Context, node string) bool {
+	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
+	defer cancel()
+	self, err := r.nodes.Get(ctx, r.nodeID)
+	if err != nil {
+		return false
+	}
+	other, err := r.nodes.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	if gap := self.Created().Sub(other.Created()); gap <= r.nodeTimeout {
+		r.mu.Lock()
+		if ns, ok := r.liveNodes[node]; ok { // the watcher is behind: the node lives
+			ns.seen = time.Now().Add(-gap)
+			r.liveNodes[node] = ns
+		}
+		r.mu.Unlock()
+		r.logger.Info("a node looked silent but its heartbeats are in the bucket; not taking its instances", "node", node, "behind", gap.Round(time.Millisecond))
+		return false
+	}
+	return true
 }
 
 // takeStops turns planned stops into stop orders: each instance leaves the

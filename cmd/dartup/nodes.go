@@ -15,9 +15,10 @@ import (
 )
 
 type nodesFlags struct {
-	conn connFlags
-	json bool
-	wait time.Duration
+	conn  connFlags
+	json  bool
+	wait  time.Duration
+	force bool
 }
 
 func newNodesCmd() *cobra.Command {
@@ -63,8 +64,8 @@ func printNodes(w io.Writer, nodes []clientsdk.Node, asJSON bool) error {
 		if n.Draining {
 			state = "draining"
 		}
-		if age := time.Since(n.LastSeen); age > 3*time.Second {
-			state = "silent " + humanDuration(age)
+		if !n.Alive {
+			state = "dead (silent " + humanDuration(n.HeartbeatAge.D()) + ")"
 		}
 		var labels []string
 		for k, v := range n.Labels {
@@ -76,14 +77,15 @@ func printNodes(w io.Writer, nodes []clientsdk.Node, asJSON bool) error {
 			inst += "/" + strconv.Itoa(n.MaxInstances)
 		}
 		rows = append(rows, []string{n.ID, n.Name, state, inst, strconv.Itoa(n.Lambdas), fmt.Sprintf("%.2f", n.Load1),
-			strings.Join(labels, ","), n.Address, humanDuration(time.Since(n.LastSeen)) + " ago"})
+			strings.Join(labels, ","), orNone(n.ConnectedTo), humanDuration(n.HeartbeatAge.D()) + " ago"})
 	}
-	return table(w, []string{"id", "name", "state", "instances", "lambdas", "load", "labels", "address", "last seen"}, rows)
+	return table(w, []string{"id", "name", "state", "instances", "lambdas", "load", "labels", "connected to", "last heartbeat"}, rows)
 }
 
 func newDrainCmd(drain bool) *cobra.Command {
 	f := &nodesFlags{}
-	use, short, example := "drain NODE", "Move a node's daemons to other nodes and stop its lambdas; wait until it is empty", "  dartup nodes drain node-b --wait 2m"
+	use, short, example := "drain NODE", "Move a node's daemons to other nodes and stop its lambdas; wait until it is empty",
+		"  dartup nodes drain node-b --wait 2m\n  dartup nodes drain node-b --force   # even when nothing else can take its work"
 	if !drain {
 		use, short, example = "undrain NODE", "Let a drained node take work again", "  dartup nodes undrain node-b"
 	}
@@ -94,45 +96,87 @@ func newDrainCmd(drain bool) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				n, err := c.Drain(ctx, args[0], drain)
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
 				if !drain {
-					fmt.Fprintf(w, "Node %s takes work again.\n", n.ID)
-					return nil
-				}
-				fmt.Fprintf(w, "Draining %s: %d instances, %d lambdas to move…\n", n.ID, n.Instances, n.Lambdas)
-				deadline := time.Now().Add(f.wait)
-				for {
-					nodes, err := c.Nodes(ctx)
+					n, err := c.Drain(ctx, args[0], false)
 					if err != nil {
 						return err
 					}
-					for _, x := range nodes {
-						if x.ID == n.ID {
-							n = &x
-						}
-					}
-					if n.Instances == 0 && n.Lambdas == 0 {
-						fmt.Fprintf(w, "Node %s is drained: it runs nothing; stop it now.\n", n.ID)
-						return nil
-					}
-					if time.Now().After(deadline) {
-						return fmt.Errorf("node %s still runs %d instances and %d lambdas after %s; are other nodes eligible and live? (`dartup nodes`)", n.ID, n.Instances, n.Lambdas, f.wait)
-					}
-					if isTTY(os.Stderr) {
-						fmt.Fprintf(os.Stderr, "\r  %d instances, %d lambdas left   ", n.Instances, n.Lambdas)
-					}
-					time.Sleep(250 * time.Millisecond)
+					fmt.Fprintf(cmd.OutOrStdout(), "Node %s takes work again.\n", n.ID)
+					return nil
 				}
+				if !f.force {
+					if err := checkDrainable(ctx, c, args[0]); err != nil {
+						return err
+					}
+				}
+				n, err := c.Drain(ctx, args[0], true)
+				if err != nil {
+					return err
+				}
+				return waitDrained(ctx, cmd, c, n, f.wait)
 			})
 		},
 	}
 	f.conn.register(cmd)
 	if drain {
 		cmd.Flags().DurationVar(&f.wait, "wait", time.Minute, "how long to wait for the node to be empty")
+		cmd.Flags().BoolVar(&f.force, "force", false, "drain even when no other live node can take some of its work")
 	}
 	return cmd
+}
+
+// checkDrainable refuses to drain node when some of its work could go
+// nowhere else (see clientsdk.DrainBlockers).
+func checkDrainable(ctx context.Context, c *clientsdk.Client, node string) error {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	apps, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	var infos []clientsdk.AppInfo
+	for _, a := range apps {
+		info, err := c.Describe(ctx, a.Name)
+		if err == nil {
+			infos = append(infos, *info)
+		}
+	}
+	if b := clientsdk.DrainBlockers(node, nodes, infos); len(b) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("not draining %s: no other live node could take %s; add or undrain a node that can, or pass --force to drain anyway",
+			node, strings.Join(b, "; "))}
+	}
+	return nil
+}
+
+// waitDrained waits until node n runs nothing, up to wait; on timeout it
+// says the node is still draining and how to undo it.
+func waitDrained(ctx context.Context, cmd *cobra.Command, c *clientsdk.Client, n *clientsdk.Node, wait time.Duration) error {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "Draining %s: %d instances, %d lambdas to move…\n", n.ID, n.Instances, n.Lambdas)
+	deadline := time.Now().Add(wait)
+	for {
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, x := range nodes {
+			if x.ID == n.ID {
+				n = &x
+			}
+		}
+		if n.Instances == 0 && n.Lambdas == 0 {
+			fmt.Fprintf(w, "Node %s is drained: it runs nothing; stop it now.\n", n.ID)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &exitError{code: 1, err: fmt.Errorf("node %s still runs %d instances and %d lambdas after %s; it stays draining (other nodes take its work as they can): wait longer with `dartup nodes`, or undo it with `dartup nodes undrain %s`",
+				n.ID, n.Instances, n.Lambdas, wait, n.ID)}
+		}
+		if isTTY(os.Stderr) {
+			fmt.Fprintf(os.Stderr, "\r  %d instances, %d lambdas left   ", n.Instances, n.Lambdas)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

@@ -143,10 +143,10 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 		var nodes []clientsdk.Node
 		return err == nil && json.Unmarshal([]byte(out), &nodes) == nil && len(nodes) == 4
 	})
-	s1.dartup("push", "--name", "web", "-j", "4", "--env", "WORKER_MODE=run", worker)
+	s1.dartup("push", "--name", "clusterweb", "-j", "4", "--env", "WORKER_MODE=run", worker)
 	var placed map[string]int
 	testutil.WaitFor(t, 30*time.Second, "web running 4/4", func() bool {
-		a := appSummary(t, s1, "web")
+		a := appSummary(t, s1, "clusterweb")
 		placed = map[string]int{}
 		for _, in := range a.Instances {
 			if in.State == clientsdk.StateRunning {
@@ -162,9 +162,9 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 
 	// kill -9 the runner node; if it got nothing, push more until it has some.
 	if placed["r1"] == 0 {
-		s1.dartup("push", "--name", "web", "-j", "8", "--env", "WORKER_MODE=run", worker)
+		s1.dartup("push", "--name", "clusterweb", "-j", "8", "--env", "WORKER_MODE=run", worker)
 		testutil.WaitFor(t, 30*time.Second, "an instance on r1", func() bool {
-			for _, in := range appSummary(t, s1, "web").Instances {
+			for _, in := range appSummary(t, s1, "clusterweb").Instances {
 				if in.Node == "r1" && in.State == clientsdk.StateRunning {
 					return true
 				}
@@ -172,11 +172,11 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 			return false
 		})
 	}
-	want := len(appSummary(t, s1, "web").Instances)
+	want := len(appSummary(t, s1, "clusterweb").Instances)
 	r.kill9()
 	killed := time.Now()
 	testutil.WaitFor(t, 30*time.Second, "every instance running on a live node", func() bool {
-		a := appSummary(t, s1, "web")
+		a := appSummary(t, s1, "clusterweb")
 		if a.Running != want {
 			return false
 		}
@@ -196,7 +196,7 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 		return strings.Contains(out, `"id": "r1"`)
 	})
 	time.Sleep(2 * time.Second) // give a wrong double start the chance to show (what we assert is an absence)
-	if n := len(procsOf("web")); n != want {
+	if n := len(procsOf("clusterweb")); n != want {
 		t.Fatalf("%d processes of web after r1 returned, want %d", n, want)
 	}
 
@@ -210,7 +210,7 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 	})
 	// s3's own runner died with it: its instances move to the survivors.
 	testutil.WaitFor(t, 30*time.Second, "web running fully again without s3", func() bool {
-		a := appSummary(t, s1, "web")
+		a := appSummary(t, s1, "clusterweb")
 		for _, in := range a.Instances {
 			if in.Node == "s3" {
 				return false
@@ -220,7 +220,7 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 	})
 	var ai clientsdk.AppInfo
 	testutil.WaitFor(t, 30*time.Second, "info web once the cluster has re-elected its leaders", func() bool {
-		info, err := s1.try("info", "web", "--json")
+		info, err := s1.try("info", "clusterweb", "--json")
 		return err == nil && json.Unmarshal([]byte(info), &ai) == nil && ai.Spec.Artifact != nil
 	})
 	// The artifact is still whole: fetch it back and check its digest.

@@ -110,7 +110,10 @@ func (s *server) kill9() {
 	_, _ = s.cmd.Process.Wait()
 }
 
-// procsOf returns the pids of live processes whose environment has DARTUP_APP=app.
+// procsOf returns the pids of live processes whose environment has
+// DARTUP_APP=app. It sees the whole machine, where other test packages run
+// at the same time: tests that count processes use app names no other test
+// uses ("chaosweb", not "web").
 func procsOf(app string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")

@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +127,51 @@ func TestLostAndPending(t *testing.T) {
 	if info.Spec.Version != 1 {
 		t.Fatalf("a new app's revision is %d, want 1", info.Spec.Version)
 	}
+}
+
+// TestRestartRetriesErrored: one rule for errored instances — a restart of
+// the node starts every instance afresh, whatever errored it (here a
+// command missing on the node, installed meanwhile), as `dartup start` does.
+func TestRestartRetriesErrored(t *testing.T) {
+	dir := testutil.TempDir(t)
+	bin := filepath.Join(testutil.TempDir(t), "late")
+	s := startServe(t, dir)
+	out, code := s.exitCode("push", "--name", "late", "--runtime", "command", "--", bin)
+	if code != 1 || !strings.Contains(out, bin+" does not exist on node") {
+		t.Fatalf("push of a missing command: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec sleep 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s = startServe(t, dir)
+	testutil.WaitFor(t, 20*time.Second, "late to run after the restart", func() bool {
+		return listJSON(t, s)["late"].State == clientsdk.AppAlive
+	})
+}
+
+// TestDrainCannotStrandWork drains the only node: refused at once; forced,
+// it says on timeout that the node is still draining and how to undo it,
+// and its lambdas stay served meanwhile (no other node hosts them).
+func TestDrainCannotStrandWork(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	s.dartup("push", "--name", "tick", "--runtime", "command", "--", "/bin/sleep", "1000")
+	s.dartup("push", "--lambda", "--name", "echo", "--protocol", "stdio", "--runtime", "command", "--", "/bin/cat")
+	var nodes []clientsdk.Node
+	if err := json.Unmarshal([]byte(s.dartup("nodes", "--json")), &nodes); err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes: %v %+v", err, nodes)
+	}
+	node := nodes[0].ID
+	out, code := s.exitCode("nodes", "drain", node)
+	if code != 1 || !strings.Contains(out, "no other live node could take") || !strings.Contains(out, "daemon tick (1 here)") || !strings.Contains(out, "lambda echo") {
+		t.Fatalf("drain of the only node: exit %d\n%s", code, out)
+	}
+	out, code = s.exitCode("nodes", "drain", node, "--force", "--wait", "1s")
+	if code != 1 || !strings.Contains(out, "stays draining") || !strings.Contains(out, "dartup nodes undrain "+node) {
+		t.Fatalf("forced drain that cannot finish: exit %d\n%s", code, out)
+	}
+	if got := s.dartup("invoke", "echo", "--data", "still-served"); !strings.Contains(got, "still-served") {
+		t.Fatalf("the lambda of a draining node with no other host: %q", got)
+	}
+	s.dartup("nodes", "undrain", node)
 }
