@@ -105,15 +105,20 @@ func (r *Runner) observe(now time.Time) view {
 
 // confirmDead checks, before taking a node's instances over, that it is
 // dead as the nodes bucket sees it: its last stored heartbeat is older than
-// this node's own by more than the node timeout — both read now from the
-// bucket and both stamped by the server, so neither a watcher that fell
-// behind (after a server of the cluster died) nor the clocks of the
-// machines can make a live node look dead. A node whose entry is gone (it
-// stopped cleanly, or its entry expired) is dead. Any doubt (a failed read)
-// is no.
+// the server's clock now by more than the node timeout. Both times are the
+// server's: the node's heartbeat as stored, and this node's own last
+// heartbeat as stored plus the time since it was acked here (an
+// underestimate of the server's now, so the doubt goes to the other node).
+// Neither a watcher that fell behind (after a server of the cluster died)
+// nor the clocks of the machines can make a live node look dead. A node
+// whose entry is gone (it stopped cleanly, or its entry expired) is dead.
+// Any doubt (a failed read) is no.
 func (r *Runner) confirmDead(ctx context.Context, node string) bool {
 	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
 	defer cancel()
+	if r.heartbeatOnce(ctx) != nil { // a fresh stamp of the server's clock
+		return false
+	}
 	self, err := r.nodes.Get(ctx, r.nodeID)
 	if err != nil {
 		return false
@@ -125,7 +130,7 @@ func (r *Runner) confirmDead(ctx context.Context, node string) bool {
 	if err != nil {
 		return false
 	}
-	if gap := self.Created().Sub(other.Created()); gap <= r.nodeTimeout {
+	if gap := r.serverNow(self).Sub(other.Created()); gap <= r.nodeTimeout {
 		r.mu.Lock()
 		if ns, ok := r.liveNodes[node]; ok { // the watcher is behind: the node lives
 			ns.seen = time.Now().Add(-gap)
@@ -136,6 +141,19 @@ func (r *Runner) confirmDead(ctx context.Context, node string) bool {
 		return false
 	}
 	return true
+}
+
+// serverNow estimates the server's clock now from this node's heartbeat
+// entry self: when it was stored, plus the time since it was acked here if
+// it is the heartbeat this node last wrote.
+func (r *Runner) serverNow(self jetstream.KeyValueEntry) time.Time {
+	r.mu.Lock()
+	ok, rev := r.heartbeatOK, r.heartbeatRev
+	r.mu.Unlock()
+	if self.Revision() != rev {
+		return self.Created()
+	}
+	return self.Created().Add(time.Since(ok))
 }
 
 // takeStops turns planned stops into stop orders: each instance leaves the

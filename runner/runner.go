@@ -236,6 +236,9 @@ type Runner struct {
 	stopping       map[string]bool // keys whose worker is being stopped
 	deploys        *lambdaDeploys
 	heartbeatOK    time.Time
+	// heartbeatRev is the bucket revision of the heartbeat acked at
+	// heartbeatOK.
+	heartbeatRev uint64
 	// heartbeatFailed is when a heartbeat last failed.
 	heartbeatFailed   time.Time
 	disconnectedSince time.Time
@@ -684,10 +687,10 @@ func (r *Runner) heartbeatOnce(ctx context.Context) error {
 	// A heartbeat may take up to half the node timeout: a slow server is not a lost one.
 	ctx, cancel := context.WithTimeout(ctx, r.nodeTimeout/2)
 	defer cancel()
-	_, err := r.nodes.Put(ctx, r.nodeID, r.nodeEntry())
+	rev, err := r.nodes.Put(ctx, r.nodeID, r.nodeEntry())
 	r.mu.Lock()
 	if err == nil {
-		r.heartbeatOK = time.Now()
+		r.heartbeatOK, r.heartbeatRev = time.Now(), rev
 	} else {
 		r.heartbeatFailed = time.Now()
 	}
