@@ -90,7 +90,7 @@ func parseHashes(path string, data []byte) (hashes map[string][]byte, bad []*Pas
 			reason = "no ':' (want user:bcrypt-hash)"
 		} else if ValidateUser(user) != nil {
 			reason = "the user name is empty, over 64 characters, or has spaces or control characters"
-		} else if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		} else if _, err := bcrypt.Cost([]byte(hash)); err != nil || !strings.HasPrefix(hash, "$2") {
 			reason = "what follows the user name is not a bcrypt hash"
 		}
 		if reason != "" {

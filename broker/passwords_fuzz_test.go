@@ -25,8 +25,12 @@ func FuzzReadHashes(f *testing.F) {
 				t.Fatalf("parsed user %q with hash %q", user, hash)
 			}
 		}
+		lines := strings.Count(string(data), "\n") + 1
+		if lines == 1 { // a file whose lines end in CR alone
+			lines = strings.Count(string(data), "\r") + 1
+		}
 		for _, b := range bad {
-			if b.Line < 1 || b.Line > strings.Count(string(data), "\n")+1 {
+			if b.Line < 1 || b.Line > lines {
 				t.Fatalf("bad line number %d", b.Line)
 			}
 		}
