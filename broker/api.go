@@ -82,6 +82,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbPush:     a.push,
 		clientsdk.VerbKill:     a.kill,
 		clientsdk.VerbStart:    a.start,
+		clientsdk.VerbRestart:  a.restart,
 		clientsdk.VerbRemove:   a.remove,
 		clientsdk.VerbNodes:    a.listNodes,
 	}
@@ -104,6 +105,12 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	if err != nil {
 		_ = a.svc.Stop()
 		return nil, err
+	}
+	// The server has every endpoint's subscription before Start returns:
+	// a client that connects then finds the API.
+	if err := b.apiNC.FlushTimeout(5 * time.Second); err != nil {
+		_ = a.svc.Stop()
+		return nil, fmt.Errorf("start control API: %w", err)
 	}
 	return a, nil
 }

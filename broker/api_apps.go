@@ -20,6 +20,11 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r := a.b.auth.apps.Load(); r != nil { // the router, once it runs
+		if err := r.routeConflict(spec); err != nil {
+			return nil, err
+		}
+	}
 	if spec.Artifact != nil {
 		if err := a.checkArtifact(ctx, spec.Artifact); err != nil {
 			return nil, err
@@ -181,6 +186,39 @@ func (a *api) start(ctx context.Context, req micro.Request) (any, error) {
 	}
 	a.publishEvent(ctx, name, clientsdk.EventStartReq, "started by request")
 	return a.summarize(ctx, *spec)
+}
+
+// restart rewrites the spec with a new RestartedAt (the same version):
+// runners replace every instance in a rollout, as for a new version.
+func (a *api) restart(ctx context.Context, req micro.Request) (any, error) {
+	var r clientsdk.RestartRequest
+	if err := clientsdk.DecodeRequest(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if err := clientsdk.ValidateName(r.Name); err != nil {
+		return nil, err
+	}
+	if r.Parallel < 0 || r.Parallel > clientsdk.MaxInstances {
+		return nil, clientsdk.Errorf(400, clientsdk.TypeInvalidSpec, "parallel (--parallel) is %d; allowed 1 to %d", r.Parallel, clientsdk.MaxInstances)
+	}
+	cur, _, err := a.getSpec(ctx, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Stopped {
+		return nil, clientsdk.Errorf(409, "Stopped", "%s is stopped; start it with `dartup start %s`", r.Name, r.Name)
+	}
+	spec, err := a.updateSpec(ctx, r.Name, func(s *clientsdk.AppSpec) {
+		s.RestartedAt = time.Now().UTC()
+		if r.Parallel > 0 {
+			s.Parallel = r.Parallel
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.publishEvent(ctx, r.Name, clientsdk.EventRestartReq, "rolling restart requested")
+	return spec, nil
 }
 
 // remove deletes the spec (runners stop the instances when they see it go),

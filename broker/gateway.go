@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,15 +12,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
 )
 
 // gateway is the HTTP side of dartup: /healthz, and (with the lambdas) /NAME.
 type gateway struct {
-	b      *Broker
-	srv    *http.Server
-	ln     net.Listener
-	mux    *http.ServeMux
-	logger *slog.Logger
+	b        *Broker
+	srv      *http.Server
+	ln       net.Listener
+	mux      *http.ServeMux
+	logger   *slog.Logger
+	backends *backends
+	proxy    *daemonProxy
+	drainSub *nats.Subscription
+	cancel   context.CancelFunc
 }
 
 func startGateway(b *Broker) (*gateway, error) {
@@ -28,8 +36,12 @@ func startGateway(b *Broker) (*gateway, error) {
 		return nil, errors.New("HTTP gateway cannot listen on " + b.cfg.HTTPAddr + ": " + err.Error() + " (choose another with --port)")
 	}
 	g := &gateway{b: b, ln: ln, mux: http.NewServeMux(), logger: b.logger.With("component", "gateway")}
+	if err := g.startBackends(); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	g.mux.HandleFunc("GET /healthz", g.healthz)
-	g.mux.HandleFunc("/", g.invoke)
+	g.mux.HandleFunc("/", g.route)
 	g.srv = &http.Server{
 		Handler:           g.authenticate(g.mux),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -57,7 +69,49 @@ func startGateway(b *Broker) (*gateway, error) {
 func (g *gateway) shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return g.srv.Shutdown(ctx)
+	err := g.srv.Shutdown(ctx)
+	if g.drainSub != nil {
+		_ = g.drainSub.Unsubscribe()
+	}
+	g.cancel()
+	return err
+}
+
+// startBackends follows the instances' statuses (where daemons' requests
+// go) and answers the runners' drain requests.
+func (g *gateway) startBackends() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	kv, err := g.b.js.KeyValue(ctx, clientsdk.StatusBucket)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("HTTP gateway: open %s: %w", clientsdk.StatusBucket, err)
+	}
+	g.backends = newBackends(g.logger, g.b.cfg.ServerName)
+	g.proxy = newDaemonProxy(g, g.backends)
+	go g.backends.watch(ctx, kv)
+	g.drainSub, err = g.b.nc.Subscribe(clientsdk.GatewayDrainSubject, func(m *nats.Msg) {
+		if g.b.replies.Allowed(m) {
+			g.backends.drain(m, g.b.replies.Respond)
+		}
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("HTTP gateway: subscribe %s: %w", clientsdk.GatewayDrainSubject, err)
+	}
+	return nil
+}
+
+// route sends a request where the route table says: a daemon's instances,
+// or a lambda. A request no route takes goes on as /NAME for a lambda (one
+// pushed a moment ago, or a 404 that says what exists).
+func (g *gateway) route(w http.ResponseWriter, r *http.Request) {
+	rt, ok := g.b.router.routes().match(r.Host, r.URL.Path)
+	if ok && !rt.lambda {
+		g.proxy.serve(w, r, rt)
+		return
+	}
+	g.invoke(w, r)
 }
 
 // writeJSON writes v with status code.

@@ -41,6 +41,9 @@ type lambdaRouter struct {
 	mu     sync.RWMutex
 	apps   map[string]clientsdk.AppSpec
 	hostOK map[string]time.Time // name → presence confirmed until
+	// table is the HTTP route table of apps, rebuilt on its first use
+	// after a change (nil: to rebuild).
+	table routeTable
 }
 
 func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
@@ -100,6 +103,7 @@ func (r *lambdaRouter) watch(ctx context.Context, w jetstream.KeyWatcher) {
 func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.table = nil
 	old, had := r.apps[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.apps, e.Key())
@@ -121,6 +125,32 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	if had && old.TokenNonce != s.TokenNonce {
 		go r.b.kickWorkers(e.Key())
 	}
+}
+
+// routes returns the HTTP route table of the apps known now.
+func (r *lambdaRouter) routes() routeTable {
+	r.mu.RLock()
+	t := r.table
+	r.mu.RUnlock()
+	if t != nil {
+		return t
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.table == nil {
+		r.table = buildRoutes(r.apps)
+		if r.table == nil {
+			r.table = routeTable{}
+		}
+	}
+	return r.table
+}
+
+// routeConflict returns why spec's HTTP routes clash with another app's.
+func (r *lambdaRouter) routeConflict(spec clientsdk.AppSpec) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return routeConflict(spec, r.apps)
 }
 
 // spec returns the spec of app name. A name missing from the cache is

@@ -113,6 +113,7 @@ func daemonState(spec clientsdk.AppSpec, sum clientsdk.AppSummary, errored, loop
 	if spec.Instances > 1 {
 		parts = append(parts, fmt.Sprintf("%d/%d running", sum.Running, spec.Instances))
 	}
+	parts = append(parts, rolloutParts(spec, sum)...)
 	if len(lost) > 0 {
 		parts = append(parts, fmt.Sprintf("%slost (node %s stopped sending heartbeats)", count(len(lost)), strings.Join(uniq(lost), ", ")))
 	}
@@ -128,6 +129,57 @@ func daemonState(spec clientsdk.AppSpec, sum clientsdk.AppSummary, errored, loop
 		}
 	}
 	return state, strings.Join(parts, "; ")
+}
+
+// rolloutParts says how far a rollout has got (instances at an older
+// revision, instances not ready yet), whether it stopped and why, and which
+// instances are restarting after an exit (not a crash loop: they ran for
+// min_uptime).
+func rolloutParts(spec clientsdk.AppSpec, sum clientsdk.AppSummary) []string {
+	var parts []string
+	older, unready := 0, 0
+	failed := ""
+	needReady := spec.WithDefaults().ReadyProbe().Kind != clientsdk.ProbeNone
+	for _, s := range sum.Instances {
+		if s.Instance >= spec.Instances {
+			continue
+		}
+		if s.FailedRevision == spec.Revision && failed == "" {
+			failed = fmt.Sprintf("#%d: %s", s.Instance, s.LastError)
+		}
+		if s.State != clientsdk.StateRunning {
+			if s.State == clientsdk.StateBackoff && s.QuickExits == 0 {
+				parts = append(parts, fmt.Sprintf("#%d restarting after %s (%d restarts)", s.Instance, exitText(s), s.Restarts))
+			}
+			continue
+		}
+		if s.SpecRevision != spec.Revision {
+			older++
+		} else if needReady && !s.Ready {
+			unready++
+		}
+	}
+	if failed != "" {
+		return append([]string{failed}, parts...)
+	}
+	if older > 0 {
+		parts = append(parts, fmt.Sprintf("updating: %d/%d on the new revision", spec.Instances-older, spec.Instances))
+	}
+	if unready > 0 {
+		parts = append(parts, fmt.Sprintf("%d not ready yet", unready))
+	}
+	return parts
+}
+
+// exitText says how an instance last ended.
+func exitText(s clientsdk.InstanceStatus) string {
+	switch {
+	case s.LastSignal != "":
+		return "being killed by " + s.LastSignal
+	case s.LastExitCode != nil:
+		return fmt.Sprintf("exit code %d", *s.LastExitCode)
+	}
+	return "an exit"
 }
 
 // crashLoop describes instance s when it is in a crash loop: it exited

@@ -264,6 +264,30 @@ func (c *Client) Start(ctx context.Context, name string) (*AppSummary, error) {
 	return c.nameVerb(ctx, VerbStart, name)
 }
 
+// RestartRequest is the request body of dartup.api.restart.
+type RestartRequest struct {
+	Name string `json:"name"`
+	// Parallel, when > 0, sets how many instances are replaced at once
+	// (kept in the spec for later rollouts).
+	Parallel int `json:"parallel,omitempty"`
+}
+
+// Restart replaces every instance of app name with a fresh worker, one at
+// a time (or parallel at a time): each new worker gets ready before the
+// one it replaces stops taking requests. It returns the spec as stored;
+// WaitDeployed with its Version and Revision waits for the outcome.
+// Errors: *Error 404 for an unknown app, 409 for a stopped one.
+func (c *Client) Restart(ctx context.Context, name string, parallel int) (*AppSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	var s AppSpec
+	if err := c.call(ctx, VerbRestart, RestartRequest{Name: name, Parallel: parallel}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // Remove stops an app and deletes its spec, artifacts and status.
 // Errors: *Error 404 for an unknown app.
 func (c *Client) Remove(ctx context.Context, name string) error {

@@ -110,6 +110,12 @@ func (s AppSpec) Clamp() AppSpec {
 	r.MinUptime = clampDur(r.MinUptime, 0, MaxMinUptime)
 	r.RestartDelay = clampDur(r.RestartDelay, 0, MaxRestartDelay)
 	r.KillTimeout = clampDur(r.KillTimeout, 0, MaxKillTimeout)
+	if s.Kind == KindDaemon {
+		s.ReadyTimeout = clampDur(s.ReadyTimeout, MinProbeInterval, MaxProbeInterval)
+		s.HealthInterval = clampDur(s.HealthInterval, MinProbeInterval, MaxProbeInterval)
+		s.HealthFailures = clampInt(s.HealthFailures, 1, MaxHealthFailures)
+		s.Parallel = clampInt(s.Parallel, 1, MaxInstances)
+	}
 	if s.Lambda != nil {
 		l := *s.Lambda
 		l.MaxWorkers = clampInt(l.MaxWorkers, 1, MaxLambdaWorkers)

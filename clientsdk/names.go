@@ -22,6 +22,7 @@ const (
 	VerbPush     = "push"     // dartup.api.push
 	VerbKill     = "kill"     // dartup.api.kill
 	VerbStart    = "start"    // dartup.api.start
+	VerbRestart  = "restart"  // dartup.api.restart
 	VerbRemove   = "remove"   // dartup.api.remove
 	VerbNodes    = "nodes"    // dartup.api.nodes
 )

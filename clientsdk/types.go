@@ -145,8 +145,36 @@ type AppSpec struct {
 	Env map[string]string `json:"env,omitempty"`
 	// Instances is the number of daemon instances. Default 1.
 	Instances int `json:"instances,omitempty"`
-	// Port, when > 0, gives instance i the environment PORT=Port+i.
+	// Port, when > 0, gives instance i the environment PORT=Port+i. Without
+	// it, an app that needs a port (HTTP routes, a tcp or http probe) gets a
+	// free one chosen by its runner.
 	Port int `json:"port,omitempty"`
+	// HTTP are the routes on which the servers' HTTP gateways proxy requests
+	// to the daemon's ready instances (push --http).
+	HTTP []HTTPRoute `json:"http,omitempty"`
+	// HTTPStripPrefix removes the route's prefix from the path before the
+	// request goes to an instance.
+	HTTPStripPrefix bool `json:"http_strip_prefix,omitempty"`
+	// Ready is the readiness probe: "none", "tcp" or "http:/PATH" (see
+	// ParseProbe). An instance takes traffic, and a rollout goes on, only once
+	// it is ready. Default: tcp for an app with HTTP routes, none otherwise.
+	Ready string `json:"ready,omitempty"`
+	// ReadyTimeout bounds the wait for readiness. Default 60s.
+	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+	// Health is the health check, "tcp" or "http:/PATH"; "" for none. An
+	// instance that fails it HealthFailures times in a row is restarted.
+	Health string `json:"health,omitempty"`
+	// HealthInterval is the time between health checks. Default 10s.
+	HealthInterval Duration `json:"health_interval,omitempty"`
+	// HealthFailures is how many failed checks in a row restart an
+	// instance. Default 3.
+	HealthFailures int `json:"health_failures,omitempty"`
+	// Parallel is how many instances a rollout (a new revision, a restart)
+	// replaces at once. Default 1.
+	Parallel int `json:"parallel,omitempty"`
+	// RestartedAt is set by `dartup restart`: a new value replaces every
+	// instance (a rollout) without a new version.
+	RestartedAt time.Time `json:"restarted_at,omitzero"`
 	// Stopped is true after `dartup kill`: no instance should run.
 	Stopped bool `json:"stopped,omitempty"`
 	// Restart is the daemon supervision policy.
@@ -207,6 +235,7 @@ func (s AppSpec) WithDefaults() AppSpec {
 	if r.KillTimeout == 0 {
 		r.KillTimeout = Duration(DefaultKillTimeout)
 	}
+	s.httpDefaults()
 	if s.Kind == KindLambda {
 		l := LambdaSpec{}
 		if s.Lambda != nil {
@@ -285,6 +314,16 @@ type InstanceStatus struct {
 	MemoryBytes uint64  `json:"memory_bytes,omitempty"`
 	// SpecRevision is the AppSpec revision this instance runs.
 	SpecRevision uint64 `json:"spec_revision,omitempty"`
+	// Address is where the instance serves (the node's advertised host and
+	// its PORT), for an app with a port.
+	Address string `json:"address,omitempty"`
+	// Ready: the instance passed its readiness probe (or has none) and the
+	// gateways route to it.
+	Ready bool `json:"ready,omitempty"`
+	// FailedRevision is a spec revision whose rollout failed on this
+	// instance (its new worker did not get ready; LastError says why): the
+	// instance keeps running the revision before, and the rollout stops.
+	FailedRevision uint64 `json:"failed_revision,omitempty"`
 	// WarmWorkers is, for a lambda's per-node entry (LambdaStatusKey), the
 	// number of live workers on that node.
 	WarmWorkers int `json:"warm_workers,omitempty"`
@@ -387,6 +426,15 @@ const (
 	EventKilled    EventKind = "killed"
 	EventStartReq  EventKind = "start"
 	EventRemoved   EventKind = "removed"
+	// EventReady: an instance passed its readiness probe and takes traffic.
+	EventReady EventKind = "ready"
+	// EventUnhealthy: an instance failed its health check and is restarted.
+	EventUnhealthy EventKind = "unhealthy"
+	// EventRolloutFailed: a new revision's worker did not get ready; the
+	// instance keeps running the revision before and the rollout stops.
+	EventRolloutFailed EventKind = "rollout-failed"
+	// EventRestartReq: `dartup restart` asked for a rolling restart.
+	EventRestartReq EventKind = "restart"
 )
 
 // Event is a lifecycle event in EventsStream.
@@ -429,12 +477,15 @@ type Claim struct {
 
 // Node is a runner node's entry in NodesBucket.
 type Node struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Address   string            `json:"address,omitempty"`
-	Version   string            `json:"version"`
-	Instances int               `json:"instances"`
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Address string            `json:"address,omitempty"`
+	// Advertise is the host at which the servers' gateways reach the
+	// node's instances (runner --advertise).
+	Advertise string `json:"advertise,omitempty"`
+	Version   string `json:"version"`
+	Instances int    `json:"instances"`
 	// MaxInstances is the node's capacity; 0 means unbounded.
 	MaxInstances int `json:"max_instances,omitempty"`
 	// Lambdas is the number of lambdas the node hosts.

@@ -104,6 +104,9 @@ func (s *AppSpec) ValidateBounds() error {
 	case s.Lambda != nil:
 		return c.bad("lambda", "set", "no lambda settings for kind "+quote(string(s.Kind))+"; push it as a lambda")
 	}
+	if err := c.daemonHTTP(s); err != nil {
+		return err
+	}
 	return c.constraints(s.Constraints)
 }
 
@@ -119,6 +122,8 @@ var specFlags = map[string]string{
 	"restart.stop_exit_codes": "--stop-exit-code", "lambda.protocol": "--protocol", "lambda.handler": "--handler",
 	"lambda.keep_warm": "--keep-warm", "lambda.max_workers": "--max-workers", "lambda.queue": "--queue",
 	"lambda.timeout": "--timeout", "lambda.memory_mb": "--memory", "lambda.http_event": "--http-event",
+	"http": "--http", "ready": "--ready", "ready_timeout": "--ready-timeout", "health": "--health",
+	"health_interval": "--health-interval", "health_failures": "--health-failures", "parallel": "--parallel",
 }
 
 // bad returns the *Error 400 "app APP: FIELD (FLAG) is VALUE; allowed ALLOWED".

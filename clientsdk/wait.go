@@ -68,13 +68,14 @@ func allRunning(spec AppSpec, sum AppSummary, rev uint64) (string, bool) {
 	if spec.Kind != KindDaemon || sum.Running < spec.Instances {
 		return "", false
 	}
+	needReady := spec.WithDefaults().ReadyProbe().Kind != ProbeNone
 	pids := ""
 	n := 0
 	for _, in := range sum.Instances {
 		if in.Instance >= spec.Instances {
 			continue
 		}
-		if in.State != StateRunning || in.SpecRevision < rev {
+		if in.State != StateRunning || in.SpecRevision < rev || (needReady && !in.Ready) {
 			return "", false
 		}
 		pids += fmt.Sprintf("%d,", in.PID)
@@ -97,6 +98,9 @@ func (c *Client) WaitDeployed(ctx context.Context, name string, rev uint64) (Out
 		info, err := c.Describe(ctx, name)
 		if err == nil {
 			last = &info.Summary
+			if err := rolloutFailed(info.Spec, info.Summary, rev); err != nil {
+				return OutcomeError, last, err
+			}
 			now := time.Now()
 			if pids, ok := allRunning(info.Spec, info.Summary, rev); ok {
 				if pids != lastPIDs {
@@ -127,6 +131,18 @@ func (c *Client) WaitDeployed(ctx context.Context, name string, rev uint64) (Out
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// rolloutFailed returns an *Error 409 TypeNotRunning when the rollout of
+// revision rev (or later) stopped on an instance: its new worker did not
+// get ready, and the instances keep the version before.
+func rolloutFailed(spec AppSpec, sum AppSummary, rev uint64) error {
+	for _, in := range sum.Instances {
+		if in.Instance < spec.Instances && in.FailedRevision >= rev && in.FailedRevision != 0 {
+			return &Error{Code: 409, Type: TypeNotRunning, Message: fmt.Sprintf("%s #%d: %s", sum.Name, in.Instance, in.LastError)}
+		}
+	}
+	return nil
 }
 
 func isPending(sum AppSummary) bool {

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -56,9 +58,15 @@ type instance struct {
 	// ctx ends when a stop is requested, cancelling an artifact fetch.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// sentRev is the last spec revision handed over (guarded by Runner.mu).
-	sentRev uint64
-	done    chan struct{}
+	// sentRev and sentSpec are the last spec handed over, gateWhy why its
+	// rollout waits (guarded by Runner.mu).
+	sentRev  uint64
+	sentSpec clientsdk.AppSpec
+	gateWhy  string
+	// routed: the instance's last status said running and ready, so a new
+	// spec reaches it only through the rollout gate.
+	routed atomic.Bool
+	done   chan struct{}
 }
 
 func newInstance(r *Runner, key, app string, index int) *instance {
@@ -84,29 +92,56 @@ func (in *instance) requestStop(reason stopReason) {
 	}
 }
 
+// worker is one process of an instance, with its port and the probes
+// that watch it (cancelled with it).
+type worker struct {
+	p      *proc.Process
+	port   int    // its PORT, 0 for none
+	pooled bool   // port came from the runner's pool
+	addr   string // where it serves: the advertised host and port
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
 // supervisor runs an instance's machine: it waits for the next event and
-// carries out the machine's effects (spawning, stopping, status, events).
+// carries out the machine's effects (spawning, probing, stopping, status,
+// events). During a rollout it holds the current worker, its replacement
+// (next), and the worker being retired (old).
 type supervisor struct {
-	in    *instance
-	m     *machine
-	cur   *proc.Process
-	usage usageSampler
-	timer *time.Timer
+	in     *instance
+	m      *machine
+	cur    *worker
+	next   *worker
+	old    *worker
+	usage  usageSampler
+	timer  *time.Timer
+	probes chan event
 }
 
 // run supervises the instance until it is stopped.
 func (in *instance) run(spec clientsdk.AppSpec) {
 	defer close(in.done)
 	m, effects := newMachine(in.r.nodeID, in.index, spec)
-	s := &supervisor{in: in, m: m}
+	s := &supervisor{in: in, m: m, probes: make(chan event, 4)}
 	sample := time.NewTicker(UsageInterval)
 	defer sample.Stop()
+	defer s.closeAll()
 	for {
 		s.apply(effects)
 		if m.phase == phaseDone {
 			return
 		}
 		effects = m.on(s.await(sample.C), time.Now())
+	}
+}
+
+// closeAll stops whatever workers are left when the supervisor ends (none
+// normally: the machine stops them first).
+func (s *supervisor) closeAll() {
+	for _, w := range []*worker{s.cur, s.next, s.old} {
+		if w != nil {
+			s.retire(w, time.Second, false)
+		}
 	}
 }
 
@@ -122,12 +157,15 @@ func (s *supervisor) apply(effects []effect) {
 	}
 }
 
-// await waits for the next event: the worker's exit (while one runs), the
+// await waits for the next event: a worker's exit, a probe's result, the
 // backoff timer, a newer spec, a stop request, or a usage sample.
 func (s *supervisor) await(sample <-chan time.Time) event {
-	var exited <-chan struct{}
+	var exited, nextExited <-chan struct{}
 	if s.cur != nil {
-		exited = s.cur.Done()
+		exited = s.cur.p.Done()
+	}
+	if s.next != nil {
+		nextExited = s.next.p.Done()
 	}
 	var timer <-chan time.Time
 	if s.timer != nil {
@@ -136,7 +174,11 @@ func (s *supervisor) await(sample <-chan time.Time) event {
 	for {
 		select {
 		case <-exited:
-			return event{kind: evExited, exit: s.cur.Exit(), uptime: time.Since(s.cur.Started())}
+			return event{kind: evExited, exit: s.cur.p.Exit(), uptime: time.Since(s.cur.p.Started())}
+		case <-nextExited:
+			return event{kind: evExited, next: true, exit: s.next.p.Exit(), uptime: time.Since(s.next.p.Started())}
+		case ev := <-s.probes:
+			return ev
 		case <-timer:
 			s.timer = nil
 			return event{kind: evTimer}
@@ -149,7 +191,7 @@ func (s *supervisor) await(sample <-chan time.Time) event {
 			if s.cur == nil {
 				continue
 			}
-			if cpu, mem, ok := s.usage.sample(s.cur.PID()); ok {
+			if cpu, mem, ok := s.usage.sample(s.cur.p.PID()); ok {
 				return event{kind: evSample, cpu: cpu, mem: mem}
 			}
 		}
@@ -162,41 +204,85 @@ func (s *supervisor) do(e effect) (event, bool) {
 	switch e.kind {
 	case effStart:
 		s.stopTimer()
-		return s.start(), true
-	case effReplace:
-		old := s.cur
-		ev := s.start() // the new worker first, then the old one goes
-		old.Stop(e.grace)
-		if ev.kind != evStarted {
-			s.cur = nil
-			r.pids.remove(s.in.key)
+		return s.start(false), true
+	case effStartNext:
+		return s.start(true), true
+	case effProbe:
+		s.probe(e.next)
+	case effHealth:
+		s.watchHealth()
+	case effPromote:
+		s.old, s.cur, s.next = s.cur, s.next, nil
+		r.pids.remove(s.in.key + ".next")
+		r.pids.add(s.in.key, s.cur.p.PID())
+		s.usage = usageSampler{}
+	case effDemote:
+		s.old, s.cur = s.cur, nil
+	case effRetire:
+		if s.old != nil {
+			s.retire(s.old, e.grace, e.drain)
+			s.old = nil
 		}
-		return ev, true
+	case effStopNext:
+		if s.next != nil {
+			s.retire(s.next, e.grace, false)
+			s.next = nil
+			r.pids.remove(s.in.key + ".next")
+		}
+	case effKill:
+		s.cur.cancel()
+		s.cur.p.Stop(e.grace) // its exit comes as evExited
 	case effStop:
-		ex := s.cur.Stop(e.grace)
+		w := s.cur
 		s.cur = nil
 		r.pids.remove(s.in.key)
-		return event{kind: evStopped, exit: ex}, true
+		return event{kind: evStopped, exit: s.retire(w, e.grace, e.drain)}, true
 	case effReap:
-		_ = s.cur.Signal(9) // the group: children the worker left behind
+		_ = s.cur.p.Signal(9) // the group: children the worker left behind
 		r.pids.remove(s.in.key)
 		if e.drain {
 			// Let the last lines reach the log before the state changes; an
 			// immediate restart does not wait (the old output drains anyway).
-			s.cur.WaitOutput(200 * time.Millisecond)
+			s.cur.p.WaitOutput(200 * time.Millisecond)
 		}
+		s.release(s.cur)
 		s.cur = nil
 	case effWait:
 		s.timer = time.NewTimer(e.delay)
 	case effStatus:
-		r.putStatus(s.m.status)
+		st := s.m.status
+		r.putStatus(st)
+		if routed := st.State == clientsdk.StateRunning && st.Ready; routed != s.in.routed.Swap(routed) && routed {
+			r.poke() // a rollout waiting for this instance may go on
+		}
 	case effEvent:
 		r.event(s.in.app, e.event, s.in.index, e.msg)
-		if e.event == clientsdk.EventErrored {
-			r.logger.Error("instance errored", "key", s.in.key, "reason", e.msg)
+		if e.event == clientsdk.EventErrored || e.event == clientsdk.EventRolloutFailed {
+			r.logger.Error("instance "+string(e.event), "key", s.in.key, "reason", e.msg)
 		}
 	}
 	return event{}, false
+}
+
+// retire stops worker w (SIGTERM, grace, SIGKILL of its group), first
+// letting the gateways finish the requests they sent it when it was routed
+// (up to grace), and gives its port back.
+func (s *supervisor) retire(w *worker, grace time.Duration, drain bool) proc.Exit {
+	w.cancel()
+	if drain && w.addr != "" {
+		s.in.r.drainGateways(w.addr, grace)
+	}
+	ex := w.p.Stop(grace)
+	s.release(w)
+	return ex
+}
+
+// release gives a worker's pooled port back.
+func (s *supervisor) release(w *worker) {
+	w.cancel()
+	if w.pooled {
+		s.in.r.ports.release(w.port)
+	}
 }
 
 func (s *supervisor) stopTimer() {
@@ -206,25 +292,108 @@ func (s *supervisor) stopTimer() {
 	}
 }
 
-// start resolves the machine's spec into a command and spawns it.
-func (s *supervisor) start() event {
+// probe waits, in the background, until worker cur (or next) is ready or
+// its ready timeout passes, and reports which as an event.
+func (s *supervisor) probe(next bool) {
+	w := s.cur
+	if next {
+		w = s.next
+	}
+	p, timeout, pid := s.m.spec.ReadyProbe(), s.m.spec.ReadyTimeout.D(), w.p.PID()
+	uptime := min(s.m.spec.Restart.MinUptime.D(), timeout)
+	go func() {
+		var err error
+		if p.Kind == clientsdk.ProbeNone {
+			select { // a replacement without a probe: ready once it has stayed up
+			case <-time.After(uptime):
+			case <-w.ctx.Done():
+				return
+			}
+		} else {
+			err = awaitReady(w.ctx, p, w.port, timeout)
+		}
+		ev := event{kind: evReady, pid: pid, next: next}
+		if err != nil {
+			ev = event{kind: evNotReady, pid: pid, next: next, err: err}
+		}
+		s.report(w.ctx, ev)
+	}()
+}
+
+// watchHealth checks the current worker's health in the background and
+// reports evUnhealthy when it fails.
+func (s *supervisor) watchHealth() {
+	w, spec := s.cur, s.m.spec
+	pid := w.p.PID()
+	go func() {
+		if err := watchHealth(w.ctx, spec.HealthProbe(), w.port, spec.HealthInterval.D(), spec.HealthFailures); err != nil {
+			s.report(w.ctx, event{kind: evUnhealthy, pid: pid, err: err})
+		}
+	}()
+}
+
+// report hands a probe's event to the supervisor unless its worker is gone.
+func (s *supervisor) report(ctx context.Context, ev event) {
+	select {
+	case s.probes <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// start resolves the machine's spec into a command and spawns it, as the
+// current worker or (next) as the replacement of a rollout.
+func (s *supervisor) start(next bool) event {
 	in, r, spec := s.in, s.in.r, s.m.spec
+	w, err := s.spawn(spec)
+	if err != nil {
+		return event{kind: evStartFailed, next: next, err: err, transient: clientsdk.IsTransient(err), aborted: in.ctx.Err() != nil}
+	}
+	if next {
+		s.next = w
+		r.pids.add(in.key+".next", w.p.PID())
+	} else {
+		s.cur, s.usage = w, usageSampler{}
+		r.pids.add(in.key, w.p.PID())
+	}
+	return event{kind: evStarted, next: next, pid: w.p.PID(), started: w.p.Started(), addr: w.addr}
+}
+
+// spawn starts a worker for spec, with a PORT when the spec needs one: its
+// fixed one, or a free one from the runner's pool.
+func (s *supervisor) spawn(spec clientsdk.AppSpec) (*worker, error) {
+	in, r := s.in, s.in.r
 	ctx, cancel := context.WithTimeout(in.ctx, 5*time.Minute)
 	defer cancel()
 	cmd, err := r.resolveCommand(ctx, spec, in.index)
-	var p *proc.Process
-	if err == nil {
-		lim := loglimit.New(loglimit.DefaultRate, loglimit.DefaultBurst)
-		p, err = proc.Start(proc.Spec{
-			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Credential: cmd.Credential,
-			OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l, lim) },
-			OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l, lim) },
-		})
-	}
 	if err != nil {
-		return event{kind: evStartFailed, err: err, transient: clientsdk.IsTransient(err), aborted: in.ctx.Err() != nil}
+		return nil, err
 	}
-	s.cur, s.usage = p, usageSampler{}
-	r.pids.add(in.key, p.PID())
-	return event{kind: evStarted, pid: p.PID(), started: p.Started()}
+	w := &worker{}
+	switch {
+	case spec.Port > 0:
+		w.port = spec.Port + in.index
+	case spec.NeedsPort():
+		if w.port, err = r.ports.take(); err != nil {
+			return nil, err
+		}
+		w.pooled = true
+		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(w.port))
+	}
+	if w.port > 0 {
+		w.addr = hostPort(r.advertise, w.port)
+	}
+	lim := loglimit.New(loglimit.DefaultRate, loglimit.DefaultBurst)
+	w.p, err = proc.Start(proc.Spec{
+		Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Credential: cmd.Credential,
+		OnStdout: func(l []byte) { r.publishLog(in.app, in.index, "out", l, lim) },
+		OnStderr: func(l []byte) { r.publishLog(in.app, in.index, "err", l, lim) },
+	})
+	if err != nil {
+		if w.pooled {
+			r.ports.release(w.port)
+		}
+		return nil, err
+	}
+	w.ctx, w.cancel = context.WithCancel(in.ctx)
+	return w, nil
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -19,10 +20,32 @@ func describe(m *machine, effects []effect) []string {
 		switch e.kind {
 		case effStart:
 			out = append(out, "start")
-		case effReplace:
-			out = append(out, "replace "+e.grace.String())
+		case effStartNext:
+			out = append(out, "start-next")
+		case effProbe:
+			if e.next {
+				out = append(out, "probe-next")
+			} else {
+				out = append(out, "probe")
+			}
+		case effHealth:
+			out = append(out, "health")
+		case effPromote:
+			out = append(out, "promote")
+		case effDemote:
+			out = append(out, "demote")
+		case effRetire:
+			out = append(out, fmt.Sprintf("retire %s drain=%v", e.grace, e.drain))
+		case effStopNext:
+			out = append(out, "stop-next")
+		case effKill:
+			out = append(out, "kill "+e.grace.String())
 		case effStop:
-			out = append(out, "stop "+e.grace.String())
+			if e.drain {
+				out = append(out, "stop+drain "+e.grace.String())
+			} else {
+				out = append(out, "stop "+e.grace.String())
+			}
 		case effReap:
 			if e.drain {
 				out = append(out, "reap+drain")
@@ -111,10 +134,12 @@ func TestMachineTable(t *testing.T) {
 			{event{kind: evStartFailed, err: errors.New("canceled"), aborted: true}, nil, phaseIdle},
 			{event{kind: evStop, reason: stopRemoved}, nil, phaseDone},
 		}},
-		{"a material spec change replaces the worker, new one first", plain, []step{
+		{"a material spec change rolls out: the new worker gets ready, then the old one retires", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: newer}, []string{"replace 5s"}, phaseStarting},
-			{started, []string{"status running", "event started"}, phaseRunning},
+			{event{kind: evSpec, spec: newer}, []string{"start-next"}, phaseReplacing},
+			{startedNext, []string{"probe-next"}, phaseReplacing},
+			{event{kind: evSample, cpu: 1}, []string{"status running"}, phaseReplacing},
+			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=false"}, phaseRunning},
 		}},
 		{"scaling does not replace a running worker", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
@@ -137,9 +162,9 @@ func TestMachineTable(t *testing.T) {
 			{event{kind: evSpec, spec: newer}, nil, phaseStopping},
 			{event{kind: evStopped, exit: proc.Exit{Code: -1, Signal: "SIGTERM"}}, []string{"status stopped", "event killed"}, phaseDone},
 		}},
-		{"remove: stopped without a status of its own", plain, []step{
+		{"remove: stopping is written, then the status is left to the runner", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evStop, reason: stopRemoved}, []string{"stop 5s"}, phaseStopping},
+			{event{kind: evStop, reason: stopRemoved}, []string{"status stopping", "stop 5s"}, phaseStopping},
 			{event{kind: evStopped}, nil, phaseDone},
 		}},
 		{"a stop during backoff ends at once", plain, []step{
@@ -148,6 +173,10 @@ func TestMachineTable(t *testing.T) {
 			{started, []string{"status running", "event started"}, phaseRunning},
 			{exited(1, time.Millisecond), []string{"reap+drain", "event crashed", "status backoff", "wait 100ms"}, phaseBackoff},
 			{event{kind: evStop, reason: stopShutdown}, []string{"status stopped", "event killed"}, phaseDone},
+		}},
+		{"a moved instance's status is its new node's: nothing is written", plain, []step{
+			{started, []string{"status running", "event started"}, phaseRunning},
+			{event{kind: evStop, reason: stopMoved}, []string{"stop 5s"}, phaseStopping},
 		}},
 		{"a sample updates a running worker's status only", plain, []step{
 			{event{kind: evSample, cpu: 5}, nil, phaseStarting},
@@ -182,5 +211,130 @@ func TestMachineCrashLoop(t *testing.T) {
 	}
 	if !slices.Contains(effects, "event "+string(clientsdk.EventErrored)) {
 		t.Fatalf("no errored event: %v", effects)
+	}
+}
+
+var startedNext = event{kind: evStarted, pid: 43, started: t0, next: true, addr: "127.0.0.1:20002"}
+
+// TestMachineRollouts: readiness, health, and the rollout of a new revision
+// on one instance, with its failures.
+func TestMachineRollouts(t *testing.T) {
+	web := specWith(func(s *clientsdk.AppSpec) { s.HTTP = []clientsdk.HTTPRoute{{Prefix: "/"}}; s.Ready = "" })
+	web = web.WithDefaults()
+	v2 := web
+	v2.Revision, v2.Version, v2.Args = 8, 2, []string{"--v2"}
+	v3 := v2
+	v3.Revision, v3.Version = 9, 3
+	healthy := web
+	healthy.Health, healthy.HealthFailures = "http:/healthz", 3
+	fixed := web
+	fixed.Port = 8080
+	fixed2 := fixed
+	fixed2.Revision, fixed2.Version, fixed2.Args = 8, 2, []string{"--v2"}
+	up := event{kind: evStarted, pid: 42, started: t0, addr: "127.0.0.1:20001"}
+	ready := event{kind: evReady, pid: 42}
+	notReady := event{kind: evNotReady, pid: 42, err: errors.New("not ready after 1m0s: connection refused")}
+	for _, c := range []struct {
+		name  string
+		spec  clientsdk.AppSpec
+		steps []step
+	}{
+		{"an HTTP app takes traffic only once ready", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+		}},
+		{"a worker that never gets ready is stopped, and that counts as a crash", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{notReady, []string{"kill 5s"}, phaseRunning},
+			{exited(-1, time.Minute), []string{"reap", "event crashed", "event restarted", "start"}, phaseStarting},
+		}},
+		{"health checks start once ready; unhealthy: unrouted, stopped, restarted", healthy, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready", "health"}, phaseRunning},
+			{event{kind: evUnhealthy, pid: 42, err: errors.New("3 failures")}, []string{"status running", "event unhealthy", "kill 5s"}, phaseRunning},
+			{exited(-1, time.Hour), []string{"reap", "event crashed", "event restarted", "start"}, phaseStarting},
+		}},
+		{"a ready worker is drained on kill", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evStop, reason: stopKilled}, []string{"status stopping", "stop+drain 5s"}, phaseStopping},
+		}},
+		{"rollout: the replacement takes over once ready, the old one is drained", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{startedNext, []string{"probe-next"}, phaseReplacing},
+			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=true"}, phaseRunning},
+		}},
+		{"rollout: a replacement that never gets ready is stopped, the old one keeps serving", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{startedNext, []string{"probe-next"}, phaseReplacing},
+			{event{kind: evNotReady, pid: 43, next: true, err: errors.New("timeout")}, []string{"stop-next", "status running", "event rollout-failed"}, phaseRunning},
+		}},
+		{"rollout: a replacement that crashes is stopped, the old one keeps serving", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{startedNext, []string{"probe-next"}, phaseReplacing},
+			{event{kind: evExited, next: true, exit: proc.Exit{Code: 1}}, []string{"stop-next", "status running", "event rollout-failed"}, phaseRunning},
+		}},
+		{"rollout: a newer spec abandons the replacement and rolls out again", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: v3}, []string{"stop-next", "start-next"}, phaseReplacing},
+		}},
+		{"rollout: a stop abandons the replacement and drains the old one", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evStop, reason: stopRemoved}, []string{"stop-next", "status stopping", "stop+drain 5s"}, phaseStopping},
+		}},
+		{"rollout: the old worker dies meanwhile; the replacement takes over alone", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{exited(1, time.Hour), []string{"reap", "event crashed", "status starting"}, phaseReplacing},
+			{startedNext, []string{"probe-next"}, phaseReplacing},
+			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=false"}, phaseRunning},
+		}},
+		{"rollout: the old worker died and the replacement failed: the old version starts again", web, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{exited(1, time.Hour), []string{"reap", "event crashed", "status starting"}, phaseReplacing},
+			{event{kind: evStartFailed, next: true, err: errors.New("no such file")}, []string{"stop-next", "status starting", "event rollout-failed", "start"}, phaseStarting},
+		}},
+		{"fixed port: the old worker is drained and stopped first; a new one that fails brings the old version back", fixed, []step{
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{event{kind: evSpec, spec: fixed2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{notReady, []string{"kill 5s"}, phaseRunning},
+			{exited(-1, time.Minute), []string{"reap", "status starting", "event rollout-failed", "start"}, phaseStarting},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { runSteps(t, c.spec, c.steps) })
+	}
+}
+
+// A failed rollout says which version failed and why, and the instance
+// keeps the spec before.
+func TestMachineRolloutFailureIsTold(t *testing.T) {
+	web := specWith(func(s *clientsdk.AppSpec) { s.HTTP = []clientsdk.HTTPRoute{{Prefix: "/"}}; s.Version = 1 })
+	v2 := web
+	v2.Revision, v2.Version, v2.Args = 8, 2, []string{"--v2"}
+	m, _ := newMachine("n1", 0, web)
+	m.on(event{kind: evStarted, pid: 42, started: t0, addr: "h:1"}, t0)
+	m.on(event{kind: evReady, pid: 42}, t0)
+	m.on(event{kind: evSpec, spec: v2}, t0)
+	m.on(startedNext, t0)
+	m.on(event{kind: evNotReady, pid: 43, next: true, err: errors.New("not ready after 1m0s: GET /healthz answered 503")}, t0)
+	st := m.status
+	if m.spec.Revision != web.Revision || st.FailedRevision != 8 || st.PID != 42 || !st.Ready || st.Address != "h:1" ||
+		!strings.Contains(st.LastError, "version 2 did not get ready") || !strings.Contains(st.LastError, "answered 503") {
+		t.Fatalf("after a failed rollout: spec rev %d, status %+v", m.spec.Revision, st)
 	}
 }

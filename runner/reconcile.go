@@ -48,7 +48,11 @@ func (r *Runner) reconcile(ctx context.Context) {
 		go r.finishStop(s)
 	}
 	dead := map[string]bool{} // takeover owners confirmed dead, this round
+	statuses := map[string]map[int]clientsdk.InstanceStatus{}
 	for _, a := range p.run {
+		if a.claim == claimNone && !r.gateOpen(ctx, a, statuses) {
+			continue
+		}
 		if owner := a.silentOwner; owner != "" {
 			if _, checked := dead[owner]; !checked {
 				dead[owner] = r.confirmDead(ctx, owner)
@@ -327,13 +331,13 @@ func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int) {
 	}
 	if in, ok := r.instances[key]; ok {
 		if in.sentRev != spec.Revision {
-			in.sentRev = spec.Revision
+			in.sentRev, in.sentSpec = spec.Revision, spec
 			in.updateSpec(spec)
 		}
 		return
 	}
 	in := newInstance(r, key, spec.Name, index)
-	in.sentRev = spec.Revision
+	in.sentRev, in.sentSpec = spec.Revision, spec
 	r.instances[key] = in
 	go in.run(spec)
 }

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +69,7 @@ type options struct {
 	runAs        string
 	uidRange     [2]uint32
 	workRoot     string
+	advertise    string
 }
 
 // Option configures New.
@@ -210,6 +213,19 @@ func WithPassEnv(names ...string) Option {
 // relative path from a worker reaches the node's own files.
 func WithWorkDir(d string) Option { return func(o *options) error { o.workRoot = d; return nil } }
 
+// WithAdvertise sets the host (a name or an IP) at which the servers'
+// HTTP gateways reach this node's instances (default: the local address of
+// the node's NATS connection).
+func WithAdvertise(host string) Option {
+	return func(o *options) error {
+		if host != "" && (strings.ContainsAny(host, " /:\t") && net.ParseIP(host) == nil) {
+			return fmt.Errorf("advertise %q: want a host name or an IP address, without a port", host)
+		}
+		o.advertise = host
+		return nil
+	}
+}
+
 // WithVersion sets the version the node reports.
 func WithVersion(v string) Option { return func(o *options) error { o.version = v; return nil } }
 
@@ -225,6 +241,7 @@ type Runner struct {
 	objects jetstream.ObjectStore
 	cache   *cache
 	pids    *pidDir
+	ports   *portPool
 	started time.Time
 
 	mu             sync.Mutex
@@ -320,8 +337,11 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	if o.natsURL == "" {
 		o.natsURL = nc.ConnectedUrlRedacted()
 	}
+	if o.advertise == "" {
+		o.advertise = localAddress(nc)
+	}
 	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
-	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1),
+	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1), ports: newPortPool(),
 		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
 		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, stopping: map[string]bool{}}
 
@@ -638,7 +658,7 @@ func (r *Runner) node() clientsdk.Node {
 	lambdaNames := r.deploys.names()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Version: r.version,
+	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Advertise: r.advertise, Version: r.version,
 		Instances: len(r.instances), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
 		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC(), Timeout: clientsdk.Duration(r.nodeTimeout),
 		ConnectedTo: r.nc.ConnectedUrlRedacted()}

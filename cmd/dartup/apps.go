@@ -11,7 +11,7 @@ import (
 
 // addAppCommands adds the app management commands.
 func addAppCommands(root *cobra.Command) {
-	root.AddCommand(newPushCmd(), newKillCmd(), newStartCmd(), newRemoveCmd(), newLogsCmd(), newInvokeCmd(), newRunnerCmd(), newNodesCmd())
+	root.AddCommand(newPushCmd(), newKillCmd(), newStartCmd(), newRestartCmd(), newRemoveCmd(), newLogsCmd(), newInvokeCmd(), newRunnerCmd(), newNodesCmd())
 }
 
 type nameFlags struct {

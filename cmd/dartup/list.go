@@ -26,7 +26,7 @@ func newListCmd() *cobra.Command {
 		Example: `  dartup list
    • hello - dead
    • web - alive - 4/4 running
-  dartup list --wide      # one row per instance: node, pid, uptime, restarts, cpu, mem
+  dartup list --wide      # one row per instance: node, pid, uptime, restarts, ready, address, cpu, mem
   dartup list --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,7 +71,7 @@ func printList(w io.Writer, apps []clientsdk.AppSummary, asJSON, wide bool) erro
 	var rows [][]string
 	for _, a := range apps {
 		if len(a.Instances) == 0 {
-			rows = append(rows, []string{a.Name, "-", string(a.Kind), "-", "-", "-", "-", string(a.State), "-", "-"})
+			rows = append(rows, []string{a.Name, "-", string(a.Kind), "-", "-", "-", "-", string(a.State), "-", "-", "-", "-"})
 			continue
 		}
 		for _, in := range a.Instances {
@@ -86,9 +86,16 @@ func printList(w io.Writer, apps []clientsdk.AppSummary, asJSON, wide bool) erro
 			if in.MemoryBytes > 0 {
 				mem = humanBytes(in.MemoryBytes)
 			}
+			ready, addr := "-", "-"
+			if a.Kind == clientsdk.KindDaemon && in.State == clientsdk.StateRunning {
+				ready = map[bool]string{true: "yes", false: "no"}[in.Ready]
+			}
+			if in.Address != "" {
+				addr = in.Address
+			}
 			rows = append(rows, []string{a.Name, strconv.Itoa(in.Instance), string(a.Kind), in.Node, pid, uptime,
-				strconv.Itoa(in.Restarts), string(in.State), fmt.Sprintf("%.1f%%", in.CPUPercent), mem})
+				strconv.Itoa(in.Restarts), string(in.State), ready, addr, fmt.Sprintf("%.1f%%", in.CPUPercent), mem})
 		}
 	}
-	return table(w, []string{"name", "instance", "kind", "node", "pid", "uptime", "restarts", "state", "cpu", "mem"}, rows)
+	return table(w, []string{"name", "instance", "kind", "node", "pid", "uptime", "restarts", "state", "ready", "address", "cpu", "mem"}, rows)
 }

@@ -34,6 +34,15 @@ type pushFlags struct {
 	aotRuntime    string
 	constraints   []string
 	wait          deployWait
+	// daemons' front door
+	http           []string
+	stripPrefix    bool
+	ready          string
+	readyTimeout   time.Duration
+	health         string
+	healthInterval time.Duration
+	healthFailures int
+	parallel       int
 	// lambda settings
 	protocol   string
 	handler    string
@@ -54,9 +63,15 @@ func newPushCmd() *cobra.Command {
 a compiled executable (dart compile exe), a Dart AOT snapshot (run with
 dartaotruntime), a kernel .dill (run with dart), or a .dart file, built here
 when the Dart SDK is on PATH. With --runtime command, the command line after
--- runs as is. Pushing an existing name replaces the app: new instances start
-before the old ones stop.`,
-		Example: `  dartup push --name web -j 4 --port 8080 ./build/web
+-- runs as is. Pushing an existing name rolls the new version out: one
+instance at a time (--parallel), each new worker starts and gets ready
+(--ready) before the old one is drained and stopped; a new version that does
+not get ready stops the rollout, the old version keeps serving, and push
+exits 1. With --http, every server's HTTP gateway proxies the route to the
+app's ready instances, each on a free PORT its runner chooses.`,
+		Example: `  dartup push --name web -j 4 --http / ./build/web      # one address: curl localhost:2374/
+  dartup push --name api -j 2 --http api.example.com/ --ready http:/healthz ./api
+  dartup push --name web -j 4 --port 8080 ./build/web  # fixed ports 8080-8083
   dartup push --lambda --name hello ./hello
   dartup push --name sass --runtime aot ./sass.snapshot --arg --watch --arg in.scss:out.css
   dartup push --name tick --runtime command -- /usr/bin/env bash -c 'while sleep 1; do date; done'`,
@@ -81,6 +96,14 @@ before the old ones stop.`,
 	fs.IntVar(&f.port, "port", 0, "give instance i the environment PORT=port+i")
 	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "path of dartaotruntime on the runner nodes (default: found on PATH)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "run only on nodes with label=value (repeatable)")
+	fs.StringArrayVar(&f.http, "http", nil, "gateway route to the daemon's ready instances: /PREFIX or HOST/PREFIX (repeatable)")
+	fs.BoolVar(&f.stripPrefix, "http-strip-prefix", false, "remove the route's prefix from the path before proxying")
+	fs.StringVar(&f.ready, "ready", "", "readiness probe: tcp, http:/PATH or none (default: tcp with --http, else none)")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", clientsdk.DefaultReadyTimeout, "how long a new instance may take to get ready")
+	fs.StringVar(&f.health, "health", "", "health check: tcp or http:/PATH; an instance failing it --health-failures times in a row is restarted")
+	fs.DurationVar(&f.healthInterval, "health-interval", clientsdk.DefaultHealthInterval, "time between health checks")
+	fs.IntVar(&f.healthFailures, "health-failures", clientsdk.DefaultHealthFailures, "failed health checks in a row that restart an instance")
+	fs.IntVar(&f.parallel, "parallel", clientsdk.DefaultParallel, "instances a rollout replaces at once")
 	f.wait.register(cmd)
 	fs.BoolVar(&f.wait.detach, "no-wait", false, "same as --detach")
 	_ = fs.MarkHidden("no-wait")
@@ -97,8 +120,21 @@ before the old ones stop.`,
 
 func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 	s := clientsdk.AppSpec{Name: f.name, Kind: clientsdk.KindDaemon, Runtime: clientsdk.Runtime(f.runtime),
-		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime}
+		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime,
+		HTTPStripPrefix: f.stripPrefix, Ready: f.ready, ReadyTimeout: clientsdk.Duration(f.readyTimeout), Health: f.health,
+		HealthInterval: clientsdk.Duration(f.healthInterval), HealthFailures: f.healthFailures, Parallel: f.parallel}
+	for _, h := range f.http {
+		r, err := clientsdk.ParseRoute(h)
+		if err != nil {
+			return s, usageErr(err)
+		}
+		s.HTTP = append(s.HTTP, r)
+	}
 	if f.lambda {
+		if len(f.http) > 0 || f.ready != "" || f.health != "" {
+			return s, usageErr(errors.New("--http, --ready and --health are for daemons; a lambda is reached at /NAME on the gateway"))
+		}
+		s.ReadyTimeout, s.HealthInterval, s.HealthFailures, s.Parallel = 0, 0, 0, 0
 		s.Kind = clientsdk.KindLambda
 		kw := clientsdk.Duration(f.keepWarm)
 		s.Lambda = &clientsdk.LambdaSpec{Protocol: f.protocol, Handler: f.handler, KeepWarm: &kw, MaxWorkers: f.maxWorkers,

@@ -21,6 +21,7 @@ type runnerFlags struct {
 	data         string
 	name         string
 	labels       []string
+	advertise    string
 	maxInstances int
 	aotRuntime   string
 	heartbeat    time.Duration
@@ -50,6 +51,7 @@ its share of the daemons and lambdas.`,
 	fs.StringVar(&f.data, "data", envOr("DARTUP_RUNNER_DATA", ".dartup-runner"), "local directory for the artifact cache and node id (env DARTUP_RUNNER_DATA)")
 	fs.StringVar(&f.name, "name", "", "node id (default: host name plus a random suffix, kept in --data)")
 	fs.StringArrayVar(&f.labels, "label", nil, "node label k=v, matched by push --constraint (repeatable)")
+	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the servers' HTTP gateways reach this node's instances (default: this machine's address toward the server)")
 	fs.IntVar(&f.maxInstances, "max-instances", 0, "most daemon instances this node runs (0: no limit)")
 	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "dartaotruntime for aot apps (default: found on PATH)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", runner.DefaultHeartbeat, "heartbeat interval")
@@ -115,6 +117,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		runner.WithDataDir(f.data), runner.WithLabels(labels),
 		runner.WithMaxInstances(f.maxInstances), runner.WithDartAOTRuntime(f.aotRuntime),
 		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
+		runner.WithAdvertise(f.advertise),
 	}, isoOpts...)
 	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts})
 	if err != nil {

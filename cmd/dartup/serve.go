@@ -25,6 +25,7 @@ import (
 )
 
 type serveFlags struct {
+	advertise       string
 	data            string
 	natsAddr        string
 	address         string
@@ -111,6 +112,7 @@ rules when something else guards the network.`,
 	fs.StringVar(&f.tls.ClusterCAFile, "cluster-tls-ca", "", "CA (PEM) that signs the servers' route certificates (default --tls-ca, or the self-signed CA)")
 	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
+	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the other servers' HTTP gateways reach this server's instances (default: 127.0.0.1, or with --routes this machine's address toward the first route)")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -183,7 +185,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var node *nodeAgent
 	if !f.noRunner {
-		node, err = startLocalRunner(ctx, b, logger, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()))...)
+		node, err = startLocalRunner(ctx, b, logger, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
@@ -326,4 +328,17 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// serveAdvertise is the host the embedded runner advertises: --advertise,
+// else, in a cluster, this machine's address toward the first route, else
+// loopback.
+func (f *serveFlags) serveAdvertise() string {
+	if f.advertise != "" {
+		return f.advertise
+	}
+	if len(f.routes) > 0 {
+		return runner.AdvertiseFor(f.routes[0])
+	}
+	return "127.0.0.1"
 }

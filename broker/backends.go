@@ -1,0 +1,204 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// downFor is how long an address that refused a connection is avoided
+// (used only when no other instance is left).
+const downFor = 2 * time.Second
+
+// drainLinger keeps a drained address out of the routes a while after its
+// drain's wait, in case a status that still routes to it arrives late.
+const drainLinger = 5 * time.Second
+
+// backends knows where the gateway sends a daemon's requests: each app's
+// instances that are running and ready at an address, as their statuses in
+// StatusBucket say, and the requests in flight to each address (for least
+// outstanding requests, and for drains).
+type backends struct {
+	logger *slog.Logger
+	name   string // this gateway's name in drain replies
+
+	mu       sync.Mutex
+	byApp    map[string]map[string]string // app → instance key → address
+	inflight map[string]*atomic.Int64     // address → requests in flight
+	draining map[string]time.Time         // address → out of the routes until
+	down     map[string]time.Time         // address → refused a connection; avoided until
+}
+
+func newBackends(logger *slog.Logger, name string) *backends {
+	return &backends{logger: logger, name: name, byApp: map[string]map[string]string{},
+		inflight: map[string]*atomic.Int64{}, draining: map[string]time.Time{}, down: map[string]time.Time{}}
+}
+
+// watch follows StatusBucket until ctx ends.
+func (bk *backends) watch(ctx context.Context, kv jetstream.KeyValue) {
+	for ctx.Err() == nil {
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			bk.logger.Warn("cannot watch instance statuses; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.Updates() {
+			if e != nil {
+				bk.apply(e.Key(), e.Operation() == jetstream.KeyValuePut, e.Value())
+			}
+		}
+		_ = w.Stop()
+	}
+}
+
+// apply takes one status entry: a ready, running instance with an address
+// is a backend of its app; anything else is not.
+func (bk *backends) apply(key string, put bool, value []byte) {
+	app, _, ok := clientsdk.ParseInstanceKey(key)
+	if !ok {
+		return // a lambda's per-node entry
+	}
+	var st clientsdk.InstanceStatus
+	routed := put && json.Unmarshal(value, &st) == nil && st.State == clientsdk.StateRunning && st.Ready && st.Address != ""
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	m := bk.byApp[app]
+	if !routed {
+		delete(m, key)
+		if len(m) == 0 {
+			delete(bk.byApp, app)
+		}
+		return
+	}
+	if m == nil {
+		m = map[string]string{}
+		bk.byApp[app] = m
+	}
+	m[key] = st.Address
+	if bk.inflight[st.Address] == nil {
+		bk.inflight[st.Address] = new(atomic.Int64)
+	}
+}
+
+// pick chooses the address of one of app's ready instances, not tried yet
+// and not draining: the one with the fewest requests in flight (ties at
+// random), preferring addresses that did not refuse a connection lately.
+func (bk *backends) pick(app string, tried []string) (string, bool) {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	now := time.Now()
+	best, bestLoad, bestDown, n := "", int64(0), false, 0
+	for _, addr := range bk.byApp[app] {
+		if slices.Contains(tried, addr) || now.Before(bk.draining[addr]) {
+			continue
+		}
+		load, down := bk.inflight[addr].Load(), now.Before(bk.down[addr])
+		switch {
+		case best == "" || (bestDown && !down) || (down == bestDown && load < bestLoad):
+			best, bestLoad, bestDown, n = addr, load, down, 1
+		case down == bestDown && load == bestLoad:
+			if n++; rand.IntN(n) == 0 { // reservoir: each tie equally likely
+				best = addr
+			}
+		}
+	}
+	return best, best != ""
+}
+
+// count returns the counter of requests in flight to addr.
+func (bk *backends) count(addr string) *atomic.Int64 {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	c := bk.inflight[addr]
+	if c == nil {
+		c = new(atomic.Int64)
+		bk.inflight[addr] = c
+	}
+	return c
+}
+
+// markDown avoids addr for a while after it refused a connection.
+func (bk *backends) markDown(addr string) {
+	bk.mu.Lock()
+	bk.down[addr] = time.Now().Add(downFor)
+	bk.mu.Unlock()
+}
+
+// ready counts app's routable instances.
+func (bk *backends) ready(app string) int {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	return len(bk.byApp[app])
+}
+
+// drain answers a runner's clientsdk.GatewayDrainRequest: the address leaves
+// the routes at once; the answer says how many requests are in flight to
+// it, and a second one comes when they are done (or the wait is over).
+func (bk *backends) drain(m *nats.Msg, respond func(*nats.Msg, []byte) error) {
+	var req clientsdk.GatewayDrainRequest
+	if json.Unmarshal(m.Data, &req) != nil || req.Address == "" {
+		return
+	}
+	wait := min(max(req.Wait.D(), 0), clientsdk.MaxKillTimeout)
+	bk.mu.Lock()
+	bk.draining[req.Address] = time.Now().Add(wait + drainLinger)
+	bk.forgetStale()
+	bk.mu.Unlock()
+	c := bk.count(req.Address)
+	n := c.Load()
+	reply := func(done bool) {
+		b, _ := json.Marshal(clientsdk.GatewayDrainReply{Gateway: bk.name, InFlight: int(c.Load()), Done: done})
+		_ = respond(m, b)
+	}
+	reply(n <= 0)
+	if n <= 0 {
+		return
+	}
+	go func() {
+		deadline := time.Now().Add(wait)
+		for c.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		reply(true)
+	}()
+}
+
+// forgetStale drops expired drain and down marks, and the counters of
+// addresses that nothing routes to and nothing is in flight to. bk.mu is held.
+func (bk *backends) forgetStale() {
+	now := time.Now()
+	for a, t := range bk.draining {
+		if now.After(t) {
+			delete(bk.draining, a)
+		}
+	}
+	for a, t := range bk.down {
+		if now.After(t) {
+			delete(bk.down, a)
+		}
+	}
+	routed := map[string]bool{}
+	for _, m := range bk.byApp {
+		for _, a := range m {
+			routed[a] = true
+		}
+	}
+	for a, c := range bk.inflight {
+		if !routed[a] && c.Load() == 0 && bk.draining[a].IsZero() {
+			delete(bk.inflight, a)
+		}
+	}
+}
