@@ -31,7 +31,7 @@ import (
 )
 
 // figureIDs are the figures in the order they run.
-var figureIDs = []string{"serve", "pubsub", "push", "daemons", "warm", "cold", "concurrency"}
+var figureIDs = []string{"serve", "pubsub", "push", "daemons", "gateway", "warm", "cold", "concurrency"}
 
 type config struct {
 	quick     bool
@@ -84,7 +84,7 @@ type harness struct {
 	root   string
 	tmp    string
 	logDir string
-	bins   struct{ dartup, daemon, bootstrap, responder, natsserver string }
+	bins   struct{ dartup, daemon, bootstrap, responder, natsserver, httpd string }
 	res    *Results
 	logf   func(format string, args ...any)
 }
@@ -145,6 +145,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 		{&h.bins.bootstrap, "bootstrap", "./bench/workers/bootstrap", "-s -w"},
 		{&h.bins.responder, "responder", "./bench/workers/responder", "-s -w"},
 		{&h.bins.natsserver, "natsserver", "./bench/workers/natsserver", "-s -w"},
+		{&h.bins.httpd, "httpd", "./bench/workers/httpd", "-s -w"},
 	}
 	for _, b := range builds {
 		if b.name == "dartup" && cfg.dartup != "" {
@@ -184,6 +185,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 		"pubsub":      h.figPubSub,
 		"push":        h.figPush,
 		"daemons":     h.figDaemons,
+		"gateway":     h.figGateway,
 		"warm":        h.figWarm,
 		"cold":        h.figCold,
 		"concurrency": h.figConcurrency,

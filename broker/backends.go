@@ -19,6 +19,10 @@ import (
 // (used only when no other instance is left).
 const downFor = 2 * time.Second
 
+// maxTries bounds the instances one request tries: a dead machine costs
+// the dial timeout for each.
+const maxTries = 3
+
 // drainLinger keeps a drained address out of the routes a while after its
 // drain's wait, in case a status that still routes to it arrives late.
 const drainLinger = 5 * time.Second
@@ -30,17 +34,33 @@ const drainLinger = 5 * time.Second
 type backends struct {
 	logger *slog.Logger
 	name   string // this gateway's name in drain replies
+	// self reports whether an address is this gateway's own listener: an
+	// instance there would make the gateway proxy to itself.
+	self func(addr string) bool
 
 	mu       sync.Mutex
-	byApp    map[string]map[string]string // app → instance key → address
-	inflight map[string]*atomic.Int64     // address → requests in flight
-	draining map[string]time.Time         // address → out of the routes until
-	down     map[string]time.Time         // address → refused a connection; avoided until
+	byApp    map[string]map[string]backend // app → instance key → where it serves
+	inflight map[string]*atomic.Int64      // address → requests in flight
+	draining map[string]drainMark          // address → the worker drained there
+	down     map[string]time.Time          // address → refused a connection; avoided until
+}
+
+// backend is one ready instance: its address and its worker's pid.
+type backend struct {
+	addr string
+	pid  int
+}
+
+// drainMark keeps a drained worker out of the routes until a time; a new
+// worker at the same address (another pid) is not affected.
+type drainMark struct {
+	pid   int
+	until time.Time
 }
 
 func newBackends(logger *slog.Logger, name string) *backends {
-	return &backends{logger: logger, name: name, byApp: map[string]map[string]string{},
-		inflight: map[string]*atomic.Int64{}, draining: map[string]time.Time{}, down: map[string]time.Time{}}
+	return &backends{logger: logger, name: name, byApp: map[string]map[string]backend{},
+		inflight: map[string]*atomic.Int64{}, draining: map[string]drainMark{}, down: map[string]time.Time{}}
 }
 
 // watch follows StatusBucket until ctx ends.
@@ -72,7 +92,8 @@ func (bk *backends) apply(key string, put bool, value []byte) {
 		return // a lambda's per-node entry
 	}
 	var st clientsdk.InstanceStatus
-	routed := put && json.Unmarshal(value, &st) == nil && st.State == clientsdk.StateRunning && st.Ready && st.Address != ""
+	routed := put && json.Unmarshal(value, &st) == nil && st.State == clientsdk.StateRunning && st.Ready && st.Address != "" &&
+		(bk.self == nil || !bk.self(st.Address))
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	m := bk.byApp[app]
@@ -84,10 +105,10 @@ func (bk *backends) apply(key string, put bool, value []byte) {
 		return
 	}
 	if m == nil {
-		m = map[string]string{}
+		m = map[string]backend{}
 		bk.byApp[app] = m
 	}
-	m[key] = st.Address
+	m[key] = backend{addr: st.Address, pid: st.PID}
 	if bk.inflight[st.Address] == nil {
 		bk.inflight[st.Address] = new(atomic.Int64)
 	}
@@ -100,12 +121,19 @@ func (bk *backends) pick(app string, tried []string) (string, bool) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	now := time.Now()
+	if len(tried) >= maxTries {
+		return "", false
+	}
 	best, bestLoad, bestDown, n := "", int64(0), false, 0
-	for _, addr := range bk.byApp[app] {
-		if slices.Contains(tried, addr) || now.Before(bk.draining[addr]) {
+	for _, be := range bk.byApp[app] {
+		addr := be.addr
+		if slices.Contains(tried, addr) || bk.drained(be, now) {
 			continue
 		}
 		load, down := bk.inflight[addr].Load(), now.Before(bk.down[addr])
+		if down && len(tried) > 0 {
+			continue // a retry goes only to instances that did not refuse lately
+		}
 		switch {
 		case best == "" || (bestDown && !down) || (down == bestDown && load < bestLoad):
 			best, bestLoad, bestDown, n = addr, load, down, 1
@@ -116,6 +144,12 @@ func (bk *backends) pick(app string, tried []string) (string, bool) {
 		}
 	}
 	return best, best != ""
+}
+
+// drained reports whether be's worker is being drained. bk.mu is held.
+func (bk *backends) drained(be backend, now time.Time) bool {
+	d, ok := bk.draining[be.addr]
+	return ok && now.Before(d.until) && (d.pid == 0 || d.pid == be.pid)
 }
 
 // count returns the counter of requests in flight to addr.
@@ -154,7 +188,7 @@ func (bk *backends) drain(m *nats.Msg, respond func(*nats.Msg, []byte) error) {
 	}
 	wait := min(max(req.Wait.D(), 0), clientsdk.MaxKillTimeout)
 	bk.mu.Lock()
-	bk.draining[req.Address] = time.Now().Add(wait + drainLinger)
+	bk.draining[req.Address] = drainMark{pid: req.PID, until: time.Now().Add(wait + drainLinger)}
 	bk.forgetStale()
 	bk.mu.Unlock()
 	c := bk.count(req.Address)
@@ -180,8 +214,8 @@ func (bk *backends) drain(m *nats.Msg, respond func(*nats.Msg, []byte) error) {
 // addresses that nothing routes to and nothing is in flight to. bk.mu is held.
 func (bk *backends) forgetStale() {
 	now := time.Now()
-	for a, t := range bk.draining {
-		if now.After(t) {
+	for a, d := range bk.draining {
+		if now.After(d.until) {
 			delete(bk.draining, a)
 		}
 	}
@@ -192,12 +226,12 @@ func (bk *backends) forgetStale() {
 	}
 	routed := map[string]bool{}
 	for _, m := range bk.byApp {
-		for _, a := range m {
-			routed[a] = true
+		for _, be := range m {
+			routed[be.addr] = true
 		}
 	}
 	for a, c := range bk.inflight {
-		if !routed[a] && c.Load() == 0 && bk.draining[a].IsZero() {
+		if _, draining := bk.draining[a]; !routed[a] && c.Load() == 0 && !draining {
 			delete(bk.inflight, a)
 		}
 	}

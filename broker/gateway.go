@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -43,7 +44,10 @@ func startGateway(b *Broker) (*gateway, error) {
 	g.mux.HandleFunc("GET /healthz", g.healthz)
 	g.mux.HandleFunc("/", g.route)
 	g.srv = &http.Server{
-		Handler:           g.authenticate(g.mux),
+		Handler: g.authenticate(g.mux),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connInfoKey{}, &connInfo{})
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		// An idle keep-alive connection is closed: holding sockets open must
 		// cost a client something (slow bodies are bounded by the invoke's
@@ -88,6 +92,7 @@ func (g *gateway) startBackends() error {
 		return fmt.Errorf("HTTP gateway: open %s: %w", clientsdk.StatusBucket, err)
 	}
 	g.backends = newBackends(g.logger, g.b.cfg.ServerName)
+	g.backends.self = g.isSelf
 	g.proxy = newDaemonProxy(g, g.backends)
 	go g.backends.watch(ctx, kv)
 	g.drainSub, err = g.b.nc.Subscribe(clientsdk.GatewayDrainSubject, func(m *nats.Msg) {
@@ -100,6 +105,30 @@ func (g *gateway) startBackends() error {
 		return fmt.Errorf("HTTP gateway: subscribe %s: %w", clientsdk.GatewayDrainSubject, err)
 	}
 	return nil
+}
+
+// isSelf reports whether addr is this gateway's own listener (its port, on
+// a loopback or unspecified address or one of this machine's).
+func (g *gateway) isSelf(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	own := g.ln.Addr().(*net.TCPAddr)
+	if err != nil || port != strconv.Itoa(own.Port) {
+		return false
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() || own.IP.Equal(ip) {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // route sends a request where the route table says: a daemon's instances,
@@ -159,19 +188,37 @@ func (g *gateway) clientIP(r *http.Request) netip.Addr {
 }
 
 // fromAppUser reports whether the TCP peer of r runs as one of the apps'
-// users (see authenticator.fromAppUser): apps get no local exemption.
+// users (see authenticator.fromAppUser): apps get no local exemption. The
+// answer is looked up once per connection (its owner cannot change), not
+// per request: the lookup reads /proc/net/tcp.
 func (g *gateway) fromAppUser(r *http.Request) bool {
 	a := g.b.auth
 	if a.appUser == nil {
 		return false
 	}
-	peer, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	if err != nil {
-		return true
+	lookup := func() bool {
+		peer, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+		if err != nil {
+			return true
+		}
+		_, app := a.fromAppUser(peer, g.ln.Addr().(*net.TCPAddr).Port)
+		return app
 	}
-	_, app := a.fromAppUser(peer, g.ln.Addr().(*net.TCPAddr).Port)
-	return app
+	ci, ok := r.Context().Value(connInfoKey{}).(*connInfo)
+	if !ok {
+		return lookup()
+	}
+	ci.once.Do(func() { ci.appUser = lookup() })
+	return ci.appUser
 }
+
+// connInfo is what the gateway learns once about a client connection.
+type connInfo struct {
+	once    sync.Once
+	appUser bool
+}
+
+type connInfoKey struct{}
 
 // authenticate enforces dart_up's rule: Basic auth with a user from the
 // password file, except for loopback clients (other than apps' users) while

@@ -216,25 +216,35 @@ func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool
 	case s.Stopped && !r.hosted(ctx, name):
 		return s, clientsdk.Errorf(503, "Stopped", "lambda %s is stopped; start it with `dartup start %s`", name, name)
 	case !r.hosted(ctx, name):
-		if cause := r.startFailure(ctx, s); cause != "" {
+		cause, pending := r.startFailure(ctx, s)
+		switch {
+		case cause != "" && !pending:
 			return s, clientsdk.Errorf(502, "Runtime.StartError", "lambda %s cannot start: %s", name, cause)
+		case cause != "":
+			return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s: %s", name, cause)
 		}
 		return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s right now; check `dartup nodes`", name)
 	}
 	return s, nil
 }
 
-// startFailure returns why the live nodes that tried to host lambda spec
-// could not (their errored status entries for its revision), or "".
-func (r *lambdaRouter) startFailure(ctx context.Context, spec clientsdk.AppSpec) string {
+// startFailure returns why no live node hosts lambda spec: the causes of
+// the nodes that tried and could not (their errored status entries for its
+// revision), or, with pending, why no node may host it; "" when unknown.
+func (r *lambdaRouter) startFailure(ctx context.Context, spec clientsdk.AppSpec) (cause string, pending bool) {
 	if r.b.api == nil {
-		return ""
+		return "", false
 	}
 	sum, err := r.b.api.summarize(ctx, spec)
-	if err != nil || sum.State != clientsdk.AppError {
-		return ""
+	switch {
+	case err != nil:
+		return "", false
+	case sum.State == clientsdk.AppError:
+		return strings.TrimPrefix(sum.Message, "cannot start: "), false
+	case strings.HasPrefix(sum.Message, "pending: "):
+		return strings.TrimPrefix(sum.Message, "pending: "), true
 	}
-	return strings.TrimPrefix(sum.Message, "cannot start: ")
+	return "", false
 }
 
 // catchAll answers requests on "lambda.*" that no runner takes. It answers

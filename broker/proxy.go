@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,11 +65,15 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "instance.dartup.invalid"
 	if rt, ok := pr.In.Context().Value(routeKey{}).(route); ok && rt.strip && rt.Prefix != "/" {
-		p := strings.TrimPrefix(pr.In.URL.Path, rt.Prefix)
+		// On the path as it came (escapes kept: "/shop/a%2Fb" goes on as
+		// "/a%2Fb"); the route's prefix has no escapes.
+		p := strings.TrimPrefix(pr.In.URL.EscapedPath(), rt.Prefix)
 		if !strings.HasPrefix(p, "/") {
 			p = "/" + p
 		}
-		pr.Out.URL.Path, pr.Out.URL.RawPath = p, ""
+		if u, err := url.Parse(p); err == nil {
+			pr.Out.URL.Path, pr.Out.URL.RawPath = u.Path, u.RawPath
+		}
 	}
 }
 
@@ -215,6 +220,9 @@ func (g *gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 // notReadyReason says why app has no ready instance, from its summary.
 func (g *gateway) notReadyReason(ctx context.Context, app string) string {
 	msg := "no instance of " + app + " is ready"
+	if g.b == nil || g.b.router == nil {
+		return msg
+	}
 	spec, ok := g.b.router.spec(ctx, app)
 	if !ok || g.b.api == nil {
 		return msg

@@ -97,7 +97,7 @@ func daemonState(spec clientsdk.AppSpec, sum clientsdk.AppSummary, errored, loop
 	}
 	switch {
 	case spec.Stopped:
-		return clientsdk.AppDead, "stopped"
+		return clientsdk.AppDead, stoppedMessage(sum, lost)
 	case len(errored) > 0:
 		return clientsdk.AppError, strings.Join(errored, "; ")
 	case len(loops) > 0:
@@ -129,6 +129,24 @@ func daemonState(spec clientsdk.AppSpec, sum clientsdk.AppSummary, errored, loop
 		}
 	}
 	return state, strings.Join(parts, "; ")
+}
+
+// stoppedMessage says how far a kill has got: stopped, or still stopping,
+// or unconfirmed on nodes that do not answer.
+func stoppedMessage(sum clientsdk.AppSummary, lost []string) string {
+	running := 0
+	for _, s := range sum.Instances {
+		if s.PID > 0 || s.State == clientsdk.StateStopping || s.State == clientsdk.StateRunning {
+			running++
+		}
+	}
+	switch {
+	case running > 0:
+		return fmt.Sprintf("stopping: %d instance(s) still running", running)
+	case len(lost) > 0:
+		return fmt.Sprintf("stopped, except %d instance(s) on node %s, which is not answering: unconfirmed", len(lost), strings.Join(uniq(lost), ", "))
+	}
+	return "stopped"
 }
 
 // rolloutParts says how far a rollout has got (instances at an older
@@ -241,8 +259,11 @@ func summarizeLambda(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus, live
 		sum.State, sum.Message = clientsdk.AppAlive, fmt.Sprintf("%d warm", sum.WarmWorkers)
 	default:
 		sum.State = clientsdk.AppDead
-		if why := unplaceable(spec, live); why != "" {
+		if why := unplaceable(spec, live); why != "" && !hosted {
 			sum.Message = "pending: " + why
+		} else if hosted && why != "" {
+			// A draining node keeps a lambda until another node can take it.
+			sum.Message = "hosted by a draining node only (" + why + ")"
 		}
 	}
 	return sum

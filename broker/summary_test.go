@@ -132,3 +132,40 @@ func TestSummarizeLambdas(t *testing.T) {
 		})
 	}
 }
+
+// A rollout in progress, a stopped one, instances not ready yet and
+// instances restarting after a long run are all said.
+func TestSummarizeRollouts(t *testing.T) {
+	a := clientsdk.Node{ID: "a"}
+	web := func(s *clientsdk.AppSpec) { s.HTTP = []clientsdk.HTTPRoute{{Prefix: "/"}}; s.Ready = "" }
+	ready := func(st clientsdk.InstanceStatus, rev uint64) clientsdk.InstanceStatus {
+		st.Ready, st.SpecRevision = true, rev
+		return st
+	}
+	code3 := 3
+	failed := ready(running(1, "a", time.Minute), 4)
+	failed.FailedRevision, failed.LastError = 5, "version 3 did not get ready (not ready after 1m0s); the rollout stopped and this instance still runs version 2"
+	backoff := clientsdk.InstanceStatus{App: "web", Instance: 1, Node: "a", State: clientsdk.StateBackoff, SpecRevision: 5, Restarts: 4, LastExitCode: &code3}
+	for _, c := range []struct {
+		name string
+		spec clientsdk.AppSpec
+		st   []clientsdk.InstanceStatus
+		msg  string
+	}{
+		{"updating", app(3, web), []clientsdk.InstanceStatus{ready(running(0, "a", time.Second), 5), ready(running(1, "a", time.Hour), 4), ready(running(2, "a", time.Hour), 4)},
+			"3/3 running; updating: 1/3 on the new revision"},
+		{"not ready yet", app(2, web), []clientsdk.InstanceStatus{ready(running(0, "a", time.Minute), 5), running(1, "a", time.Second)},
+			"2/2 running; 1 not ready yet"},
+		{"a stopped rollout says where and why", app(2, web), []clientsdk.InstanceStatus{ready(running(0, "a", time.Hour), 4), failed},
+			"2/2 running; #1: " + failed.LastError},
+		{"restarting after a long run (no crash loop)", app(2), []clientsdk.InstanceStatus{running(0, "a", time.Hour), backoff},
+			"1/2 running; #1 restarting after exit code 3 (4 restarts)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sum := broker.Summarize(c.spec, c.st, liveNodes(a), now)
+			if sum.Message != c.msg || sum.State != clientsdk.AppAlive {
+				t.Fatalf("got %s - %q\nwant alive - %q", sum.State, sum.Message, c.msg)
+			}
+		})
+	}
+}

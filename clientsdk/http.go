@@ -44,6 +44,9 @@ const (
 // "api.example.com" (its root). The host is lowercased; a trailing "/" of a
 // prefix other than the root is dropped.
 func ParseRoute(s string) (HTTPRoute, error) {
+	if s == "" {
+		return HTTPRoute{}, fmt.Errorf("--http needs a route: /PREFIX or HOST/PREFIX, e.g. /, /shop or api.example.com/")
+	}
 	host, path := s, "/"
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		host, path = s[:i], s[i:]
@@ -70,18 +73,33 @@ func (r HTTPRoute) check() string {
 		return "the host may hold only letters, digits, '.' and '-' (no port, no scheme)"
 	case r.Host != "" && (strings.HasPrefix(r.Host, ".") || strings.HasPrefix(r.Host, "-") || strings.Contains(r.Host, "..")):
 		return "the host is not a DNS name"
+	case r.Host != "" && !strings.Contains(r.Host, ".") && r.Host != "localhost":
+		return "a host has a dot (api.example.com); for a path, start it with / (/" + r.Host + ")"
 	case r.Host != strings.ToLower(r.Host):
 		return "the host must be lowercase"
 	case !strings.HasPrefix(r.Prefix, "/"):
 		return "the path must start with /"
 	case len(r.Prefix) > MaxPathLength:
 		return fmt.Sprintf("the path is over %d bytes", MaxPathLength)
-	case strings.ContainsAny(r.Prefix, "?#%* \t\r\n\x00") || strings.Contains(r.Prefix, "//") || strings.Contains(r.Prefix, "/../") || strings.HasSuffix(r.Prefix, "/.."):
-		return "the path may not hold ?, #, %, *, spaces, // or .."
+	case strings.ContainsAny(r.Prefix, "?#%* \t\r\n\x00") || strings.Contains(r.Prefix, "//") || hasDotSegment(r.Prefix):
+		return "the path may not hold ?, #, %, *, spaces, //, . or .. segments"
+	case r.Host == "" && PathUnder(r.Prefix, "/healthz"):
+		return "/healthz is the gateway's own health check (route the app by host, e.g. api.example.com/healthz)"
 	case len(r.Prefix) > 1 && strings.HasSuffix(r.Prefix, "/"):
 		return "the path may not end in / (except the root)"
 	}
 	return ""
+}
+
+// hasDotSegment reports whether path has a "." or ".." segment, which a
+// request path never has once cleaned.
+func hasDotSegment(path string) bool {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // Matches reports whether the request for host (lowercase, without port)
@@ -246,8 +264,11 @@ const GatewayDrainSubject = "dartup.gateway.drain"
 // GatewayDrainRequest asks the gateways to take Address out of their routes
 // and to answer, within Wait, when nothing they sent it is in flight.
 type GatewayDrainRequest struct {
-	Address string   `json:"address"`
-	Wait    Duration `json:"wait"`
+	Address string `json:"address"`
+	// PID is the worker's: a new worker at the same address (a fixed
+	// port) is routed to as soon as it is ready.
+	PID  int      `json:"pid,omitempty"`
+	Wait Duration `json:"wait"`
 }
 
 // GatewayDrainReply is a gateway's answer: at once with its requests in

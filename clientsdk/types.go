@@ -485,7 +485,9 @@ type Node struct {
 	// node's instances (runner --advertise).
 	Advertise string `json:"advertise,omitempty"`
 	Version   string `json:"version"`
-	Instances int    `json:"instances"`
+	// Instances counts the daemon instances the node runs, those it is
+	// still stopping included.
+	Instances int `json:"instances"`
 	// MaxInstances is the node's capacity; 0 means unbounded.
 	MaxInstances int `json:"max_instances,omitempty"`
 	// Lambdas is the number of lambdas the node hosts.

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -270,7 +271,7 @@ func (s *supervisor) do(e effect) (event, bool) {
 func (s *supervisor) retire(w *worker, grace time.Duration, drain bool) proc.Exit {
 	w.cancel()
 	if drain && w.addr != "" {
-		s.in.r.drainGateways(w.addr, grace)
+		s.in.r.drainGateways(w.addr, w.p.PID(), grace)
 	}
 	ex := w.p.Stop(grace)
 	s.release(w)
@@ -311,6 +312,16 @@ func (s *supervisor) probe(next bool) {
 			}
 		} else {
 			err = awaitReady(w.ctx, p, w.port, timeout)
+			// A replacement takes over only once it has also stayed up for
+			// its min_uptime: a version that gets ready and then crashes
+			// never replaces one that runs.
+			if wait := time.Until(w.p.Started().Add(uptime)); err == nil && next && wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-w.ctx.Done():
+					return
+				}
+			}
 		}
 		ev := event{kind: evReady, pid: pid, next: next}
 		if err != nil {
@@ -372,6 +383,9 @@ func (s *supervisor) spawn(spec clientsdk.AppSpec) (*worker, error) {
 	switch {
 	case spec.Port > 0:
 		w.port = spec.Port + in.index
+		if err := portFree(w.port); err != nil {
+			return nil, fmt.Errorf("port %d is in use on node %s (another process listens on it; a probe would reach that one): %w", w.port, r.nodeID, err)
+		}
 	case spec.NeedsPort():
 		if w.port, err = r.ports.take(); err != nil {
 			return nil, err

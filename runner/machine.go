@@ -246,8 +246,10 @@ func (m *machine) onStop(reason stopReason) []effect {
 		m.phase = phaseStopping
 		drain := m.unroute() && reason != stopFenced
 		m.status.State = clientsdk.StateStopping
-		// A moved instance's status is its new node's to write now.
-		if reason != stopMoved && reason != stopFenced {
+		// A moved instance's status is its new node's to write now; at a
+		// shutdown (when JetStream may be going too) only a routed instance
+		// is written, to take it out of the routes.
+		if reason == stopKilled || reason == stopRemoved || reason == stopScaled || (reason == stopShutdown && drain) {
 			out = append(out, effect{kind: effStatus})
 		}
 		m.stopping = reason
@@ -275,8 +277,11 @@ func (m *machine) onStarted(ev event) []effect {
 	}
 	m.phase = phaseRunning
 	st := &m.status
-	st.State, st.PID, st.StartedAt, st.LastError, st.SpecRevision = clientsdk.StateRunning, ev.pid, ev.started.UTC(), "", m.spec.Revision
+	st.State, st.PID, st.StartedAt, st.SpecRevision = clientsdk.StateRunning, ev.pid, ev.started.UTC(), m.spec.Revision
 	st.CPUPercent, st.MemoryBytes, st.NextRestartAt, st.Address = 0, 0, time.Time{}, ev.addr
+	if st.FailedRevision <= m.spec.Revision { // keep why a newer revision failed
+		st.LastError, st.FailedRevision = "", 0
+	}
 	st.Ready = m.spec.ReadyProbe().Kind == clientsdk.ProbeNone
 	out := []effect{{kind: effStatus}, {kind: effEvent, event: clientsdk.EventStarted, msg: fmt.Sprintf("pid %d", ev.pid)}}
 	if !st.Ready {
@@ -315,7 +320,7 @@ func (m *machine) promote() []effect {
 	m.prev, m.phase = nil, phaseRunning
 	st := &m.status
 	st.State, st.PID, st.StartedAt, st.Address, st.Ready = clientsdk.StateRunning, m.next.pid, m.next.started, m.next.addr, true
-	st.SpecRevision, st.LastError, st.CPUPercent, st.MemoryBytes = m.spec.Revision, "", 0, 0
+	st.SpecRevision, st.LastError, st.FailedRevision, st.CPUPercent, st.MemoryBytes = m.spec.Revision, "", 0, 0, 0
 	msg := fmt.Sprintf("pid %d at %s replaces pid %d", st.PID, st.Address, old)
 	if m.oldGone {
 		msg = fmt.Sprintf("pid %d at %s", st.PID, st.Address)

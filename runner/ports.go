@@ -42,6 +42,15 @@ func (p *portPool) take() (int, error) {
 	return 0, errNoFreePort
 }
 
+// portFree reports (nil) whether nothing listens on port on this machine.
+func portFree(port int) error {
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
 // release gives port back.
 func (p *portPool) release(port int) {
 	p.mu.Lock()

@@ -64,7 +64,7 @@ func (r *Runner) reconcile(ctx context.Context) {
 		if a.claim != claimNone && !r.tryClaim(ctx, a) {
 			continue
 		}
-		r.ensureRunning(a.key, a.spec, a.index)
+		r.ensureRunning(a.key, r.specToRun(ctx, a, statuses), a.index)
 	}
 	r.deploys.reconcile(ctx, p.lambdas, time.Now())
 }

@@ -19,8 +19,13 @@ import (
 // the instance waits when it must.
 func rolloutGate(spec clientsdk.AppSpec, index int, statuses map[int]clientsdk.InstanceStatus) (bool, string) {
 	for j := 0; j < spec.Instances; j++ {
-		if st, ok := statuses[j]; ok && st.FailedRevision == spec.Revision {
+		st, ok := statuses[j]
+		switch {
+		case !ok:
+		case st.FailedRevision == spec.Revision:
 			return false, fmt.Sprintf("the rollout stopped: it failed on instance %d (%s)", j, st.LastError)
+		case st.SpecRevision == spec.Revision && (st.State == clientsdk.StateErrored || st.QuickExits > 0):
+			return false, fmt.Sprintf("the rollout stopped: the new revision crashes on instance %d", j)
 		}
 	}
 	busy := 0
@@ -48,24 +53,26 @@ func inRollout(st clientsdk.InstanceStatus, rev uint64) bool {
 }
 
 // gateOpen reports whether the local instance a may be handed its new spec
-// now: always, unless it serves a spec that the new one changes materially;
-// then rolloutGate decides from the app's statuses (read once per
+// now: always when the new one does not change how it runs; otherwise
+// never while the rollout to it has failed, and, for an instance that
+// serves, when rolloutGate says so (the app's statuses are read once per
 // reconcile round into seen).
 func (r *Runner) gateOpen(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) bool {
 	r.mu.Lock()
 	in, ok := r.instances[a.key]
-	held := ok && in.sentRev != a.spec.Revision && in.routed.Load() && material(in.sentSpec, a.spec)
+	held := ok && in.sentRev != a.spec.Revision && material(in.sentSpec, a.spec)
 	r.mu.Unlock()
 	if !held {
 		return true
 	}
-	statuses, ok := seen[a.spec.Name]
-	if !ok {
-		statuses = r.appStatuses(ctx, a.spec.Name)
-		seen[a.spec.Name] = statuses
-	}
+	statuses := r.statusesOnce(ctx, a.spec.Name, seen)
 	if statuses == nil {
 		return false // unread: wait for the next round
+	}
+	if !in.routed.Load() {
+		// Not serving: nothing to keep up, so no order to keep; only a
+		// rollout that failed keeps the new revision away.
+		return failedRollout(a.spec, statuses) == 0
 	}
 	open, why := rolloutGate(a.spec, a.index, statuses)
 	r.mu.Lock()
@@ -76,6 +83,57 @@ func (r *Runner) gateOpen(ctx context.Context, a action, seen map[string]map[int
 		r.logger.Info("rollout waits", "key", a.key, "why", why)
 	}
 	return open
+}
+
+// statusesOnce returns app's statuses, read at most once per reconcile
+// round (seen holds what was read).
+func (r *Runner) statusesOnce(ctx context.Context, app string, seen map[string]map[int]clientsdk.InstanceStatus) map[int]clientsdk.InstanceStatus {
+	statuses, ok := seen[app]
+	if !ok {
+		statuses = r.appStatuses(ctx, app)
+		seen[app] = statuses
+	}
+	return statuses
+}
+
+// failedRollout returns the revision that instances of spec run while the
+// rollout to spec's revision has failed (0: it has not failed).
+func failedRollout(spec clientsdk.AppSpec, statuses map[int]clientsdk.InstanceStatus) uint64 {
+	for _, st := range statuses {
+		if st.FailedRevision == spec.Revision && st.SpecRevision != 0 && st.SpecRevision != spec.Revision {
+			return st.SpecRevision
+		}
+	}
+	return 0
+}
+
+// specToRun returns the spec a taken-over instance a starts with: the
+// desired one, unless the rollout to it failed while the instance ran an
+// older revision; then the revision the app's instances still run (from
+// the apps bucket's history), so that a node's death does not start the
+// version that failed.
+func (r *Runner) specToRun(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) clientsdk.AppSpec {
+	if a.claim != claimTakeover {
+		return a.spec
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	e, err := r.status.Get(ctx, a.key)
+	var own clientsdk.InstanceStatus
+	if err != nil || json.Unmarshal(e.Value(), &own) != nil || own.SpecRevision == 0 || own.SpecRevision == a.spec.Revision {
+		return a.spec
+	}
+	good := failedRollout(a.spec, r.statusesOnce(ctx, a.spec.Name, seen))
+	if good == 0 {
+		return a.spec
+	}
+	old, err := r.apps.GetRevision(ctx, a.spec.Name, good)
+	var s clientsdk.AppSpec
+	if err != nil || json.Unmarshal(old.Value(), &s) != nil {
+		return a.spec
+	}
+	r.logger.Info("the rollout of this app failed: starting the revision its instances run", "key", a.key, "revision", good, "failed", a.spec.Revision)
+	return r.runnable(s, good)
 }
 
 // appStatuses reads the statuses of app's instances (nil when they cannot

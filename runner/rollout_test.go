@@ -44,6 +44,11 @@ func TestRolloutGate(t *testing.T) {
 			s.FailedRevision = 8
 			return s
 		}()}, true, ""},
+		{"a new revision that crashes after taking over stops the rollout", spec(4, 1), 1, map[int]clientsdk.InstanceStatus{0: func() clientsdk.InstanceStatus {
+			s := st(clientsdk.StateBackoff, rev, false)
+			s.QuickExits = 1
+			return s
+		}(), 1: oldReady}, false, "crashes on instance 0"},
 		{"statuses of scaled-away instances do not count", spec(2, 1), 1, map[int]clientsdk.InstanceStatus{0: newReady, 5: failed}, true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

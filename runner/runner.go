@@ -271,6 +271,8 @@ type Runner struct {
 	ids     *identities      // the users workers run as
 	replies *replies.Replier // answers drain requests
 	lock    *os.File         // DATA/runner/lock, held while started
+	// closing is set when Stop begins.
+	closing atomic.Bool
 	// synced counts the watchers (apps, nodes, placement) that have delivered
 	// their initial values; reconciling waits for all three.
 	synced atomic.Int32
@@ -607,16 +609,22 @@ func (r *Runner) applyApp(e jetstream.KeyValueEntry, _ bool) {
 		r.logger.Error("ignoring undecodable app spec", "app", e.Key(), "err", err)
 		return
 	}
+	r.specs[e.Key()] = r.runnable(s, e.Revision())
+}
+
+// runnable returns a stored spec as runners use it: defaulted, with its
+// bucket revision, and clamped when out of bounds.
+func (r *Runner) runnable(s clientsdk.AppSpec, rev uint64) clientsdk.AppSpec {
 	s = s.WithDefaults()
-	s.Revision = e.Revision()
+	s.Revision = rev
 	if err := s.Validate(); err != nil {
 		// Stored by an older dartup, or written past the push verb: run it
 		// with its numbers in range (resolveCommand refuses what clamping
 		// cannot repair, with the reason in the instance's status).
-		r.logger.Warn("stored app spec is out of bounds; using it clamped", "app", e.Key(), "revision", s.Revision, "err", err)
+		r.logger.Warn("stored app spec is out of bounds; using it clamped", "app", s.Name, "revision", s.Revision, "err", err)
 		s = s.Clamp()
 	}
-	r.specs[e.Key()] = s
+	return s
 }
 
 func (r *Runner) applyNode(e jetstream.KeyValueEntry, initial bool) {
@@ -659,7 +667,7 @@ func (r *Runner) node() clientsdk.Node {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Advertise: r.advertise, Version: r.version,
-		Instances: len(r.instances), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
+		Instances: len(r.instances) + len(r.stopping), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
 		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC(), Timeout: clientsdk.Duration(r.nodeTimeout),
 		ConnectedTo: r.nc.ConnectedUrlRedacted()}
 }
@@ -750,6 +758,7 @@ func (r *Runner) stop(ctx context.Context) error {
 	if r.cancel == nil {
 		return nil
 	}
+	r.closing.Store(true)
 	r.cancel()
 	r.wg.Wait()
 	if r.drainSub != nil {
@@ -770,13 +779,23 @@ func (r *Runner) stop(ctx context.Context) error {
 	}
 	r.stopWG.Wait() // instances stopped by an earlier reconcile
 	var errs []error
+	// Each write of the shutdown gets a short time of its own: in a cluster
+	// that lost its quorum none succeeds, and none may hold the others up.
+	var released sync.WaitGroup
 	for _, in := range insts {
-		r.releaseClaim(ctx, in.key)
+		released.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			r.releaseClaim(wctx, in.key)
+		})
 	}
+	released.Wait()
 	r.deploys.stop()
 	r.killAppUsers() // whatever the apps left behind
 	r.ids.close()
-	if err := r.nodes.Delete(ctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := r.nodes.Delete(dctx, r.nodeID); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
 		!errors.Is(err, nats.ErrReconnectBufExceeded) && r.nc.IsConnected() {
 		errs = append(errs, err)
 	}
@@ -812,7 +831,7 @@ func (r *Runner) releaseClaimAt(ctx context.Context, key string, rev uint64) {
 func (r *Runner) putStatus(st clientsdk.InstanceStatus) {
 	st.UpdatedAt = time.Now().UTC()
 	b, _ := json.Marshal(st)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout())
 	defer cancel()
 	key := clientsdk.InstanceKey(st.App, st.Instance)
 	if st.Instance < 0 {
@@ -823,8 +842,18 @@ func (r *Runner) putStatus(st clientsdk.InstanceStatus) {
 	}
 }
 
+// writeTimeout bounds a status write: 5 s, 1 s once the runner is
+// stopping (when a cluster that lost its quorum would make every write of
+// the shutdown wait the whole time).
+func (r *Runner) writeTimeout() time.Duration {
+	if r.closing.Load() {
+		return time.Second
+	}
+	return 5 * time.Second
+}
+
 func (r *Runner) deleteStatus(app string, index int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), r.writeTimeout())
 	defer cancel()
 	_ = r.status.Purge(ctx, clientsdk.InstanceKey(app, index))
 }

@@ -17,7 +17,7 @@ const gatewayAckWindow = 100 * time.Millisecond
 // limit, until the requests the gateways sent to it have finished, so that
 // the worker behind it is signalled only once it has nothing left to answer.
 // Gateways that do not answer in gatewayAckWindow are not waited for.
-func (r *Runner) drainGateways(addr string, limit time.Duration) {
+func (r *Runner) drainGateways(addr string, pid int, limit time.Duration) {
 	inbox := r.nc.NewRespInbox()
 	replies := make(chan *nats.Msg, 64)
 	sub, err := r.nc.ChanSubscribe(inbox, replies)
@@ -25,7 +25,7 @@ func (r *Runner) drainGateways(addr string, limit time.Duration) {
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	req, _ := json.Marshal(clientsdk.GatewayDrainRequest{Address: addr, Wait: clientsdk.Duration(limit)})
+	req, _ := json.Marshal(clientsdk.GatewayDrainRequest{Address: addr, PID: pid, Wait: clientsdk.Duration(limit)})
 	if err := r.nc.PublishRequest(clientsdk.GatewayDrainSubject, inbox, req); err != nil {
 		return
 	}

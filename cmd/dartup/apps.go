@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -45,7 +47,10 @@ stopped, across restarts of the servers, until 'dartup start'.`,
 				if s2 != nil {
 					s = s2
 				}
-				return printOr(cmd, f.json, s, err)
+				if err := printOr(cmd, f.json, s, err); err != nil {
+					return err
+				}
+				return unconfirmed(s, "stopped")
 			})
 		},
 	}
@@ -103,6 +108,7 @@ func newRemoveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
 				grace := killTimeout(ctx, c, args[0])
+				before, _ := c.Describe(ctx, args[0])
 				if err := c.Remove(ctx, args[0]); err != nil {
 					return err
 				}
@@ -116,8 +122,13 @@ func newRemoveCmd() *cobra.Command {
 				if f.json {
 					return printJSON(cmd.OutOrStdout(), map[string]string{"removed": args[0]})
 				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", args[0])
-				return err
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", args[0]); err != nil {
+					return err
+				}
+				if before != nil && !f.wait.noWait {
+					return unconfirmed(&before.Summary, "removed")
+				}
+				return nil
 			})
 		},
 	}
@@ -125,6 +136,27 @@ func newRemoveCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	f.wait.register(cmd)
 	return cmd
+}
+
+// unconfirmed returns an error (exit code 1) when some of the app's
+// instances were on nodes that do not answer: nothing confirms that their
+// processes stopped.
+func unconfirmed(s *clientsdk.AppSummary, done string) error {
+	var nodes []string
+	n := 0
+	for _, in := range s.Instances {
+		if in.State == clientsdk.StateLost {
+			n++
+			if !slices.Contains(nodes, in.Node) {
+				nodes = append(nodes, in.Node)
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%s is %s, but %d instance(s) were on node %s, which is not answering: nothing confirms that their processes stopped; they stop when the node is back, and a node cut off from the servers stops its daemons by itself after its node timeout",
+		s.Name, done, n, strings.Join(nodes, ", "))}
 }
 
 // killTimeout returns app name's kill timeout (the default when it cannot

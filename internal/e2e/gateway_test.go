@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"golang.org/x/net/websocket"
 )
@@ -192,6 +193,32 @@ func TestGatewayRoutesAndRollouts(t *testing.T) {
 			t.Fatalf("push of version 2 again: exit %d\n%s", code, out)
 		}
 	})
+	t.Run("a version that gets ready, then crashes", func(t *testing.T) {
+		var out string
+		var code int
+		res := underLoad(t, url, func() { out, code = push("4", "--env", "WEB_EXIT_AFTER=300ms") })
+		if code == 0 {
+			t.Fatalf("push of a version that crashes after 300 ms: exit 0\n%s", out)
+		}
+		if res.failed != 0 || res.versions["version=4"] != 0 {
+			t.Fatalf("during the failed rollout: %d failed, versions %v\n%s", res.failed, res.versions, out)
+		}
+		if out, code := push("2"); code != 0 {
+			t.Fatalf("push of version 2 again: exit %d\n%s", code, out)
+		}
+	})
+	t.Run("fixed ports: restart", func(t *testing.T) {
+		s.dartup("push", "--name", "gwfixed", "-j", "2", "--port", strconv.Itoa(freePorts(t, 1)[0]), "--http", "/fixed", "--http-strip-prefix", "--", web)
+		res := underLoad(t, s.httpURL+"/fixed", func() { s.dartup("restart", "gwfixed") })
+		if res.failed != 0 {
+			t.Fatalf("%d requests failed while restarting a fixed-port app: %v", res.failed, res.failures)
+		}
+		res = underLoad(t, s.httpURL+"/fixed", func() { time.Sleep(time.Second) })
+		if res.failed != 0 {
+			t.Fatalf("%d requests failed after restarting a fixed-port app: %v", res.failed, res.failures)
+		}
+		s.dartup("remove", "gwfixed")
+	})
 	t.Run("websocket", func(t *testing.T) {
 		ws, err := websocket.Dial(strings.Replace(s.httpURL, "http", "ws", 1)+"/ws", "", s.httpURL)
 		if err != nil {
@@ -291,4 +318,46 @@ func rssOf(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// TestFailedRolloutSurvivesNodeDeath: after a rollout failed, an instance
+// re-placed because its node died starts the version that runs, not the
+// one that failed.
+func TestFailedRolloutSurvivesNodeDeath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	web := testutil.BuildGo(t, "./internal/testutil/workers/web")
+	s := startServe(t, testutil.TempDir(t), "--name", "fr1")
+	r := startRunnerWith(t, nil, "--server", s.natsURL, "--name", "fr2", "--data", testutil.TempDir(t))
+	testutil.WaitFor(t, 20*time.Second, "node fr2 to join", func() bool {
+		out, _ := s.try("nodes", "--json")
+		return strings.Contains(out, `"id": "fr2"`)
+	})
+	push := func(extra ...string) (string, int) {
+		args := append([]string{"push", "--name", "frweb", "-j", "2", "--http", "/", "--ready-timeout", "2s"}, extra...)
+		return s.exitCode(append(args, "--", web)...)
+	}
+	if out, code := push("--env", "WEB_VERSION=1"); code != 0 {
+		t.Fatalf("push: exit %d\n%s", code, out)
+	}
+	if out, code := push("--env", "WEB_VERSION=2", "--env", "WEB_NEVER_READY=1"); code == 0 {
+		t.Fatalf("push of a version that never gets ready: exit 0\n%s", out)
+	}
+	r.kill9()
+	testutil.WaitFor(t, 30*time.Second, "both instances ready on fr1", func() bool {
+		a := listJSON(t, s)["frweb"]
+		ready := 0
+		for _, in := range a.Instances {
+			if in.Node == "fr1" && in.Ready && in.State == clientsdk.StateRunning {
+				ready++
+			}
+		}
+		return ready == 2
+	})
+	for range 20 {
+		if body := get(t, s.httpURL+"/"); !strings.HasPrefix(body, "version=1 ") {
+			t.Fatalf("after the node died, the gateway answered %q, want version 1", body)
+		}
+	}
 }

@@ -57,9 +57,8 @@ func startServeEnv(t *testing.T, env []string, dir string, args ...string) *serv
 	}
 	s := &server{t: t, cmd: cmd, data: dir, log: &log}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_, _ = cmd.Process.Wait()
+		if cmd.ProcessState == nil && stopOrDump(t, cmd, "serve") && !t.Failed() {
+			t.Logf("serve log:\n%s", tailLines(log.String(), 60))
 		}
 		if t.Failed() {
 			t.Logf("serve log:\n%s", log.String())
@@ -78,6 +77,37 @@ func startServeEnv(t *testing.T, env []string, dir string, args ...string) *serv
 		return true
 	})
 	return s
+}
+
+// stopOrDump sends SIGTERM to a dartup process and waits for it; one that
+// has not stopped after 45 s fails the test and is sent SIGQUIT, so that its
+// goroutines land in its log.
+func stopOrDump(t *testing.T, cmd *exec.Cmd, what string) (slow bool) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = cmd.Process.Wait(); close(done) }()
+	t0 := time.Now()
+	select {
+	case <-done:
+		if d := time.Since(t0); d > 10*time.Second {
+			t.Logf("%s took %s to stop after SIGTERM", what, d.Round(time.Millisecond))
+			return true
+		}
+	case <-time.After(45 * time.Second):
+		t.Errorf("%s did not stop within 45s of SIGTERM; its goroutines follow in its log", what)
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		<-done
+	}
+	return false
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // dartup runs the CLI against s and returns stdout; it fails the test on error.

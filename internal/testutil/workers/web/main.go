@@ -9,7 +9,8 @@
 //	GET /ws        a WebSocket that echoes what it gets
 //
 // WEB_READY_DELAY (a Go duration) delays listening; WEB_NEVER_READY=1
-// never listens. On SIGTERM it exits at once, without finishing requests in
+// never listens; WEB_EXIT_AFTER (a Go duration) exits 3 that long after
+// the start. On SIGTERM it exits at once, without finishing requests in
 // flight: the gateway must have drained it first.
 package main
 
@@ -34,6 +35,9 @@ func main() {
 		<-sig
 		os.Exit(0)
 	}()
+	if d, err := time.ParseDuration(os.Getenv("WEB_EXIT_AFTER")); err == nil {
+		time.AfterFunc(d, func() { os.Exit(3) })
+	}
 	if os.Getenv("WEB_NEVER_READY") == "1" {
 		fmt.Println("never ready")
 		select {}
