@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -245,7 +246,9 @@ http {
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = out.Close() }
+	// SIGTERM: nginx's master stops its workers first (SIGKILL would leave
+	// them running).
+	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait(); _ = out.Close() }
 	url := "http://" + listen + "/"
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(url); err == nil {
