@@ -263,9 +263,13 @@ func (g *gateway) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// isBasic reports whether an Authorization value has the Basic scheme.
+// isBasic reports whether an Authorization value has the Basic scheme:
+// its first token, up to any white space, is "basic" in any case (so that
+// a malformed "Basic\t…" is refused rather than passed on to an app).
 func isBasic(v string) bool {
-	return len(v) >= len("Basic ") && strings.EqualFold(v[:len("Basic ")], "Basic ")
+	scheme, _, _ := strings.Cut(strings.TrimLeft(v, " \t"), " ")
+	scheme, _, _ = strings.Cut(scheme, "\t")
+	return strings.EqualFold(scheme, "Basic")
 }
 
 // authUserKey is the context key of the user name checked by authenticate.

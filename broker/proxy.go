@@ -62,6 +62,12 @@ func newDaemonProxy(g *gateway, bk *backends) *daemonProxy {
 // stripped when asked; the instance's address is set by the balancer.
 func rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
+	// X-Real-IP, which apps behind nginx often trust, is the peer too, never
+	// what the client claimed.
+	pr.Out.Header.Del("X-Real-Ip")
+	if host, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		pr.Out.Header.Set("X-Real-Ip", host)
+	}
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "instance.dartup.invalid"
 	if rt, ok := pr.In.Context().Value(routeKey{}).(route); ok && rt.strip && rt.Prefix != "/" {

@@ -44,7 +44,7 @@ func instance(t *testing.T, name string, release <-chan struct{}) string {
 		if r.URL.Path == "/slow" {
 			<-release
 		}
-		fmt.Fprintf(w, "%s %s %s", name, body, r.Header.Get("X-Forwarded-For"))
+		fmt.Fprintf(w, "%s %s %s %s", name, body, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Real-IP"))
 	}))
 	t.Cleanup(s.Close)
 	return strings.TrimPrefix(s.URL, "http://")
@@ -112,7 +112,7 @@ func TestProxyRetriesRefusedConnections(t *testing.T) {
 	routeTo(bk, "w", refusing(t), refusing(t), good)
 	for i := range 10 {
 		code, body := fetch(t, "POST", front.URL+"/", fmt.Sprintf("body-%d", i))
-		if code != 200 || !strings.HasPrefix(body, fmt.Sprintf("good body-%d 127.0.0.1", i)) {
+		if code != 200 || body != fmt.Sprintf("good body-%d 127.0.0.1 127.0.0.1", i) {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}
 	}

@@ -89,3 +89,12 @@ func TestRouteConflicts(t *testing.T) {
 		t.Error("a lambda whose /NAME is a daemon's route was not refused")
 	}
 }
+
+func TestIsBasic(t *testing.T) {
+	for v, want := range map[string]bool{"Basic YTpi": true, "basic YTpi": true, "BASIC\tYTpi": true, "Basic": true, " Basic x": true,
+		"Bearer abc": false, "Basicx abc": false, "": false, "Digest username=x": false} {
+		if isBasic(v) != want {
+			t.Errorf("isBasic(%q) = %v, want %v", v, !want, want)
+		}
+	}
+}

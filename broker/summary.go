@@ -217,6 +217,8 @@ func crashLoop(spec clientsdk.AppSpec, s clientsdk.InstanceStatus, now time.Time
 	}
 	exit := "exited"
 	switch {
+	case s.LastError != "" && s.State != clientsdk.StateRunning:
+		exit = s.LastError // stopped by its runner: not ready in time, or unhealthy
 	case s.LastSignal != "":
 		exit = "killed by " + s.LastSignal
 	case s.LastExitCode != nil:

@@ -149,7 +149,8 @@ func ExampleClient_Kill() {
 	defer c.Close()
 	_, _ = c.Push(ctx, clientsdk.AppSpec{Name: "svc", Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/sleep", "600"}}, "", nil)
 	waitRunning(c, "svc", 1)
-	s, _ := c.Kill(ctx, "svc") // stays stopped, across restarts, until Start
+	_, _ = c.Kill(ctx, "svc") // stays stopped, across restarts, until Start
+	s, _ := c.WaitStopped(ctx, "svc")
 	fmt.Println(s.State, s.Message)
 	_, _ = c.Start(ctx, "svc")
 	waitRunning(c, "svc", 1)
