@@ -97,6 +97,11 @@ type Config struct {
 	NATSAddr string
 	// HTTPAddr is host:port for the HTTP gateway; "" disables it; port 0 picks a free port.
 	HTTPAddr string
+	// HTTPMaxConns caps the gateway's open client connections (0: a quarter
+	// of the process's file descriptor limit): idle clients cannot take the
+	// descriptors NATS and JetStream need. Connections over the cap wait to
+	// be accepted.
+	HTTPMaxConns int
 	// RequirePassword makes every NATS connection and HTTP request authenticate.
 	RequirePassword bool
 	// Insecure lifts the binding rule (see InsecureBindError): something

@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/net/netutil"
 )
 
 // gateway is the HTTP side of dartup: /healthz, and (with the lambdas) /NAME.
@@ -29,6 +31,10 @@ type gateway struct {
 	proxy    *daemonProxy
 	drainSub *nats.Subscription
 	cancel   context.CancelFunc
+
+	healthMu  sync.Mutex
+	healthAt  time.Time // when the last write probe ran
+	healthErr error     // and how it went
 }
 
 func startGateway(b *Broker) (*gateway, error) {
@@ -36,6 +42,7 @@ func startGateway(b *Broker) (*gateway, error) {
 	if err != nil {
 		return nil, errors.New("HTTP gateway cannot listen on " + b.cfg.HTTPAddr + ": " + err.Error() + " (choose another with --port)")
 	}
+	ln = netutil.LimitListener(ln, maxConns(b.cfg.HTTPMaxConns))
 	g := &gateway{b: b, ln: ln, mux: http.NewServeMux(), logger: b.logger.With("component", "gateway")}
 	if err := g.startBackends(); err != nil {
 		_ = ln.Close()
@@ -68,6 +75,20 @@ func startGateway(b *Broker) (*gateway, error) {
 		}
 	}()
 	return g, nil
+}
+
+// maxConns is the gateway's connection cap: n, or a quarter of the soft
+// file descriptor limit (Go raises it to the hard limit at start), at
+// least 64.
+func maxConns(n int) int {
+	if n > 0 {
+		return n
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
+		return 4096
+	}
+	return int(max(min(lim.Cur/4, 1<<20), 64))
 }
 
 func (g *gateway) shutdown(ctx context.Context) error {
@@ -159,7 +180,36 @@ func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": g.b.ns.Running(), "jetstream": g.b.ns.JetStreamEnabled()})
 		return
 	}
+	if err := g.storeWritable(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": true, "jetstream": true,
+			"jetstream_write": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "nats": true, "jetstream": true})
+}
+
+// healthWriteTTL is how long the answer of a JetStream write probe is
+// reused: /healthz writes at most once a second.
+const healthWriteTTL = time.Second
+
+// storeWritable reports (nil) whether JetStream takes a write now: it puts
+// a key of its own ("_healthz.SERVER", never an app's: app names start
+// with a letter or digit) in the status bucket, at most once per
+// healthWriteTTL. A full disk or a store that lost its writes fails it.
+func (g *gateway) storeWritable(ctx context.Context) error {
+	g.healthMu.Lock()
+	defer g.healthMu.Unlock()
+	if time.Since(g.healthAt) < healthWriteTTL {
+		return g.healthErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	kv, err := g.b.js.KeyValue(ctx, clientsdk.StatusBucket)
+	if err == nil {
+		_, err = kv.Put(ctx, "_healthz."+clientsdk.TokenFrom(g.b.cfg.ServerName, "server"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	}
+	g.healthAt, g.healthErr = time.Now(), err
+	return err
 }
 
 // clientIP is the address the loopback exemption is judged on: the TCP peer,

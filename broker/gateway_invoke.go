@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -96,6 +97,12 @@ func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(reply)
+		return
+	}
+	if pr.StatusCode < 200 || pr.StatusCode > 599 {
+		// 1xx would leave the client waiting for a final answer that never
+		// comes (101 for a connection the gateway does not upgrade).
+		writeError(w, http.StatusBadGateway, "InvalidResponse", fmt.Sprintf("lambda %s answered statusCode %d; a lambda's answer needs a final status, 200 to 599", name, pr.StatusCode))
 		return
 	}
 	body, err := pr.BodyBytes()

@@ -197,6 +197,8 @@ func TestLambdaGatewayErrors(t *testing.T) {
 		{"/raw", `{"error":"bad"}`, 500, "HelloError"},
 		{"/slow", `{"sleep_ms":5000}`, 504, lambdas.TypeTimedOut},
 		{"/raw", `{"huge":6291656}`, 413, lambdas.TypeTooLarge},
+		{"/raw", `{"reply":{"statusCode":101,"body":"upgrade?"}}`, 502, "InvalidResponse"},
+		{"/raw", `{"reply":{"statusCode":103,"body":"hints"}}`, 502, "InvalidResponse"},
 	} {
 		resp, body := r.do("POST", c.path, []byte(c.body), nil)
 		var e clientsdk.Error

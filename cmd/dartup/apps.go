@@ -110,6 +110,15 @@ func newRemoveCmd() *cobra.Command {
 				grace := killTimeout(ctx, c, args[0])
 				before, _ := c.Describe(ctx, args[0])
 				if err := c.Remove(ctx, args[0]); err != nil {
+					if e, ok := clientsdk.AsError(err); ok && e.Code == 404 {
+						// Already gone (a retry after a lost answer, or a second
+						// remove): what was asked for is true.
+						if f.json {
+							return printJSON(cmd.OutOrStdout(), map[string]any{"removed": args[0], "already_gone": true})
+						}
+						_, err := fmt.Fprintf(cmd.OutOrStdout(), "No app %s: nothing to remove (it was removed before, or never pushed).\n", args[0])
+						return err
+					}
 					return err
 				}
 				if !f.wait.noWait {

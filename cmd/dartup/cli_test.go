@@ -205,3 +205,20 @@ func TestPrintableHidesControls(t *testing.T) {
 		}
 	}
 }
+
+// An app's error text quoted by list, list --wide and info cannot write
+// control characters to the terminal.
+func TestListShowsNoControlCharacters(t *testing.T) {
+	evil := "boom\x1b[2J\x1b]0;pwned\x07"
+	a := clientsdk.AppSummary{Name: "x", Kind: clientsdk.KindDaemon, State: clientsdk.AppError, Message: "#0: " + evil,
+		Instances: []clientsdk.InstanceStatus{{App: "x", State: clientsdk.StateErrored, Node: "n\x1b", LastError: evil}}}
+	var b strings.Builder
+	for _, wide := range []bool{false, true} {
+		if err := printList(&b, []clientsdk.AppSummary{a}, false, wide); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.ContainsAny(b.String(), "\x1b\x07") {
+		t.Fatalf("list wrote control characters: %q", b.String())
+	}
+}

@@ -110,7 +110,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 		for _, in := range ai.Summary.Instances {
 			line := fmt.Sprintf("    #%d %s on %s pid %d restarts %d", in.Instance, in.State, in.Node, in.PID, in.Restarts)
 			if in.LastError != "" {
-				line += " — " + in.LastError
+				line += " — " + printable(in.LastError)
 			}
 			fmt.Fprintln(w, line)
 		}
@@ -133,7 +133,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
 	if len(ai.Events) > 0 {
 		fmt.Fprintln(w, "  recent events:")
 		for _, e := range ai.Events {
-			fmt.Fprintf(w, "    %s %-10s #%d %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Instance, e.Message)
+			fmt.Fprintf(w, "    %s %-10s #%d %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Instance, printable(e.Message))
 		}
 	}
 	return nil
@@ -169,7 +169,7 @@ func printLambdaStats(w io.Writer, st []clientsdk.InstanceStatus) {
 	fmt.Fprintln(w, "  nodes:")
 	for _, in := range st {
 		if in.State == clientsdk.StateErrored {
-			fmt.Fprintf(w, "    %-12s errored: %s\n", in.Node, in.LastError)
+			fmt.Fprintf(w, "    %-12s errored: %s\n", in.Node, printable(in.LastError))
 			continue
 		}
 		var l clientsdk.LambdaStats

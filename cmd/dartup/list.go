@@ -51,7 +51,7 @@ func listLine(a clientsdk.AppSummary) string {
 	if a.Message != "" {
 		s += " - " + a.Message
 	}
-	return s
+	return printable(s) // messages quote apps' errors: no control characters reach the terminal
 }
 
 func printList(w io.Writer, apps []clientsdk.AppSummary, asJSON, wide bool) error {

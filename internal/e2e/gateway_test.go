@@ -218,6 +218,10 @@ func TestGatewayRoutesAndRollouts(t *testing.T) {
 			t.Fatalf("%d requests failed after restarting a fixed-port app: %v", res.failed, res.failures)
 		}
 		s.dartup("remove", "gwfixed")
+		// A second remove (a retry after a lost answer) says so and succeeds.
+		if out := s.dartup("remove", "gwfixed"); !strings.Contains(out, "nothing to remove") {
+			t.Fatalf("second remove: %s", out)
+		}
 	})
 	t.Run("websocket", func(t *testing.T) {
 		ws, err := websocket.Dial(strings.Replace(s.httpURL, "http", "ws", 1)+"/ws", "", s.httpURL)

@@ -33,6 +33,8 @@ type event struct {
 	PID     bool   `json:"pid"`
 	Env     string `json:"env"`
 	Ctx     bool   `json:"ctx"`
+	// Reply is answered as it is (e.g. a proxy response).
+	Reply json.RawMessage `json:"reply"`
 }
 
 // HelloError is the error type a handler returns for {"error": "..."}.
@@ -61,6 +63,8 @@ func (handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		time.Sleep(time.Duration(e.SleepMS) * time.Millisecond)
 	}
 	switch {
+	case len(e.Reply) > 0:
+		return e.Reply, nil
 	case e.Panic != "":
 		panic(BoomError{e.Panic})
 	case e.Error != "":
