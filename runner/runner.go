@@ -405,6 +405,11 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Workers' children that leave their process group (setsid) come back
+	// to this process when their worker dies, and are swept.
+	if err := proc.EnableOrphanReaper(); err != nil {
+		r.logger.Warn("cannot reap workers' escaped children (PR_SET_CHILD_SUBREAPER)", "err", err)
+	}
 	r.lock = lock
 	defer func() {
 		if err != nil {

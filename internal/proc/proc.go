@@ -106,7 +106,12 @@ func start(s Spec) (*Process, error) {
 		closeAfterStart = append(closeAfterStart, w)
 		p.readLines(r, s.OnStderr)
 	}
+	registry.mu.Lock() // the orphan sweeper must not see this child unregistered
 	err := startCmd(cmd)
+	if err == nil {
+		register(cmd.Process.Pid)
+	}
+	registry.mu.Unlock()
 	for _, f := range closeAfterStart {
 		f.Close()
 	}
@@ -117,6 +122,7 @@ func start(s Spec) (*Process, error) {
 	p.started = time.Now()
 	go func() {
 		err := cmd.Wait()
+		forget(p.pid)
 		p.mu.Lock()
 		p.state = cmd.ProcessState
 		var ee *exec.ExitError

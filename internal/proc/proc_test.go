@@ -1,15 +1,18 @@
 package proc_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dartup/dartup/internal/proc"
+	"github.com/dartup/dartup/internal/testutil"
 )
 
 // A program still open for writing (as when the artifact cache has just
@@ -127,4 +130,43 @@ func runOutput(t *testing.T, s proc.Spec) string {
 	mu.Lock()
 	defer mu.Unlock()
 	return out.String()
+}
+
+// A worker's child that calls setsid leaves the worker's process group and
+// outlives a group kill; re-parented to the runner (the subreaper), it is
+// swept: killed and reaped.
+func TestOrphansAreSwept(t *testing.T) {
+	if err := proc.EnableOrphanReaper(); err != nil {
+		t.Skipf("no PR_SET_CHILD_SUBREAPER here: %v", err)
+	}
+	arg := fmt.Sprintf("%d.%03d", 1000+os.Getpid()%1000, time.Now().Nanosecond()/1e6)
+	p, err := proc.Start(proc.Spec{Path: "/bin/sh", Args: []string{"-c", "setsid sleep " + arg + " & exec sleep 1000"},
+		Env: []string{"PATH=/usr/bin:/bin", "DARTUP_APP=orphantest"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	testutil.WaitFor(t, 5*time.Second, "the setsid child to start", func() bool { child = pidWithArg(arg); return child > 0 })
+	p.Stop(time.Second)
+	testutil.WaitFor(t, 10*time.Second, "the setsid child to be swept", func() bool { return pidWithArg(arg) == 0 })
+}
+
+// pidWithArg returns the pid of a live "sleep ARG" process.
+func pidWithArg(arg string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue
+		}
+		if bytes.Equal(cmd, []byte("sleep\x00"+arg+"\x00")) {
+			return pid
+		}
+	}
+	return 0
 }
