@@ -125,3 +125,29 @@ func parentOf(pid int) string {
 	}
 	return ""
 }
+
+// awaitExit returns once process pid has exited, without reaping it and
+// without holding an OS thread while it waits: its pidfd (non-blocking)
+// waits in Go's network poller, where any number of waits cost no thread.
+// The caller's cmd.Wait then reaps a zombie and returns at once. It returns
+// false when the pidfd cannot be used; the caller then just waits.
+func awaitExit(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	exited := false
+	err = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		exited = err != nil || info.Signo != 0 // an error: let the caller's Wait say what it is
+		return exited
+	})
+	return err == nil && exited
+}

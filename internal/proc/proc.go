@@ -121,6 +121,7 @@ func start(s Spec) (*Process, error) {
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
 	go func() {
+		awaitExit(p.pid) // the wait costs no thread; Wait then only reaps
 		err := cmd.Wait()
 		forget(p.pid)
 		p.mu.Lock()

@@ -170,3 +170,41 @@ func pidWithArg(arg string) int {
 	}
 	return 0
 }
+
+// Waiting for children holds no OS thread each: 100 sleeping children add
+// far fewer than 100 threads.
+func TestWaitingCostsNoThreadPerChild(t *testing.T) {
+	before := threads(t)
+	var ps []*proc.Process
+	for range 100 {
+		p, err := proc.Start(proc.Spec{Path: "/bin/sleep", Args: []string{"1000"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	time.Sleep(200 * time.Millisecond)
+	during := threads(t)
+	for _, p := range ps {
+		p.Kill()
+	}
+	t.Logf("threads: %d before, %d with 100 children waited for", before, during)
+	if during-before > 20 {
+		t.Fatalf("%d threads for 100 children (from %d)", during, before)
+	}
+}
+
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no Threads line")
+	return 0
+}
