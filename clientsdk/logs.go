@@ -40,10 +40,16 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 	if err != nil {
 		return err
 	}
-	cons, err := js.OrderedConsumer(ctx, LogsStream, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{LogFilter(app, o.Instance)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if o.Lines > 0 {
+		if start := tailStart(ctx, js, cfg.FilterSubjects[0], o.Lines); start > 1 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+		}
+	}
+	cons, err := js.OrderedConsumer(ctx, LogsStream, cfg)
 	if err != nil {
 		return err
 	}
@@ -55,16 +61,25 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 		}
 		ring, flushed = nil, true
 	}
+	// The history is what was pending when the consumer was made: once that
+	// many lines have come, it is all there (no wait for a batch to fill).
+	history := uint64(0)
+	if ci := cons.CachedInfo(); ci != nil {
+		history = ci.NumPending
+	}
+	read := uint64(0)
 	for {
-		if !flushed {
-			if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
-				flush()
-				if !o.Follow {
-					return nil
-				}
+		if !flushed && read >= history {
+			flush()
+			if !o.Follow {
+				return nil
 			}
 		}
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(250*time.Millisecond))
+		size := 256
+		if !flushed && history-read < 256 {
+			size = int(history - read)
+		}
+		batch, err := cons.Fetch(size, jetstream.FetchMaxWait(250*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -74,6 +89,7 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 		got := 0
 		for m := range batch.Messages() {
 			got++
+			read++
 			l := parseLogMsg(m)
 			if flushed {
 				fn(l)
@@ -95,6 +111,40 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+	}
+}
+
+// tailStart returns a stream sequence from which at least the last n lines
+// on filter can be read (1: from the start), so that `logs --lines N` does
+// not read a busy app's whole history: it looks back from the filter's
+// last message, 4 times further at each step, counting the lines after a
+// start with a consumer's pending count.
+func tailStart(ctx context.Context, js jetstream.JetStream, filter string, n int) uint64 {
+	stream, err := js.Stream(ctx, LogsStream)
+	if err != nil {
+		return 1
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, filter)
+	if err != nil {
+		return 1
+	}
+	for span := uint64(n); ; span *= 4 {
+		if span >= last.Sequence {
+			return 1
+		}
+		start := last.Sequence + 1 - span
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
+		if err != nil {
+			return 1
+		}
+		ci := cons.CachedInfo()
+		if ci == nil {
+			return 1
+		}
+		if ci.NumPending >= uint64(n) {
+			return start
 		}
 	}
 }
