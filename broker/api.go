@@ -31,6 +31,8 @@ type api struct {
 	objects jetstream.ObjectStore
 	// verifier checks the bytes of the artifacts that pushes refer to.
 	verifier *artifactVerifier
+	// gcCancel stops the collection of unused uploads (gcLoop).
+	gcCancel context.CancelFunc
 	logger   *slog.Logger
 	// verbs holds the registered verbs; written only before the
 	// unknown-verb subscription starts, read-only afterwards.
@@ -60,6 +62,9 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		return nil, err
 	}
 	a.verifier = newArtifactVerifier(a.objects, a.logger)
+	gctx, gcCancel := context.WithCancel(context.Background())
+	a.gcCancel = gcCancel
+	go a.gcLoop(gctx)
 	// The service runs on a connection that can receive API requests and
 	// publish replies, nothing else: whatever reply subject a caller sets,
 	// the answer cannot land on dartup's or JetStream's own subjects.
@@ -139,6 +144,9 @@ func semver(v string) string {
 }
 
 func (a *api) stop() error {
+	if a.gcCancel != nil {
+		a.gcCancel()
+	}
 	var errs []error
 	if a.unknown != nil {
 		errs = append(errs, a.unknown.Unsubscribe())

@@ -298,19 +298,12 @@ func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]boo
 	if len(candidates) == 0 {
 		return nil
 	}
-	w, err := a.apps.WatchAll(ctx, jetstream.IncludeHistory(), jetstream.IgnoreDeletes())
+	used, err := a.usedArtifacts(ctx)
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		var s clientsdk.AppSpec
-		if json.Unmarshal(e.Value(), &s) == nil && s.Artifact != nil {
-			delete(candidates, s.Artifact.Object)
-		}
+	for o := range used {
+		delete(candidates, o)
 	}
 	var errs []error
 	for o := range candidates {

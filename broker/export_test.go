@@ -1,6 +1,9 @@
 package broker
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // DefaultHashCost is hashCost as the package sets it, before TestMain lowers it.
 var DefaultHashCost = hashCost
@@ -30,3 +33,8 @@ func (b *Broker) BcryptChecks() int64 { return b.passwords.bcrypts.Load() }
 
 // LimitedLogins returns how many login attempts b refused without a check.
 func (b *Broker) LimitedLogins() int64 { return b.logins.limited.Load() }
+
+// CollectOrphans runs one collection of unused uploads older than age.
+func (b *Broker) CollectOrphans(ctx context.Context, age time.Duration) (chunks, objects int, err error) {
+	return b.api.collectOrphans(ctx, age)
+}
