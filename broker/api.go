@@ -33,7 +33,9 @@ type api struct {
 	verifier *artifactVerifier
 	// gcCancel stops the collection of unused uploads (gcLoop).
 	gcCancel context.CancelFunc
-	logger   *slog.Logger
+	// busy holds a slot per request running (see apiConcurrency).
+	busy   chan struct{}
+	logger *slog.Logger
 	// verbs holds the registered verbs; written only before the
 	// unknown-verb subscription starts, read-only afterwards.
 	verbs map[string]bool
@@ -43,7 +45,7 @@ type api struct {
 }
 
 func startAPI(ctx context.Context, b *Broker) (*api, error) {
-	a := &api{b: b, logger: b.logger.With("component", "api"), verbs: map[string]bool{}}
+	a := &api{b: b, logger: b.logger.With("component", "api"), verbs: map[string]bool{}, busy: make(chan struct{}, apiConcurrency)}
 	a.guard = replies.New(b.apiNC, a.logger, b.cfg.ReplyPrefixes...)
 	var err error
 	if a.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
@@ -167,38 +169,54 @@ func (a *api) handler(verb string, h func(context.Context, micro.Request) (any, 
 		if !a.guard.Check(req.Subject(), req.Reply()) {
 			return // neither run nor answered
 		}
-		defer func() {
-			if r := recover(); r != nil {
-				a.logger.Error("control API handler panicked", "verb", verb, "panic", r)
-				e := clientsdk.Errorf(500, "Internal", "internal error in %s; see the server log", verb)
-				_ = req.Error("500", e.Message, e.Body())
-			}
+		// Each request runs on its own, up to apiConcurrency at once: one
+		// slow request (a push waiting for its artifact) does not hold up
+		// the verb's others.
+		a.busy <- struct{}{}
+		go func() {
+			defer func() { <-a.busy }()
+			a.serve(verb, h, req)
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res, err := h(ctx, req)
-		if err != nil {
-			e, ok := clientsdk.AsError(err)
-			switch {
-			case ok:
-			case clientsdk.IsTransient(err):
-				a.logger.Warn("control API: JetStream unavailable", "verb", verb, "err", err)
-				e = clientsdk.Errorf(503, "Unavailable", "%s: JetStream is not answering right now (a cluster electing a leader?): %v; try again", verb, err)
-			default:
-				a.logger.Error("control API error", "verb", verb, "err", err)
-				e = clientsdk.Errorf(500, "Internal", "%s failed: %v", verb, err)
-			}
-			_ = req.Error(strconv.Itoa(e.Code), e.Message, e.Body())
-			return
-		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			e := clientsdk.Errorf(500, "Internal", "encode reply: %v", err)
-			_ = req.Error("500", e.Message, e.Body())
-			return
-		}
-		_ = req.Respond(b)
 	}
+}
+
+// apiConcurrency bounds the control API requests a server runs at once;
+// more wait for a slot.
+const apiConcurrency = 64
+
+// serve runs one control API request and answers it.
+func (a *api) serve(verb string, h func(context.Context, micro.Request) (any, error), req micro.Request) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.logger.Error("control API handler panicked", "verb", verb, "panic", r)
+			e := clientsdk.Errorf(500, "Internal", "internal error in %s; see the server log", verb)
+			_ = req.Error("500", e.Message, e.Body())
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := h(ctx, req)
+	if err != nil {
+		e, ok := clientsdk.AsError(err)
+		switch {
+		case ok:
+		case clientsdk.IsTransient(err):
+			a.logger.Warn("control API: JetStream unavailable", "verb", verb, "err", err)
+			e = clientsdk.Errorf(503, "Unavailable", "%s: JetStream is not answering right now (a cluster electing a leader?): %v; try again", verb, err)
+		default:
+			a.logger.Error("control API error", "verb", verb, "err", err)
+			e = clientsdk.Errorf(500, "Internal", "%s failed: %v", verb, err)
+		}
+		_ = req.Error(strconv.Itoa(e.Code), e.Message, e.Body())
+		return
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		e := clientsdk.Errorf(500, "Internal", "encode reply: %v", err)
+		_ = req.Error("500", e.Message, e.Body())
+		return
+	}
+	_ = req.Respond(b)
 }
 
 // decodeName reads a NameRequest and validates the name.

@@ -2,8 +2,10 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +66,30 @@ func TestCollectOrphans(t *testing.T) {
 	if _, err := stream.GetLastMsgForSubject(ctx, "$O."+clientsdk.ArtifactsBucket+".C.UNFINISHEDUPLOAD"); err == nil {
 		t.Fatal("the unfinished upload's chunks are still there")
 	}
+}
+
+// One slow request does not hold up the others: a push waiting for an
+// artifact that is not there is still unanswered when another push, sent
+// after it, has its answer.
+func TestSlowPushDoesNotBlockOthers(t *testing.T) {
+	b := testutil.StartBroker(t)
+	nc := testutil.Connect(t, b.NATSURL())
+	digest := strings.Repeat("ab", 32)
+	slow, _ := json.Marshal(clientsdk.AppSpec{Name: "slowpush", Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeExe,
+		Artifact: &clientsdk.ArtifactRef{Object: clientsdk.ArtifactObjectName(digest), SHA256: digest, Size: 10}})
+	quick, _ := json.Marshal(clientsdk.AppSpec{Name: "quickpush", Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}})
+	answers := make(chan string, 2)
+	go func() {
+		_, _ = nc.Request("dartup.api.push", slow, 10*time.Second)
+		answers <- "slow"
+	}()
+	time.Sleep(100 * time.Millisecond) // the slow push is being handled
+	go func() {
+		_, _ = nc.Request("dartup.api.push", quick, 10*time.Second)
+		answers <- "quick"
+	}()
+	if first := <-answers; first != "quick" {
+		t.Fatalf("the %s push answered first: requests are served one at a time", first)
+	}
+	<-answers
 }
