@@ -298,3 +298,19 @@ func TestLambdaGatewayThrottle(t *testing.T) {
 		t.Fatalf("statuses %v, want 2×200 (1 running, 1 queued) and 3×429", got)
 	}
 }
+
+// A name found missing is remembered for a moment (a flood of requests for
+// it costs one bucket read), and a lambda pushed under it is found at once.
+func TestLambdaMissingNameThenPushed(t *testing.T) {
+	r := newLambdaRig(t)
+	for range 50 {
+		if resp, _ := r.do("GET", "/later", nil, nil); resp.StatusCode != 404 {
+			t.Fatalf("unknown name: %d", resp.StatusCode)
+		}
+	}
+	r.host("later", helloPkg, func(l *clientsdk.LambdaSpec) { l.HTTPEvent = clientsdk.HTTPEventRaw })
+	testutil.WaitFor(t, 10*time.Second, "the pushed lambda to answer", func() bool {
+		resp, _ := r.do("POST", "/later", []byte(`{"name":"again"}`), nil)
+		return resp.StatusCode == 200
+	})
+}

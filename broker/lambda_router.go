@@ -44,7 +44,18 @@ type lambdaRouter struct {
 	// table is the HTTP route table of apps, rebuilt on its first use
 	// after a change (nil: to rebuild).
 	table routeTable
+	// missing holds names looked up in the bucket and not found, and when:
+	// a flood of requests for names that do not exist costs one read per
+	// name per missingTTL, not one per request.
+	missing map[string]time.Time
 }
+
+// missingTTL is how long a name found missing is not looked up again
+// (a push of it is seen at once by the watcher, which clears it).
+const missingTTL = time.Second
+
+// maxMissing bounds the names remembered as missing.
+const maxMissing = 10000
 
 func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
 	kv, err := b.js.KeyValue(ctx, clientsdk.AppsBucket)
@@ -104,6 +115,7 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table = nil
+	delete(r.missing, e.Key())
 	old, had := r.apps[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.apps, e.Key())
@@ -163,12 +175,21 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 	}
 	r.mu.RLock()
 	s, ok := r.apps[name]
+	missedAt, missed := r.missing[name]
 	r.mu.RUnlock()
-	if ok || clientsdk.ValidateName(name) != nil {
+	if ok || clientsdk.ValidateName(name) != nil || (missed && time.Since(missedAt) < missingTTL) {
 		return s, ok
 	}
 	e, err := r.kv.Get(ctx, name)
 	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			r.mu.Lock()
+			if r.missing == nil || len(r.missing) >= maxMissing {
+				r.missing = map[string]time.Time{}
+			}
+			r.missing[name] = time.Now()
+			r.mu.Unlock()
+		}
 		return clientsdk.AppSpec{}, false
 	}
 	r.apply(e)
