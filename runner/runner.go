@@ -521,24 +521,31 @@ func (r *Runner) secureDirs() error {
 // session of their own, which stopping its process group cannot reach), and,
 // when the app was removed, forgets it (forgetApp).
 func (r *Runner) reapApp(app string) {
-	if slices.Contains(r.deploys.names(), app) || r.runsHere(app) {
+	if slices.Contains(r.deploys.names(), app) {
 		return
 	}
-	if uid, ok := r.ids.appUID(app); ok {
-		if n := proc.KillUser(uid); n > 0 {
-			r.logger.Warn("killed processes an app left behind when it stopped (they had left its process group)", "app", app, "uid", uid, "processes", n)
-			r.event(app, clientsdk.EventKilled, -1, fmt.Sprintf("%d processes left behind killed", n))
+	// Decided and done under r.mu: an instance of app started meanwhile is
+	// either registered already (nothing is killed) or not spawned yet.
+	r.mu.Lock()
+	n, uid := 0, uint32(0)
+	if !r.runsHereLocked(app) {
+		if u, ok := r.ids.appUID(app); ok {
+			uid, n = u, proc.KillUser(u)
 		}
+	}
+	r.mu.Unlock()
+	if n > 0 {
+		r.logger.Warn("killed processes an app left behind when it stopped (they had left its process group)", "app", app, "uid", uid, "processes", n)
+		r.event(app, clientsdk.EventKilled, -1, fmt.Sprintf("%d processes left behind killed", n))
 	}
 	if r.appGone(app) {
 		r.forgetApp(app)
 	}
 }
 
-// runsHere reports whether an instance of app runs, or is being stopped, here.
-func (r *Runner) runsHere(app string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// runsHereLocked reports whether an instance of app runs, or is being
+// stopped, here. r.mu is held.
+func (r *Runner) runsHereLocked(app string) bool {
 	for _, in := range r.instances {
 		if in.app == app {
 			return true

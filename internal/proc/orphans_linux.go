@@ -80,12 +80,23 @@ func sweepLoop() {
 		}
 		for _, pid := range orphans() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			go func() {
-				var ws unix.WaitStatus
-				_, _ = unix.Wait4(pid, &ws, 0, nil)
-			}()
+			go reap(pid)
 		}
 	}
+}
+
+// reap waits for the killed orphan pid, so that it leaves no zombie.
+func reap(pid int) {
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(pid, &ws, 0, nil)
+}
+
+// isOrphanChild reports whether pid is a child of this process that Start
+// did not start: a worker's descendant re-parented here.
+func isOrphanChild(pid int) bool {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	return registry.on && !registry.known[pid] && parentOf(pid) == strconv.Itoa(os.Getpid())
 }
 
 // orphans returns this process's children that Start did not start and

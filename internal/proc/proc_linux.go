@@ -150,8 +150,12 @@ func KillUser(uid uint32) int {
 			break
 		}
 		for _, pid := range pids {
+			orphan := isOrphanChild(pid)
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
 				killed++
+				if orphan {
+					go reap(pid) // re-parented here (see EnableOrphanReaper): ours to reap
+				}
 			}
 		}
 		time.Sleep(5 * time.Millisecond)

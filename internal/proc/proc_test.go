@@ -2,6 +2,7 @@ package proc_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,7 +149,10 @@ func TestOrphansAreSwept(t *testing.T) {
 	var child int
 	testutil.WaitFor(t, 5*time.Second, "the setsid child to start", func() bool { child = pidWithArg(arg); return child > 0 })
 	p.Stop(time.Second)
-	testutil.WaitFor(t, 10*time.Second, "the setsid child to be swept", func() bool { return pidWithArg(arg) == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the setsid child to be swept and reaped (no zombie)", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", child))
+		return errors.Is(err, os.ErrNotExist)
+	})
 }
 
 // pidWithArg returns the pid of a live "sleep ARG" process.
