@@ -129,9 +129,20 @@ func (v *artifactVerifier) run(ver objectVersion, digest string, run *verificati
 // readThrough reads object name and returns the version read when its bytes
 // have the hex SHA-256 digest.
 func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string) (objectVersion, error) {
+	// A read that stops making progress is abandoned: after a server of
+	// the cluster died, the read's consumer can stall for good, and the
+	// pushes waiting for this verification would wait with it. The next
+	// push's check starts a new one.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	progress := make(chan struct{}, 1)
+	go stallWatch(ctx, cancel, progress, verifyStall)
 	r, err := v.objects.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return objectVersion{}, clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s was deleted while pushing; push again", name)
+	}
+	if err != nil && ctx.Err() != nil {
+		return objectVersion{}, clientsdk.Errorf(503, "Unavailable", "reading artifact %s stalled for %s (the cluster is electing leaders?); try again", name, verifyStall)
 	}
 	if err != nil {
 		return objectVersion{}, err
@@ -142,7 +153,10 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 		return objectVersion{}, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, r)
+	n, err := io.Copy(h, progressReader{r: r, progress: progress})
+	if err != nil && ctx.Err() != nil {
+		return objectVersion{}, clientsdk.Errorf(503, "Unavailable", "reading artifact %s stalled for %s (the cluster is electing leaders?); try again", name, verifyStall)
+	}
 	got := hex.EncodeToString(h.Sum(nil))
 	switch {
 	case errors.Is(err, jetstream.ErrDigestMismatch):
@@ -157,6 +171,43 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 			name, n, got[:12])
 	}
 	return versionOf(info), nil
+}
+
+// verifyStall is how long a verification's read may go without a byte.
+const verifyStall = 5 * time.Second
+
+// progressReader signals progress on every read that returns bytes.
+type progressReader struct {
+	r        io.Reader
+	progress chan<- struct{}
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		select {
+		case p.progress <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+// stallWatch calls cancel when no progress comes for stall, until ctx ends.
+func stallWatch(ctx context.Context, cancel context.CancelFunc, progress <-chan struct{}, stall time.Duration) {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-progress:
+			t.Reset(stall)
+		case <-t.C:
+			cancel()
+			return
+		}
+	}
 }
 
 // forget drops what is known about object name (it was deleted).

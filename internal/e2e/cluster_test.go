@@ -203,7 +203,18 @@ func TestClusterSpreadsAndFailsOver(t *testing.T) {
 	// Lose one of three servers: the cluster keeps working.
 	c.servers[2].kill9()
 	hello := testutil.BuildGo(t, "./internal/testutil/workers/lambdahello")
-	s1.dartup("push", "--lambda", "--name", "hello", hello)
+	// The push may meet JetStream electing leaders: the CLI retries for
+	// 30 s; a user would try again after that, and so does this test (and
+	// says so).
+	tries := 0
+	testutil.WaitFor(t, 90*time.Second, "push after losing a server", func() bool {
+		tries++
+		out, err := s1.try("push", "--lambda", "--name", "hello", hello)
+		if err != nil {
+			t.Logf("push %d after losing a server: %v\n%s", tries, err, out)
+		}
+		return err == nil
+	})
 	testutil.WaitFor(t, 30*time.Second, "invoke hello after losing a server", func() bool {
 		out, err := s1.try("invoke", "hello", "--data", `{"name":"cluster"}`)
 		return err == nil && strings.Contains(out, "cluster")
