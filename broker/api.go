@@ -190,7 +190,7 @@ func (a *api) serve(verb string, h func(context.Context, micro.Request) (any, er
 		if r := recover(); r != nil {
 			a.logger.Error("control API handler panicked", "verb", verb, "panic", r)
 			e := clientsdk.Errorf(500, "Internal", "internal error in %s; see the server log", verb)
-			_ = req.Error("500", e.Message, e.Body())
+			a.respond(req.Reply(), nil, e)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -207,16 +207,32 @@ func (a *api) serve(verb string, h func(context.Context, micro.Request) (any, er
 			a.logger.Error("control API error", "verb", verb, "err", err)
 			e = clientsdk.Errorf(500, "Internal", "%s failed: %v", verb, err)
 		}
-		_ = req.Error(strconv.Itoa(e.Code), e.Message, e.Body())
+		a.respond(req.Reply(), nil, e)
 		return
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		e := clientsdk.Errorf(500, "Internal", "encode reply: %v", err)
-		_ = req.Error("500", e.Message, e.Body())
+		a.respond(req.Reply(), nil, clientsdk.Errorf(500, "Internal", "encode reply: %v", err))
 		return
 	}
-	_ = req.Respond(b)
+	a.respond(req.Reply(), b, nil)
+}
+
+// respond answers a request at reply (an inbox: the handler checked it)
+// over the API's connection: data, or e with the service-error headers
+// micro's Request.Error sets. serve runs after micro's handler returned,
+// when the Request may no longer be written to.
+func (a *api) respond(reply string, data []byte, e *clientsdk.Error) {
+	m := nats.NewMsg(reply)
+	m.Data = data
+	if e != nil {
+		m.Header.Set(micro.ErrorHeader, e.Message)
+		m.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(e.Code))
+		m.Data = e.Body()
+	}
+	if err := a.b.apiNC.PublishMsg(m); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		a.logger.Warn("cannot answer a control API request", "err", err)
+	}
 }
 
 // decodeName reads a NameRequest and validates the name.
