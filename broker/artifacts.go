@@ -136,7 +136,18 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	progress := make(chan struct{}, 1)
-	go stallWatch(ctx, cancel, progress, verifyStall)
+	// The object's reader does not give up when ctx ends: a stall, or the
+	// verifier stopping, closes it too.
+	var mu sync.Mutex
+	var reader io.Closer
+	go stallWatch(ctx, func() {
+		cancel()
+		mu.Lock()
+		if reader != nil {
+			_ = reader.Close()
+		}
+		mu.Unlock()
+	}, progress, verifyStall)
 	r, err := v.objects.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return objectVersion{}, clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s was deleted while pushing; push again", name)
@@ -146,6 +157,12 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 	}
 	if err != nil {
 		return objectVersion{}, err
+	}
+	mu.Lock()
+	reader = r
+	mu.Unlock()
+	if ctx.Err() != nil { // stalled or stopped between Get and here
+		_ = r.Close()
 	}
 	defer r.Close()
 	info, err := r.Info()
@@ -193,18 +210,20 @@ func (p progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// stallWatch calls cancel when no progress comes for stall, until ctx ends.
-func stallWatch(ctx context.Context, cancel context.CancelFunc, progress <-chan struct{}, stall time.Duration) {
+// stallWatch calls stop once: when no progress has come for stall, or when
+// ctx ends (a reader that ignores ctx must be stopped then too).
+func stallWatch(ctx context.Context, stop func(), progress <-chan struct{}, stall time.Duration) {
 	t := time.NewTimer(stall)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			stop()
 			return
 		case <-progress:
 			t.Reset(stall)
 		case <-t.C:
-			cancel()
+			stop()
 			return
 		}
 	}

@@ -7,14 +7,15 @@ import (
 	"time"
 )
 
-// A read that stops making progress is cancelled after the stall time; one
-// that keeps making progress is not.
+// A read that stops making progress is stopped after the stall time (its
+// reader closed: a blocked Read returns); one that keeps making progress is
+// not.
 func TestStallWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	progress := make(chan struct{}, 1)
-	go stallWatch(ctx, cancel, progress, 100*time.Millisecond)
 	pr, pw := io.Pipe()
+	go stallWatch(ctx, func() { cancel(); _ = pr.Close() }, progress, 100*time.Millisecond)
 	r := progressReader{r: pr, progress: progress}
 	go func() {
 		for range 5 { // bytes every 50 ms: progress
@@ -32,9 +33,11 @@ func TestStallWatch(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("cancelled while bytes kept coming")
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
+	// The next Read blocks (no writer): the stall must unblock it.
+	if _, err := r.Read(buf); err == nil {
+		t.Fatal("a stalled read returned data")
+	}
+	if ctx.Err() == nil {
 		t.Fatal("not cancelled after the reader stalled")
 	}
 	_ = pw.Close()

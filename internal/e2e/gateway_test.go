@@ -107,7 +107,7 @@ func TestGatewayRoutesAndRollouts(t *testing.T) {
 	}
 	web := testutil.BuildGo(t, "./internal/testutil/workers/web")
 	s := startServe(t, testutil.TempDir(t), "--name", "gw1")
-	startRunnerWith(t, nil, "--server", s.natsURL, "--name", "gw2", "--data", testutil.TempDir(t))
+	startRunnerWith(t, nil, "--server", s.natsURL, "--name", "gw2", "--data", testutil.TempDir(t), "--label", "node=gw2")
 	testutil.WaitFor(t, 20*time.Second, "node gw2 to join", func() bool {
 		out, _ := s.try("nodes", "--json")
 		return strings.Contains(out, `"id": "gw2"`)
@@ -208,7 +208,11 @@ func TestGatewayRoutesAndRollouts(t *testing.T) {
 		}
 	})
 	t.Run("fixed ports: restart", func(t *testing.T) {
-		s.dartup("push", "--name", "gwfixed", "-j", "2", "--port", strconv.Itoa(freePorts(t, 1)[0]), "--http", "/fixed", "--http-strip-prefix", "--", web)
+		// Both instances on gw2: the two nodes share this machine, and a
+		// node that looks dead under load would have its fixed ports taken
+		// over by the other one while its workers still hold them.
+		s.dartup("push", "--name", "gwfixed", "-j", "2", "--port", strconv.Itoa(freePorts(t, 1)[0]), "--http", "/fixed", "--http-strip-prefix",
+			"--constraint", "node=gw2", "--", web)
 		res := underLoad(t, s.httpURL+"/fixed", func() { s.dartup("restart", "gwfixed") })
 		if res.failed != 0 {
 			t.Fatalf("%d requests failed while restarting a fixed-port app: %v", res.failed, res.failures)
