@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,44 +28,29 @@ type loadRun struct {
 	rps    float64
 }
 
-// httpLoad sends GET url from gatewayClients keep-alive clients for d.
+// httpLoad sends GET url from gatewayClients keep-alive clients for d (with
+// load): a failed request is counted and the client goes on.
 func httpLoad(ctx context.Context, url string, d time.Duration) loadRun {
 	tr := &http.Transport{MaxIdleConnsPerHost: gatewayClients, Proxy: nil}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var mu sync.Mutex
-	var all []time.Duration
 	var failed atomic.Int64
-	end := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for range gatewayClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(end) && ctx.Err() == nil {
-				t0 := time.Now()
-				resp, err := client.Get(url)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = errors.New(resp.Status)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(t0))
+	res, _ := load(ctx, gatewayClients, d, func(int) error {
+		resp, err := client.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = errors.New(resp.Status)
 			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return loadRun{lat: all, failed: failed.Load(), rps: float64(len(all)) / d.Seconds()}
+		}
+		if err != nil {
+			failed.Add(1)
+			return errIgnored // counted, not timed; the client goes on
+		}
+		return nil
+	})
+	return loadRun{lat: res.lat, failed: failed.Load(), rps: float64(len(res.lat)) / res.elapsed.Seconds()}
 }
 
 // figGateway: the gateway in front of 4 instances against nginx in front

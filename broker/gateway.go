@@ -17,6 +17,7 @@ import (
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/net/netutil"
 )
 
@@ -31,6 +32,9 @@ type gateway struct {
 	proxy    *daemonProxy
 	drainSub *nats.Subscription
 	cancel   context.CancelFunc
+
+	// status is the status bucket: the backends' watch, /healthz's probe.
+	status jetstream.KeyValue
 
 	healthMu  sync.Mutex
 	healthAt  time.Time // when the last write probe ran
@@ -115,6 +119,7 @@ func (g *gateway) startBackends() error {
 	g.backends = newBackends(g.logger, g.b.cfg.ServerName)
 	g.backends.self = g.isSelf
 	g.proxy = newDaemonProxy(g, g.backends)
+	g.status = kv
 	go g.backends.watch(ctx, kv)
 	g.drainSub, err = g.b.nc.Subscribe(clientsdk.GatewayDrainSubject, func(m *nats.Msg) {
 		if g.b.replies.Allowed(m) {
@@ -204,10 +209,7 @@ func (g *gateway) storeWritable(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	kv, err := g.b.js.KeyValue(ctx, clientsdk.StatusBucket)
-	if err == nil {
-		_, err = kv.Put(ctx, "_healthz."+clientsdk.TokenFrom(g.b.cfg.ServerName, "server"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
-	}
+	_, err := g.status.Put(ctx, "_healthz."+clientsdk.TokenFrom(g.b.cfg.ServerName, "server"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 	g.healthAt, g.healthErr = time.Now(), err
 	return err
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"net"
 	"net/url"
 	"strconv"
@@ -58,11 +59,7 @@ func (p *portPool) release(port int) {
 	p.mu.Unlock()
 }
 
-type portError string
-
-func (e portError) Error() string { return string(e) }
-
-const errNoFreePort = portError("no free TCP port for the instance")
+var errNoFreePort = errors.New("no free TCP port for the instance")
 
 // hostPort joins the node's advertised host and a port.
 func hostPort(host string, port int) string {
