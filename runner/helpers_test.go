@@ -124,7 +124,9 @@ func jsonNum(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // countLog returns how many lines of app's output so far contain substr.
 func (e *env) countLog(app, substr string) int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// Long enough to read the whole history on a loaded machine: the lines
+	// counted last are the newest, and a cut-short read misses them.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n := 0
 	_ = e.c.Logs(ctx, app, clientsdk.LogsOptions{Instance: -1}, func(l clientsdk.LogLine) {
