@@ -1,14 +1,19 @@
 package lambdas_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
@@ -234,4 +239,53 @@ func TestStdioLimits(t *testing.T) {
 	wantCode(t, e, 504)
 	_, e = r.invoke("flood", "x")
 	wantCode(t, e, 413)
+}
+
+// A stdio lambda's child that escapes its group (setsid) and keeps stdout
+// open neither holds the answer nor the slot: the answer comes when the
+// process exits (its output cut OutputWaitDelay later), a timeout answers
+// 504 at once, and the escaped children are swept once their worker is gone
+// (the runner gives every worker DARTUP_APP, which marks its descendants).
+func TestStdioEscapedChild(t *testing.T) {
+	if err := proc.EnableOrphanReaper(); err != nil {
+		t.Skipf("no PR_SET_CHILD_SUBREAPER here: %v", err)
+	}
+	r := newRig(t)
+	tag := fmt.Sprintf("%d.%03d", 2000+os.Getpid()%1000, time.Now().Nanosecond()/1e6)
+	deploy := func(name, script string, timeout time.Duration) {
+		s := spec(t, name, 1, func(l *clientsdk.LambdaSpec) {
+			l.Protocol = clientsdk.ProtocolStdio
+			l.Timeout = clientsdk.Duration(timeout)
+		})
+		if err := r.deploy(s, lambdas.Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=/usr/bin:/bin", "DARTUP_APP=" + name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deploy("escapes", "setsid sleep 6"+tag+" & echo done", 2*time.Second)
+	deploy("escapeslow", "setsid sleep 7"+tag+" & sleep 60", 300*time.Millisecond)
+	if got := r.mustInvoke("escapes", "x"); got != "done\n" {
+		t.Fatalf("escapes answered %q, want %q", got, "done\n")
+	}
+	_, e := r.invoke("escapeslow", "x")
+	wantCode(t, e, 504)
+	for _, arg := range []string{"6" + tag, "7" + tag} {
+		testutil.WaitFor(t, 10*time.Second, "the escaped child sleep "+arg+" to be swept", func() bool { return sleepWithArg(arg) == 0 })
+	}
+}
+
+// sleepWithArg returns the pid of a live "sleep ARG" process, or 0.
+func sleepWithArg(arg string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue
+		}
+		if bytes.Equal(cmd, []byte("sleep\x00"+arg+"\x00")) {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	return 0
 }

@@ -83,6 +83,10 @@ func start(s Spec) (*Process, error) {
 	cmd.Dir = s.Dir
 	cmd.Stdin = s.Stdin
 	cmd.SysProcAttr = sysProcAttr(s.Credential)
+	// A child that left the group (setsid) may hold a copied output open
+	// after the process exited: Wait gives up on it after OutputWaitDelay
+	// instead of waiting for the child.
+	cmd.WaitDelay = OutputWaitDelay
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 
 	var closeAfterStart []*os.File
@@ -127,7 +131,7 @@ func start(s Spec) (*Process, error) {
 		p.mu.Lock()
 		p.state = cmd.ProcessState
 		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
+		if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
 			p.err = err
 		}
 		p.mu.Unlock()
@@ -168,6 +172,11 @@ func (p *Process) readLines(r *os.File, fn func([]byte)) {
 		}
 	}()
 }
+
+// OutputWaitDelay bounds how long, after a process exited, its exit waits
+// for the output that Spec.RawStdout copies: a descendant that escaped its
+// group may hold it open for as long as it lives.
+const OutputWaitDelay = 500 * time.Millisecond
 
 // lineBufBytes is the read buffer of one output stream.
 const lineBufBytes = 4 << 10
