@@ -113,6 +113,8 @@ type machine struct {
 	// failing is why the machine is stopping the current worker (not ready
 	// in time, unhealthy): its exit counts as a crash, for this reason.
 	failing string
+	// usageAt is when the CPU and memory figures were last written.
+	usageAt time.Time
 }
 
 // newMachine returns a machine for instance index of spec on node, and the
@@ -154,7 +156,10 @@ func (m *machine) on(ev event, now time.Time) []effect {
 		if m.phase != phaseRunning && m.phase != phaseReplacing {
 			return nil
 		}
-		m.status.CPUPercent, m.status.MemoryBytes = ev.cpu, ev.mem
+		if !usageWorthWriting(m.status.CPUPercent, m.status.MemoryBytes, ev.cpu, ev.mem, m.usageAt, now) {
+			return nil
+		}
+		m.status.CPUPercent, m.status.MemoryBytes, m.usageAt = ev.cpu, ev.mem, now
 		return []effect{{kind: effStatus}}
 	}
 	return nil
