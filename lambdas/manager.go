@@ -297,6 +297,12 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 	f.sub = sub
 	m.funcs[spec.Name] = f
 	if old != nil {
+		// Stop the old revision taking requests now: its unsubscription
+		// reaches the server with the flush below, so that no request sent
+		// after Deploy returns lands on it.
+		if old.sub != nil {
+			_ = old.sub.Drain()
+		}
 		m.retiring[old] = struct{}{}
 		go func() {
 			old.retire()
