@@ -67,12 +67,23 @@ func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
 		{"HTTP", orNone(si.HTTPURL)},
 		{"require password", fmt.Sprint(si.RequireAuth)},
 		{"apps", fmt.Sprint(si.Apps)},
-		{"JetStream storage", humanBytes(si.JetStream.Storage)},
+		{"JetStream storage", storageText(si)},
 		{"JetStream memory", humanBytes(si.JetStream.Memory)},
 		{"JetStream streams", fmt.Sprint(si.JetStream.Streams)},
 	}
+	if d := si.Disk; d != nil {
+		if d.Free >= 0 {
+			rows = append(rows, [2]string{"data disk", fmt.Sprintf("%s free of %s (%s held in reserve)", humanBytes(uint64(d.Free)), humanBytes(uint64(d.Total)), humanBytes(uint64(d.Reserve)))})
+		}
+		if d.WriteError != "" {
+			rows = append(rows, [2]string{"store cannot write", printable(d.WriteError)})
+		}
+	}
 	if len(si.Cluster) > 0 {
 		rows = append(rows, [2]string{"cluster routes", strings.Join(si.Cluster, ", ")})
+	}
+	for _, d := range si.StoreDamage {
+		rows = append(rows, [2]string{"STORE DAMAGE", printable(d)})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-18s %s\n", r[0]+":", r[1])
@@ -184,4 +195,13 @@ func printLambdaStats(w io.Writer, st []clientsdk.InstanceStatus) {
 			line("total", t.WarmWorkers, t.LambdaStats)
 		}
 	}
+}
+
+// storageText is what the store holds and, when the server says, its limit.
+func storageText(si *clientsdk.ServerInfo) string {
+	s := humanBytes(si.JetStream.Storage)
+	if si.Disk != nil && si.Disk.StoreMax > 0 {
+		s += " of " + humanBytes(uint64(si.Disk.StoreMax)) + " (--max-store)"
+	}
+	return s
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dartup/dartup/internal/bytesize"
 )
 
 // printJSON writes v as indented JSON.
@@ -44,18 +46,7 @@ func humanDuration(d time.Duration) string {
 }
 
 // humanBytes prints n with a binary unit.
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n uint64) string { return bytesize.Format(int64(n)) }
 
 // printable returns s with control characters (but tab) shown as \xNN, so
 // that an app's output cannot move the cursor, clear the screen or retitle
@@ -85,3 +76,26 @@ func printable(s string) string {
 func isControl(r rune) bool {
 	return r != '\t' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0))
 }
+
+// sizeFlag is a byte count flag written as people do: 64MiB, 1G, 1048576.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string {
+	if *s == 0 {
+		return ""
+	}
+	return bytesize.Format(int64(*s))
+}
+
+// Set parses v with bytesize.Parse.
+func (s *sizeFlag) Set(v string) error {
+	n, err := bytesize.Parse(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+// Type names the flag's value in --help.
+func (s *sizeFlag) Type() string { return "size" }

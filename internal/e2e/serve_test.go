@@ -46,8 +46,17 @@ func startServe(t *testing.T, dir string, args ...string) *server {
 // startServeEnv is startServe with env added to serve's environment.
 func startServeEnv(t *testing.T, env []string, dir string, args ...string) *server {
 	t.Helper()
+	return startServeWrapped(t, nil, env, dir, args...)
+}
+
+// startServeWrapped is startServeEnv run through the command line wrap
+// (e.g. a shell that lowers a limit first), which must exec the program
+// given after it with its arguments.
+func startServeWrapped(t *testing.T, wrap, env []string, dir string, args ...string) *server {
+	t.Helper()
 	bin := testutil.Dartup(t)
-	cmd := exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"}, args...)...)
+	argv := append(append(append([]string{}, wrap...), bin, "serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
