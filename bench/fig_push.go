@@ -111,6 +111,9 @@ func (h *harness) figPush(ctx context.Context) []*Figure {
 		pushes = append(pushes, st.started.Sub(t0))
 		_ = c.Remove(ctx, name)
 	}
+	if err := h.syncRows(ctx, f, c); err != nil {
+		return fail(err)
+	}
 	b := f.add(latencyRow("raw JetStream object store on the same server: put + get to a file", "baseline", "ms", raws))
 	b.Short = "raw put + get"
 	r := f.add(latencyRow("dartup push (SDK) → worker process started", "dartup", "ms", pushes))
@@ -144,4 +147,40 @@ func rawPutGet(ctx context.Context, obj jetstream.ObjectStore, src, dst string) 
 		return err
 	}
 	return out.Close()
+}
+
+// syncRows measures what syncing desired state to disk costs a push: the
+// same declare-only push (a lambda: nothing uploaded, nothing started) on
+// this server (default --sync auto: every write synced) and on a second one
+// with --sync interval, alternating.
+func (h *harness) syncRows(ctx context.Context, f *Figure, synced *clientsdk.Client) error {
+	s, err := startServe(ctx, h.bins.dartup, filepath.Join(h.tmp, "push-nosync"), filepath.Join(h.logDir, "serve-push-nosync.log"), "--sync", "interval")
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	unsynced, err := clientsdk.Connect(ctx, clientsdk.WithURL(s.natsURL))
+	if err != nil {
+		return err
+	}
+	defer unsynced.Close()
+	spec := clientsdk.AppSpec{Name: "declare", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}}
+	var with, without []time.Duration
+	for i := 0; i < h.n(60, 10) && ctx.Err() == nil; i++ {
+		for _, x := range []struct {
+			c   *clientsdk.Client
+			out *[]time.Duration
+		}{{unsynced, &without}, {synced, &with}} {
+			t0 := time.Now()
+			if _, err := x.c.Push(ctx, spec, "", nil); err != nil {
+				return fmt.Errorf("declare-only push: %w", err)
+			}
+			*x.out = append(*x.out, time.Since(t0))
+		}
+	}
+	b := f.add(latencyRow("declare-only push (a lambda: nothing uploaded or started), `serve --sync interval`", "baseline", "ms", without))
+	b.Short = "push, --sync interval"
+	r := f.add(latencyRow("the same push, `serve` default (desired state synced to disk before the answer)", "dartup", "ms", with))
+	ratio(r, b)
+	return nil
 }

@@ -193,10 +193,11 @@ func (a *api) serve(verb string, h func(context.Context, micro.Request) (any, er
 			a.respond(req.Reply(), nil, e)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), requestDeadline(req.Headers(), time.Now()))
 	defer cancel()
 	res, err := h(ctx, req)
 	if err != nil {
+		err = a.b.disk.asDiskFull(err, "the "+verb)
 		e, ok := clientsdk.AsError(err)
 		switch {
 		case ok:
@@ -216,6 +217,27 @@ func (a *api) serve(verb string, h func(context.Context, micro.Request) (any, er
 		return
 	}
 	a.respond(req.Reply(), b, nil)
+}
+
+// maxRequestTime bounds a control API request.
+const maxRequestTime = 30 * time.Second
+
+// requestDeadline is when a request's handler gives up: 30 s after now, or
+// earlier when the caller says it stops waiting then (clientsdk's
+// HeaderDeadline), less a margin for the answer's way back, so that nothing
+// is applied after the caller has given up.
+func requestDeadline(h micro.Headers, now time.Time) time.Time {
+	d := now.Add(maxRequestTime)
+	ms, err := strconv.ParseInt(nats.Header(h).Get(clientsdk.HeaderDeadline), 10, 64)
+	if err != nil {
+		return d
+	}
+	const margin = 250 * time.Millisecond
+	caller := time.UnixMilli(ms).Add(-margin)
+	if caller.Before(d) {
+		d = caller
+	}
+	return d
 }
 
 // respond answers a request at reply (an inbox: the handler checked it)
@@ -275,6 +297,8 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 		},
 		Apps:            n,
 		RefusedRequests: b.RefusedRequests(),
+		Disk:            b.disk.usage(),
+		StoreDamage:     b.ledger.Damage(),
 	}
 	for _, r := range b.cfg.Routes {
 		info.Cluster = append(info.Cluster, r)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -34,11 +35,16 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	// The artifacts of the app's current history: one may fall out of the
 	// history window with this push, and then nothing needs it any more.
 	before := a.historyArtifacts(ctx, spec.Name)
+	if ctx.Err() != nil {
+		// The caller no longer waits (or 30 s have passed): apply nothing
+		// it would not hear of. Its retry pushes again.
+		return nil, clientsdk.Errorf(503, "Unavailable", "the push of %s took longer than its caller waits; it was not applied", spec.Name)
+	}
 	rev, err := a.storeVersion(ctx, &spec)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.dropUnusedArtifacts(ctx, before); err != nil {
+	if err := a.dropUnusedArtifacts(ctx, before, ""); err != nil {
 		a.logger.Warn("could not delete artifacts no revision uses", "app", spec.Name, "err", err)
 	}
 	// Another app's removal may have collected these shared bytes between the
@@ -233,11 +239,20 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	}
 	// The artifacts any revision of the app used are candidates for deletion.
 	used := a.historyArtifacts(ctx, name)
-	if err := a.apps.Purge(ctx, name); err != nil {
+	var errs []error
+	if err := a.apps.Purge(ctx, name); clientsdk.IsStoreFull(err) {
+		// A full store has no room for the purge's marker: free the app's
+		// artifacts first, then try again.
+		a.logger.Warn("remove: the store is full; deleting the app's artifacts first", "app", name)
+		errs = append(errs, a.dropUnusedArtifacts(ctx, maps.Clone(used), name))
+		err = a.apps.Purge(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
-	var errs []error
-	errs = append(errs, a.dropUnusedArtifacts(ctx, used))
+	errs = append(errs, a.dropUnusedArtifacts(ctx, used, ""))
 	if keys, err := a.place.ListKeysFiltered(ctx, name+".>"); err == nil {
 		for k := range keys.Keys() {
 			errs = append(errs, a.place.Purge(ctx, k))
@@ -292,13 +307,14 @@ func (a *api) historyArtifacts(ctx context.Context, app string) map[string]bool 
 }
 
 // dropUnusedArtifacts deletes those of the candidate objects that no revision
-// of any app still in the apps bucket's history refers to (artifacts are
-// shared by content digest, and kept while a revision could be rolled back to).
-func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]bool) error {
+// of any app (but except) still in the apps bucket's history refers to
+// (artifacts are shared by content digest, and kept while a revision could
+// be rolled back to).
+func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]bool, except string) error {
 	if len(candidates) == 0 {
 		return nil
 	}
-	used, err := a.usedArtifacts(ctx)
+	used, err := a.usedArtifacts(ctx, except)
 	if err != nil {
 		return err
 	}

@@ -91,13 +91,30 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 	for _, sc := range streams {
 		sc.Storage = storage
 		sc.Replicas = lim.Replicas
-		do("stream "+sc.Name, func() error {
-			_, err := js.CreateOrUpdateStream(ctx, sc)
-			return err
-		})
+		if lim.Replicas == 1 {
+			// Log lines and events need not wait for the disk (a sync per
+			// line would cap the logs at about 13,000 lines/s); JetStream
+			// allows this only on a stream of one replica.
+			sc.PersistMode = jetstream.AsyncPersistMode
+		}
+		do("stream "+sc.Name, func() error { return ensureStream(ctx, js, sc) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// ensureStream creates or updates a stream. JetStream cannot change a
+// stream's persist mode: a logs or events stream whose mode no longer fits
+// (made before dartup set it, or by a single server that now joined a
+// cluster) is deleted and made again, its history lost.
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	if st, err := js.Stream(ctx, sc.Name); err == nil && st.CachedInfo().Config.PersistMode != sc.PersistMode {
+		if err := js.DeleteStream(ctx, sc.Name); err != nil {
+			return fmt.Errorf("make %s again with persist mode %s: %w", sc.Name, sc.PersistMode, err)
+		}
+	}
+	_, err := js.CreateOrUpdateStream(ctx, sc)
+	return err
 }
 
 func wrap(what string, err error) error {

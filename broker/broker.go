@@ -136,8 +136,17 @@ type Config struct {
 	// except those running as an app's user: an app may not use the local
 	// exemption to act with more rights than its token gives. nil: none.
 	AppUser func(uid uint32) bool
-	// Limits sizes the logs and events streams.
+	// Limits sizes the logs and events streams; zero byte limits are sized
+	// from the data disk (see planStorage).
 	Limits AssetLimits
+	// MaxStore bounds JetStream's file store (0: what it holds plus 3/4 of
+	// the data disk's free space at start, 3/8 with LocalRunner).
+	MaxStore int64
+	// Sync says when JetStream syncs its writes to disk (default SyncAuto).
+	Sync SyncMode
+	// LocalRunner says that a runner in this process keeps its artifact
+	// cache on the data disk too.
+	LocalRunner bool
 	// Logger receives the server's and the broker's logs (default: discard).
 	Logger *slog.Logger
 
@@ -157,11 +166,17 @@ func (c *Config) Defaults() {
 		h, _ := os.Hostname()
 		c.ServerName = clientsdk.TokenFrom(h, "dartup")
 	}
-	if c.Limits == (AssetLimits{}) {
-		c.Limits = DefaultAssetLimits
+	if c.Limits.LogsMaxAge == 0 {
+		c.Limits.LogsMaxAge = DefaultAssetLimits.LogsMaxAge
+	}
+	if c.Limits.EventsMaxAge == 0 {
+		c.Limits.EventsMaxAge = DefaultAssetLimits.EventsMaxAge
 	}
 	if c.Version == "" {
 		c.Version = "dev"
+	}
+	if c.Sync == "" {
+		c.Sync = SyncAuto
 	}
 	if c.Logger == nil {
 		c.Logger = discardLogger()
@@ -172,6 +187,11 @@ func (c *Config) Defaults() {
 // returns an *InsecureBindError (matching ErrInsecureBind) when a listener
 // breaks the rule, and another error for malformed settings.
 func (c *Config) Check() error {
+	switch c.Sync {
+	case "", SyncAuto, SyncAlways, SyncInterval:
+	default:
+		return fmt.Errorf("--sync must be auto, always or interval, not %q", c.Sync)
+	}
 	for _, p := range c.ReplyPrefixes {
 		if err := clientsdk.ValidateReplyPrefix(p); err != nil {
 			return fmt.Errorf("--reply-prefix: %w", err)
@@ -274,6 +294,13 @@ type Broker struct {
 	tls        *tlsSetup
 	started    time.Time
 	logger     *slog.Logger
+	// storeDir is JetStream's directory, on the disk whose space is reported.
+	storeDir string
+	// ledger keeps a copy of the desired state to check the apps bucket with.
+	ledger *ledger
+	// disk recovers from a full disk; diskStop ends its loop and waits.
+	disk     *diskGuard
+	diskStop func()
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -315,6 +342,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	_, _ = rand.Read(tok)
 	b.token = hex.EncodeToString(tok)
 	users := b.setUpAuth()
+	b.disk = newDiskGuard(b)
+	if err := b.sizeStorage(); err != nil {
+		return b, err
+	}
 	if err := b.startNATS(); err != nil {
 		return b, err
 	}
@@ -334,7 +365,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	b.replies = replies.New(rnc, b.logger, cfg.ReplyPrefixes...)
-	lim := cfg.Limits
+	lim := b.cfg.Limits
 	lim.Replicas = b.replicas()
 	// A single server gets a minute; a cluster member waits for its peers
 	// until it is stopped, as a clustered server should.
@@ -347,6 +378,9 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	if err := b.ensureAssetsWithRetry(actx, lim); err != nil {
 		return b, err
 	}
+	if b.ledger, err = startLedger(actx, b); err != nil {
+		return b, err
+	}
 	b.api, err = startAPI(actx, b)
 	if err != nil {
 		return b, err
@@ -356,6 +390,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	b.auth.apps.Store(b.router) // worker tokens are checked against the apps from now on
+	dctx, dcancel := context.WithCancel(context.Background())
+	ddone := make(chan struct{})
+	go func() { defer close(ddone); b.disk.run(dctx) }()
+	b.diskStop = func() { dcancel(); <-ddone }
 	if cfg.HTTPAddr != "" {
 		b.gw, err = startGateway(b)
 		if err != nil {
@@ -387,7 +425,7 @@ func (b *Broker) startNATS() error {
 		return fmt.Errorf("configure NATS server: %w", err)
 	}
 	var fatal atomic.Pointer[string]
-	ns.SetLoggerV2(natsLogger{l: b.cfg.Logger.With("component", "nats"), fatal: &fatal}, false, false, false)
+	ns.SetLoggerV2(natsLogger{l: b.cfg.Logger.With("component", "nats"), fatal: &fatal, onError: b.disk.noteServerError}, false, false, false)
 	b.ns = ns
 	go ns.Start()
 	// Wait for the server, but not for one that failed for good (a port in
@@ -442,6 +480,34 @@ func (b *Broker) replicas() int {
 	return min(n, 3)
 }
 
+// SyncMode says when JetStream syncs its writes to disk.
+type SyncMode string
+
+// Sync modes.
+const (
+	// SyncAuto: SyncAlways on a single server, SyncInterval in a cluster
+	// (where a write is acknowledged once a majority of servers hold it).
+	SyncAuto SyncMode = "auto"
+	// SyncAlways: every write is on disk before it is acknowledged, except
+	// the logs and events streams' (fsync per log line would cap them at
+	// about 13,000 lines/s); see EnsureAssets.
+	SyncAlways SyncMode = "always"
+	// SyncInterval: writes reach the disk within JetStream's sync interval
+	// (2 minutes); a power loss may lose what came since.
+	SyncInterval SyncMode = "interval"
+)
+
+// syncAlways reports whether JetStream syncs every write.
+func (b *Broker) syncAlways() bool {
+	switch b.cfg.Sync {
+	case SyncAlways:
+		return true
+	case SyncInterval:
+		return false
+	}
+	return b.replicas() == 1
+}
+
 func (b *Broker) serverOptions() (*server.Options, error) {
 	host, portStr, _ := net.SplitHostPort(b.cfg.NATSAddr)
 	port, _ := strconv.Atoi(portStr)
@@ -457,6 +523,8 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		MaxPending:             64 << 20,
 		JetStream:              true,
 		StoreDir:               b.cfg.DataDir, // nats-server adds "jetstream/"
+		JetStreamMaxStore:      b.cfg.MaxStore,
+		SyncAlways:             b.syncAlways(),
 		DisableJetStreamBanner: true,
 		// The server normally PINGs a client 2 s after its CONNECT, even while
 		// the authenticator still runs; a bcrypt check on a busy machine can
@@ -638,6 +706,10 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	if b.api != nil {
 		errs = append(errs, b.api.stop())
 	}
+	if b.diskStop != nil {
+		b.diskStop()
+	}
+	b.ledger.close()
 	for _, nc := range []*nats.Conn{b.apiNC, b.replyConn(), b.nc} {
 		errs = append(errs, drain(ctx, nc))
 	}

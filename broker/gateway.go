@@ -185,6 +185,11 @@ func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": g.b.ns.Running(), "jetstream": g.b.ns.JetStreamEnabled()})
 		return
 	}
+	if werr := g.b.disk.WriteError(); werr != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": true, "jetstream": true,
+			"jetstream_write": werr, "disk": g.b.disk.usage()})
+		return
+	}
 	if err := g.storeWritable(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": true, "jetstream": true,
 			"jetstream_write": err.Error()})

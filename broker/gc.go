@@ -64,7 +64,7 @@ func (a *api) collectOrphans(ctx context.Context, age time.Duration) (chunks, ob
 	if chunks, err = a.collectChunks(ctx, stream, nuids, age); err != nil {
 		return chunks, 0, err
 	}
-	used, err := a.usedArtifacts(ctx)
+	used, err := a.usedArtifacts(ctx, "")
 	if err != nil {
 		return chunks, 0, err
 	}
@@ -104,9 +104,9 @@ func (a *api) collectChunks(ctx context.Context, stream jetstream.Stream, nuids 
 	return n, nil
 }
 
-// usedArtifacts returns the artifacts that any kept revision of any app
-// refers to.
-func (a *api) usedArtifacts(ctx context.Context) (map[string]bool, error) {
+// usedArtifacts returns the artifacts that any kept revision of any app but
+// except ("" for none) refers to.
+func (a *api) usedArtifacts(ctx context.Context, except string) (map[string]bool, error) {
 	w, err := a.apps.WatchAll(ctx, jetstream.IncludeHistory(), jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
@@ -116,6 +116,9 @@ func (a *api) usedArtifacts(ctx context.Context) (map[string]bool, error) {
 	for e := range w.Updates() {
 		if e == nil {
 			break
+		}
+		if e.Key() == except {
+			continue
 		}
 		var s clientsdk.AppSpec
 		if json.Unmarshal(e.Value(), &s) == nil && s.Artifact != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -44,6 +45,13 @@ type lambdaRouter struct {
 	// table is the HTTP route table of apps, rebuilt on its first use
 	// after a change (nil: to rebuild).
 	table routeTable
+	// failedAnswers counts the answers that could not be sent;
+	// failedLogged is when that was last logged (Unix ns).
+	failedAnswers, failedLogged atomic.Int64
+	// causes holds why a lambda no runner hosts is not hosted (see
+	// startFailure), for causeTTL: a flood of requests for it costs one
+	// reading of its status per period, not one per request.
+	causes map[string]cachedCause
 	// missing holds names looked up in the bucket and not found, and when:
 	// a flood of requests for names that do not exist costs one read per
 	// name per missingTTL, not one per request.
@@ -56,6 +64,17 @@ const missingTTL = time.Second
 
 // maxMissing bounds the names remembered as missing.
 const maxMissing = 10000
+
+// causeTTL is how long the cause of a lambda's absence is reused.
+const causeTTL = time.Second
+
+// cachedCause is startFailure's answer for one revision of a lambda.
+type cachedCause struct {
+	revision uint64
+	cause    string
+	pending  bool
+	at       time.Time
+}
 
 func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
 	kv, err := b.js.KeyValue(ctx, clientsdk.AppsBucket)
@@ -237,7 +256,7 @@ func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool
 	case s.Stopped && !r.hosted(ctx, name):
 		return s, clientsdk.Errorf(503, "Stopped", "lambda %s is stopped; start it with `dartup start %s`", name, name)
 	case !r.hosted(ctx, name):
-		cause, pending := r.startFailure(ctx, s)
+		cause, pending := r.cachedStartFailure(ctx, s)
 		switch {
 		case cause != "" && !pending:
 			return s, clientsdk.Errorf(502, "Runtime.StartError", "lambda %s cannot start: %s", name, cause)
@@ -247,6 +266,24 @@ func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool
 		return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s right now; check `dartup nodes`", name)
 	}
 	return s, nil
+}
+
+// cachedStartFailure is startFailure, reused for causeTTL per revision.
+func (r *lambdaRouter) cachedStartFailure(ctx context.Context, spec clientsdk.AppSpec) (cause string, pending bool) {
+	r.mu.RLock()
+	c, ok := r.causes[spec.Name]
+	r.mu.RUnlock()
+	if ok && c.revision == spec.Revision && time.Since(c.at) < causeTTL {
+		return c.cause, c.pending
+	}
+	cause, pending = r.startFailure(ctx, spec)
+	r.mu.Lock()
+	if r.causes == nil || len(r.causes) >= maxMissing {
+		r.causes = map[string]cachedCause{}
+	}
+	r.causes[spec.Name] = cachedCause{revision: spec.Revision, cause: cause, pending: pending, at: time.Now()}
+	r.mu.Unlock()
+	return cause, pending
 }
 
 // startFailure returns why no live node hosts lambda spec: the causes of
@@ -279,10 +316,25 @@ func (r *lambdaRouter) catchAll(m *nats.Msg) {
 	defer cancel()
 	if _, e := r.lookup(ctx, name, true); e != nil {
 		if err := r.b.replies.RespondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			r.logger.Warn("cannot answer lambda request", "app", name, "err", err)
+			r.answerFailed(name, err)
 		}
 	}
 }
+
+// answerFailed logs a failed answer of the catch-all: the first, then at
+// most one line per answerLogEvery with the count since.
+func (r *lambdaRouter) answerFailed(name string, err error) {
+	n := r.failedAnswers.Add(1)
+	now := time.Now().UnixNano()
+	last := r.failedLogged.Load()
+	if now-last < int64(answerLogEvery) || !r.failedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	r.logger.Warn("cannot answer lambda requests", "app", name, "err", err, "failed_total", n)
+}
+
+// answerLogEvery bounds the catch-all's log lines about failed answers.
+const answerLogEvery = 10 * time.Second
 
 // lambdaHTTPStatus maps an invocation error code to the gateway's HTTP status.
 func lambdaHTTPStatus(code int) int {

@@ -18,6 +18,8 @@ import (
 type natsLogger struct {
 	l     *slog.Logger
 	fatal *atomic.Pointer[string]
+	// onError, when set, is given every error line.
+	onError func(msg string)
 }
 
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Info(fmt.Sprintf(format, v...)) }
@@ -34,7 +36,11 @@ func (n natsLogger) Errorf(format string, v ...any) {
 		n.Debugf(format, v...)
 		return
 	}
-	n.l.Error(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	n.l.Error(msg)
+	if n.onError != nil {
+		n.onError(msg)
+	}
 }
 
 // isAuthFailure reports whether a server error line is its per-connection

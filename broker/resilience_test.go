@@ -3,14 +3,21 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -92,4 +99,82 @@ func TestSlowPushDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("the %s push answered first: requests are served one at a time", first)
 	}
 	<-answers
+}
+
+// TestPushAfterCallerGaveUpIsNotApplied sends a push whose caller has
+// stopped waiting (its deadline header is past): the server applies
+// nothing, so a push that timed out on the client never lands later.
+func TestPushAfterCallerGaveUpIsNotApplied(t *testing.T) {
+	b := testutil.StartBroker(t)
+	nc := testutil.Connect(t, b.NATSURL())
+	spec, _ := json.Marshal(clientsdk.AppSpec{Name: "latepush", Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}})
+	m := nats.NewMsg(clientsdk.APISubject(clientsdk.VerbPush))
+	m.Data = spec
+	m.Header.Set(clientsdk.HeaderDeadline, strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10))
+	reply, err := nc.RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := clientsdk.ErrorFromMsg(reply); e == nil || e.Code != 503 {
+		t.Fatalf("late push answered %v %s, want 503", e, reply.Data)
+	}
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Describe(context.Background(), "latepush"); !errors.Is(err, clientsdk.ErrNotFound) {
+		t.Fatalf("the late push was applied: describe = %v", err)
+	}
+}
+
+// TestLambdaFloodIsBounded floods lambda.* with requests for lambdas that
+// do not exist and for one that no runner hosts: the server's log stays
+// short (a line per kind per period, not one per request), and a request
+// after the flood is answered at once.
+func TestLambdaFloodIsBounded(t *testing.T) {
+	var log testutil.SyncBuffer
+	b := testutil.StartBroker(t, func(c *broker.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+	nc := testutil.Connect(t, b.NATSURL())
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Push(context.Background(), clientsdk.AppSpec{Name: "unhosted", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var answered atomic.Int64
+	sub, err := nc.Subscribe("_INBOX.flood.>", func(*nats.Msg) { answered.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.SetPendingLimits(-1, -1)
+	before := strings.Count(log.String(), "\n")
+	const flood = 50000
+	for i := range flood {
+		subject := fmt.Sprintf("lambda.flood%d", i%500)
+		if i%2 == 0 {
+			subject = "lambda.unhosted"
+		}
+		if err := nc.PublishRequest(subject, fmt.Sprintf("_INBOX.flood.%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	msg, err := nc.Request("lambda.afterflood", nil, 20*time.Second)
+	if err != nil {
+		t.Fatalf("a request after the flood: %v", err)
+	}
+	if e := clientsdk.ErrorFromMsg(msg); e == nil || e.Code != 404 {
+		t.Fatalf("a request after the flood answered %v, want 404", e)
+	}
+	t.Logf("%d of %d flood requests answered; the next one answered %s after the flood was sent", answered.Load(), flood, time.Since(start).Round(time.Millisecond))
+	if lines := strings.Count(log.String(), "\n") - before; lines > 20 {
+		out := log.String()
+		t.Fatalf("the flood wrote %d log lines; the last ones:\n%s", lines, out[max(0, len(out)-2000):])
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	neturl "net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,7 +193,7 @@ func (c *Client) call(ctx context.Context, verb string, req, resp any) error {
 	err := retryUnavailable(ctx, func() error {
 		tctx, cancel := context.WithTimeout(ctx, DefaultRequestTimeout)
 		defer cancel()
-		m, err := c.nc.RequestWithContext(tctx, APISubject(verb), body)
+		m, err := c.nc.RequestMsgWithContext(tctx, apiRequest(tctx, verb, body))
 		if err != nil {
 			if errors.Is(err, nats.ErrNoResponders) {
 				return Errorf(503, "NoServer", "no dartup server answers %s on this NATS; is `dartup serve` running?", APISubject(verb))
@@ -288,13 +289,40 @@ func (c *Client) Restart(ctx context.Context, name string, parallel int) (*AppSp
 	return &s, nil
 }
 
-// Remove stops an app and deletes its spec, artifacts and status.
+// Remove stops an app and deletes its spec, artifacts and status. When no
+// answer comes in time (the server died after removing it?), it asks once
+// more, and a 404 then means the removal was done: it returns nil.
 // Errors: *Error 404 for an unknown app.
 func (c *Client) Remove(ctx context.Context, name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	return c.call(ctx, VerbRemove, NameRequest{Name: name}, nil)
+	err := c.call(ctx, VerbRemove, NameRequest{Name: name}, nil)
+	if _, isAnswer := AsError(err); err == nil || isAnswer || ctx.Err() != nil || !transient(err) {
+		return err
+	}
+	// No answer: the removal may have been done and its answer lost (the
+	// server died after it). Ask again: a removed app answers 404.
+	err = c.call(ctx, VerbRemove, NameRequest{Name: name}, nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// HeaderDeadline carries a control API request's deadline (Unix time in
+// milliseconds): the server gives up on a request its caller no longer
+// waits for, and applies nothing after it.
+const HeaderDeadline = "Dartup-Deadline"
+
+// apiRequest is a control API request with the caller's deadline.
+func apiRequest(ctx context.Context, verb string, body []byte) *nats.Msg {
+	m := nats.NewMsg(APISubject(verb))
+	m.Data = body
+	if d, ok := ctx.Deadline(); ok {
+		m.Header.Set(HeaderDeadline, strconv.FormatInt(d.UnixMilli(), 10))
+	}
+	return m
 }
 
 func (c *Client) nameVerb(ctx context.Context, verb, name string) (*AppSummary, error) {

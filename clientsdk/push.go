@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -151,9 +152,29 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 		return err
 	})
 	if err != nil {
+		if full := c.diskFull(ctx, err, st.Size(), "the upload of "+filepath.Base(file)); full != nil {
+			return nil, "", full
+		}
 		return nil, "", fmt.Errorf("upload %s: %w", file, err)
 	}
 	return ref, rt, nil
+}
+
+// diskFull returns the 507 error for a failed upload of n bytes when the
+// server's store or disk is full (JetStream's refusal says so; a timeout
+// may mean it, which the server's info tells), or nil.
+func (c *Client) diskFull(ctx context.Context, err error, n int64, what string) error {
+	full := IsStoreFull(err)
+	if !full && !transient(err) && !strings.Contains(err.Error(), "timeout") {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	si, ierr := c.Info(ictx)
+	if ierr != nil || si.Disk == nil || !(full || si.Disk.Full(n)) {
+		return nil
+	}
+	return si.Disk.DiskFullError(si.ServerName, what)
 }
 
 type progressReader struct {

@@ -408,6 +408,29 @@ type ServerInfo struct {
 	// RefusedRequests counts the requests this server refused because their
 	// reply subject was not an inbox (see IsReplySubject).
 	RefusedRequests uint64 `json:"refused_requests"`
+	// Disk is the answering server's data disk and store.
+	Disk *DiskUsage `json:"disk,omitempty"`
+	// StoreDamage lists what this server's check of the apps bucket against
+	// its ledger found lost at start, and what it did about each.
+	StoreDamage []string `json:"store_damage,omitempty"`
+}
+
+// DiskUsage is a server's data disk and JetStream store, as `info` and a
+// "disk full" error report them.
+type DiskUsage struct {
+	// Free and Total are the data disk's free space and size (-1: unknown).
+	Free  int64 `json:"free"`
+	Total int64 `json:"total"`
+	// StoreUsed and StoreMax are what JetStream stores on this server and
+	// the most it may (--max-store).
+	StoreUsed int64 `json:"store_used"`
+	StoreMax  int64 `json:"store_max"`
+	// Reserve is the space dartup holds back on the disk for removes and
+	// recovery once the disk fills (released when it does).
+	Reserve int64 `json:"reserve"`
+	// WriteError is the store's last write failure while it lasts ("" when
+	// it writes).
+	WriteError string `json:"write_error,omitempty"`
 }
 
 // EventKind names a lifecycle event.

@@ -47,6 +47,10 @@ type serveFlags struct {
 	pprof           string
 	replyPrefixes   []string
 	isolation       isolationFlags
+	sync            string
+	maxStore        sizeFlag
+	logsMaxBytes    sizeFlag
+	eventsMaxBytes  sizeFlag
 }
 
 // readyFile is written into the data dir once the server is ready, so that
@@ -118,6 +122,10 @@ rules when something else guards the network.`,
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
 	_ = fs.MarkHidden("pprof")
+	fs.StringVar(&f.sync, "sync", string(broker.SyncAuto), "when JetStream syncs writes to disk: always (a push is on disk before it is acknowledged; logs and events excepted), interval (within 2 minutes), auto (always on a single server, interval in a cluster)")
+	fs.Var(&f.maxStore, "max-store", "the most JetStream stores on the data disk, e.g. 20GiB (default: what it holds plus 3/4 of the disk's free space at start, 3/8 when this server runs apps too)")
+	fs.Var(&f.logsMaxBytes, "logs-max-bytes", "the most the app logs stream keeps, oldest lines dropped first (default: 1/8 of the store, at most 256MiB)")
+	fs.Var(&f.eventsMaxBytes, "events-max-bytes", "the most the lifecycle events stream keeps (default: 1/32 of the store, at most 64MiB)")
 	f.isolation.register(cmd, "DATA-work, beside the data dir")
 	return cmd
 }
@@ -232,6 +240,10 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 		ReplyPrefixes:      f.replyPrefixes,
 		Version:            version.Version,
 		Logger:             logger,
+		MaxStore:           int64(f.maxStore),
+		LocalRunner:        !f.noRunner,
+		Sync:               broker.SyncMode(f.sync),
+		Limits:             broker.AssetLimits{LogsMaxBytes: int64(f.logsMaxBytes), EventsMaxBytes: int64(f.eventsMaxBytes)},
 	}
 	if !f.noHTTP {
 		cfg.HTTPAddr = net.JoinHostPort(f.address, strconv.Itoa(f.port))

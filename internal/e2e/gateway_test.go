@@ -343,7 +343,7 @@ func TestFailedRolloutSurvivesNodeDeath(t *testing.T) {
 		return strings.Contains(out, `"id": "fr2"`)
 	})
 	push := func(extra ...string) (string, int) {
-		args := append([]string{"push", "--name", "frweb", "-j", "2", "--http", "/", "--ready-timeout", "2s"}, extra...)
+		args := append([]string{"push", "--name", "frweb", "-j", "2", "--http", "/", "--ready-timeout", "5s"}, extra...)
 		return s.exitCode(append(args, "--", web)...)
 	}
 	if out, code := push("--env", "WEB_VERSION=1"); code != 0 {
@@ -353,6 +353,12 @@ func TestFailedRolloutSurvivesNodeDeath(t *testing.T) {
 		t.Fatalf("push of a version that never gets ready: exit 0\n%s", out)
 	}
 	r.kill9()
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := s.try("info", "frweb", "--json")
+			t.Logf("info frweb at the end:\n%s", out)
+		}
+	})
 	testutil.WaitFor(t, 30*time.Second, "both instances ready on fr1", func() bool {
 		a := listJSON(t, s)["frweb"]
 		ready := 0

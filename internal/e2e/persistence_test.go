@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +86,66 @@ func TestSurvivesKill9(t *testing.T) {
 	}
 	if out := s2.dartup("list"); !strings.Contains(out, " • keep - alive - 2/2 running") {
 		t.Fatalf("list output: %q", out)
+	}
+}
+
+// truncateBlock cuts a JetStream message block file after its first keep
+// records (each starts with its length, little-endian, high bit a flag),
+// as a crash or a damaged disk would leave it.
+func truncateBlock(t *testing.T, path string, keep int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	for i := 0; i < keep; i++ {
+		if off+4 > len(b) {
+			t.Fatalf("%s has fewer than %d records", path, keep)
+		}
+		off += int(binary.LittleEndian.Uint32(b[off:]) &^ (1 << 31))
+	}
+	if off >= len(b) {
+		t.Fatalf("%s has no record after the first %d", path, keep)
+	}
+	if err := os.Truncate(path, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedAppsBucketIsRepaired truncates the apps bucket's file while
+// serve is stopped, losing the last push and a removal: the next serve says
+// so in its log and in `info`, puts the lost app back and removes the
+// revived one again, instead of starting a removed app and forgetting a
+// pushed one.
+func TestDamagedAppsBucketIsRepaired(t *testing.T) {
+	dir := testutil.TempDir(t)
+	s := startServe(t, dir)
+	for _, app := range []string{"dmgkeep", "dmgremoved", "dmglast"} {
+		s.dartup("push", "--name", app, "--runtime", "command", "--", "/bin/sleep", "600")
+	}
+	s.dartup("remove", "dmgremoved")
+	s.stop()
+	// Records: 3 pushes and the removal's marker; keep the first two pushes.
+	truncateBlock(t, filepath.Join(dir, "jetstream", "$G", "streams", "KV_"+clientsdk.AppsBucket, "msgs", "1.blk"), 2)
+
+	s = startServe(t, dir)
+	testutil.WaitFor(t, 20*time.Second, "dmgkeep and dmglast running", func() bool {
+		apps := listJSON(t, s)
+		return apps["dmgkeep"].State == clientsdk.AppAlive && apps["dmglast"].State == clientsdk.AppAlive
+	})
+	if _, ok := listJSON(t, s)["dmgremoved"]; ok || len(procsOf("dmgremoved")) > 0 {
+		t.Fatalf("the removed app came back: listed %v, processes %v", ok, procsOf("dmgremoved"))
+	}
+	var si clientsdk.ServerInfo
+	if err := json.Unmarshal([]byte(s.dartup("info", "--json")), &si); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(si.StoreDamage, "\n")
+	if len(si.StoreDamage) != 2 || !strings.Contains(all, "dmgremoved was removed") || !strings.Contains(all, "dmglast (revision 3) is missing") {
+		t.Fatalf("info's store damage = %q, want the revived dmgremoved and the lost dmglast", si.StoreDamage)
+	}
+	if !strings.Contains(s.log.String(), "the apps bucket lost desired state") {
+		t.Error("serve's log does not say that the apps bucket lost desired state")
 	}
 }
