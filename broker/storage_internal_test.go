@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,19 @@ func TestPlanStorage(t *testing.T) {
 				t.Errorf("warning = %q, want %q", p.Warning, c.warning)
 			}
 		})
+	}
+}
+
+// A single server syncs every JetStream write; --sync interval does not.
+func TestSyncModes(t *testing.T) {
+	for mode, want := range map[SyncMode]bool{SyncAuto: true, SyncAlways: true, SyncInterval: false} {
+		b, err := Start(context.Background(), Config{DataDir: t.TempDir(), NATSAddr: "127.0.0.1:0", Sync: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.ns.JetStreamConfig().SyncAlways; got != want {
+			t.Errorf("--sync %s: JetStream SyncAlways = %v, want %v", mode, got, want)
+		}
+		_ = b.Shutdown(context.Background())
 	}
 }
