@@ -119,10 +119,12 @@ type supervisor struct {
 	probes chan event
 }
 
-// run supervises the instance until it is stopped.
-func (in *instance) run(spec clientsdk.AppSpec) {
+// run supervises the instance until it is stopped; its status starts with
+// the failed rollout it carries over, if any.
+func (in *instance) run(spec clientsdk.AppSpec, failed rolloutFailure) {
 	defer close(in.done)
 	m, effects := newMachine(in.r.nodeID, in.index, spec)
+	m.status.FailedRevision, m.status.LastError = failed.rev, failed.why
 	s := &supervisor{in: in, m: m, probes: make(chan event, 4)}
 	sample := time.NewTicker(UsageInterval)
 	defer sample.Stop()

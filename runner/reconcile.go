@@ -64,7 +64,8 @@ func (r *Runner) reconcile(ctx context.Context) {
 		if a.claim != claimNone && !r.tryClaim(ctx, a) {
 			continue
 		}
-		r.ensureRunning(a.key, r.specToRun(ctx, a, statuses), a.index)
+		spec, failed := r.specToRun(ctx, a, statuses)
+		r.ensureRunning(a.key, spec, a.index, failed)
 	}
 	r.deploys.reconcile(ctx, p.lambdas, time.Now())
 }
@@ -323,7 +324,7 @@ func (r *Runner) tryClaim(ctx context.Context, a action) bool {
 }
 
 // ensureRunning starts a supervisor for key or hands it a new spec.
-func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int) {
+func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int, failed rolloutFailure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.claims[key]; !ok || c.node != r.nodeID || r.fenced || r.stopping[key] {
@@ -339,5 +340,5 @@ func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int) {
 	in := newInstance(r, key, spec.Name, index)
 	in.sentRev, in.sentSpec = spec.Revision, spec
 	r.instances[key] = in
-	go in.run(spec)
+	go in.run(spec, failed)
 }

@@ -107,33 +107,46 @@ func failedRollout(spec clientsdk.AppSpec, statuses map[int]clientsdk.InstanceSt
 	return 0
 }
 
+// rolloutFailure is a failed rollout an instance started on another node
+// carries over: its status keeps saying so, so that the rollout stays
+// stopped (the gate reads it from the statuses).
+type rolloutFailure struct {
+	rev uint64
+	why string
+}
+
 // specToRun returns the spec a taken-over instance a starts with: the
 // desired one, unless the rollout to it failed while the instance ran an
 // older revision; then the revision the app's instances still run (from
 // the apps bucket's history), so that a node's death does not start the
-// version that failed.
-func (r *Runner) specToRun(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) clientsdk.AppSpec {
+// version that failed, and the failure to carry over.
+func (r *Runner) specToRun(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) (clientsdk.AppSpec, rolloutFailure) {
 	if a.claim != claimTakeover {
-		return a.spec
+		return a.spec, rolloutFailure{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	e, err := r.status.Get(ctx, a.key)
 	var own clientsdk.InstanceStatus
 	if err != nil || json.Unmarshal(e.Value(), &own) != nil || own.SpecRevision == 0 || own.SpecRevision == a.spec.Revision {
-		return a.spec
+		return a.spec, rolloutFailure{}
 	}
-	good := failedRollout(a.spec, r.statusesOnce(ctx, a.spec.Name, seen))
+	statuses := r.statusesOnce(ctx, a.spec.Name, seen)
+	good := failedRollout(a.spec, statuses)
 	if good == 0 {
-		return a.spec
+		return a.spec, rolloutFailure{}
 	}
 	old, err := r.apps.GetRevision(ctx, a.spec.Name, good)
 	var s clientsdk.AppSpec
 	if err != nil || json.Unmarshal(old.Value(), &s) != nil {
-		return a.spec
+		return a.spec, rolloutFailure{}
 	}
 	r.logger.Info("the rollout of this app failed: starting the revision its instances run", "key", a.key, "revision", good, "failed", a.spec.Revision)
-	return r.runnable(s, good)
+	why := own.LastError
+	if own.FailedRevision != a.spec.Revision {
+		why = fmt.Sprintf("the rollout to version %d failed on another instance; this one still runs the version before", a.spec.Version)
+	}
+	return r.runnable(s, good), rolloutFailure{rev: a.spec.Revision, why: why}
 }
 
 // appStatuses reads the statuses of app's instances (nil when they cannot
