@@ -39,7 +39,7 @@ func (f *function) submitStdioLocked(inv *invocation) {
 // runStdio serves inv, then the queue, with one process per request.
 func (f *function) runStdio(inv *invocation, slot int) {
 	for inv != nil {
-		f.execStdio(inv, slot)
+		answer := f.execStdio(inv, slot)
 		f.mu.Lock()
 		inv = nil
 		if !f.closed {
@@ -51,6 +51,9 @@ func (f *function) runStdio(inv *invocation, slot int) {
 			f.checkDrainedLocked()
 		}
 		f.mu.Unlock()
+		// Answered once the slot is free again: a caller that sends its
+		// next request on the answer finds the capacity it used.
+		answer()
 	}
 	f.m.kick(f.name)
 }
@@ -78,11 +81,12 @@ func (b *limitBuffer) Write(p []byte) (int, error) {
 }
 
 // execStdio runs one process for inv: the event on stdin, the result from
-// stdout; exit code ≠ 0 is a function error with stderr's tail.
-func (f *function) execStdio(inv *invocation, slot int) {
+// stdout; exit code ≠ 0 is a function error with stderr's tail. It returns
+// the answer to send, which the caller sends once the slot is free.
+func (f *function) execStdio(inv *invocation, slot int) (answer func()) {
 	inv.stopTimer()
 	if inv.done.Load() {
-		return // answered while queued (timeout)
+		return func() {} // answered while queued (timeout)
 	}
 	out := &limitBuffer{max: MaxResponseBytes}
 	tail := newTailBuffer(4096)
@@ -94,8 +98,7 @@ func (f *function) execStdio(inv *invocation, slot int) {
 		OnStderr:  f.onLine(slot, "err", tail, newLogLimit()),
 	})
 	if err != nil {
-		inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its process: %v", f.name, err))
-		return
+		return func() { inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its process: %v", f.name, err)) }
 	}
 	f.st.coldStart()
 	run := &stdioRun{inv: inv, p: p}
@@ -119,9 +122,10 @@ func (f *function) execStdio(inv *invocation, slot int) {
 	delete(f.stdio, run)
 	f.mu.Unlock()
 	if timedOut {
-		inv.fail(clientsdk.Errorf(504, TypeTimedOut, "Task timed out after %.2f seconds (request %s); the process was killed", f.timeout().Seconds(), inv.id))
 		f.m.event(f.name, clientsdk.EventKilled, slot, "process %d killed: request %s timed out after %s", p.PID(), inv.id, f.timeout())
-		return
+		return func() {
+			inv.fail(clientsdk.Errorf(504, TypeTimedOut, "Task timed out after %.2f seconds (request %s); the process was killed", f.timeout().Seconds(), inv.id))
+		}
 	}
 	ex := p.Exit()
 	if ex.Code != 0 || ex.Signal != "" || ex.Err != nil {
@@ -130,16 +134,16 @@ func (f *function) execStdio(inv *invocation, slot int) {
 		if msg == "" {
 			msg = "the process ended with " + ex.String()
 		}
-		inv.fail(&clientsdk.Error{Code: 500, Type: TypeFunctionExit, Message: msg})
-		return
+		return func() { inv.fail(&clientsdk.Error{Code: 500, Type: TypeFunctionExit, Message: msg}) }
 	}
 	out.mu.Lock()
 	overflow, body := out.overflow, out.buf.Bytes()
 	out.mu.Unlock()
 	if overflow {
-		inv.fail(clientsdk.Errorf(413, TypeTooLarge, "Response payload size exceeded maximum allowed payload size (%d bytes).", MaxResponseBytes))
-		return
+		return func() {
+			inv.fail(clientsdk.Errorf(413, TypeTooLarge, "Response payload size exceeded maximum allowed payload size (%d bytes).", MaxResponseBytes))
+		}
 	}
 	f.log.Debug("stdio invocation done", "request_id", inv.id, "pid", p.PID(), "took", time.Since(start))
-	inv.succeed(body)
+	return func() { inv.succeed(body) }
 }
