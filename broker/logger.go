@@ -22,7 +22,10 @@ type natsLogger struct {
 	onError func(msg string)
 }
 
-func (n natsLogger) Noticef(format string, v ...any) { n.l.Info(fmt.Sprintf(format, v...)) }
+// Noticef logs at debug level: nats-server's notices (its start-up banner,
+// connections, leader changes) are shown with -v; its warnings and errors
+// always.
+func (n natsLogger) Noticef(format string, v ...any) { n.Debugf(format, v...) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

@@ -120,7 +120,8 @@ type LambdaSpec struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// MemoryMB is advertised as AWS_LAMBDA_FUNCTION_MEMORY_SIZE. Default 128.
 	MemoryMB int `json:"memory_mb,omitempty"`
-	// HTTPEvent is the event shape for HTTP gateway requests: apigw (default), alb or raw.
+	// HTTPEvent is the event shape for HTTP gateway requests: apigw, alb or
+	// raw (default: raw for the stdio protocol, apigw otherwise).
 	HTTPEvent string `json:"http_event,omitempty"`
 }
 
@@ -261,7 +262,12 @@ func (s AppSpec) WithDefaults() AppSpec {
 			l.MemoryMB = DefaultMemoryMB
 		}
 		if l.HTTPEvent == "" {
+			// A stdio program reads the request body as it is; a Runtime
+			// API bootstrap expects API Gateway's event.
 			l.HTTPEvent = HTTPEventAPIGateway
+			if l.Protocol == ProtocolStdio {
+				l.HTTPEvent = HTTPEventRaw
+			}
 		}
 		s.Lambda = &l
 	}

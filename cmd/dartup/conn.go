@@ -35,7 +35,8 @@ type connFlags struct {
 
 func (f *connFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringSliceVarP(&f.servers, "server", "s", nil, "dartup NATS URL(s), comma-separated (env DARTUP_URL; default "+clientsdk.DefaultURL+")")
+	fs.StringSliceVarP(&f.servers, "server", "s", nil, "dartup NATS URL(s), comma-separated (env DARTUP_URL or DART_UP_URL; default "+clientsdk.DefaultURL+")")
+	fs.StringSliceVar(&f.servers, "url", nil, "the same as --server (dart_up's name for it)")
 	fs.StringVar(&f.user, "user", os.Getenv("DARTUP_USER"), "user name (env DARTUP_USER)")
 	fs.StringVar(&f.password, "password", "", "password (prefer env DARTUP_PASSWORD or -B: flags show in process lists)")
 	fs.BoolVarP(&f.basicAuth, "basic-auth", "B", false, "prompt for user name and password")
@@ -89,10 +90,13 @@ func (f *connFlags) connect(ctx context.Context) (*clientsdk.Client, error) {
 func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 	var opts []clientsdk.Option
 	urls := f.servers
-	if len(urls) == 0 {
-		if v := os.Getenv("DARTUP_URL"); v != "" {
-			urls = []string{v}
+	for _, env := range []string{"DARTUP_URL", "DART_UP_URL"} {
+		if v := os.Getenv(env); len(urls) == 0 && v != "" {
+			urls = strings.Split(v, ",")
 		}
+	}
+	if err := checkServerURLs(urls); err != nil {
+		return nil, "", err
 	}
 	var nctx *natscontext.Context
 	if f.context != "" {
@@ -139,6 +143,23 @@ func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 		return nil, "", usageErr(errors.New("a password was given without a user; add --user NAME"))
 	}
 	return opts, ca, nil
+}
+
+// checkServerURLs refuses an HTTP URL (dart_up's habit: its control API
+// was HTTP) with the NATS URL to use instead, rather than hanging on it.
+func checkServerURLs(urls []string) error {
+	for _, u := range urls {
+		rest, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(u)), "http://")
+		if !ok {
+			rest, ok = strings.CutPrefix(strings.ToLower(strings.TrimSpace(u)), "https://")
+		}
+		if !ok {
+			continue
+		}
+		host := strings.SplitN(strings.SplitN(rest, "/", 2)[0], ":", 2)[0]
+		return usageErr(fmt.Errorf("%s is an HTTP URL: that is the gateway, where apps and lambdas answer; dartup's commands talk NATS, e.g. --server nats://%s:4222", u, host))
+	}
+	return nil
 }
 
 // dial connects with resolved options plus extra nats.go options (which may

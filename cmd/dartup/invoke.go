@@ -21,7 +21,10 @@ func newInvokeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Invoke a lambda and print its result (the same as `nats req lambda.NAME`)",
-		Example: `  dartup invoke hello
+		Long: `Invoke a lambda and print its result (the same as ` + "`nats req lambda.NAME`" + `).
+Without --data the event is {} (as the AWS CLI sends); --data '' sends an
+empty one.`,
+		Example: `  dartup invoke hello                   # the event is {}
   dartup invoke greet --data '{"name":"Ada"}'
   dartup invoke sass --data @style.scss
   echo '{}' | dartup invoke hello --data -`,
@@ -30,6 +33,9 @@ func newInvokeCmd() *cobra.Command {
 			event, err := readData(f.data)
 			if err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("data") {
+				event = []byte("{}")
 			}
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
 				out, err := c.Invoke(ctx, args[0], event)
@@ -48,7 +54,7 @@ func newInvokeCmd() *cobra.Command {
 		},
 	}
 	f.conn.register(cmd)
-	cmd.Flags().StringVarP(&f.data, "data", "d", "", "event: a string, @FILE, or - for standard input")
+	cmd.Flags().StringVarP(&f.data, "data", "d", "", "event: a string, @FILE, or - for standard input (default {})")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dartup/dartup/broker"
 	"github.com/spf13/cobra"
@@ -15,10 +16,15 @@ import (
 )
 
 type passwordFlags struct {
-	data   string
-	stdin  bool
-	delete bool
+	data      string
+	stdin     bool
+	delete    bool
+	allowWeak bool
 }
+
+// minPasswordLen is the shortest password `dartup password` takes without
+// --allow-weak.
+const minPasswordLen = 8
 
 func newPasswordCmd() *cobra.Command {
 	f := &passwordFlags{}
@@ -42,6 +48,7 @@ with lines that are not user:bcrypt-hash is not rewritten: fix those first.`,
 	fs.StringVar(&f.data, "data", envOr("DARTUP_DATA", broker.DefaultDataDir), "data directory (env DARTUP_DATA)")
 	fs.BoolVar(&f.stdin, "password-stdin", false, "read the password from the first line of standard input")
 	fs.BoolVar(&f.delete, "delete", false, "delete USER")
+	fs.BoolVar(&f.allowWeak, "allow-weak", false, fmt.Sprintf("accept a password shorter than %d characters", minPasswordLen))
 	return cmd
 }
 
@@ -60,6 +67,9 @@ func runPassword(out io.Writer, f *passwordFlags, user string) error {
 	pw, err := readNewPassword(f.stdin)
 	if err != nil {
 		return err
+	}
+	if n := utf8.RuneCountInString(pw); n < minPasswordLen && !f.allowWeak {
+		return usageErr(fmt.Errorf("the password has %d characters; use at least %d (or --allow-weak to insist)", n, minPasswordLen))
 	}
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,7 +77,7 @@ func TestServeMalformedPasswordFile(t *testing.T) {
 		t.Errorf("alice cannot log in next to a bad line: %+v", r)
 	}
 
-	r := runCLI(t, "pw\n", nil, "password", "--password-stdin", "carol", "--data", dir)
+	r := runCLI(t, "carol-pw-123\n", nil, "password", "--password-stdin", "carol", "--data", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, path+" line 3") {
 		t.Errorf("dartup password on a bad file: %+v; want exit 1 naming %s line 3", r, path)
 	}
@@ -104,5 +105,20 @@ func TestServeMalformedPasswordFile(t *testing.T) {
 	}
 	if strings.Contains(p.out.String(), typedSecret) || strings.Contains(p.out.String(), alicePW) {
 		t.Errorf("the server log shows a secret:\n%s", p.out.String())
+	}
+}
+
+// A password shorter than 8 characters is refused unless --allow-weak.
+func TestShortPasswordRefused(t *testing.T) {
+	dir := t.TempDir()
+	r := runCLI(t, "seven77\n", nil, "password", "--password-stdin", "dave", "--data", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "use at least 8") || !strings.Contains(r.stderr, "--allow-weak") {
+		t.Fatalf("a 7-character password: %+v; want exit 2 saying at least 8 and --allow-weak", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "passwords")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused password was written: %v", err)
+	}
+	if r := runCLI(t, "seven77\n", nil, "password", "--password-stdin", "--allow-weak", "dave", "--data", dir); r.code != 0 {
+		t.Fatalf("--allow-weak: %+v", r)
 	}
 }

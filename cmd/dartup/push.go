@@ -114,7 +114,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.IntVar(&f.queue, "queue", clientsdk.DefaultQueue, "lambda requests waiting for a worker per node")
 	fs.DurationVar(&f.timeout, "timeout", clientsdk.DefaultTimeout, "lambda invocation timeout")
 	fs.IntVar(&f.memory, "memory", clientsdk.DefaultMemoryMB, "advertised lambda memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), MB")
-	fs.StringVar(&f.httpEvent, "http-event", clientsdk.HTTPEventAPIGateway, "event for HTTP requests: apigw, alb or raw")
+	fs.StringVar(&f.httpEvent, "http-event", "", "event for HTTP requests: apigw, alb or raw (default: raw for --protocol stdio, else apigw)")
 	return cmd
 }
 

@@ -170,6 +170,9 @@ func TestDrainCannotStrandWork(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "stays draining") || !strings.Contains(out, "dartup nodes undrain "+node) {
 		t.Fatalf("forced drain that cannot finish: exit %d\n%s", code, out)
 	}
+	if got := s.dartup("invoke", "echo"); got != "{}" {
+		t.Fatalf("invoke without --data sent %q, want {} (as the AWS CLI)", got)
+	}
 	if got := s.dartup("invoke", "echo", "--data", "still-served"); !strings.Contains(got, "still-served") {
 		t.Fatalf("the lambda of a draining node with no other host: %q", got)
 	}
