@@ -98,7 +98,9 @@ func (f *function) execStdio(inv *invocation, slot int) (answer func()) {
 		OnStderr:  f.onLine(slot, "err", tail, newLogLimit()),
 	})
 	if err != nil {
-		return func() { inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its process: %v", f.name, err)) }
+		return func() {
+			inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its process: %v", f.name, err))
+		}
 	}
 	f.st.coldStart()
 	run := &stdioRun{inv: inv, p: p}
