@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,5 +221,18 @@ func TestListShowsNoControlCharacters(t *testing.T) {
 	}
 	if strings.ContainsAny(b.String(), "\x1b\x07") {
 		t.Fatalf("list wrote control characters: %q", b.String())
+	}
+}
+
+func TestOnlyNamed(t *testing.T) {
+	apps := []clientsdk.AppSummary{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	if got, err := onlyNamed(apps, nil); err != nil || len(got) != 3 {
+		t.Errorf("no names: %v %v", got, err)
+	}
+	if got, err := onlyNamed(apps, []string{"c", "a"}); err != nil || len(got) != 2 || got[0].Name != "c" || got[1].Name != "a" {
+		t.Errorf("c a: %v %v", got, err)
+	}
+	if _, err := onlyNamed(apps, []string{"a", "zz"}); !errors.Is(err, clientsdk.ErrNotFound) || !strings.Contains(err.Error(), "zz") {
+		t.Errorf("unknown name: %v", err)
 	}
 }

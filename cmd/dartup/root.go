@@ -37,6 +37,7 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newVersionCmd(),
 	)
 	addAppCommands(root)
+	addCompletions(root)
 	root.CompletionOptions.HiddenDefaultCmd = false
 	// Add cobra's help and completion commands now (Execute would add them
 	// later) so that they too get examples.
