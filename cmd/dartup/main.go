@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
@@ -37,7 +38,13 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, colorRed("error: ")+printable(err.Error()))
+	// Line by line: an error may span lines (a hint after it); what it
+	// quotes from apps or servers shows no control characters.
+	lines := strings.Split(err.Error(), "\n")
+	for i := range lines {
+		lines[i] = printable(lines[i])
+	}
+	fmt.Fprintln(os.Stderr, colorRed("error: ")+strings.Join(lines, "\n"))
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee):

@@ -35,6 +35,7 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newListCmd(),
 		newInfoCmd(),
 		newVersionCmd(),
+		newStartupCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)
