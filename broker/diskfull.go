@@ -42,12 +42,12 @@ type diskGuard struct {
 	lastWarn  time.Time
 }
 
-// newDiskGuard sizes the reserve from the disk (1/64 of it, 1 to 64 MiB)
+// newDiskGuard sizes the reserve from the disk (1/64 of it, 1 to 16 MiB)
 // and makes it when the disk has room for four of it.
 func newDiskGuard(b *Broker) *diskGuard {
 	_, total := diskSpace(b.cfg.DataDir)
 	g := &diskGuard{b: b, reservePath: filepath.Join(b.cfg.DataDir, reserveName),
-		reserveSize: min(max(total/64, 1<<20), 64<<20)}
+		reserveSize: min(max(total/64, 1<<20), 16<<20)}
 	g.makeReserve()
 	return g
 }
@@ -67,16 +67,19 @@ func (g *diskGuard) makeReserve() {
 	}
 }
 
-// writeReserve writes size bytes of zeros to path (allocated on disk, not
-// a sparse file).
+// writeReserve makes path a file of size bytes allocated on disk (not a
+// sparse file): with fallocate where the file system has it (no data
+// written), else by writing zeros.
 func writeReserve(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	for n := int64(0); n < size && err == nil; n += int64(len(buf)) {
-		_, err = f.Write(buf[:min(int64(len(buf)), size-n)])
+	if allocate(f, size) != nil {
+		buf := make([]byte, 1<<20)
+		for n := int64(0); n < size && err == nil; n += int64(len(buf)) {
+			_, err = f.Write(buf[:min(int64(len(buf)), size-n)])
+		}
 	}
 	if err == nil {
 		err = f.Sync()

@@ -56,6 +56,7 @@ func startExampleServer() (stop func(), err error) {
 		nc.Close()
 		_ = b.Shutdown(ctx)
 		os.RemoveAll(dir)
+		os.RemoveAll(dir + "-work") // the apps' working dirs, beside the data dir
 	}, nil
 }
 

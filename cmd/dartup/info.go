@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
 )
@@ -189,7 +188,7 @@ func printLambdaStats(w io.Writer, st []clientsdk.InstanceStatus) {
 		}
 		line(in.Node, in.WarmWorkers, l)
 	}
-	for app, t := range broker.AggregateLambdaStats(st) {
+	for app, t := range clientsdk.AggregateLambdaStats(st) {
 		_ = app
 		if t.Nodes > 1 {
 			line("total", t.WarmWorkers, t.LambdaStats)

@@ -10,9 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/dartup/dartup/internal/datadir"
 )
 
 // exitError carries a specific exit code.
@@ -49,9 +47,7 @@ func run(ctx context.Context, args []string) int {
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, broker.ErrInsecureBind), errors.Is(err, datadir.ErrNotOurs):
-		return 2
-	case isFlagError(err):
+	case isServerUsageError(err), isFlagError(err):
 		return 2
 	}
 	if e, ok := clientsdk.AsError(err); ok && e.Code >= 400 && e.Code < 500 {

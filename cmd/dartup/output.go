@@ -99,3 +99,10 @@ func (s *sizeFlag) Set(v string) error {
 
 // Type names the flag's value in --help.
 func (s *sizeFlag) Type() string { return "size" }
+
+func orNone(s string) string {
+	if s == "" {
+		return "(off)"
+	}
+	return s
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/dartup/dartup/internal/version"
 	"github.com/dartup/dartup/runner"
 	"github.com/spf13/cobra"
@@ -312,12 +315,6 @@ func checkSecretText(s, where string) error {
 	return nil
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "(off)"
-	}
-	return s
-}
 
 // writeFileAtomic writes data to a temporary file next to path and renames it
 // into place, so that readers (scripts waiting for the ready file) never see
@@ -353,4 +350,10 @@ func (f *serveFlags) serveAdvertise() string {
 		return runner.AdvertiseFor(f.routes[0])
 	}
 	return "127.0.0.1"
+}
+
+// isServerUsageError reports whether err is a server setting refused at
+// start (an insecure listener, a data dir that is not dartup's): exit 2.
+func isServerUsageError(err error) bool {
+	return errors.Is(err, broker.ErrInsecureBind) || errors.Is(err, datadir.ErrNotOurs)
 }
