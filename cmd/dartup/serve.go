@@ -315,7 +315,6 @@ func checkSecretText(s, where string) error {
 	return nil
 }
 
-
 // writeFileAtomic writes data to a temporary file next to path and renames it
 // into place, so that readers (scripts waiting for the ready file) never see
 // a partial file.
