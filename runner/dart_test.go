@@ -49,7 +49,9 @@ func TestDartAOTDaemon(t *testing.T) {
 	})
 	// Change the file only once the new sass watches it (a change between
 	// its first compile and its first poll would go unseen).
-	testutil.WaitFor(t, 20*time.Second, "the restarted sass to watch", func() bool {
+	// Generous: on a loaded machine (the full suite under -race) the Dart
+	// runtime's start and the log round trip have taken over 20 s.
+	testutil.WaitFor(t, 45*time.Second, "the restarted sass to watch", func() bool {
 		return e.countLog("sass", "Sass is watching for changes") >= 2
 	})
 	if err := os.WriteFile(in, []byte(".x { .y { color: red; } }\n"), 0o644); err != nil {
