@@ -11,10 +11,12 @@ import (
 	"strings"
 )
 
-// DetectRuntime tells how a file would run: an ELF executable → RuntimeExe, a
-// Dart AOT snapshot (an ELF shared object with Dart's snapshot symbols) →
-// RuntimeAOT, a kernel file (.dill, or Dart's kernel magic) → RuntimeKernel.
-// It returns an error naming the file when it is none of these.
+// DetectRuntime tells how a file would run: an ELF executable or a script
+// with a #! line → RuntimeExe (the kernel runs a script through its #!
+// interpreter, which must be on the nodes), a Dart AOT snapshot (an ELF
+// shared object with Dart's snapshot symbols) → RuntimeAOT, a kernel file
+// (.dill, or Dart's kernel magic) → RuntimeKernel. It returns an error
+// naming the file when it is none of these.
 func DetectRuntime(path string) (Runtime, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -28,8 +30,11 @@ func DetectRuntime(path string) (Runtime, error) {
 	if strings.EqualFold(filepath.Ext(path), ".dill") || bytes.Equal(head, []byte{0x90, 0xab, 0xcd, 0xef}) {
 		return RuntimeKernel, nil
 	}
+	if bytes.HasPrefix(head, []byte("#!")) {
+		return scriptRuntime(f, path)
+	}
 	if !bytes.Equal(head, []byte("\x7fELF")) {
-		return "", fmt.Errorf("%s is not an ELF executable, a Dart AOT snapshot or a kernel .dill; pass --runtime command to run a script, or compile it with `dart compile exe`", path)
+		return "", fmt.Errorf("%s is not an ELF executable, a script with a #! line, a Dart AOT snapshot or a kernel .dill; compile Dart with `dart compile exe`, or start a script with a line such as #!/bin/sh", path)
 	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
@@ -54,6 +59,22 @@ func DetectRuntime(path string) (Runtime, error) {
 		return "", fmt.Errorf("%s is a shared library, not an executable or a Dart AOT snapshot", path)
 	}
 	return "", fmt.Errorf("%s is an ELF file of type %s, not an executable", path, ef.Type)
+}
+
+// scriptRuntime checks a script's #! line: an absolute interpreter path,
+// within the 256 bytes Linux reads.
+func scriptRuntime(f *os.File, path string) (Runtime, error) {
+	head := make([]byte, 256)
+	n, _ := f.ReadAt(head, 0)
+	line, _, found := bytes.Cut(head[:n], []byte("\n"))
+	if !found && n == len(head) {
+		return "", fmt.Errorf("%s: its #! line is longer than the 256 bytes Linux reads", path)
+	}
+	interp := strings.Fields(strings.TrimPrefix(string(line), "#!"))
+	if len(interp) == 0 || !strings.HasPrefix(interp[0], "/") {
+		return "", fmt.Errorf("%s: its #! line %q names no absolute interpreter path (e.g. #!/bin/sh or #!/usr/bin/env python3)", path, strings.TrimSpace(string(line)))
+	}
+	return RuntimeExe, nil
 }
 
 func isDartSnapshot(ef *elf.File) bool {

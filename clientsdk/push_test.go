@@ -155,6 +155,28 @@ func TestDetectRuntime(t *testing.T) {
 	if rt, err := clientsdk.DetectRuntime(dill); err != nil || rt != clientsdk.RuntimeKernel {
 		t.Fatalf(".dill: %s %v", rt, err)
 	}
+	dir := testutil.TempDir(t)
+	for name, c := range map[string]struct {
+		body string
+		bad  string
+	}{
+		"env.py":   {body: "#!/usr/bin/env python3\nprint(1)\n"},
+		"sh.sh":    {body: "#!/bin/sh -e\necho\n"},
+		"rel.sh":   {body: "#!sh\necho\n", bad: "absolute interpreter"},
+		"empty.sh": {body: "#! \n\n", bad: "absolute interpreter"},
+		"long.sh":  {body: "#!/bin/" + strings.Repeat("x", 300) + "\n", bad: "longer than the 256 bytes"},
+		"text.txt": {body: "hello world\n", bad: "#! line"},
+	} {
+		path := filepath.Join(dir, name)
+		_ = os.WriteFile(path, []byte(c.body), 0o644)
+		rt, err := clientsdk.DetectRuntime(path)
+		switch {
+		case c.bad == "" && (err != nil || rt != clientsdk.RuntimeExe):
+			t.Errorf("%s: %s %v, want exe", name, rt, err)
+		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
+			t.Errorf("%s: %s %v, want an error with %q", name, rt, err, c.bad)
+		}
+	}
 	_, snapshot := testutil.DartSass(t)
 	if rt, err := clientsdk.DetectRuntime(snapshot); err != nil || rt != clientsdk.RuntimeAOT {
 		t.Fatalf("sass.snapshot: %s %v", rt, err)

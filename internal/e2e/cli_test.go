@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+)
+
+// TestPushScript pushes a shell script with a #! line like any artifact: it
+// runs through its interpreter, and after its local file is deleted and the
+// app restarted it still runs, from the uploaded copy.
+func TestPushScript(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	script := filepath.Join(testutil.TempDir(t), "shebangapp.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"shebang script started\"\nexec sleep 600\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.exitCode("push", script); code != 0 || !strings.Contains(out, "shebangapp") {
+		t.Fatalf("push of a script: exit %d\n%s", code, out)
+	}
+	if err := os.Remove(script); err != nil {
+		t.Fatal(err)
+	}
+	before := listJSON(t, s)["shebangapp"]
+	if out, code := s.exitCode("restart", "shebangapp"); code != 0 {
+		t.Fatalf("restart: exit %d\n%s", code, out)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the script running again under a new pid", func() bool {
+		a := listJSON(t, s)["shebangapp"]
+		return a.State == clientsdk.AppAlive && len(a.Instances) == 1 && len(before.Instances) == 1 && a.Instances[0].PID != before.Instances[0].PID
+	})
+	testutil.WaitFor(t, 10*time.Second, "both starts in the logs", func() bool {
+		return strings.Count(s.dartup("logs", "shebangapp", "--lines", "10"), "shebang script started") == 2
+	})
+	// A #! line without an absolute interpreter is refused before upload.
+	bad := filepath.Join(testutil.TempDir(t), "bad.sh")
+	if err := os.WriteFile(bad, []byte("#!sh\necho\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.exitCode("push", bad); code == 0 || !strings.Contains(out, "absolute interpreter") {
+		t.Fatalf("push of a script without an absolute #!: exit %d\n%s", code, out)
+	}
+}
