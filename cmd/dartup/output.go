@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,4 +106,20 @@ func orNone(s string) string {
 		return "(off)"
 	}
 	return s
+}
+
+// plainArg is what a shell (and systemd's ExecStart) takes unquoted.
+var plainArg = regexp.MustCompile(`^[A-Za-z0-9_@+=:,./-]+$`)
+
+// shellJoin quotes args as a shell would need them.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if plainArg.MatchString(a) {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }

@@ -21,6 +21,7 @@ type pushFlags struct {
 	autoRestart   bool
 	noAutoRestart bool
 	lambda        bool
+	force         bool
 	instances     int
 	env           []string
 	args          []string
@@ -84,6 +85,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.BoolVar(&f.autoRestart, "auto-restart", true, "restart the app when it exits")
 	fs.BoolVar(&f.noAutoRestart, "no-auto-restart", false, "do not restart the app when it exits")
 	fs.BoolVarP(&f.lambda, "lambda", "L", false, "push a lambda: started on demand by requests to lambda.NAME or HTTP /NAME")
+	fs.BoolVar(&f.force, "force", false, "replace an app of the name taken from the file even when it runs another file or is of the other kind")
 	fs.IntVarP(&f.instances, "instances", "j", 1, "number of daemon instances")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable K=V for the app (repeatable)")
 	fs.StringArrayVar(&f.args, "arg", nil, "argument for the app (repeatable)")
@@ -203,7 +205,8 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 	default:
 		return usageErr(fmt.Errorf("push takes one FILE, got %d arguments; pass app arguments with --arg", len(args)))
 	}
-	if spec.Name == "" {
+	derived := spec.Name == ""
+	if derived {
 		base := file
 		if base == "" {
 			base = spec.Command[0]
@@ -231,6 +234,11 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		}
 	}
 	return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+		if derived && !f.force {
+			if err := checkReplaces(ctx, c, spec, file); err != nil {
+				return err
+			}
+		}
 		prog := newProgress(os.Stderr, "Uploading "+filepath.Base(file))
 		stored, err := c.Push(ctx, spec, file, prog.update)
 		prog.done()
@@ -239,6 +247,41 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		}
 		return f.wait.await(cmd, c, stored.Name, stored.Version, stored.Revision, &clientsdk.AppSummary{Name: stored.Name, Kind: stored.Kind, State: clientsdk.AppDead}, f.json)
 	})
+}
+
+// checkReplaces refuses a push whose app name was taken from its file when
+// an app of that name runs another file or command, or is of the other
+// kind: the push would replace it by accident.
+func checkReplaces(ctx context.Context, c *clientsdk.Client, spec clientsdk.AppSpec, file string) error {
+	info, err := c.Describe(ctx, spec.Name)
+	if errors.Is(err, clientsdk.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old := info.Spec
+	kind := spec.Kind
+	if kind == "" {
+		kind = clientsdk.KindDaemon
+	}
+	was, now := describeSource(old.Artifact, old.Command), describeSource(nil, spec.Command)
+	if file != "" {
+		now = filepath.Base(file)
+	}
+	if old.Kind == kind && was == now {
+		return nil
+	}
+	return usageErr(fmt.Errorf("an app named %s already runs: a %s from %s; this push would replace it with a %s from %s. Give --name %s to replace it on purpose (or --force), or another --name",
+		spec.Name, old.Kind, was, kind, now, spec.Name))
+}
+
+// describeSource names what an app runs: its artifact's file or its command.
+func describeSource(a *clientsdk.ArtifactRef, command []string) string {
+	if a != nil {
+		return a.FileName
+	}
+	return shellJoin(command)
 }
 
 // defaultName is the app name push uses without --name: the file's base name

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -158,9 +157,6 @@ func enableUnit(out io.Writer, name string) error {
 	return nil
 }
 
-// plainArg is what a shell (and systemd's ExecStart) takes unquoted.
-var plainArg = regexp.MustCompile(`^[A-Za-z0-9_@+=:,./-]+$`)
-
 // systemdJoin quotes args for an ExecStart line: % and $ doubled (systemd
 // expands specifiers and variables even inside quotes), others in double
 // quotes with backslash escapes where needed.
@@ -173,19 +169,6 @@ func systemdJoin(args []string) string {
 			continue
 		}
 		out[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
-	}
-	return strings.Join(out, " ")
-}
-
-// shellJoin quotes args as a shell would need them.
-func shellJoin(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if plainArg.MatchString(a) {
-			out[i] = a
-		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
 	}
 	return strings.Join(out, " ")
 }

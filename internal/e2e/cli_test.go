@@ -37,6 +37,20 @@ func TestPushScript(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "both starts in the logs", func() bool {
 		return strings.Count(s.dartup("logs", "shebangapp", "--lines", "10"), "shebang script started") == 2
 	})
+	// Another file whose name gives the same app name does not replace it
+	// by accident; as a lambda neither; --force does.
+	other := filepath.Join(testutil.TempDir(t), "shebangapp")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\nexec sleep 601\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"push", other}, {"push", "--lambda", other}} {
+		if out, code := s.exitCode(args...); code != 2 || !strings.Contains(out, "an app named shebangapp already runs: a daemon from shebangapp.sh") {
+			t.Fatalf("dartup %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	if out, code := s.exitCode("push", "--force", other); code != 0 {
+		t.Fatalf("push --force: exit %d\n%s", code, out)
+	}
 	// A #! line without an absolute interpreter is refused before upload.
 	bad := filepath.Join(testutil.TempDir(t), "bad.sh")
 	if err := os.WriteFile(bad, []byte("#!sh\necho\n"), 0o755); err != nil {
