@@ -109,6 +109,7 @@ func boundCases() []boundCase {
 		{"NUL in handler", true, func(s *clientsdk.AppSpec) { s.Lambda.Handler = "main\x00" }, []string{"lambda.handler", "no NUL"}},
 		{"unknown protocol", true, func(s *clientsdk.AppSpec) { s.Lambda.Protocol = "grpc" }, []string{"lambda.protocol (--protocol)", `"grpc"`, "runtime-api or stdio"}},
 		{"unknown http event", true, func(s *clientsdk.AppSpec) { s.Lambda.HTTPEvent = "v2" }, []string{"lambda.http_event (--http-event)", `"v2"`, "apigw, alb or raw"}},
+		{"relative cwd", true, func(s *clientsdk.AppSpec) { s.Cwd = "srv/app" }, []string{"cwd", `"srv/app"`, "an absolute path"}},
 
 		// At the bounds: accepted.
 		{"every bound at its maximum", false, func(s *clientsdk.AppSpec) {

@@ -140,6 +140,9 @@ type AppSpec struct {
 	// Interpreter overrides the program that runs aot or kernel artifacts
 	// (dartaotruntime or dart) on the runner.
 	Interpreter string `json:"interpreter,omitempty"`
+	// Cwd is the working directory on the node (absolute; default the app's
+	// own directory under the runner's work dir).
+	Cwd string `json:"cwd,omitempty"`
 	// Args are appended to the command line.
 	Args []string `json:"args,omitempty"`
 	// Env is added to the worker's environment.

@@ -255,6 +255,12 @@ func (c specCheck) commandLine(s *AppSpec) error {
 		return err
 	}
 	total += len(s.Interpreter) + 1
+	if err := c.str("cwd", s.Cwd, MaxInterpreterLength); err != nil {
+		return err
+	}
+	if s.Cwd != "" && !strings.HasPrefix(s.Cwd, "/") {
+		return c.bad("cwd", quote(s.Cwd), "an absolute path on the node")
+	}
 	if s.Lambda != nil {
 		if err := c.str("lambda.handler", s.Lambda.Handler, MaxHandlerLength); err != nil {
 			return err

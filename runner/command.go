@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
 	"github.com/dartup/dartup/lambdas"
 )
 
@@ -79,7 +80,30 @@ func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, ins
 		return cmd, err
 	}
 	cmd.Env = r.workerEnv(spec, instance, cmd.Dir, r.ids.userName(spec.Name))
+	if spec.Cwd != "" {
+		if err := checkCwd(spec.Cwd, cred); err != nil {
+			return cmd, err
+		}
+		cmd.Dir = spec.Cwd
+	}
 	return cmd, nil
+}
+
+// checkCwd checks that dir (push --cwd) is a directory the app's user may
+// enter.
+func checkCwd(dir string, cred *proc.Credential) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("working directory %s (--cwd): %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("working directory %s (--cwd) is not a directory", dir)
+	case cred != nil:
+		if err := checkAccess(dir, *cred, needExec, os.Stat); err != nil {
+			return fmt.Errorf("working directory %s (--cwd): %w", dir, err)
+		}
+	}
+	return nil
 }
 
 func (r *Runner) interpreter(fromSpec, fromRunner string, names ...string) (string, error) {

@@ -22,6 +22,7 @@ type pushFlags struct {
 	noAutoRestart bool
 	lambda        bool
 	force         bool
+	cwd           string
 	instances     int
 	env           []string
 	args          []string
@@ -85,6 +86,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.BoolVar(&f.autoRestart, "auto-restart", true, "restart the app when it exits")
 	fs.BoolVar(&f.noAutoRestart, "no-auto-restart", false, "do not restart the app when it exits")
 	fs.BoolVarP(&f.lambda, "lambda", "L", false, "push a lambda: started on demand by requests to lambda.NAME or HTTP /NAME")
+	fs.StringVar(&f.cwd, "cwd", "", "working directory of the app on the node, an absolute path (default: the app's own directory in the runner's work dir)")
 	fs.BoolVar(&f.force, "force", false, "replace an app of the name taken from the file even when it runs another file or is of the other kind")
 	fs.IntVarP(&f.instances, "instances", "j", 1, "number of daemon instances")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable K=V for the app (repeatable)")
@@ -122,7 +124,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 
 func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 	s := clientsdk.AppSpec{Name: f.name, Kind: clientsdk.KindDaemon, Runtime: clientsdk.Runtime(f.runtime),
-		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime,
+		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime, Cwd: f.cwd,
 		HTTPStripPrefix: f.stripPrefix, Ready: f.ready, ReadyTimeout: clientsdk.Duration(f.readyTimeout), Health: f.health,
 		HealthInterval: clientsdk.Duration(f.healthInterval), HealthFailures: f.healthFailures, Parallel: f.parallel}
 	for _, h := range f.http {
@@ -205,6 +207,11 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 	default:
 		return usageErr(fmt.Errorf("push takes one FILE, got %d arguments; pass app arguments with --arg", len(args)))
 	}
+	if spec.Cwd == "" {
+		if err := checkRelativePaths(append(append([]string{}, spec.Command...), spec.Args...)); err != nil {
+			return err
+		}
+	}
 	derived := spec.Name == ""
 	if derived {
 		base := file
@@ -247,6 +254,22 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		}
 		return f.wait.await(cmd, c, stored.Name, stored.Version, stored.Revision, &clientsdk.AppSummary{Name: stored.Name, Kind: stored.Kind, State: clientsdk.AppDead}, f.json)
 	})
+}
+
+// checkRelativePaths refuses a command line or argument that is a relative
+// path to a file here: the app runs on a node, in its own directory there,
+// where that path names nothing (or something else).
+func checkRelativePaths(args []string) error {
+	for _, a := range args {
+		if a == "" || filepath.IsAbs(a) || strings.HasPrefix(a, "-") {
+			continue
+		}
+		if st, err := os.Stat(a); err == nil && !st.IsDir() {
+			abs, _ := filepath.Abs(a)
+			return usageErr(fmt.Errorf("%s is a relative path to a file here, but the app runs on a node, in its own working directory: push the file itself (dartup push %s), give an absolute path that exists on the nodes (%s), or set the working directory with --cwd", a, a, abs))
+		}
+	}
+	return nil
 }
 
 // checkReplaces refuses a push whose app name was taken from its file when

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,4 +61,32 @@ func TestPushScript(t *testing.T) {
 	if out, code := s.exitCode("push", bad); code == 0 || !strings.Contains(out, "absolute interpreter") {
 		t.Fatalf("push of a script without an absolute #!: exit %d\n%s", code, out)
 	}
+}
+
+// TestRelativePathsAndCwd: a relative path to a local file in a command
+// line is refused with the hint (it would name nothing on the node); with
+// --cwd the app runs in that directory.
+func TestRelativePathsAndCwd(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	dir := testutil.TempDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "cwdfile.txt"), []byte("found-by-cwd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testutil.Dartup(t), "push", "--name", "relpath", "--runtime", "command", "--", "/bin/cat", "cwdfile.txt")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DARTUP_URL="+s.natsURL)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "cwdfile.txt is a relative path to a file here") || !strings.Contains(string(out), "--cwd") {
+		t.Fatalf("a relative path to a local file: %v\n%s", err, out)
+	}
+	if _, ok := listJSON(t, s)["relpath"]; ok {
+		t.Fatal("the refused push left an app")
+	}
+	if out, code := s.exitCode("push", "--name", "cwdapp", "--cwd", dir, "--runtime", "command", "--", "/bin/sh", "-c", "cat cwdfile.txt; echo; exec sleep 600"); code != 0 {
+		t.Fatalf("push --cwd: exit %d\n%s", code, out)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the app to read its file through --cwd", func() bool {
+		return strings.Contains(s.dartup("logs", "cwdapp", "--lines", "5"), "found-by-cwd")
+	})
 }
