@@ -27,24 +27,33 @@ type LogsOptions struct {
 	Lines int
 	// Follow keeps delivering new lines until ctx ends.
 	Follow bool
+	// NoHistory skips the recent lines: only new ones (with Follow).
+	NoHistory bool
 }
 
 // Logs calls fn for the app's recent output lines (oldest first) and, with
-// Follow, for new lines until ctx is done. It reads the logs stream with an
-// ordered consumer. Errors: 400 for an invalid name, transport errors.
+// Follow, for new lines until ctx is done; app "" means every app. It reads
+// the logs stream with an ordered consumer. Errors: 400 for an invalid
+// name, transport errors.
 func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(LogLine)) error {
-	if err := ValidateName(app); err != nil {
-		return err
+	filter := LogsSubjects
+	if app != "" {
+		if err := ValidateName(app); err != nil {
+			return err
+		}
+		filter = LogFilter(app, o.Instance)
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return err
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{LogFilter(app, o.Instance)},
+		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
-	if o.Lines > 0 {
+	if o.NoHistory {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	} else if o.Lines > 0 {
 		if start := tailStart(ctx, js, cfg.FilterSubjects[0], o.Lines); start > 1 {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 		}

@@ -2,46 +2,66 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
 )
 
 type logsFlags struct {
-	conn     connFlags
-	json     bool
-	follow   bool
-	lines    int
-	instance int
+	conn       connFlags
+	json       bool
+	follow     bool
+	lines      string
+	instance   int
+	timestamps bool
 }
 
 func newLogsCmd() *cobra.Command {
 	f := &logsFlags{}
 	cmd := &cobra.Command{
-		Use:   "logs NAME",
-		Short: "Print an app's output (stdout and stderr of its workers)",
-		Example: `  dartup logs web --lines 50
-  dartup logs web -f --instance 2`,
-		Args: cobra.ExactArgs(1),
+		Use:   "logs [NAME]",
+		Short: "Print the apps' output (stdout and stderr of their workers), as pm2 logs",
+		Long: `Print an app's output, or every app's without NAME, each line after
+APP.INSTANCE (and "err" for standard error). --lines N prints the last N
+lines first (0: none, all: everything kept), -f keeps printing new ones.
+Timestamps are shown on a terminal (--timestamps=false to drop them).`,
+		Example: `  dartup logs                     # the last 100 lines of every app
+  dartup logs web --lines 50
+  dartup logs web -f --instance 2
+  dartup logs -f --lines 0        # only what comes from now on
+  dartup logs web --json          # one JSON object per line`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			cmd.SetContext(ctx)
+			app := ""
+			if len(args) == 1 {
+				app = args[0]
+			}
+			if !cmd.Flags().Changed("timestamps") {
+				f.timestamps = isTTY(os.Stdout)
+			}
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				if _, err := c.Describe(ctx, args[0]); err != nil {
-					return err
+				if app != "" {
+					if _, err := c.Describe(ctx, app); err != nil {
+						return err
+					}
 				}
 				w := cmd.OutOrStdout()
-				return c.Logs(ctx, args[0], clientsdk.LogsOptions{Instance: f.instance, Lines: f.lines, Follow: f.follow}, func(l clientsdk.LogLine) {
-					if f.json {
-						_ = printJSON(w, l)
-						return
-					}
-					fmt.Fprintf(w, "%s#%d %s| %s\n", l.App, l.Instance, l.Stream, printable(l.Line))
-				})
+				return c.Logs(ctx, app, opts, func(l clientsdk.LogLine) { f.print(w, l) })
 			})
 		},
 	}
@@ -49,7 +69,39 @@ func newLogsCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per line")
 	fs.BoolVarP(&f.follow, "follow", "f", false, "keep printing new lines")
-	fs.IntVar(&f.lines, "lines", 100, "how many recent lines to print first (0: all kept)")
-	fs.IntVar(&f.instance, "instance", -1, "only this instance")
+	fs.StringVar(&f.lines, "lines", "100", "how many recent lines to print first: a number (0: none) or all")
+	fs.IntVar(&f.instance, "instance", -1, "only this instance (with NAME)")
+	fs.BoolVar(&f.timestamps, "timestamps", false, "print each line's time (default: on a terminal)")
 	return cmd
+}
+
+// options turns the flags into the SDK's options.
+func (f *logsFlags) options() (clientsdk.LogsOptions, error) {
+	o := clientsdk.LogsOptions{Instance: f.instance, Follow: f.follow}
+	if f.lines == "all" {
+		return o, nil
+	}
+	n, err := strconv.Atoi(f.lines)
+	if err != nil || n < 0 {
+		return o, usageErr(fmt.Errorf("--lines is a number of lines or all, not %q", f.lines))
+	}
+	o.Lines, o.NoHistory = n, n == 0
+	return o, nil
+}
+
+// print writes one line: JSON, or "[TIME ]APP.INSTANCE[ err] | LINE".
+func (f *logsFlags) print(w io.Writer, l clientsdk.LogLine) {
+	if f.json {
+		b, _ := json.Marshal(l)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	prefix := fmt.Sprintf("%s.%d", l.App, l.Instance)
+	if l.Stream == "err" {
+		prefix += " err"
+	}
+	if f.timestamps {
+		prefix = l.Time.Local().Format(time.DateTime+".000") + " " + prefix
+	}
+	fmt.Fprintf(w, "%s | %s\n", printable(prefix), printable(l.Line))
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -89,4 +90,34 @@ func TestRelativePathsAndCwd(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the app to read its file through --cwd", func() bool {
 		return strings.Contains(s.dartup("logs", "cwdapp", "--lines", "5"), "found-by-cwd")
 	})
+}
+
+// TestLogsLikePM2: logs without NAME prints every app's lines after
+// APP.INSTANCE; --lines 0 prints no history; --json is one object per line.
+func TestLogsLikePM2(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	for _, app := range []string{"logsa", "logsb"} {
+		s.dartup("push", "--name", app, "--runtime", "command", "--", "/bin/sh", "-c", "echo hello-"+app+"; echo oops-"+app+" >&2; exec sleep 600")
+	}
+	testutil.WaitFor(t, 10*time.Second, "both apps' lines in `logs`", func() bool {
+		out := s.dartup("logs", "--lines", "all")
+		return strings.Contains(out, "logsa.0 | hello-logsa\n") && strings.Contains(out, "logsb.0 | hello-logsb\n") && strings.Contains(out, "logsb.0 err | oops-logsb\n")
+	})
+	if out := s.dartup("logs", "logsa", "--lines", "0"); out != "" {
+		t.Fatalf("--lines 0 printed history: %q", out)
+	}
+	out := s.dartup("logs", "logsb", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("--json printed %d lines, want 2:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		var ll clientsdk.LogLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil || ll.App != "logsb" || ll.Time.IsZero() {
+			t.Fatalf("--json line %q: %+v %v", l, ll, err)
+		}
+	}
+	if out, code := s.exitCode("logs", "--lines", "some"); code != 2 || !strings.Contains(out, "--lines is a number of lines or all") {
+		t.Fatalf("--lines some: exit %d\n%s", code, out)
+	}
 }
