@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
@@ -181,7 +182,7 @@ func TestPrintAppInfoOddSpecs(t *testing.T) {
 		{Spec: clientsdk.AppSpec{Name: "x", Kind: clientsdk.KindDaemon}, Summary: clientsdk.AppSummary{Instances: []clientsdk.InstanceStatus{{}}}},
 	} {
 		var b strings.Builder
-		if err := printAppInfo(&b, ai); err != nil {
+		if err := printAppInfo(&b, ai, false); err != nil {
 			t.Error(err)
 		}
 	}
@@ -191,6 +192,38 @@ func TestPrintAppInfoOddSpecs(t *testing.T) {
 	}
 	if err := printList(&b, nil, false, true); err != nil || !strings.Contains(b.String(), "No active applications.") {
 		t.Errorf("printList(empty): %v %q", err, b.String())
+	}
+}
+
+// TestPrintAppInfoText: info NAME shows what a person needs: the command
+// quoted as a shell takes it, args, env names (values only with
+// --show-env), routes, readiness, constraints; no #-1 for app-level events.
+func TestPrintAppInfoText(t *testing.T) {
+	ai := &clientsdk.AppInfo{
+		Spec: clientsdk.AppSpec{Name: "web", Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeCommand, Instances: 2,
+			Command: []string{"/bin/sh", "-c", "echo 'hi there'"}, Args: []string{"--port", "80 80"}, Cwd: "/srv/web",
+			Env: map[string]string{"TOKEN": "s3cret", "MODE": "prod"}, HTTP: []clientsdk.HTTPRoute{{Prefix: "/shop"}},
+			Ready: "http:/healthz", ReadyTimeout: clientsdk.Duration(time.Minute), Constraints: map[string]string{"zone": "a"}},
+		Events: []clientsdk.Event{{App: "web", Kind: clientsdk.EventPushed, Instance: -1, Message: "revision 1"}},
+	}
+	var b strings.Builder
+	if err := printAppInfo(&b, ai, false); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`command: /bin/sh -c 'echo '\''hi there'\'''`, `args: --port '80 80'`, "cwd: /srv/web", "env: MODE TOKEN  (values with --show-env)",
+		"http: /shop", "ready: http:/healthz within 1m0s", "constraints: zone=a", "pushed     revision 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("info lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "s3cret") || strings.Contains(out, "#-1") {
+		t.Errorf("info shows an env value or #-1:\n%s", out)
+	}
+	b.Reset()
+	_ = printAppInfo(&b, ai, true)
+	if !strings.Contains(b.String(), "TOKEN=s3cret") {
+		t.Errorf("--show-env does not show the values:\n%s", b.String())
 	}
 }
 

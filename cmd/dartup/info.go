@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,8 +14,9 @@ import (
 )
 
 type infoFlags struct {
-	conn connFlags
-	json bool
+	conn    connFlags
+	json    bool
+	showEnv bool
 }
 
 func newInfoCmd() *cobra.Command {
@@ -36,7 +39,7 @@ func newInfoCmd() *cobra.Command {
 					if f.json {
 						return printJSON(w, ai)
 					}
-					return printAppInfo(w, ai)
+					return printAppInfo(w, ai, f.showEnv)
 				}
 				si, err := c.Info(ctx)
 				if err != nil {
@@ -51,6 +54,7 @@ func newInfoCmd() *cobra.Command {
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&f.showEnv, "show-env", false, "print the app's environment values too (they may hold secrets)")
 	return cmd
 }
 
@@ -90,63 +94,153 @@ func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
 	return nil
 }
 
-func printAppInfo(w io.Writer, ai *clientsdk.AppInfo) error {
+func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 	s := ai.Spec
 	fmt.Fprintln(w, listLine(ai.Summary))
 	by := ""
 	if s.PushedBy != "" {
-		by = " by " + s.PushedBy
+		by = " by " + printable(s.PushedBy)
 	}
 	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s%s\n", s.Kind, s.Runtime, s.Version, s.PushedAt.Local().Format(time.DateTime), by)
-	if s.Artifact != nil {
-		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", s.Artifact.FileName, humanBytes(uint64(s.Artifact.Size)), shortDigest(s.Artifact.SHA256))
-	}
-	if len(s.Command) > 0 {
-		fmt.Fprintf(w, "  command: %s\n", strings.Join(s.Command, " "))
-	}
+	printHowItRuns(w, s, showEnv)
 	if s.Kind == clientsdk.KindDaemon {
 		r := s.Restart
 		fmt.Fprintf(w, "  instances: %d  auto-restart: %v  max-restarts: %d  min-uptime: %s  kill-timeout: %s\n",
 			s.Instances, !r.NoAutoRestart, r.MaxRestarts, r.MinUptime.D(), r.KillTimeout.D())
+		printServing(w, s)
 	}
 	if l := s.Lambda; l != nil {
-		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB\n",
-			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB)
+		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB  http-event: %s\n",
+			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB, l.HTTPEvent)
 	}
 	if s.Kind == clientsdk.KindLambda {
 		printLambdaStats(w, ai.Summary.Instances)
-	} else if len(ai.Summary.Instances) > 0 {
-		fmt.Fprintln(w, "  instances:")
-		for _, in := range ai.Summary.Instances {
-			line := fmt.Sprintf("    #%d %s on %s pid %d restarts %d", in.Instance, in.State, in.Node, in.PID, in.Restarts)
-			if in.LastError != "" {
-				line += " — " + printable(in.LastError)
-			}
-			fmt.Fprintln(w, line)
-		}
+	} else {
+		printInstances(w, ai.Summary.Instances)
 	}
-	if len(ai.Versions) > 0 {
-		fmt.Fprint(w, "  versions:")
-		for i, v := range ai.Versions {
-			if i == 5 {
-				fmt.Fprint(w, " …")
-				break
-			}
-			if v.Deleted {
-				fmt.Fprint(w, " (removed)")
-				continue
-			}
-			fmt.Fprintf(w, " r%d", v.Version)
-		}
-		fmt.Fprintln(w)
-	}
-	if len(ai.Events) > 0 {
-		fmt.Fprintln(w, "  recent events:")
-		for _, e := range ai.Events {
-			fmt.Fprintf(w, "    %s %-10s #%d %s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, e.Instance, printable(e.Message))
-		}
-	}
+	printVersions(w, ai.Versions)
+	printEvents(w, ai.Events)
 	return nil
+}
+
+// printHowItRuns prints what the app runs: artifact or command (quoted as a
+// shell would take it), interpreter, arguments, working directory, the
+// environment's names (values only with showEnv) and where it may run.
+func printHowItRuns(w io.Writer, s clientsdk.AppSpec, showEnv bool) {
+	if s.Artifact != nil {
+		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", printable(s.Artifact.FileName), humanBytes(uint64(s.Artifact.Size)), shortDigest(s.Artifact.SHA256))
+	}
+	if len(s.Command) > 0 {
+		fmt.Fprintf(w, "  command: %s\n", printable(shellJoin(s.Command)))
+	}
+	if s.Interpreter != "" {
+		fmt.Fprintf(w, "  interpreter: %s\n", printable(s.Interpreter))
+	}
+	if len(s.Args) > 0 {
+		fmt.Fprintf(w, "  args: %s\n", printable(shellJoin(s.Args)))
+	}
+	if s.Cwd != "" {
+		fmt.Fprintf(w, "  cwd: %s\n", printable(s.Cwd))
+	}
+	if len(s.Env) > 0 {
+		var env []string
+		for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+			if showEnv {
+				env = append(env, shellJoin([]string{k + "=" + s.Env[k]}))
+			} else {
+				env = append(env, k)
+			}
+		}
+		hint := ""
+		if !showEnv {
+			hint = "  (values with --show-env)"
+		}
+		fmt.Fprintf(w, "  env: %s%s\n", printable(strings.Join(env, " ")), hint)
+	}
+	if len(s.Constraints) > 0 {
+		var cs []string
+		for _, k := range slices.Sorted(maps.Keys(s.Constraints)) {
+			cs = append(cs, k+"="+s.Constraints[k])
+		}
+		fmt.Fprintf(w, "  constraints: %s\n", printable(strings.Join(cs, " ")))
+	}
+}
+
+// printServing prints a daemon's ports, routes, readiness and health check.
+func printServing(w io.Writer, s clientsdk.AppSpec) {
+	var parts []string
+	if s.Port > 0 {
+		parts = append(parts, fmt.Sprintf("port: %d-%d", s.Port, s.Port+s.Instances-1))
+	}
+	if len(s.HTTP) > 0 {
+		var rs []string
+		for _, r := range s.HTTP {
+			rs = append(rs, r.String())
+		}
+		parts = append(parts, "http: "+strings.Join(rs, " "))
+	}
+	if s.Ready != "" && s.Ready != "none" {
+		parts = append(parts, fmt.Sprintf("ready: %s within %s", s.Ready, s.ReadyTimeout.D()))
+	}
+	if s.Health != "" {
+		parts = append(parts, fmt.Sprintf("health: %s every %s, %d failures", s.Health, s.HealthInterval.D(), s.HealthFailures))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "  %s\n", printable(strings.Join(parts, "  ")))
+	}
+}
+
+// printInstances prints a daemon's instances.
+func printInstances(w io.Writer, st []clientsdk.InstanceStatus) {
+	if len(st) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  instances:")
+	for _, in := range st {
+		line := fmt.Sprintf("    #%d %s on %s pid %d restarts %d", in.Instance, in.State, in.Node, in.PID, in.Restarts)
+		if in.Address != "" {
+			line += " at " + in.Address
+		}
+		if in.LastError != "" {
+			line += " — " + in.LastError
+		}
+		fmt.Fprintln(w, printable(line))
+	}
+}
+
+// printVersions prints the kept revisions, newest last.
+func printVersions(w io.Writer, vs []clientsdk.AppVersion) {
+	if len(vs) == 0 {
+		return
+	}
+	fmt.Fprint(w, "  versions:")
+	for i, v := range vs {
+		if i == 5 {
+			fmt.Fprint(w, " …")
+			break
+		}
+		if v.Deleted {
+			fmt.Fprint(w, " (removed)")
+			continue
+		}
+		fmt.Fprintf(w, " r%d", v.Version)
+	}
+	fmt.Fprintln(w)
+}
+
+// printEvents prints recent events; app-level ones have no instance number.
+func printEvents(w io.Writer, es []clientsdk.Event) {
+	if len(es) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  recent events:")
+	for _, e := range es {
+		who := ""
+		if e.Instance >= 0 {
+			who = fmt.Sprintf("#%d ", e.Instance)
+		}
+		fmt.Fprintf(w, "    %s %-10s %s%s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, who, printable(e.Message))
+	}
 }
 
 // shortDigest returns the first 12 characters of a hex digest, or all of a
