@@ -125,7 +125,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown root flag", "", []string{"--frob"}, 2, "unknown flag"},
 		{"flag without value", "", []string{"list", "-s"}, 2, "flag needs an argument"},
 		{"bad flag value", "", []string{"list", "--connect-timeout", "soon"}, 2, "invalid argument"},
-		{"list with an argument", "", []string{"list", "extra"}, 2, ""},
+		{"list with an invalid name", "", []string{"list", "a.b"}, 2, ""},
 		{"info with two arguments", "", []string{"info", "a", "b"}, 2, "accepts at most 1"},
 		{"password without user", "", []string{"password", "--data", tmp}, 2, "accepts 1"},
 		{"password bad user", "pw\n", []string{"password", "--password-stdin", "a:b", "--data", tmp}, 2, "user name"},
