@@ -165,33 +165,36 @@ func removeTree(dir string) error {
 	return parent.RemoveAll(filepath.Base(dir))
 }
 
-// exposeArtifact makes the cached artifact at cached (named digest) readable
-// and runnable by app's user: a hard link (or a copy across file systems) in
-// ROOT/.artifacts/APP, a directory only app's group may enter, so that apps
-// never see the cache itself nor each other's artifacts. Without a
-// credential the cached file is used as it is.
+// exposeArtifact makes the cached artifact at cached (named digest) runnable
+// by app's user under the app's name: a hard link (or, for an app with a
+// user of its own, a copy across file systems) at ROOT/.artifacts/APP/
+// DIGEST/APP, so that `ps` and `top` show the app's name, and apps never
+// see the cache itself nor each other's artifacts (APP's directory only
+// app's group may enter). Without a credential, where no link can be made,
+// the cached file is used as it is.
 func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (string, error) {
-	if cred == nil {
-		return cached, nil
-	}
 	base := filepath.Join(root, ".artifacts")
 	dir := filepath.Join(base, app)
+	gid, mode := 0, fs.FileMode(0o755)
+	if cred != nil {
+		gid, mode = int(cred.GID), 0o750
+	}
 	for _, d := range []struct {
 		path string
 		mode fs.FileMode
 		gid  int
-	}{{base, 0o711, 0}, {dir, 0o750, int(cred.GID)}} {
+	}{{base, 0o711, 0}, {dir, mode, gid}, {filepath.Join(dir, digest), mode, gid}} {
 		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", err
 		}
-		if err := os.Lchown(d.path, 0, d.gid); err != nil {
+		if err := os.Lchown(d.path, 0, d.gid); err != nil && cred != nil {
 			return "", err
 		}
 		if err := os.Chmod(d.path, d.mode); err != nil {
 			return "", err
 		}
 	}
-	dst := filepath.Join(dir, digest)
+	dst := filepath.Join(dir, digest, app)
 	if a, err := os.Stat(dst); err == nil {
 		if b, err := os.Stat(cached); err == nil && os.SameFile(a, b) {
 			return dst, nil
@@ -200,6 +203,9 @@ func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (st
 	}
 	if err := os.Link(cached, dst); err == nil {
 		return dst, nil
+	}
+	if cred == nil {
+		return cached, nil
 	}
 	return dst, copyFile(cached, dst, 0o555)
 }
@@ -251,7 +257,7 @@ func pruneExposed(root string, keep map[string]string) {
 		files, _ := os.ReadDir(filepath.Join(base, a.Name()))
 		for _, f := range files {
 			if keep[a.Name()] != f.Name() {
-				_ = os.Remove(filepath.Join(base, a.Name(), f.Name()))
+				_ = os.RemoveAll(filepath.Join(base, a.Name(), f.Name()))
 			}
 		}
 		if _, ok := keep[a.Name()]; !ok {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,5 +120,27 @@ func TestLogsLikePM2(t *testing.T) {
 	}
 	if out, code := s.exitCode("logs", "--lines", "some"); code != 2 || !strings.Contains(out, "--lines is a number of lines or all") {
 		t.Fatalf("--lines some: exit %d\n%s", code, out)
+	}
+}
+
+// TestWorkersNamedAfterApps: a pushed executable runs under its app's name
+// (ps and top show it), not as a cache file named by its digest.
+func TestWorkersNamedAfterApps(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	worker := testutil.BuildGo(t, "./internal/testutil/workers/daemon")
+	s.dartup("push", "--name", "psnamed", "--env", "WORKER_MODE=run", worker)
+	var pid int
+	testutil.WaitFor(t, 10*time.Second, "psnamed running", func() bool {
+		a := listJSON(t, s)["psnamed"]
+		if len(a.Instances) == 1 && a.Instances[0].State == clientsdk.StateRunning {
+			pid = a.Instances[0].PID
+		}
+		return pid > 0
+	})
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	if strings.TrimSpace(string(comm)) != "psnamed" || filepath.Base(argv0) != "psnamed" {
+		t.Fatalf("the worker shows as comm %q, argv[0] %q; want the app's name", comm, argv0)
 	}
 }
