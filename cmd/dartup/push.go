@@ -98,7 +98,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.DurationVar(&f.restartDelay, "restart-delay", clientsdk.DefaultRestartDelay, "first backoff delay (grows ×1.5 up to 15s)")
 	fs.IntSliceVar(&f.stopExitCodes, "stop-exit-code", nil, "exit code that does not restart the app (repeatable)")
 	fs.IntVar(&f.port, "port", 0, "give instance i the environment PORT=port+i")
-	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "path of dartaotruntime on the runner nodes (default: found on PATH)")
+	fs.StringVar(&f.aotRuntime, "dart-aot-runtime", "", "path of dartaotruntime on the runner nodes (a relative path is made absolute here; default: found on PATH)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "run only on nodes with label=value (repeatable)")
 	fs.StringArrayVar(&f.http, "http", nil, "gateway route to the daemon's ready instances: /PREFIX or HOST/PREFIX (repeatable)")
 	fs.BoolVar(&f.stripPrefix, "http-strip-prefix", false, "remove the route's prefix from the path before proxying")
@@ -206,6 +206,16 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 		return usageErr(errors.New("push needs a FILE (or --runtime command -- CMD)"))
 	default:
 		return usageErr(fmt.Errorf("push takes one FILE, got %d arguments; pass app arguments with --arg", len(args)))
+	}
+	if spec.Interpreter != "" && !filepath.IsAbs(spec.Interpreter) && strings.Contains(spec.Interpreter, "/") {
+		// A relative interpreter path would be looked up on the node, from
+		// the runner's directory: use this machine's absolute path (the
+		// same place on a single machine, a clear error on another node).
+		abs, err := filepath.Abs(spec.Interpreter)
+		if err != nil {
+			return usageErr(err)
+		}
+		spec.Interpreter = abs
 	}
 	if spec.Cwd == "" {
 		if err := checkRelativePaths(append(append([]string{}, spec.Command...), spec.Args...)); err != nil {
