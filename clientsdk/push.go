@@ -48,12 +48,33 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 		if file != "" {
 			return nil, Errorf(400, TypeInvalidSpec, "runtime command takes no file; put the command line after --")
 		}
-	} else {
-		ref, rt, err := c.uploadArtifact(ctx, spec.Runtime, file, progress, false)
+	}
+	uploadRT := spec.Runtime
+	if spec.Runtime != RuntimeCommand {
+		folder := ""
+		st, err := os.Stat(file)
+		if spec.Bundle != nil && (err != nil || !st.IsDir()) {
+			return nil, Errorf(400, "InvalidFile", "--entry %s goes with a folder to push, and %s is not one", spec.Bundle.Entry, file)
+		}
+		if err == nil && st.IsDir() {
+			tarball, rt, cleanup, err := packBundle(file, spec)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			folder = filepath.Base(filepath.Clean(file)) + "/"
+			file, uploadRT, spec.Runtime = tarball, runtimeBundle, rt
+		}
+		ref, rt, err := c.uploadArtifact(ctx, uploadRT, file, progress, false)
 		if err != nil {
 			return nil, err
 		}
-		spec.Artifact, spec.Runtime = ref, rt
+		spec.Artifact = ref
+		if folder != "" {
+			ref.FileName = folder // the folder's name, not the temporary file's
+		} else {
+			spec.Runtime = rt
+		}
 	}
 	if spec.PushedBy == "" {
 		spec.PushedBy = c.pushedBy()
@@ -64,7 +85,7 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 		// Another app's removal deleted these shared bytes between the
 		// upload check and the push, or the stored object does not hold
 		// them (written by something else): upload them again, once.
-		if _, _, err = c.uploadArtifact(ctx, spec.Runtime, file, progress, true); err != nil {
+		if _, _, err = c.uploadArtifact(ctx, uploadRT, file, progress, true); err != nil {
 			return nil, err
 		}
 		err = c.call(ctx, VerbPush, spec, &out)
@@ -73,6 +94,47 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 		return nil, err
 	}
 	return &out, nil
+}
+
+// runtimeBundle marks, inside Push, an upload of a folder's bundle: no
+// runtime is detected from the gzip'd tar itself.
+const runtimeBundle Runtime = "bundle"
+
+// packBundle writes folder dir as a bundle into a temporary file and
+// returns it, the runtime of the spec's entry (detected unless given) and
+// a cleanup.
+func packBundle(dir string, spec AppSpec) (string, Runtime, func(), error) {
+	if spec.Bundle == nil {
+		return "", "", nil, Errorf(400, "InvalidFile", "%s is a folder: give the program to run inside it with --entry (e.g. --entry bin/server)", dir)
+	}
+	if err := ValidateEntry(spec.Bundle.Entry); err != nil {
+		return "", "", nil, Errorf(400, TypeInvalidSpec, "%v", err)
+	}
+	entry := filepath.Join(dir, filepath.FromSlash(spec.Bundle.Entry))
+	st, err := os.Stat(entry)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", "", nil, Errorf(400, "FileNotFound", "the entry %s is not a file in %s", spec.Bundle.Entry, dir)
+	}
+	rt := spec.Runtime
+	if rt == "" {
+		if rt, err = DetectRuntime(entry); err != nil {
+			return "", "", nil, Errorf(400, "UnknownRuntime", "%v", err)
+		}
+	}
+	f, err := os.CreateTemp("", "dartup-bundle-*.tar.gz")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup := func() { os.Remove(f.Name()) }
+	err = WriteBundle(dir, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return "", "", nil, Errorf(400, "InvalidFile", "pack %s: %v", dir, err)
+	}
+	return f.Name(), rt, cleanup, nil
 }
 
 func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
@@ -86,7 +148,7 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 	case err != nil:
 		return nil, "", err
 	case st.IsDir():
-		return nil, "", Errorf(400, "InvalidFile", "%s is a directory; push a compiled executable, AOT snapshot or .dill", file)
+		return nil, "", Errorf(400, "InvalidFile", "%s is a directory; push a compiled executable, AOT snapshot or .dill, or the folder with --entry PROGRAM", file)
 	case st.Size() == 0:
 		return nil, "", Errorf(400, "InvalidFile", "%s is empty (0 bytes)", file)
 	case st.Size() > MaxArtifactSize:

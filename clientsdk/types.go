@@ -141,8 +141,10 @@ type AppSpec struct {
 	// (dartaotruntime or dart) on the runner.
 	Interpreter string `json:"interpreter,omitempty"`
 	// Cwd is the working directory on the node (absolute; default the app's
-	// own directory under the runner's work dir).
+	// own directory under the runner's work dir, or a bundle's folder).
 	Cwd string `json:"cwd,omitempty"`
+	// Bundle, when set, says the artifact is a folder whose Entry runs.
+	Bundle *Bundle `json:"bundle,omitempty"`
 	// Args are appended to the command line.
 	Args []string `json:"args,omitempty"`
 	// Env is added to the worker's environment.

@@ -261,6 +261,14 @@ func (c specCheck) commandLine(s *AppSpec) error {
 	if s.Cwd != "" && !strings.HasPrefix(s.Cwd, "/") {
 		return c.bad("cwd", quote(s.Cwd), "an absolute path on the node")
 	}
+	if s.Bundle != nil {
+		if err := ValidateEntry(s.Bundle.Entry); err != nil {
+			return c.bad("bundle.entry (--entry)", quote(s.Bundle.Entry), "a file inside the folder, e.g. bin/server")
+		}
+		if s.Runtime == RuntimeCommand {
+			return c.bad("bundle", "a folder with runtime command", "a folder's entry run as exe, aot or kernel")
+		}
+	}
 	if s.Lambda != nil {
 		if err := c.str("lambda.handler", s.Lambda.Handler, MaxHandlerLength); err != nil {
 			return err

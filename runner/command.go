@@ -33,13 +33,21 @@ func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, ins
 		return cmd, err
 	}
 	cmd.Credential = cred
-	art := ""
+	art, bundleDir := "", ""
 	if spec.Artifact != nil && spec.Runtime != clientsdk.RuntimeCommand {
 		cached, err := r.cache.path(ctx, spec.Artifact)
 		if err != nil {
 			return cmd, err
 		}
-		if art, err = exposeArtifact(r.workRoot, spec.Name, spec.Artifact.SHA256, cached, cred); err != nil {
+		if spec.Bundle != nil {
+			if bundleDir, err = exposeBundle(r.workRoot, spec.Name, spec.Artifact.SHA256, cached, cred); err != nil {
+				return cmd, err
+			}
+			art = filepath.Join(bundleDir, filepath.FromSlash(spec.Bundle.Entry))
+			if st, err := os.Stat(art); err != nil || !st.Mode().IsRegular() {
+				return cmd, fmt.Errorf("the entry %s is not a file of the pushed folder", spec.Bundle.Entry)
+			}
+		} else if art, err = exposeArtifact(r.workRoot, spec.Name, spec.Artifact.SHA256, cached, cred); err != nil {
 			return cmd, fmt.Errorf("expose the artifact to the app's user: %w", err)
 		}
 	}
@@ -80,6 +88,9 @@ func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, ins
 		return cmd, err
 	}
 	cmd.Env = r.workerEnv(spec, instance, cmd.Dir, r.ids.userName(spec.Name))
+	if bundleDir != "" {
+		cmd.Dir = bundleDir // the folder's files (public/, templates) are found relative to it
+	}
 	if spec.Cwd != "" {
 		if err := checkCwd(spec.Cwd, cred); err != nil {
 			return cmd, err

@@ -173,6 +173,29 @@ func removeTree(dir string) error {
 // app's group may enter). Without a credential, where no link can be made,
 // the cached file is used as it is.
 func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (string, error) {
+	dir, err := exposeDir(root, app, digest, cred)
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, app)
+	if a, err := os.Stat(dst); err == nil {
+		if b, err := os.Stat(cached); err == nil && os.SameFile(a, b) {
+			return dst, nil
+		}
+		_ = os.Remove(dst)
+	}
+	if err := os.Link(cached, dst); err == nil {
+		return dst, nil
+	}
+	if cred == nil {
+		return cached, nil
+	}
+	return dst, copyFile(cached, dst, 0o555)
+}
+
+// exposeDir makes ROOT/.artifacts/APP/DIGEST, which only app's group may
+// enter (everyone, for an app without a user of its own), and returns it.
+func exposeDir(root, app, digest string, cred *proc.Credential) (string, error) {
 	base := filepath.Join(root, ".artifacts")
 	dir := filepath.Join(base, app)
 	gid, mode := 0, fs.FileMode(0o755)
@@ -194,20 +217,7 @@ func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (st
 			return "", err
 		}
 	}
-	dst := filepath.Join(dir, digest, app)
-	if a, err := os.Stat(dst); err == nil {
-		if b, err := os.Stat(cached); err == nil && os.SameFile(a, b) {
-			return dst, nil
-		}
-		_ = os.Remove(dst)
-	}
-	if err := os.Link(cached, dst); err == nil {
-		return dst, nil
-	}
-	if cred == nil {
-		return cached, nil
-	}
-	return dst, copyFile(cached, dst, 0o555)
+	return filepath.Join(dir, digest), nil
 }
 
 // exposeFile copies the public file src into ROOT/DIR (mode 0755), readable

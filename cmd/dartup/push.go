@@ -23,6 +23,7 @@ type pushFlags struct {
 	lambda        bool
 	force         bool
 	cwd           string
+	entry         string
 	instances     int
 	env           []string
 	args          []string
@@ -76,6 +77,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
   dartup push --name web -j 4 --port 8080 ./build/web  # fixed ports 8080-8083
   dartup push --lambda --name hello ./hello
   dartup push --name sass --runtime aot ./sass.snapshot --arg --watch --arg in.scss:out.css
+  dartup push --name site --http / ./build --entry bin/server   # a folder: public/ and templates come along
   dartup push --name tick --runtime command -- /usr/bin/env bash -c 'while sleep 1; do date; done'`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPush(cmd, f, args) },
 	}
@@ -86,6 +88,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.BoolVar(&f.autoRestart, "auto-restart", true, "restart the app when it exits")
 	fs.BoolVar(&f.noAutoRestart, "no-auto-restart", false, "do not restart the app when it exits")
 	fs.BoolVarP(&f.lambda, "lambda", "L", false, "push a lambda: started on demand by requests to lambda.NAME or HTTP /NAME")
+	fs.StringVar(&f.entry, "entry", "", "with a folder as FILE: the program in it to run, e.g. bin/server (the folder is uploaded whole and is the working directory)")
 	fs.StringVar(&f.cwd, "cwd", "", "working directory of the app on the node, an absolute path (default: the app's own directory in the runner's work dir)")
 	fs.BoolVar(&f.force, "force", false, "replace an app of the name taken from the file even when it runs another file or is of the other kind")
 	fs.IntVarP(&f.instances, "instances", "j", 1, "number of daemon instances")
@@ -125,6 +128,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 	s := clientsdk.AppSpec{Name: f.name, Kind: clientsdk.KindDaemon, Runtime: clientsdk.Runtime(f.runtime),
 		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime, Cwd: f.cwd,
+		Bundle:          bundleOf(f.entry),
 		HTTPStripPrefix: f.stripPrefix, Ready: f.ready, ReadyTimeout: clientsdk.Duration(f.readyTimeout), Health: f.health,
 		HealthInterval: clientsdk.Duration(f.healthInterval), HealthFailures: f.healthFailures, Parallel: f.parallel}
 	for _, h := range f.http {
@@ -300,13 +304,24 @@ func checkReplaces(ctx context.Context, c *clientsdk.Client, spec clientsdk.AppS
 	}
 	was, now := describeSource(old.Artifact, old.Command), describeSource(nil, spec.Command)
 	if file != "" {
-		now = filepath.Base(file)
+		now = filepath.Base(filepath.Clean(file))
+		if st, err := os.Stat(file); err == nil && st.IsDir() {
+			now += "/"
+		}
 	}
 	if old.Kind == kind && was == now {
 		return nil
 	}
 	return usageErr(fmt.Errorf("an app named %s already runs: a %s from %s; this push would replace it with a %s from %s. Give --name %s to replace it on purpose (or --force), or another --name",
 		spec.Name, old.Kind, was, kind, now, spec.Name))
+}
+
+// bundleOf is the bundle of push --entry, nil without it.
+func bundleOf(entry string) *clientsdk.Bundle {
+	if entry == "" {
+		return nil
+	}
+	return &clientsdk.Bundle{Entry: filepath.ToSlash(entry)}
 }
 
 // describeSource names what an app runs: its artifact's file or its command.

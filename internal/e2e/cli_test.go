@@ -144,3 +144,52 @@ func TestWorkersNamedAfterApps(t *testing.T) {
 		t.Fatalf("the worker shows as comm %q, argv[0] %q; want the app's name", comm, argv0)
 	}
 }
+
+// TestPushFolder pushes a folder with --entry: it is uploaded as one bundle,
+// unpacked on the node, and its entry serves a file of its public/ (the
+// folder is its working directory). Pushing the same folder again uploads
+// nothing new (the same digest).
+func TestPushFolder(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	site := filepath.Join(testutil.TempDir(t), "site")
+	web := testutil.BuildGo(t, "./internal/testutil/workers/web")
+	for _, d := range []string{"bin", "public/css"} {
+		if err := os.MkdirAll(filepath.Join(site, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(site, "bin", "server"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(site, "public", "css", "site.css"), []byte("body { color: teal }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.exitCode("push", "--name", "folderweb", "--http", "/", site, "--entry", "bin/server"); code != 0 {
+		t.Fatalf("push of a folder: exit %d\n%s", code, out)
+	}
+	if body := get(t, s.httpURL+"/public/css/site.css"); body != "body { color: teal }\n" {
+		t.Fatalf("GET /public/css/site.css = %q", body)
+	}
+	var ai clientsdk.AppInfo
+	if err := json.Unmarshal([]byte(s.dartup("info", "folderweb", "--json")), &ai); err != nil {
+		t.Fatal(err)
+	}
+	if ai.Spec.Bundle == nil || ai.Spec.Bundle.Entry != "bin/server" || ai.Spec.Runtime != clientsdk.RuntimeExe || ai.Spec.Artifact.FileName != "site/" {
+		t.Fatalf("the stored spec: bundle %+v runtime %s artifact %+v", ai.Spec.Bundle, ai.Spec.Runtime, ai.Spec.Artifact)
+	}
+	// The same folder again packs to the same bytes: the same digest.
+	if out, code := s.exitCode("push", "--name", "folderweb2", "--http", "/two", site, "--entry", "bin/server"); code != 0 {
+		t.Fatalf("second push of the folder: exit %d\n%s", code, out)
+	}
+	var ai2 clientsdk.AppInfo
+	if err := json.Unmarshal([]byte(s.dartup("info", "folderweb2", "--json")), &ai2); err != nil || ai2.Spec.Artifact.SHA256 != ai.Spec.Artifact.SHA256 {
+		t.Fatalf("the same folder packed to another digest: %v %s vs %s", err, ai2.Spec.Artifact.SHA256, ai.Spec.Artifact.SHA256)
+	}
+	if out, code := s.exitCode("push", "--name", "nofolder", site); code == 0 || !strings.Contains(out, "--entry") {
+		t.Fatalf("a folder without --entry: exit %d\n%s", code, out)
+	}
+}

@@ -51,6 +51,8 @@ func main() {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s path=%s xff=%s host=%s\n", who, r.URL.Path, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"))
 	})
+	// Files of public/ in the working directory (a pushed folder's).
+	mux.Handle("GET /public/", http.StripPrefix("/public/", http.FileServer(http.Dir("public"))))
 	mux.HandleFunc("GET /shop/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s path=%s\n", who, r.URL.Path)
 	})
