@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -93,6 +94,10 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 			if ctx.Err() != nil {
 				return nil
 			}
+			if flushed && o.Follow && followable(c, err) {
+				pause(ctx) // a server restarting or failing over: the ordered consumer resumes after the last line
+				continue
+			}
 			return err
 		}
 		got := 0
@@ -110,6 +115,10 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			if flushed && o.Follow && followable(c, err) {
+				pause(ctx)
+				continue
+			}
 			return err
 		}
 		if got == 0 && !flushed {
@@ -121,6 +130,20 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// followable reports whether Logs with Follow rides err out: anything but
+// a closed connection (a server restarting, a cluster electing leaders).
+func followable(c *Client, err error) bool {
+	return !errors.Is(err, nats.ErrConnectionClosed) && !c.nc.IsClosed()
+}
+
+// pause waits a moment, or until ctx ends.
+func pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(250 * time.Millisecond):
 	}
 }
 

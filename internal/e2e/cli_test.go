@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,56 @@ func TestPushFolder(t *testing.T) {
 	}
 	if out, code := s.exitCode("push", "--name", "nofolder", site); code == 0 || !strings.Contains(out, "--entry") {
 		t.Fatalf("a folder without --entry: exit %d\n%s", code, out)
+	}
+}
+
+// TestLogsFollowSurvivesRestart: `logs -f` keeps printing across a restart
+// of the server, and prints every stored line once: none lost, none twice.
+func TestLogsFollowSurvivesRestart(t *testing.T) {
+	dir := testutil.TempDir(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	s := startServeAt(t, dir, addr)
+	s.dartup("push", "--name", "followme", "--runtime", "command", "--", "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo line-$i; sleep 0.05; done")
+	follow := exec.Command(testutil.Dartup(t), "logs", "followme", "-f", "--lines", "0", "--json")
+	follow.Env = append(os.Environ(), "DARTUP_URL="+s.natsURL)
+	var out testutil.SyncBuffer
+	follow.Stdout = &out
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _, _ = follow.Process.Wait() }()
+	testutil.WaitFor(t, 10*time.Second, "followed lines", func() bool { return strings.Count(out.String(), "\n") >= 5 })
+	s.stop()
+	s = startServeAt(t, dir, addr)
+	before := strings.Count(out.String(), "\n")
+	testutil.WaitFor(t, 30*time.Second, "lines after the restart", func() bool { return strings.Count(out.String(), "\n") >= before+10 })
+	_ = follow.Process.Kill()
+	_, _ = follow.Process.Wait()
+
+	var followed []clientsdk.LogLine
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ll clientsdk.LogLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil {
+			t.Fatalf("followed line %q: %v", l, err)
+		}
+		followed = append(followed, ll)
+	}
+	var stored []clientsdk.LogLine
+	for _, l := range strings.Split(strings.TrimSpace(s.dartup("logs", "followme", "--lines", "all", "--json")), "\n") {
+		var ll clientsdk.LogLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, ll)
+	}
+	// The followed lines are a run of the stored ones, in order, whole.
+	start := slices.IndexFunc(stored, func(l clientsdk.LogLine) bool { return l.Time.Equal(followed[0].Time) && l.Line == followed[0].Line })
+	if start < 0 || start+len(followed) > len(stored) {
+		t.Fatalf("the first followed line %+v is not in the stream (%d lines)", followed[0], len(stored))
+	}
+	for i, f := range followed {
+		if st := stored[start+i]; !st.Time.Equal(f.Time) || st.Line != f.Line {
+			t.Fatalf("followed line %d is %+v, the stream has %+v there (lost or repeated lines)", i, f, st)
+		}
 	}
 }
