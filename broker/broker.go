@@ -401,7 +401,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		}
 	}
 	b.warnWorkerTrust()
-	b.logger.Info("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
+	b.logger.Debug("dartup server ready", "nats", b.NATSURL(), "http", b.HTTPURL(), "data", dataDir,
 		"require_password", cfg.RequirePassword, "users", users, "tls", cfg.TLS.Enabled(), "route_tls", b.tls.routes != nil,
 		"startup", time.Since(started).Round(time.Millisecond))
 	return b, nil

@@ -71,6 +71,13 @@ type options struct {
 	initTimeout time.Duration
 	replyConn   *nats.Conn
 	replyExtra  []string
+	appLogLevel slog.Level
+}
+
+// WithAppLogLevel sets the level at which workers' output lines also go to
+// the manager's log (default debug; serve --log-apps: info).
+func WithAppLogLevel(l slog.Level) Option {
+	return func(o *options) error { o.appLogLevel = l; return nil }
 }
 
 // WithLogger sets the logger (default: discard).
@@ -204,7 +211,7 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 	if nc == nil {
 		return nil, errors.New("lambdas: nil NATS connection")
 	}
-	o := options{apiAddr: "127.0.0.1:0", stopGrace: DefaultStopGrace, region: "us-east-1", initTimeout: DefaultInitTimeout}
+	o := options{apiAddr: "127.0.0.1:0", stopGrace: DefaultStopGrace, region: "us-east-1", initTimeout: DefaultInitTimeout, appLogLevel: slog.LevelDebug}
 	var errs []error
 	for _, opt := range opts {
 		errs = append(errs, opt(&o))

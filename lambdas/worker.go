@@ -175,7 +175,7 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer, lim *logli
 		}
 		data := append([]byte(nil), line...)
 		_ = f.m.nc.Publish(subject, data)
-		f.log.Debug("worker output", "worker", index, "stream", stream, "line", string(line))
+		f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
 	}
 }
 

@@ -70,10 +70,18 @@ type options struct {
 	uidRange     [2]uint32
 	workRoot     string
 	advertise    string
+	appLogLevel  slog.Level
 }
 
 // Option configures New.
 type Option func(*options) error
+
+// WithAppLogLevel sets the level at which apps' output lines also go to
+// the runner's log (default debug: they are in the logs stream, and a
+// chatty app must not fill the server's log; serve --log-apps: info).
+func WithAppLogLevel(l slog.Level) Option {
+	return func(o *options) error { o.appLogLevel = l; return nil }
+}
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option {
@@ -303,7 +311,7 @@ type claim struct {
 // broker creates) and fails when they are missing.
 func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	o := options{heartbeat: DefaultHeartbeat, nodeTimeout: DefaultNodeTimeout, version: "dev",
-		isolation: IsolationAuto, uidRange: DefaultUIDRange}
+		isolation: IsolationAuto, uidRange: DefaultUIDRange, appLogLevel: slog.LevelDebug}
 	var errs []error
 	for _, f := range opts {
 		errs = append(errs, f(&o))
@@ -891,7 +899,7 @@ func (r *Runner) publishLog(app string, index int, stream string, line []byte, l
 		return
 	}
 	_ = r.nc.Publish(subject, line)
-	r.logger.Debug(string(line), "app", app, "instance", index, "stream", stream)
+	r.logger.Log(context.Background(), r.appLogLevel, string(line), "app", app, "instance", index, "stream", stream)
 }
 
 // CachePruneInterval is how often the artifact cache drops what no app uses.

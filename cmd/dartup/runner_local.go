@@ -38,11 +38,21 @@ type nodeConf struct {
 	prefixes []string
 	logger   *slog.Logger
 	opts     []runner.Option
+	// logApps puts the apps' output lines in the node's log too (--log-apps).
+	logApps bool
+}
+
+// appLogLevel is the level of apps' output lines in the node's log.
+func (c nodeConf) appLogLevel() slog.Level {
+	if c.logApps {
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 // startLocalRunner starts the in-process runner of `dartup serve`; its node
 // id is the server's name, so that it finds its own claims after a restart.
-func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger, extra ...runner.Option) (*nodeAgent, error) {
+func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger, logApps bool, extra ...runner.Option) (*nodeAgent, error) {
 	nc, err := b.Connect("dartup-runner")
 	if err != nil {
 		return nil, err
@@ -53,7 +63,7 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 		return nil, err
 	}
 	return startNode(ctx, nodeConf{nc: nc, rnc: rnc, id: clientsdk.TokenFrom(b.ServerName(), "node"), prefixes: b.ReplyPrefixes(),
-		logger: logger, opts: append([]runner.Option{
+		logger: logger, logApps: logApps, opts: append([]runner.Option{
 			runner.WithDataDir(b.DataDir()),
 			runner.WithNATSURL(b.WorkerURL()),
 		}, extra...)})
@@ -76,7 +86,7 @@ func startNode(ctx context.Context, c nodeConf) (_ *nodeAgent, err error) {
 		return nil, err
 	}
 	opts := append([]runner.Option{runner.WithNodeID(c.id), runner.WithLogger(c.logger), runner.WithVersion(version.Version),
-		runner.WithReplyConn(c.rnc, c.prefixes...), runner.WithLambdaHost(n.host)}, c.opts...)
+		runner.WithReplyConn(c.rnc, c.prefixes...), runner.WithLambdaHost(n.host), runner.WithAppLogLevel(c.appLogLevel())}, c.opts...)
 	if n.r, err = runner.New(ctx, c.nc, opts...); err != nil {
 		return nil, err
 	}
@@ -98,7 +108,7 @@ func newLambdaHost(ctx context.Context, c nodeConf) (*lambdas.Manager, error) {
 		return nil, fmt.Errorf("open %s (is this a dartup server?): %w", clientsdk.StatusBucket, err)
 	}
 	host, err := lambdas.New(c.nc, lambdas.WithLogger(c.logger), lambdas.WithNodeID(c.id), lambdas.WithStatusBucket(status),
-		lambdas.WithReplyConn(c.rnc, c.prefixes...))
+		lambdas.WithReplyConn(c.rnc, c.prefixes...), lambdas.WithAppLogLevel(c.appLogLevel()))
 	if err != nil {
 		return nil, fmt.Errorf("start lambda host: %w", err)
 	}

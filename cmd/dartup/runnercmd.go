@@ -29,6 +29,7 @@ type runnerFlags struct {
 	heartbeat    time.Duration
 	nodeTimeout  time.Duration
 	verbose      bool
+	logApps      bool
 	logFormat    string
 	// replyPrefixes must match the server's --reply-prefix.
 	replyPrefixes []string
@@ -60,6 +61,7 @@ its share of the daemons and lambdas.`,
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", runner.DefaultNodeTimeout, "silence after which a node counts as dead")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "extra reply-subject prefixes the server allows (the same as its --reply-prefix)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in the node's log too (they are always in `dartup logs`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	f.isolation.register(cmd, "DATA-work, beside --data")
 	return cmd
@@ -121,7 +123,7 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
 		runner.WithAdvertise(f.advertise),
 	}, isoOpts...)
-	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts})
+	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts, logApps: f.logApps})
 	if err != nil {
 		return err
 	}

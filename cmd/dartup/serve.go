@@ -51,6 +51,7 @@ type serveFlags struct {
 	replyPrefixes   []string
 	isolation       isolationFlags
 	sync            string
+	logApps         bool
 	maxStore        sizeFlag
 	logsMaxBytes    sizeFlag
 	eventsMaxBytes  sizeFlag
@@ -121,7 +122,8 @@ rules when something else guards the network.`,
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
 	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the other servers' HTTP gateways reach this server's instances (default: 127.0.0.1, or with --routes this machine's address toward the first route)")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
-	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages (nats-server's too)")
+	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in serve's log too (they are always in `dartup logs`)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
 	_ = fs.MarkHidden("pprof")
@@ -196,16 +198,16 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var node *nodeAgent
 	if !f.noRunner {
-		node, err = startLocalRunner(ctx, b, logger, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
+		node, err = startLocalRunner(ctx, b, logger, f.logApps, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
 		}
 	}
+	ready := announce(b, logger)
 	if os.Geteuid() == 0 && !f.requirePassword {
 		logger.Warn("dartup runs as root without --require-password: every local user of this machine (apps excepted: they connect with their own tokens) can connect without a password and control this server, which runs commands; add --require-password and create users with `dartup password USER`")
 	}
-	ready := announce(b, logger)
 
 	<-ctx.Done()
 	_ = os.Remove(ready)

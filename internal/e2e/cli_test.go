@@ -95,7 +95,8 @@ func TestRelativePathsAndCwd(t *testing.T) {
 }
 
 // TestLogsLikePM2: logs without NAME prints every app's lines after
-// APP.INSTANCE; --lines 0 prints no history; --json is one object per line.
+// APP.INSTANCE; --lines 0 prints no history; --json is one object per line;
+// apps' lines are in serve's own log only with --log-apps.
 func TestLogsLikePM2(t *testing.T) {
 	s := startServe(t, testutil.TempDir(t))
 	for _, app := range []string{"logsa", "logsb"} {
@@ -108,6 +109,14 @@ func TestLogsLikePM2(t *testing.T) {
 	if out := s.dartup("logs", "logsa", "--lines", "0"); out != "" {
 		t.Fatalf("--lines 0 printed history: %q", out)
 	}
+	if strings.Contains(s.log.String(), "hello-logsa") {
+		t.Fatal("an app's output is in serve's own log without --log-apps")
+	}
+	s2 := startServe(t, testutil.TempDir(t), "--log-apps")
+	s2.dartup("push", "--name", "logsc", "--runtime", "command", "--", "/bin/sh", "-c", "echo hello-logsc; exec sleep 600")
+	testutil.WaitFor(t, 10*time.Second, "the app's output in serve's log with --log-apps", func() bool {
+		return strings.Contains(s2.log.String(), "hello-logsc")
+	})
 	out := s.dartup("logs", "logsb", "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 {
