@@ -55,7 +55,7 @@ func TestPushBadInput(t *testing.T) {
 		contains   string
 	}{
 		{"missing file", filepath.Join(dir, "nope"), "", 400, "does not exist"},
-		{"directory", dir, "", 400, "is a directory"},
+		{"folder without --entry", dir, "", 400, "give the program to run inside it with --entry"},
 		{"zero bytes", empty, "", 400, "empty"},
 		{"not an executable", text, "", 400, "not an ELF executable"},
 		{"non-executable as exe", text, clientsdk.RuntimeExe, 400, "not executable"},
