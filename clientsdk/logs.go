@@ -30,6 +30,9 @@ type LogsOptions struct {
 	Follow bool
 	// NoHistory skips the recent lines: only new ones (with Follow).
 	NoHistory bool
+	// Events interleaves the app's lifecycle events (started, exited,
+	// restarted, …) as lines of Stream StreamEvent, "-- KIND: message --".
+	Events bool
 }
 
 // Logs calls fn for the app's recent output lines (oldest first) and, with
@@ -48,6 +51,8 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx) // ends the events' follower with Logs
+	defer cancel()
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -65,7 +70,19 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 	}
 	var ring []LogLine
 	flushed := false
+	if o.Events {
+		fn = serialized(fn)
+	}
 	flush := func() {
+		if o.Events && len(ring) > 0 {
+			// The events since the first line shown, in their place.
+			if evs, err := eventsSince(ctx, js, app, o.Instance, ring[0].Time); err == nil {
+				ring = mergeByTime(ring, evs)
+			}
+		}
+		if o.Events && o.Follow {
+			go followEvents(ctx, js, app, o.Instance, fn)
+		}
 		for _, l := range ring {
 			fn(l)
 		}

@@ -22,6 +22,7 @@ type logsFlags struct {
 	lines      string
 	instance   int
 	timestamps bool
+	events     bool
 }
 
 func newLogsCmd() *cobra.Command {
@@ -30,8 +31,9 @@ func newLogsCmd() *cobra.Command {
 		Use:   "logs [NAME]",
 		Short: "Print the apps' output (stdout and stderr of their workers), as pm2 logs",
 		Long: `Print an app's output, or every app's without NAME, each line after
-APP.INSTANCE (and "err" for standard error). --lines N prints the last N
-lines first (0: none, all: everything kept), -f keeps printing new ones.
+APP.INSTANCE (and "err" for standard error), with the lifecycle events in
+their place (-- restarted: … --). --lines N prints the last N lines first
+(0: none, all: everything kept), -f keeps printing new ones.
 Timestamps are shown on a terminal (--timestamps=false to drop them).`,
 		Example: `  dartup logs                     # the last 100 lines of every app
   dartup logs web --lines 50
@@ -72,12 +74,13 @@ Timestamps are shown on a terminal (--timestamps=false to drop them).`,
 	fs.StringVar(&f.lines, "lines", "100", "how many recent lines to print first: a number (0: none) or all")
 	fs.IntVar(&f.instance, "instance", -1, "only this instance (with NAME)")
 	fs.BoolVar(&f.timestamps, "timestamps", false, "print each line's time (default: on a terminal)")
+	fs.BoolVar(&f.events, "events", true, "interleave lifecycle events: -- restarted: … --")
 	return cmd
 }
 
 // options turns the flags into the SDK's options.
 func (f *logsFlags) options() (clientsdk.LogsOptions, error) {
-	o := clientsdk.LogsOptions{Instance: f.instance, Follow: f.follow}
+	o := clientsdk.LogsOptions{Instance: f.instance, Follow: f.follow, Events: f.events}
 	if f.lines == "all" {
 		return o, nil
 	}
@@ -97,8 +100,11 @@ func (f *logsFlags) print(w io.Writer, l clientsdk.LogLine) {
 		return
 	}
 	prefix := fmt.Sprintf("%s.%d", l.App, l.Instance)
-	if l.Stream == "err" {
+	switch {
+	case l.Stream == "err":
 		prefix += " err"
+	case l.Stream == clientsdk.StreamEvent && l.Instance < 0:
+		prefix = l.App
 	}
 	if f.timestamps {
 		prefix = l.Time.Local().Format(time.DateTime+".000") + " " + prefix

@@ -118,16 +118,25 @@ func TestLogsLikePM2(t *testing.T) {
 		return strings.Contains(s2.log.String(), "hello-logsc")
 	})
 	out := s.dartup("logs", "logsb", "--json")
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("--json printed %d lines, want 2:\n%s", len(lines), out)
-	}
-	for _, l := range lines {
+	outputs := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		var ll clientsdk.LogLine
 		if err := json.Unmarshal([]byte(l), &ll); err != nil || ll.App != "logsb" || ll.Time.IsZero() {
 			t.Fatalf("--json line %q: %+v %v", l, ll, err)
 		}
+		if ll.Stream != clientsdk.StreamEvent {
+			outputs++
+		}
 	}
+	if outputs != 2 {
+		t.Fatalf("--json printed %d output lines, want 2:\n%s", outputs, out)
+	}
+	// Lifecycle events come in their place; a crash and its restart too.
+	_, _ = s.exitCode("push", "--name", "logsd", "--runtime", "command", "--", "/bin/sh", "-c", "echo up; sleep 0.3; exit 3") // a crash loop: exit 1
+	testutil.WaitFor(t, 15*time.Second, "logsd's crash and restart among its lines", func() bool {
+		out := s.dartup("logs", "logsd", "--lines", "all")
+		return strings.Contains(out, "logsd.0 | -- crashed: exit code 3") && strings.Contains(out, "logsd.0 | -- restarted: restart 1 --")
+	})
 	if out, code := s.exitCode("logs", "--lines", "some"); code != 2 || !strings.Contains(out, "--lines is a number of lines or all") {
 		t.Fatalf("--lines some: exit %d\n%s", code, out)
 	}
@@ -211,7 +220,7 @@ func TestLogsFollowSurvivesRestart(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	s := startServeAt(t, dir, addr)
 	s.dartup("push", "--name", "followme", "--runtime", "command", "--", "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo line-$i; sleep 0.05; done")
-	follow := exec.Command(testutil.Dartup(t), "logs", "followme", "-f", "--lines", "0", "--json")
+	follow := exec.Command(testutil.Dartup(t), "logs", "followme", "-f", "--lines", "0", "--json", "--events=false")
 	follow.Env = append(os.Environ(), "DARTUP_URL="+s.natsURL)
 	var out testutil.SyncBuffer
 	follow.Stdout = &out
@@ -236,7 +245,7 @@ func TestLogsFollowSurvivesRestart(t *testing.T) {
 		followed = append(followed, ll)
 	}
 	var stored []clientsdk.LogLine
-	for _, l := range strings.Split(strings.TrimSpace(s.dartup("logs", "followme", "--lines", "all", "--json")), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.dartup("logs", "followme", "--lines", "all", "--json", "--events=false")), "\n") {
 		var ll clientsdk.LogLine
 		if err := json.Unmarshal([]byte(l), &ll); err != nil {
 			t.Fatal(err)
