@@ -263,3 +263,18 @@ func TestLogsFollowSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestInvokeWithoutData: invoke NAME with no --data sends {} (as the AWS CLI
+// does), which a typed aws-lambda-go handler takes; an empty event is
+// still there with --data ''.
+func TestInvokeWithoutData(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	bootstrap := testutil.BuildGo(t, "./internal/testutil/workers/lambdaevent")
+	s.dartup("push", "--lambda", "--name", "seeevent", bootstrap)
+	if out := s.dartup("invoke", "seeevent"); !strings.Contains(out, `"event":{}`) {
+		t.Fatalf("invoke without --data: %q, want the event {}", out)
+	}
+	if out, _ := s.exitCode("invoke", "seeevent", "--data", ""); strings.Contains(out, `"event":{}`) {
+		t.Fatalf("invoke --data '' sent {}: %q", out)
+	}
+}
