@@ -266,7 +266,7 @@ func TestLogsFollowSurvivesRestart(t *testing.T) {
 
 // TestInvokeWithoutData: invoke NAME with no --data sends {} (as the AWS CLI
 // does), which a typed aws-lambda-go handler takes; an empty event is
-// still there with --data ''.
+// still there with --data ”.
 func TestInvokeWithoutData(t *testing.T) {
 	s := startServe(t, testutil.TempDir(t))
 	bootstrap := testutil.BuildGo(t, "./internal/testutil/workers/lambdaevent")
