@@ -539,6 +539,9 @@ func (a *api) recentEvents(ctx context.Context, app string, n int) []clientsdk.E
 		FilterSubjects: []string{clientsdk.EventFilter(app)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &start,
+		// Gone soon after this read: describe runs every 100 ms while a
+		// push waits, and the server's consumers are limited.
+		InactiveThreshold: 2 * time.Second,
 	})
 	if err != nil {
 		return nil

@@ -324,9 +324,25 @@ func (a *api) dropUnusedArtifacts(ctx context.Context, candidates map[string]boo
 	var errs []error
 	for o := range candidates {
 		a.verifier.forget(o)
+		a.purgeChunks(ctx, o)
 		if err := a.objects.Delete(ctx, o); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// purgeChunks purges an object's chunks before the object store's Delete,
+// which first writes a deletion marker: on a full store that write fails
+// and nothing would be freed; a purge needs no room.
+func (a *api) purgeChunks(ctx context.Context, object string) {
+	info, err := a.objects.GetInfo(ctx, object)
+	if err != nil || info.NUID == "" {
+		return
+	}
+	stream, err := a.b.js.Stream(ctx, "OBJ_"+clientsdk.ArtifactsBucket)
+	if err != nil {
+		return
+	}
+	_ = stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+clientsdk.ArtifactsBucket+".C."+info.NUID))
 }

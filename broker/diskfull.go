@@ -40,7 +40,11 @@ type diskGuard struct {
 	// recovered counts the times JetStream was loaded again after one.
 	recovered atomic.Int64
 	lastWarn  time.Time
+	raisedAt  time.Time
 }
+
+// raiseEvery bounds how often the store limit is raised.
+const raiseEvery = 10 * time.Second
 
 // newDiskGuard sizes the reserve from the disk (1/64 of it, 1 to 16 MiB)
 // and makes it when the disk has room for four of it.
@@ -205,23 +209,27 @@ func (g *diskGuard) fittingLimit(avail int64) int64 {
 	if avail < 0 {
 		return g.b.cfg.MaxStore
 	}
-	return min(g.b.cfg.MaxStore, g.usage().StoreUsed+storeShare(avail, g.b.cfg.LocalRunner))
+	// At least a MiB of room where the disk has it: heartbeats, status
+	// writes and removes must go on at the lowered limit.
+	room := max(storeShare(avail, g.b.cfg.LocalRunner), min(avail-minRecoverFree/2, 1<<20))
+	return min(g.b.cfg.MaxStore, g.usage().StoreUsed+room)
 }
 
 // raiseLimit loads JetStream again with a higher store limit once space
 // has come back after a full disk lowered it: when the limit that fits now
-// is the one planned at start, or a quarter (at least 8 MiB) above the
-// current one.
+// is a MiB or more above the current one, at most every raiseEvery (each
+// reload interrupts watchers for a few seconds).
 func (g *diskGuard) raiseLimit() {
 	c := g.b.ns.JetStreamConfig()
-	if c == nil || c.MaxStore >= g.b.cfg.MaxStore || g.b.ns.JetStreamIsClustered() {
+	if c == nil || c.MaxStore >= g.b.cfg.MaxStore || g.b.ns.JetStreamIsClustered() || time.Since(g.raisedAt) < raiseEvery {
 		return
 	}
 	avail, _ := diskSpace(g.b.cfg.DataDir)
 	want := g.fittingLimit(avail)
-	if want < g.b.cfg.MaxStore && want-c.MaxStore < max(c.MaxStore/4, 8<<20) {
+	if want-c.MaxStore < 1<<20 {
 		return
 	}
+	g.raisedAt = time.Now()
 	if err := g.reloadJetStream(want); err != nil {
 		g.b.logger.Error("JetStream could not be loaded again with a higher store limit", "err", err)
 	}

@@ -190,6 +190,11 @@ func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
 			"jetstream_write": werr, "disk": g.b.disk.usage()})
 		return
 	}
+	if free, _ := diskSpace(g.b.cfg.DataDir); free >= 0 && free < minRecoverFree {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": true, "jetstream": true,
+			"disk_full": "the data disk has no room left", "disk": g.b.disk.usage()})
+		return
+	}
 	if err := g.storeWritable(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "nats": true, "jetstream": true,
 			"jetstream_write": err.Error()})

@@ -116,8 +116,10 @@ type ledger struct {
 	apps map[string]ledgerEntry
 	// damage is what the check at start found (for `info`).
 	damage []string
-	stop   context.CancelFunc
-	done   chan struct{}
+	// failing: the last write of the ledger failed (follow's goroutine).
+	failing bool
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // startLedger checks the apps bucket against the ledger, repairs and
@@ -130,12 +132,15 @@ func startLedger(ctx context.Context, b *Broker) (*ledger, error) {
 	}
 	l := &ledger{path: filepath.Join(b.cfg.DataDir, ledgerName), kv: kv, b: b, done: make(chan struct{})}
 	known, err := l.read()
-	if err != nil {
-		b.logger.Error("the apps ledger cannot be read; it is written again from the apps bucket, unchecked", "file", l.path, "err", err)
+	store, values, rerr := readStore(ctx, kv)
+	if rerr != nil {
+		return nil, fmt.Errorf("read the apps bucket: %w", rerr)
 	}
-	store, values, err := readStore(ctx, kv)
-	if err != nil {
-		return nil, fmt.Errorf("read the apps bucket: %w", err)
+	switch {
+	case err != nil:
+		l.report(fmt.Sprintf("the apps ledger %s cannot be read (%v): the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, err, len(store)))
+	case known == nil && len(store) > 0:
+		l.report(fmt.Sprintf("the apps ledger %s is missing: the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, len(store)))
 	}
 	if known != nil {
 		l.repair(ctx, compareLedger(known, store))
@@ -210,6 +215,12 @@ func readStore(ctx context.Context, kv jetstream.KeyValue) (map[string]storeEntr
 	}
 }
 
+// report logs a finding at error level and keeps it for `info`.
+func (l *ledger) report(msg string) {
+	l.b.logger.Error(msg)
+	l.damage = append(l.damage, msg)
+}
+
 // repair puts back what the bucket lost: the ledger's spec of a lost or
 // rolled-back app, the removal of a revived one. Each finding is logged at
 // error level and kept for `info`.
@@ -223,11 +234,16 @@ func (l *ledger) repair(ctx context.Context, found []damage) {
 	for _, d := range found {
 		var err error
 		action := "put back from the ledger"
-		if d.Known.Removed {
+		switch {
+		case clientsdk.ValidateName(d.App) != nil:
+			err = fmt.Errorf("the ledger's name %q is not an app name", d.App)
+		case d.Known.Removed:
 			action = "removed again"
 			err = l.kv.Purge(ctx, d.App)
-		} else {
-			_, err = l.kv.Put(ctx, d.App, d.Known.Spec)
+		default:
+			if err = validLedgerSpec(d.App, d.Known.Spec); err == nil {
+				_, err = l.kv.Put(ctx, d.App, d.Known.Spec)
+			}
 		}
 		if err != nil {
 			action = "could not be repaired: " + err.Error()
@@ -238,16 +254,37 @@ func (l *ledger) repair(ctx context.Context, found []damage) {
 	}
 }
 
+// validLedgerSpec checks that a spec kept in the ledger is one to put back:
+// an AppSpec of that name that passes the server's checks.
+func validLedgerSpec(app string, raw json.RawMessage) error {
+	var s clientsdk.AppSpec
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("the ledger's spec does not decode: %w", err)
+	}
+	if s.Name != app {
+		return fmt.Errorf("the ledger's spec is named %q", s.Name)
+	}
+	return s.Validate()
+}
+
 // follow writes every change of the bucket into the ledger until ctx ends;
 // bursts of changes are written once.
 func (l *ledger) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	defer close(l.done)
 	defer func() { _ = w.Stop() }()
+	retry := time.NewTicker(2 * time.Second)
+	defer retry.Stop()
+	dirty := false
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			if dirty { // the last write failed (a full disk?): try again
+				dirty = l.writeOrWarn()
+			}
+			continue
 		case e = <-w.Updates():
 		}
 		if e == nil {
@@ -264,10 +301,23 @@ func (l *ledger) follow(ctx context.Context, w jetstream.KeyWatcher) {
 				drained = true
 			}
 		}
-		if err := l.write(); err != nil {
-			l.b.logger.Warn("cannot write the apps ledger", "file", l.path, "err", err)
-		}
+		dirty = l.writeOrWarn()
 	}
+}
+
+// writeOrWarn writes the ledger; it returns true (to try again) when that
+// failed, saying so once per failure run.
+func (l *ledger) writeOrWarn() bool {
+	err := l.write()
+	switch {
+	case err == nil && l.failing:
+		l.failing = false
+		l.b.logger.Info("the apps ledger is written again", "file", l.path)
+	case err != nil && !l.failing:
+		l.failing = true
+		l.b.logger.Warn("cannot write the apps ledger; trying again every 2 s", "file", l.path, "err", err)
+	}
+	return err != nil
 }
 
 // note records one change of the bucket.

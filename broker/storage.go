@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/dartup/dartup/internal/bytesize"
@@ -66,6 +67,15 @@ func planStorage(in storageInput) (storagePlan, error) {
 		p.Warning = fmt.Sprintf("--max-store %s is more than the disk can hold (%s free, %s stored): the disk fills before JetStream's limit is reached",
 			bytesize.Format(p.MaxStore), bytesize.Format(in.Avail), bytesize.Format(in.Used))
 	}
+	for _, x := range []struct {
+		flag string
+		v    int64
+	}{{"--logs-max-bytes", p.LogsMaxBytes}, {"--events-max-bytes", p.EventsMaxBytes}} {
+		if x.v != 0 && x.v < minStreamBytes {
+			return p, fmt.Errorf("%s %s is below the minimum of %s (a smaller stream drops every line; 0 sizes it from the store)",
+				x.flag, bytesize.Format(x.v), bytesize.Format(minStreamBytes))
+		}
+	}
 	if p.LogsMaxBytes == 0 {
 		p.LogsMaxBytes = min(max(p.MaxStore/8, minStreamBytes), maxLogsBytes)
 	}
@@ -117,6 +127,7 @@ func (b *Broker) sizeStorage() error {
 		LocalRunner: b.cfg.LocalRunner,
 	})
 	if err != nil {
+		_ = os.Remove(b.disk.reservePath) // a refused start leaves nothing behind
 		return fmt.Errorf("%s: %w", b.cfg.DataDir, err)
 	}
 	if p.Warning != "" {

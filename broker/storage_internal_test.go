@@ -36,6 +36,10 @@ func TestPlanStorage(t *testing.T) {
 			store: 768 * mib, logs: 10 * mib, events: 2 * mib},
 		{name: "streams over half the store", in: storageInput{Avail: 64 * mib, LogsMaxBytes: 40 * mib},
 			err: "more than half"},
+		{name: "a logs stream of a byte", in: storageInput{Avail: 1 << 30, LogsMaxBytes: 1},
+			err: "--logs-max-bytes 1 B is below the minimum"},
+		{name: "an events stream of 10 bytes", in: storageInput{Avail: 1 << 30, EventsMaxBytes: 10},
+			err: "--events-max-bytes 10 B is below the minimum"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := planStorage(c.in)

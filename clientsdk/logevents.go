@@ -40,7 +40,8 @@ func wantEvent(e Event, instance int) bool {
 // eventsSince reads the events of app stored since t, oldest first.
 func eventsSince(ctx context.Context, js jetstream.JetStream, app string, instance int, t time.Time) ([]LogLine, error) {
 	cons, err := js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{eventFilter(app)}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t})
+		FilterSubjects: []string{eventFilter(app)}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t,
+		InactiveThreshold: 2 * time.Second})
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,9 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(Lo
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
+	if !o.Follow {
+		cfg.InactiveThreshold = 2 * time.Second // a one-off read: gone soon after
+	}
 	if o.NoHistory {
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	} else if o.Lines > 0 {
@@ -183,7 +186,7 @@ func tailStart(ctx context.Context, js jetstream.JetStream, filter string, n int
 			return 1
 		}
 		start := last.Sequence + 1 - span
-		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, InactiveThreshold: 2 * time.Second,
 			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
 		if err != nil {
 			return 1

@@ -158,6 +158,9 @@ func chownTree(dir string, uid, gid int) error {
 // through an os.Root, so that no symlink inside leads the deletion out.
 func removeTree(dir string) error {
 	parent, err := os.OpenRoot(filepath.Dir(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was made there (an app without an artifact)
+	}
 	if err != nil {
 		return err
 	}

@@ -129,8 +129,8 @@ rules when something else guards the network.`,
 	_ = fs.MarkHidden("pprof")
 	fs.StringVar(&f.sync, "sync", string(broker.SyncAuto), "when JetStream syncs writes to disk: always (a push is on disk before it is acknowledged; logs and events excepted), interval (within 2 minutes), auto (always on a single server, interval in a cluster)")
 	fs.Var(&f.maxStore, "max-store", "the most JetStream stores on the data disk, e.g. 20GiB (default: what it holds plus 3/4 of the disk's free space at start, 3/8 when this server runs apps too)")
-	fs.Var(&f.logsMaxBytes, "logs-max-bytes", "the most the app logs stream keeps, oldest lines dropped first (default: 1/8 of the store, at most 256MiB)")
-	fs.Var(&f.eventsMaxBytes, "events-max-bytes", "the most the lifecycle events stream keeps (default: 1/32 of the store, at most 64MiB)")
+	fs.Var(&f.logsMaxBytes, "logs-max-bytes", "the most the app logs stream keeps, oldest lines dropped first, at least 1MiB (default or 0: 1/8 of the store, at most 256MiB)")
+	fs.Var(&f.eventsMaxBytes, "events-max-bytes", "the most the lifecycle events stream keeps, at least 1MiB (default or 0: 1/32 of the store, at most 64MiB)")
 	f.isolation.register(cmd, "DATA-work, beside the data dir")
 	return cmd
 }
