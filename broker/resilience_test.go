@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,5 +177,119 @@ func TestLambdaFloodIsBounded(t *testing.T) {
 	if lines := strings.Count(log.String(), "\n") - before; lines > 20 {
 		out := log.String()
 		t.Fatalf("the flood wrote %d log lines; the last ones:\n%s", lines, out[max(0, len(out)-2000):])
+	}
+}
+
+// A missing ledger is reported (the bucket could not be checked), and a
+// ledger entry that is not a valid spec of its name is never put back.
+func TestLedgerMissingOrBad(t *testing.T) {
+	dir := testutil.TempDir(t)
+	start := func() *broker.Broker {
+		b, err := broker.Start(context.Background(), broker.Config{DataDir: dir, NATSAddr: "127.0.0.1:0", Version: "0.0.0-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	damage := func(b *broker.Broker) []string {
+		c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		si, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return si.StoreDamage
+	}
+	b := start()
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(context.Background(), clientsdk.AppSpec{Name: "ledgered", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_ = b.Shutdown(context.Background())
+	ledger := filepath.Join(dir, "apps.ledger")
+	if err := os.Remove(ledger); err != nil {
+		t.Fatal(err)
+	}
+	b = start()
+	if d := damage(b); len(d) != 1 || !strings.Contains(d[0], "apps.ledger is missing") {
+		t.Fatalf("store damage after the ledger was deleted: %q", d)
+	}
+	_ = b.Shutdown(context.Background())
+	// A ledger that claims a newer, bogus spec for the app and an app of
+	// an impossible name.
+	bogus := `{"apps":{"ledgered":{"revision":999,"spec":{"name":"other"}},"bad.name":{"revision":999,"spec":{}}}}`
+	if err := os.WriteFile(ledger, []byte(bogus), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b = start()
+	defer b.Shutdown(context.Background())
+	d := strings.Join(damage(b), "\n")
+	if !strings.Contains(d, `could not be repaired: the ledger's spec is named "other"`) || !strings.Contains(d, `the ledger's name "bad.name" is not an app name`) {
+		t.Fatalf("store damage with a bogus ledger: %q", d)
+	}
+	c, err = clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ai, err := c.Describe(context.Background(), "ledgered"); err != nil || ai.Spec.Name != "ledgered" {
+		t.Fatalf("the app after a bogus ledger: %+v %v", ai, err)
+	}
+}
+
+// On a store at its limit a push answers 507 DiskFull with the figures,
+// and a remove still works and makes room (its artifact's chunks are
+// purged before anything is written).
+func TestRemoveOnFullStore(t *testing.T) {
+	b := testutil.StartBroker(t, func(c *broker.Config) { c.MaxStore = broker.MinStore })
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	size := 3 << 20
+	push := func(name string) error {
+		f := filepath.Join(dir, name)
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		if err := os.WriteFile(f, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Push(context.Background(), clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeExe}, f, nil)
+		return err
+	}
+	var pushed []string
+	for i := range 10 {
+		name := fmt.Sprintf("full%d", i)
+		err := push(name)
+		if err == nil {
+			pushed = append(pushed, name)
+			continue
+		}
+		if !errors.Is(err, clientsdk.ErrDiskFull) || !strings.Contains(err.Error(), "disk full on server") {
+			t.Fatalf("push %s on a full store: %v, want 507 DiskFull", name, err)
+		}
+		break
+	}
+	if len(pushed) == 0 || len(pushed) == 10 {
+		t.Fatalf("pushed %d apps of 3 MiB into a 16 MiB store", len(pushed))
+	}
+	// Fill what is left with small ones, to the last byte the store takes.
+	size = 128 << 10
+	for i := 0; i < 100 && push(fmt.Sprintf("small%d", i)) == nil; i++ {
+	}
+	if err := c.Remove(context.Background(), pushed[0]); err != nil {
+		t.Fatalf("remove on a full store: %v", err)
+	}
+	if err := push("afterremove"); err != nil {
+		t.Fatalf("push after the remove made room: %v", err)
 	}
 }
