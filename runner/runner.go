@@ -905,10 +905,12 @@ func (r *Runner) publishLog(app string, index int, stream string, line []byte, l
 // CachePruneInterval is how often the artifact cache drops what no app uses.
 const CachePruneInterval = time.Minute
 
-// pruneLoop keeps the artifact cache to the artifacts current specs use.
+// pruneLoop keeps the artifact cache to the artifacts current specs use,
+// and the status bucket to the instances this node has: 5 s after start,
+// then every CachePruneInterval.
 func (r *Runner) pruneLoop(ctx context.Context) {
 	defer r.wg.Done()
-	t := time.NewTicker(CachePruneInterval)
+	t := time.NewTimer(5 * time.Second) // soon after start: a restart follows the faults that leave stale state
 	defer t.Stop()
 	for {
 		select {
@@ -916,7 +918,9 @@ func (r *Runner) pruneLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		t.Reset(CachePruneInterval)
 		if r.synced.Load() < 3 {
+			t.Reset(5 * time.Second)
 			continue
 		}
 		keep := map[string]bool{}
@@ -929,6 +933,42 @@ func (r *Runner) pruneLoop(ctx context.Context) {
 		r.mu.Unlock()
 		if n := r.cache.prune(keep); n > 0 {
 			r.logger.Info("artifact cache pruned", "removed", n)
+		}
+		r.pruneStatuses(ctx)
+	}
+}
+
+// pruneStatuses deletes this node's status entries of apps it no longer
+// has: a removal whose server died half-way left them, and `list`,
+// `nodes` and `kill` would count instances that do not exist.
+func (r *Runner) pruneStatuses(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	w, err := r.status.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	var stale []string
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		var st clientsdk.InstanceStatus
+		if json.Unmarshal(e.Value(), &st) != nil || st.Node != r.nodeID {
+			continue
+		}
+		r.mu.Lock()
+		_, known := r.specs[st.App]
+		_, running := r.instances[e.Key()]
+		r.mu.Unlock()
+		if !known && !running {
+			stale = append(stale, e.Key())
+		}
+	}
+	for _, k := range stale {
+		if err := r.status.Purge(ctx, k); err == nil {
+			r.logger.Info("deleted the status of an app this node no longer has", "key", k)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -502,5 +503,26 @@ func TestWorkDirOutsideDataDir(t *testing.T) {
 			_ = r.Stop(context.Background())
 			t.Fatalf("work dir %s with data dir %s: %v, want ErrNotOurs", work, data, err)
 		}
+	}
+}
+
+// A status entry this node left for an app it no longer has (a removal cut
+// short by a server's death) is deleted; other nodes' entries are not.
+func TestStaleStatusesPruned(t *testing.T) {
+	e := newEnv(t)
+	put := func(key string, st clientsdk.InstanceStatus) {
+		b, _ := json.Marshal(st)
+		if _, err := e.status.Put(context.Background(), key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("ghost.0", clientsdk.InstanceStatus{App: "ghost", Instance: 0, Node: "node-a", State: clientsdk.StateRunning, PID: 1})
+	put("elsewhere.0", clientsdk.InstanceStatus{App: "elsewhere", Instance: 0, Node: "node-z", State: clientsdk.StateRunning, PID: 1})
+	runner.PruneStatuses(e.r, context.Background())
+	if _, err := e.status.Get(context.Background(), "ghost.0"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("this node's stale status is still there: %v", err)
+	}
+	if _, err := e.status.Get(context.Background(), "elsewhere.0"); err != nil {
+		t.Fatalf("another node's status was deleted: %v", err)
 	}
 }

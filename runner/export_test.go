@@ -1,0 +1,6 @@
+package runner
+
+import "context"
+
+// PruneStatuses runs the runner's status clean-up now (tests only).
+func PruneStatuses(r *Runner, ctx context.Context) { r.pruneStatuses(ctx) }
