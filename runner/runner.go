@@ -682,6 +682,15 @@ func (r *Runner) applyClaim(e jetstream.KeyValueEntry, _ bool) {
 	r.claims[e.Key()] = claim{node: c.Node, rev: e.Revision()}
 }
 
+// connectedTo is the server this node talks through: its URL, or for the
+// runner inside `dartup serve`, that server's own address.
+func (r *Runner) connectedTo() string {
+	if r.nc.Opts.InProcessServer != nil && r.natsURL != "" {
+		return r.natsURL + " (in-process)"
+	}
+	return r.nc.ConnectedUrlRedacted()
+}
+
 func (r *Runner) node() clientsdk.Node {
 	lambdaNames := r.deploys.names()
 	r.mu.Lock()
@@ -689,7 +698,7 @@ func (r *Runner) node() clientsdk.Node {
 	return clientsdk.Node{ID: r.nodeID, Name: r.name, Labels: r.labels, Address: r.natsURL, Advertise: r.advertise, Version: r.version,
 		Instances: len(r.instances) + len(r.stopping), Lambdas: len(lambdaNames), LambdaNames: lambdaNames, MaxInstances: r.maxInstances, Draining: r.draining,
 		Load1: loadAverage(), Started: r.started, LastSeen: time.Now().UTC(), Timeout: clientsdk.Duration(r.nodeTimeout),
-		ConnectedTo: r.nc.ConnectedUrlRedacted()}
+		ConnectedTo: r.connectedTo()}
 }
 
 func (r *Runner) nodeEntry() []byte {
