@@ -134,7 +134,7 @@ func (b *Broker) sizeStorage() error {
 		b.logger.Warn(p.Warning)
 	}
 	b.cfg.MaxStore, b.cfg.Limits.LogsMaxBytes, b.cfg.Limits.EventsMaxBytes = p.MaxStore, p.LogsMaxBytes, p.EventsMaxBytes
-	b.logger.Info("JetStream store sized", "max_store", bytesize.Format(p.MaxStore), "logs", bytesize.Format(p.LogsMaxBytes),
+	b.logger.Debug("JetStream store sized", "max_store", bytesize.Format(p.MaxStore), "logs", bytesize.Format(p.LogsMaxBytes),
 		"events", bytesize.Format(p.EventsMaxBytes), "disk_free", bytesize.Format(avail), "sync_always", b.syncAlways())
 	return nil
 }

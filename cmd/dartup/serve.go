@@ -196,6 +196,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		}
 		return err
 	}
+	banner(b)
 	var node *nodeAgent
 	if !f.noRunner {
 		node, err = startLocalRunner(ctx, b, logger, f.logApps, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
@@ -268,16 +269,22 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 
 // announce writes the ready file and prints the ready line (and, with a
 // self-signed certificate, where its CA is); it returns the ready file's path.
+// banner says where the server serves, first thing once it does.
+func banner(b *broker.Broker) {
+	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
+	if ca := b.SelfSignedCA(); ca != "" {
+		fmt.Fprintf(os.Stderr, "TLS: self-signed; clients verify the server with the CA %s\n  (dartup --tls-ca %[1]s, or env DARTUP_TLS_CA; nats --tlsca %[1]s; curl --cacert %[1]s)\n", ca)
+	}
+}
+
+// announce writes the ready file once the server and its runner run, and
+// returns its path.
 func announce(b *broker.Broker, logger *slog.Logger) string {
 	ready := filepath.Join(b.DataDir(), ReadyFileName)
 	rb, _ := json.MarshalIndent(readyFile{PID: os.Getpid(), NATSURL: b.NATSURL(), HTTPURL: b.HTTPURL(), TLSCA: b.SelfSignedCA(),
 		Started: time.Now().UTC().Format(time.RFC3339Nano)}, "", "  ")
 	if err := writeFileAtomic(ready, rb, 0o600); err != nil {
 		logger.Warn("could not write ready file", "path", ready, "err", err)
-	}
-	fmt.Fprintf(os.Stderr, "dartup %s serving: NATS %s, HTTP %s, data %s\n", version.Version, b.NATSURL(), orNone(b.HTTPURL()), b.DataDir())
-	if ca := b.SelfSignedCA(); ca != "" {
-		fmt.Fprintf(os.Stderr, "TLS: self-signed; clients verify the server with the CA %s\n  (dartup --tls-ca %[1]s, or env DARTUP_TLS_CA; nats --tlsca %[1]s; curl --cacert %[1]s)\n", ca)
 	}
 	return ready
 }
