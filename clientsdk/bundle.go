@@ -42,9 +42,11 @@ func ValidateEntry(entry string) error {
 
 // WriteBundle writes the folder dir to w as a gzip'd tar that depends only on
 // the files' names, contents and executable bits (sorted, no times or
-// owners), so that the same folder always has the same digest. Regular files
-// and folders only: a symbolic link or a special file is refused, naming it.
-func WriteBundle(dir string, w io.Writer) error {
+// owners), so that the same folder always has the same digest. The file
+// entry (slash-separated, "" for none) is marked executable whatever its
+// mode here (a Windows client has no such bit). Regular files and folders
+// only: a symbolic link or a special file is refused, naming it.
+func WriteBundle(dir, entry string, w io.Writer) error {
 	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
 	files, total := 0, int64(0)
@@ -69,14 +71,16 @@ func WriteBundle(dir string, w io.Writer) error {
 			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
 		case info.Mode().IsRegular():
 			h.Typeflag, h.Size, h.Mode = tar.TypeReg, info.Size(), 0o644
-			if info.Mode()&0o111 != 0 {
+			if info.Mode()&0o111 != 0 || h.Name == entry {
 				h.Mode = 0o755
 			}
 			if total += info.Size(); total > MaxBundleBytes {
 				return fmt.Errorf("%s holds more than %d bytes", dir, int64(MaxBundleBytes))
 			}
+		case info.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link; a pushed folder holds only files and folders (copy what it points to instead)", p)
 		default:
-			return fmt.Errorf("%s is a %s; a pushed folder holds only files and folders (copy what it points to instead)", p, info.Mode().Type())
+			return fmt.Errorf("%s is a special file (%s); a pushed folder holds only files and folders", p, info.Mode().Type())
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -110,6 +111,9 @@ func packBundle(dir string, spec AppSpec) (string, Runtime, func(), error) {
 	if err := ValidateEntry(spec.Bundle.Entry); err != nil {
 		return "", "", nil, Errorf(400, TypeInvalidSpec, "%v", err)
 	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // a link to the folder: pack what it points to
+	}
 	entry := filepath.Join(dir, filepath.FromSlash(spec.Bundle.Entry))
 	st, err := os.Stat(entry)
 	if err != nil || !st.Mode().IsRegular() {
@@ -126,7 +130,7 @@ func packBundle(dir string, spec AppSpec) (string, Runtime, func(), error) {
 		return "", "", nil, err
 	}
 	cleanup := func() { os.Remove(f.Name()) }
-	err = WriteBundle(dir, f)
+	err = WriteBundle(dir, path.Clean(spec.Bundle.Entry), f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

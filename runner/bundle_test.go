@@ -75,7 +75,7 @@ func TestExposeBundle(t *testing.T) {
 	_ = os.MkdirAll(filepath.Join(src, "x", "y"), 0o755)
 	_ = os.WriteFile(filepath.Join(src, "x", "y", "f"), []byte("F"), 0o755)
 	var b bytes.Buffer
-	if err := clientsdk.WriteBundle(src, &b); err != nil {
+	if err := clientsdk.WriteBundle(src, "", &b); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "w.tar.gz")

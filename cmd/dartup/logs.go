@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -56,14 +57,33 @@ Timestamps are shown on a terminal (--timestamps=false to drop them).`,
 			if !cmd.Flags().Changed("timestamps") {
 				f.timestamps = isTTY(os.Stdout)
 			}
+			if app == "" && f.instance >= 0 {
+				return usageErr(fmt.Errorf("--instance needs an app: dartup logs NAME --instance %d", f.instance))
+			}
+			if f.follow {
+				f.conn.extra = append(f.conn.extra, followNotices()...)
+			}
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
 				if app != "" {
-					if _, err := c.Describe(ctx, app); err != nil {
+					ai, err := c.Describe(ctx, app)
+					if err != nil {
 						return err
+					}
+					if f.instance >= 0 && ai.Spec.Kind == clientsdk.KindDaemon && f.instance >= ai.Spec.Instances {
+						return usageErr(fmt.Errorf("%s has instances 0 to %d, not %d", app, ai.Spec.Instances-1, f.instance))
 					}
 				}
 				w := cmd.OutOrStdout()
-				return c.Logs(ctx, app, opts, func(l clientsdk.LogLine) { f.print(w, l) })
+				// Logs may wait inside nats.go (a server that is down) without
+				// looking at ctx: a signal ends the command at once anyway.
+				done := make(chan error, 1)
+				go func() { done <- c.Logs(ctx, app, opts, func(l clientsdk.LogLine) { f.print(w, l) }) }()
+				select {
+				case err := <-done:
+					return err
+				case <-ctx.Done():
+					return nil
+				}
 			})
 		},
 	}
@@ -76,6 +96,19 @@ Timestamps are shown on a terminal (--timestamps=false to drop them).`,
 	fs.BoolVar(&f.timestamps, "timestamps", false, "print each line's time (default: on a terminal)")
 	fs.BoolVar(&f.events, "events", true, "interleave lifecycle events: -- restarted: … --")
 	return cmd
+}
+
+// followNotices say on stderr when logs -f loses its server and gets it
+// back, so that a pause is not taken for a quiet app.
+func followNotices() []nats.Option {
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			fmt.Fprintln(os.Stderr, "-- lost the connection to the server; reconnecting (Ctrl-C to stop) --")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			fmt.Fprintf(os.Stderr, "-- reconnected to %s; following on --\n", nc.ConnectedUrlRedacted())
+		}),
+	}
 }
 
 // options turns the flags into the SDK's options.

@@ -335,6 +335,9 @@ func describeSource(a *clientsdk.ArtifactRef, command []string) string {
 // defaultName is the app name push uses without --name: the file's base name
 // without its extension, made a valid name.
 func defaultName(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // "." names the folder it is
+	}
 	base := filepath.Base(path)
 	return clientsdk.TokenFrom(strings.TrimSuffix(base, filepath.Ext(base)), "app")
 }

@@ -67,6 +67,9 @@ func unitFor(exe, role string, args []string) (string, error) {
 	if err := sub.ParseFlags(args); err != nil {
 		return "", usageErr(fmt.Errorf("dartup %s %s: %v", role, strings.Join(args, " "), err))
 	}
+	if err := checkUnitArgs(sub, args); err != nil {
+		return "", err
+	}
 	if rest := sub.Flags().Args(); len(rest) > 0 {
 		return "", usageErr(fmt.Errorf("dartup %s takes no arguments, only flags: %q", role, rest))
 	}
@@ -95,6 +98,7 @@ RestartSec=2
 # SIGTERM to dartup only: it stops its workers itself, in order.
 KillMode=mixed
 KillSignal=SIGTERM
+# More than dartup's own 30 s and your apps' longest --kill-timeout.
 TimeoutStopSec=45
 LimitNOFILE=65536
 
@@ -102,6 +106,31 @@ LimitNOFILE=65536
 WantedBy=multi-user.target
 `, shellJoin(append([]string{role}, args...)), desc, stateDirs, role, systemdJoin(append([]string{exe, role}, args...)))
 	return b.String(), nil
+}
+
+// unitPathFlags are the flags that name files or folders: systemd starts
+// the unit in /, so they must be absolute.
+var unitPathFlags = []string{"data", "work-dir", "tls-cert", "tls-key", "tls-ca", "cluster-tls-cert", "cluster-tls-key",
+	"cluster-tls-ca", "cluster-secret-file", "dart-aot-runtime"}
+
+// checkUnitArgs refuses what does not belong in a unit file: a password
+// (the unit is world-readable; it goes in the EnvironmentFile), control
+// characters (they would break the unit's lines), relative paths.
+func checkUnitArgs(sub *cobra.Command, args []string) error {
+	for _, a := range args {
+		if strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return usageErr(fmt.Errorf("%q holds a control character; a unit's command line cannot", a))
+		}
+	}
+	if sub.Flags().Changed("password") {
+		return usageErr(fmt.Errorf("a unit file is readable by every user: put DARTUP_PASSWORD=… in /etc/dartup/%s.env (mode 0600), which the unit reads, instead of --password", sub.Name()))
+	}
+	for _, name := range unitPathFlags {
+		if fl := sub.Flags().Lookup(name); fl != nil && fl.Changed && fl.Value.String() != "" && !filepath.IsAbs(fl.Value.String()) {
+			return usageErr(fmt.Errorf("--%s %s is relative, but systemd starts the unit in /: give an absolute path", name, fl.Value.String()))
+		}
+	}
+	return nil
 }
 
 func runStartup(out io.Writer, f *startupFlags, args []string) error {
@@ -119,6 +148,9 @@ func runStartup(out io.Writer, f *startupFlags, args []string) error {
 	unit, err := unitFor(exe, role, args)
 	if err != nil {
 		return err
+	}
+	if strings.Contains(exe, "go-build") {
+		fmt.Fprintf(os.Stderr, "warning: %s is a temporary build of `go run`, gone when it exits: build dartup (go build -o /usr/local/bin/dartup ./cmd/dartup) and run its startup\n", exe)
 	}
 	name := f.name
 	if name == "" {

@@ -31,6 +31,19 @@ func TestStartupUnit(t *testing.T) {
 	if r := runCLI(t, "", nil, "startup", "pm2"); r.code != 2 || !strings.Contains(r.stderr, "serve or runner") {
 		t.Errorf("startup pm2: %+v", r)
 	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"runner", "--server", "nats://x:4222", "--password", "secret123"}, "DARTUP_PASSWORD"},
+		{[]string{"serve", "--name", "x\nExecStartPre=/bin/touch /tmp/pwned"}, "control character"},
+		{[]string{"serve", "--data", "rel/dir"}, "--data rel/dir is relative"},
+	} {
+		r := runCLI(t, "", nil, append([]string{"startup"}, c.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stdout, "secret123") {
+			t.Errorf("startup %q: %+v; want exit 2 saying %q", c.args, r, c.want)
+		}
+	}
 	dir := t.TempDir()
 	r = runCLI(t, "", nil, "startup", "--install", "--unit-dir", dir, "serve")
 	b, err := os.ReadFile(filepath.Join(dir, "dartup.service"))

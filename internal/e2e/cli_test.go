@@ -181,7 +181,8 @@ func TestPushFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(site, "bin", "server"), b, 0o755); err != nil {
+	// Not executable here (as from a Windows client): the entry is made so.
+	if err := os.WriteFile(filepath.Join(site, "bin", "server"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(site, "public", "css", "site.css"), []byte("body { color: teal }\n"), 0o644); err != nil {
@@ -200,13 +201,24 @@ func TestPushFolder(t *testing.T) {
 	if ai.Spec.Bundle == nil || ai.Spec.Bundle.Entry != "bin/server" || ai.Spec.Runtime != clientsdk.RuntimeExe || ai.Spec.Artifact.FileName != "site/" {
 		t.Fatalf("the stored spec: bundle %+v runtime %s artifact %+v", ai.Spec.Bundle, ai.Spec.Runtime, ai.Spec.Artifact)
 	}
-	// The same folder again packs to the same bytes: the same digest.
-	if out, code := s.exitCode("push", "--name", "folderweb2", "--http", "/two", site, "--entry", "bin/server"); code != 0 {
+	// The same folder again, through a symbolic link, packs to the same
+	// bytes: the same digest.
+	link := filepath.Join(testutil.TempDir(t), "sitelink")
+	if err := os.Symlink(site, link); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.exitCode("push", "--name", "folderweb2", "--http", "/two", link, "--entry", "bin/server"); code != 0 {
 		t.Fatalf("second push of the folder: exit %d\n%s", code, out)
 	}
 	var ai2 clientsdk.AppInfo
 	if err := json.Unmarshal([]byte(s.dartup("info", "folderweb2", "--json")), &ai2); err != nil || ai2.Spec.Artifact.SHA256 != ai.Spec.Artifact.SHA256 {
 		t.Fatalf("the same folder packed to another digest: %v %s vs %s", err, ai2.Spec.Artifact.SHA256, ai.Spec.Artifact.SHA256)
+	}
+	// `push .` inside the folder takes the folder's name.
+	dot := exec.Command(testutil.Dartup(t), "push", ".", "--entry", "bin/server", "--http", "/three")
+	dot.Dir, dot.Env = site, append(os.Environ(), "DARTUP_URL="+s.natsURL)
+	if out, err := dot.CombinedOutput(); err != nil || !strings.Contains(string(out), "site - alive") {
+		t.Fatalf("push . in the folder: %v\n%s", err, out)
 	}
 	if out, code := s.exitCode("push", "--name", "nofolder", site); code == 0 || !strings.Contains(out, "--entry") {
 		t.Fatalf("a folder without --entry: exit %d\n%s", code, out)
