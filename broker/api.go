@@ -281,6 +281,7 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 			n++
 		}
 	}
+	disk := b.disk.usage()
 	info := &clientsdk.ServerInfo{
 		Version:       b.cfg.Version,
 		ServerVersion: server.VERSION,
@@ -293,11 +294,11 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 		HTTPURL:       b.HTTPURL(),
 		RequireAuth:   b.cfg.RequirePassword,
 		JetStream: clientsdk.JetStreamUsage{
-			Memory: ai.Memory, Storage: ai.Store, Streams: ai.Streams, MaxStorage: ai.Limits.MaxStore,
+			Memory: ai.Memory, Storage: ai.Store, Streams: ai.Streams, MaxStorage: disk.StoreMax,
 		},
 		Apps:            n,
 		RefusedRequests: b.RefusedRequests(),
-		Disk:            b.disk.usage(),
+		Disk:            disk,
 		StoreDamage:     b.ledger.Damage(),
 	}
 	for _, r := range b.cfg.Routes {

@@ -105,8 +105,11 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 	printHowItRuns(w, s, showEnv)
 	if s.Kind == clientsdk.KindDaemon {
 		r := s.Restart
-		fmt.Fprintf(w, "  instances: %d  auto-restart: %v  max-restarts: %d  min-uptime: %s  kill-timeout: %s\n",
-			s.Instances, !r.NoAutoRestart, r.MaxRestarts, r.MinUptime.D(), r.KillTimeout.D())
+		fmt.Fprintf(w, "  instances: %d  auto-restart: %v  max-restarts: %d  min-uptime: %s  restart-delay: %s  kill-timeout: %s\n",
+			s.Instances, !r.NoAutoRestart, r.MaxRestarts, r.MinUptime.D(), r.RestartDelay.D(), r.KillTimeout.D())
+		if len(r.StopExitCodes) > 0 {
+			fmt.Fprintf(w, "  stop-exit-codes: %v (exits that are not restarted)\n", r.StopExitCodes)
+		}
 		printServing(w, s)
 	}
 	if l := s.Lambda; l != nil {
@@ -129,6 +132,9 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 func printHowItRuns(w io.Writer, s clientsdk.AppSpec, showEnv bool) {
 	if s.Artifact != nil {
 		fmt.Fprintf(w, "  artifact: %s (%s, sha256 %s)\n", printable(s.Artifact.FileName), humanBytes(uint64(s.Artifact.Size)), shortDigest(s.Artifact.SHA256))
+	}
+	if s.Bundle != nil {
+		fmt.Fprintf(w, "  entry: %s (run in the folder)\n", printable(s.Bundle.Entry))
 	}
 	if len(s.Command) > 0 {
 		fmt.Fprintf(w, "  command: %s\n", printable(shellJoin(s.Command)))
@@ -169,15 +175,22 @@ func printHowItRuns(w io.Writer, s clientsdk.AppSpec, showEnv bool) {
 // printServing prints a daemon's ports, routes, readiness and health check.
 func printServing(w io.Writer, s clientsdk.AppSpec) {
 	var parts []string
-	if s.Port > 0 {
-		parts = append(parts, fmt.Sprintf("port: %d-%d", s.Port, s.Port+s.Instances-1))
+	switch {
+	case s.Port > 0 && s.Instances > 1:
+		parts = append(parts, fmt.Sprintf("ports: %d-%d", s.Port, s.Port+s.Instances-1))
+	case s.Port > 0:
+		parts = append(parts, fmt.Sprintf("port: %d", s.Port))
 	}
 	if len(s.HTTP) > 0 {
 		var rs []string
 		for _, r := range s.HTTP {
 			rs = append(rs, r.String())
 		}
-		parts = append(parts, "http: "+strings.Join(rs, " "))
+		strip := ""
+		if s.HTTPStripPrefix {
+			strip = " (prefix stripped)"
+		}
+		parts = append(parts, "http: "+strings.Join(rs, " ")+strip)
 	}
 	if s.Ready != "" && s.Ready != "none" {
 		parts = append(parts, fmt.Sprintf("ready: %s within %s", s.Ready, s.ReadyTimeout.D()))

@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/internal/datadir"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -73,6 +75,9 @@ func runPassword(out io.Writer, f *passwordFlags, user string) error {
 	if n := utf8.RuneCountInString(pw); n < minPasswordLen && !f.allowWeak {
 		return usageErr(fmt.Errorf("the password has %d characters; use at least %d (or --allow-weak to insist)", n, minPasswordLen))
 	}
+	if err := checkPasswordDir(f.data); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return err
 	}
@@ -84,6 +89,23 @@ func runPassword(out io.Writer, f *passwordFlags, user string) error {
 	}
 	fmt.Fprintf(out, "Saved the password of %s in %s\n", user, path)
 	return nil
+}
+
+// checkPasswordDir refuses a folder that exists but is not a dartup data
+// dir (no server would read the password file there), and says so when no
+// server has used the folder yet.
+func checkPasswordDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(ents) == 0) {
+		fmt.Fprintf(os.Stderr, "note: no dartup server has used %s yet; `dartup serve --data %s` will read these users\n", dir, dir)
+		return nil
+	}
+	for _, e := range ents {
+		if e.Name() == datadir.Data.Marker || slices.Contains(datadir.Data.Known, e.Name()) {
+			return nil
+		}
+	}
+	return usageErr(fmt.Errorf("%s is not a dartup data dir (a server's --data, e.g. /var/lib/dartup): no server reads a password file there", dir))
 }
 
 func readNewPassword(fromStdin bool) (string, error) {

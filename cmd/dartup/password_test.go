@@ -122,3 +122,19 @@ func TestShortPasswordRefused(t *testing.T) {
 		t.Fatalf("--allow-weak: %+v", r)
 	}
 }
+
+// A folder that is not a dartup data dir (no server reads a password file
+// there) is refused.
+func TestPasswordRefusesForeignDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "long-enough-pw\n", nil, "password", "--password-stdin", "erin", "--data", dir)
+	if r.code != 2 || !strings.Contains(r.stderr, "is not a dartup data dir") {
+		t.Fatalf("password into a foreign folder: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "passwords")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a password file was written into a foreign folder")
+	}
+}

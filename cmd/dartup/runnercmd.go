@@ -61,7 +61,7 @@ its share of the daemons and lambdas.`,
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", runner.DefaultNodeTimeout, "silence after which a node counts as dead")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "extra reply-subject prefixes the server allows (the same as its --reply-prefix)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
-	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in the node's log too (they are always in `dartup logs`)")
+	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in the node's log too (they are always in dartup logs)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	f.isolation.register(cmd, "DATA-work, beside --data")
 	return cmd

@@ -123,7 +123,7 @@ rules when something else guards the network.`,
 	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the other servers' HTTP gateways reach this server's instances (default: 127.0.0.1, or with --routes this machine's address toward the first route)")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages (nats-server's too)")
-	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in serve's log too (they are always in `dartup logs`)")
+	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in serve's log too (they are always in dartup logs)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this loopback host:port (debugging)")
 	_ = fs.MarkHidden("pprof")
