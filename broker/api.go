@@ -73,7 +73,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	a.svc, err = micro.AddService(b.apiNC, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
-		Description: "dartup control API: push, list, kill, start, remove, info",
+		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes",
 		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
 		// `nats micro stats dartup` shows per-lambda stats in the invoke endpoint's data.
 		StatsHandler: a.endpointStats,

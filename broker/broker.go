@@ -513,6 +513,10 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 	port, _ := strconv.Atoi(portStr)
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// Known before the server accepts anyone: a local client that
+		// connects during start-up is told apart from an app's user.
+		b.clientPort.Store(int32(port))
 	}
 	opts := &server.Options{
 		ServerName:             b.cfg.ServerName,

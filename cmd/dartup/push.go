@@ -192,7 +192,7 @@ func runPush(cmd *cobra.Command, f *pushFlags, args []string) error {
 	switch {
 	case spec.Runtime == clientsdk.RuntimeCommand:
 		if dash < 0 || dash >= len(args) {
-			return usageErr(errors.New("--runtime command needs the command line after --: dartup push --name NAME --runtime command -- ./bin/app --flag"))
+			return usageErr(errors.New("--runtime command needs the command line after --: dartup push --name NAME --runtime command -- /srv/app/bin/app --flag"))
 		}
 		if dash > 0 {
 			return usageErr(errors.New("--runtime command takes no FILE; put the command line after --"))

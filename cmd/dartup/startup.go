@@ -42,6 +42,12 @@ command line. See docs/operations.md for why each setting is there.`,
   sudo dartup startup --install serve
   dartup startup runner --server tls://10.0.0.1:4222 --name r1 --label zone=a`,
 		Args: cobra.ArbitraryArgs,
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return []string{"serve", "runner"}, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveDefault
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runStartup(cmd.OutOrStdout(), f, args)
 		},
