@@ -2,34 +2,65 @@ package runner
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 )
 
 // portPool hands out free TCP ports for the instances of apps with HTTP
-// routes and no fixed --port: the kernel picks a free one, and the pool
-// keeps it from being given twice while a worker holds it (between the
-// pick and the worker's bind, the kernel could pick it again).
+// routes and no fixed --port. It picks them below the kernel's ephemeral
+// range (ip_local_port_range), where outgoing connections never take a
+// port between the pick and the worker's bind, checks that nothing listens
+// there, and keeps each from being given twice while a worker holds it.
 type portPool struct {
 	mu    sync.Mutex
 	inUse map[int]bool
+	// lo and hi bound the ports it picks from.
+	lo, hi int
 }
 
-func newPortPool() *portPool { return &portPool{inUse: map[int]bool{}} }
+func newPortPool() *portPool {
+	lo, hi := portRange(ephemeralLow())
+	return &portPool{inUse: map[int]bool{}, lo: lo, hi: hi}
+}
+
+// ephemeralLow is the lowest port the kernel gives outgoing connections
+// (32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if lo, err := strconv.Atoi(f[0]); err == nil {
+			return lo
+		}
+	}
+	return 32768
+}
+
+// portRange is where instances' ports are picked: from 10000 up to the
+// ephemeral range, or, when that starts too low to leave room, above it.
+func portRange(ephemeralLow int) (lo, hi int) {
+	if ephemeralLow-10000 >= 1000 {
+		return 10000, ephemeralLow - 1
+	}
+	return 0, 0 // let the kernel choose (":0")
+}
 
 // take returns a free port, reserved until release.
 func (p *portPool) take() (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", ":0")
+	for range 50 {
+		port, err := p.candidate()
 		if err != nil {
 			return 0, err
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
+		if port == 0 {
+			continue
+		}
 		p.mu.Lock()
 		free := !p.inUse[port]
 		if free {
@@ -60,6 +91,24 @@ func (p *portPool) release(port int) {
 }
 
 var errNoFreePort = errors.New("no free TCP port for the instance")
+
+// candidate is a port nothing listens on now: a random one of the pool's
+// range, or one the kernel picks when the pool has none.
+func (p *portPool) candidate() (int, error) {
+	if p.hi > p.lo {
+		port := p.lo + rand.IntN(p.hi-p.lo+1)
+		if portFree(port) != nil {
+			return 0, nil // taken: the caller tries another
+		}
+		return port, nil
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return 0, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	return port, ln.Close()
+}
 
 // hostPort joins the node's advertised host and a port.
 func hostPort(host string, port int) string {

@@ -32,6 +32,11 @@ type outcome struct {
 // way to tell a requester that the member of the queue group holding its
 // request is gone), so their number is bounded by what that node could hold
 // (the 16 callers; max-workers + queue per node).
+// closeNoticed bounds how long after a runner's process is reaped its NATS
+// server may still route a request to it (the kernel's close of its socket
+// reaches the server a moment later; more on a loaded machine).
+const closeNoticed = 250 * time.Millisecond
+
 func TestLambdaNodeKilledMidRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process lambda fail-over test skipped in -short mode")
@@ -163,7 +168,10 @@ func TestLambdaNodeKilledMidRun(t *testing.T) {
 				t.Errorf("request %d sent after the kill got an error: %v", i, o.svcErr)
 			}
 		case o.timeout:
-			if o.sent.Before(killDone) {
+			// The server learns of the dead connection from the kernel's
+			// close a moment after the process is reaped: a request sent
+			// in that moment still goes to r1's subscription.
+			if o.sent.Before(killDone.Add(closeNoticed)) {
 				timeoutsBefore++
 				if !o.sent.Before(killStart) {
 					duringKill++
