@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +15,36 @@ import (
 // addAppCommands adds the app management commands.
 func addAppCommands(root *cobra.Command) {
 	root.AddCommand(newPushCmd(), newKillCmd(), newStartCmd(), newRestartCmd(), newRemoveCmd(), newLogsCmd(), newInvokeCmd(), newRunnerCmd(), newNodesCmd())
+}
+
+// forEachApp runs fn for app name, or for every app when name is "all" (as
+// PM2's stop/start/restart all) and no app is called that; the errors of
+// the apps that failed are joined, after all were tried.
+func forEachApp(ctx context.Context, c *clientsdk.Client, name string, fn func(name string) error) error {
+	if name != "all" {
+		return fn(name)
+	}
+	apps, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, a := range apps {
+		if a.Name == "all" {
+			return fn(name) // an app is called all: it is the one meant
+		}
+		names = append(names, a.Name)
+	}
+	if len(names) == 0 {
+		return clientsdk.Errorf(404, "NotFound", "there are no apps")
+	}
+	var errs []error
+	for _, n := range names {
+		if err := fn(n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 type nameFlags struct {
@@ -33,24 +64,26 @@ func newKillCmd() *cobra.Command {
 		Long: `Stop every instance of an app (SIGTERM to each process group, its kill
 timeout, then SIGKILL) and wait until the processes are gone. The app stays
 stopped, across restarts of the servers, until 'dartup start'.`,
-		Example: "  dartup kill web\n  dartup kill web --no-wait     # return at once",
+		Example: "  dartup kill web\n  dartup kill web --no-wait     # return at once\n  dartup kill all               # every app, as pm2 stop all",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				s, err := c.Kill(ctx, args[0])
-				if err != nil || f.wait.noWait {
-					return printOr(cmd, f.json, s, err)
-				}
-				wctx, cancel := f.wait.context(ctx, killTimeout(ctx, c, args[0]))
-				defer cancel()
-				s2, err := c.WaitStopped(wctx, args[0])
-				if s2 != nil {
-					s = s2
-				}
-				if err := printOr(cmd, f.json, s, err); err != nil {
-					return err
-				}
-				return unconfirmed(s, "stopped")
+				return forEachApp(ctx, c, args[0], func(name string) error {
+					s, err := c.Kill(ctx, name)
+					if err != nil || f.wait.noWait {
+						return printOr(cmd, f.json, s, err)
+					}
+					wctx, cancel := f.wait.context(ctx, killTimeout(ctx, c, name))
+					defer cancel()
+					s2, err := c.WaitStopped(wctx, name)
+					if s2 != nil {
+						s = s2
+					}
+					if err := printOr(cmd, f.json, s, err); err != nil {
+						return err
+					}
+					return unconfirmed(s, "stopped")
+				})
 			})
 		},
 	}
@@ -71,20 +104,22 @@ func newStartCmd() *cobra.Command {
 		Long: `Start an app stopped with 'dartup kill', or start an errored one afresh, and
 wait until every instance runs (or the lambda is hosted). Exits 1 when the
 app ends in error or pending, or does not run within --wait.`,
-		Example: "  dartup start web\n  dartup start web --detach",
+		Example: "  dartup start web\n  dartup start web --detach\n  dartup start all              # every app",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				info, err := c.Describe(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				s, err := c.Start(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				// Start rewrites the spec: the next bucket revision or later.
-				return f.wait.await(cmd, c, args[0], info.Spec.Version, info.Spec.Revision+1, s, f.json)
+				return forEachApp(ctx, c, args[0], func(name string) error {
+					info, err := c.Describe(ctx, name)
+					if err != nil {
+						return err
+					}
+					s, err := c.Start(ctx, name)
+					if err != nil {
+						return err
+					}
+					// Start rewrites the spec: the next bucket revision or later.
+					return f.wait.await(cmd, c, name, info.Spec.Version, info.Spec.Revision+1, s, f.json)
+				})
 			})
 		},
 	}

@@ -26,19 +26,21 @@ a fixed --port, each instance is stopped and then started, one at a time, so
 that the others keep serving. A new worker that does not get ready stops the
 restart: the instances not yet replaced keep running, and restart exits 1.
 Lambdas get fresh workers on their next invocation.`,
-		Example: "  dartup restart web\n  dartup reload web --parallel 2\n  dartup restart web --detach",
+		Example: "  dartup restart web\n  dartup reload web --parallel 2\n  dartup restart web --detach\n  dartup restart all            # every app, one after the other",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.parallel < 0 {
 				return usageErr(fmt.Errorf("--parallel must be at least 1, not %d", f.parallel))
 			}
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				spec, err := c.Restart(ctx, args[0], f.parallel)
-				if err != nil {
-					return err
-				}
-				sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: clientsdk.AppAlive}
-				return f.wait.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, f.json)
+				return forEachApp(ctx, c, args[0], func(name string) error {
+					spec, err := c.Restart(ctx, name, f.parallel)
+					if err != nil {
+						return err
+					}
+					sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: clientsdk.AppAlive}
+					return f.wait.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, f.json)
+				})
 			})
 		},
 	}

@@ -290,3 +290,32 @@ func TestInvokeWithoutData(t *testing.T) {
 		t.Fatalf("invoke --data '' sent {}: %q", out)
 	}
 }
+
+// TestAllApps: kill, start and restart take "all", as PM2's stop/start/
+// restart all do.
+func TestAllApps(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	for _, app := range []string{"alla", "allb"} {
+		s.dartup("push", "--name", app, "--runtime", "command", "--", "/bin/sleep", "600")
+	}
+	state := func() (string, string) {
+		apps := listJSON(t, s)
+		return string(apps["alla"].State), string(apps["allb"].State)
+	}
+	s.dartup("kill", "all")
+	if a, b := state(); a != string(clientsdk.AppDead) || b != string(clientsdk.AppDead) {
+		t.Fatalf("after kill all: %s %s", a, b)
+	}
+	s.dartup("start", "all")
+	if a, b := state(); a != string(clientsdk.AppAlive) || b != string(clientsdk.AppAlive) {
+		t.Fatalf("after start all: %s %s", a, b)
+	}
+	before := listJSON(t, s)
+	s.dartup("restart", "all")
+	after := listJSON(t, s)
+	for _, app := range []string{"alla", "allb"} {
+		if after[app].Instances[0].PID == before[app].Instances[0].PID {
+			t.Errorf("%s kept pid %d across restart all", app, after[app].Instances[0].PID)
+		}
+	}
+}
