@@ -394,7 +394,13 @@ func readAll[T any](ctx context.Context, kv jetstream.KeyValue) ([]T, error) {
 
 // readEntries reads every current entry of a bucket.
 func readEntries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	return watchEntries(ctx, kv, jetstream.IgnoreDeletes())
+}
+
+// watchEntries reads what a watch of the whole bucket with opts delivers
+// before it is up to date.
+func watchEntries(ctx context.Context, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchAll(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}

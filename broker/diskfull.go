@@ -94,7 +94,7 @@ func writeReserve(path string, size int64) error {
 // noteServerError is given each error line of the embedded server: a
 // stream's failed write starts the recovery.
 func (g *diskGuard) noteServerError(msg string) {
-	if strings.Contains(msg, "Critical write error") || strings.Contains(msg, "critical write error") {
+	if strings.Contains(strings.ToLower(msg), "critical write error") {
 		g.writeErr.CompareAndSwap(nil, &msg)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,8 +47,9 @@ type lambdaRouter struct {
 	// after a change (nil: to rebuild).
 	table routeTable
 	// failedAnswers counts the answers that could not be sent;
-	// failedLogged is when that was last logged (Unix ns).
-	failedAnswers, failedLogged atomic.Int64
+	// failedLogged spaces the lines that say so.
+	failedAnswers atomic.Int64
+	failedLogged  loglimit.Every
 	// causes holds why a lambda no runner hosts is not hosted (see
 	// startFailure), for causeTTL: a flood of requests for it costs one
 	// reading of its status per period, not one per request.
@@ -325,9 +327,7 @@ func (r *lambdaRouter) catchAll(m *nats.Msg) {
 // most one line per answerLogEvery with the count since.
 func (r *lambdaRouter) answerFailed(name string, err error) {
 	n := r.failedAnswers.Add(1)
-	now := time.Now().UnixNano()
-	last := r.failedLogged.Load()
-	if now-last < int64(answerLogEvery) || !r.failedLogged.CompareAndSwap(last, now) {
+	if !r.failedLogged.Allow(time.Now(), answerLogEvery) {
 		return
 	}
 	r.logger.Warn("cannot answer lambda requests", "app", name, "err", err, "failed_total", n)

@@ -138,13 +138,13 @@ func startLedger(ctx context.Context, b *Broker) (*ledger, error) {
 	}
 	switch {
 	case err != nil:
-		l.report(fmt.Sprintf("the apps ledger %s cannot be read (%v): the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, err, len(store)))
-	case known == nil && len(store) > 0:
-		l.report(fmt.Sprintf("the apps ledger %s is missing: the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, len(store)))
+		l.report(fmt.Sprintf("the apps ledger %s cannot be read (%v): the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, err, len(values)))
+	case known == nil && len(values) > 0:
+		l.report(fmt.Sprintf("the apps ledger %s is missing: the apps bucket (%d apps) was not checked; the ledger is written again from it", l.path, len(values)))
 	}
-	if known != nil {
-		l.repair(ctx, compareLedger(known, store))
-		if store, values, err = readStore(ctx, kv); err != nil {
+	if found := compareLedger(known, store); len(found) > 0 {
+		l.repair(ctx, found)
+		if store, values, err = readStore(ctx, kv); err != nil { // as repaired
 			return nil, err
 		}
 	}
@@ -192,27 +192,19 @@ func (l *ledger) read() (map[string]ledgerEntry, error) {
 func readStore(ctx context.Context, kv jetstream.KeyValue) (map[string]storeEntry, map[string]json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	w, err := kv.WatchAll(ctx)
+	entries, err := watchEntries(ctx, kv)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer func() { _ = w.Stop() }()
 	store, values := map[string]storeEntry{}, map[string]json.RawMessage{}
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil {
-				return store, values, nil
-			}
-			removed := e.Operation() != jetstream.KeyValuePut
-			store[e.Key()] = storeEntry{Revision: e.Revision(), Removed: removed}
-			if !removed {
-				values[e.Key()] = json.RawMessage(e.Value())
-			}
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+	for _, e := range entries {
+		removed := e.Operation() != jetstream.KeyValuePut
+		store[e.Key()] = storeEntry{Revision: e.Revision(), Removed: removed}
+		if !removed {
+			values[e.Key()] = json.RawMessage(e.Value())
 		}
 	}
+	return store, values, nil
 }
 
 // report logs a finding at error level and keeps it for `info`.
@@ -225,9 +217,6 @@ func (l *ledger) report(msg string) {
 // rolled-back app, the removal of a revived one. Each finding is logged at
 // error level and kept for `info`.
 func (l *ledger) repair(ctx context.Context, found []damage) {
-	if len(found) == 0 {
-		return
-	}
 	log := l.b.logger
 	log.Error("the apps bucket lost desired state (a damaged or truncated store file?); putting back what the apps ledger knows",
 		"apps", len(found), "ledger", l.path)
@@ -334,7 +323,7 @@ func (l *ledger) note(e jetstream.KeyValueEntry) {
 	}
 }
 
-// write replaces the ledger file atomically and syncs it.
+// write replaces the ledger file atomically and syncs it (writeAtomic).
 func (l *ledger) write() error {
 	l.mu.Lock()
 	b, err := json.Marshal(ledgerFile{Written: time.Now().UTC(), Apps: l.apps})
@@ -342,7 +331,7 @@ func (l *ledger) write() error {
 	if err != nil {
 		return err
 	}
-	return writeFileSynced(l.path, b)
+	return writeAtomic(l.path, b, 0o600)
 }
 
 // Damage returns what the check at start found and repaired.
@@ -360,31 +349,4 @@ func (l *ledger) close() {
 	}
 	l.stop()
 	<-l.done
-}
-
-// writeFileSynced writes b to path through a temporary file that is synced
-// and renamed over it, then syncs the directory: after a crash the file
-// holds the old content or the new one, whole.
-func writeFileSynced(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

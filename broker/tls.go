@@ -211,7 +211,8 @@ func (c *Config) listenHosts() []string {
 }
 
 // writeAtomic writes data to a temporary file next to path with mode, syncs
-// it and renames it into place.
+// it, renames it into place and syncs the folder: after a crash the file
+// holds the old content or the new one, whole.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -233,5 +234,12 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func completeNames(list func(ctx context.Context, c *clientsdk.Client) ([]string
 		}
 		var out []string
 		for _, n := range names {
-			if strings.HasPrefix(n, toComplete) && !contains(args, n) {
+			if strings.HasPrefix(n, toComplete) && !slices.Contains(args, n) {
 				out = append(out, n)
 			}
 		}
@@ -93,15 +94,6 @@ func nodeNames(ctx context.Context, c *clientsdk.Client) ([]string, error) {
 		names = append(names, n.ID)
 	}
 	return names, err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // connFlagsOf reads a command's connection flags (parsed before a

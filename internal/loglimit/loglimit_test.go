@@ -28,3 +28,16 @@ func TestLimiter(t *testing.T) {
 		t.Fatalf("the note is given once: %v %q", ok, note)
 	}
 }
+
+func TestEvery(t *testing.T) {
+	var e Every
+	t0 := time.Unix(1000, 0)
+	for _, c := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {time.Second, false}, {9 * time.Second, false}, {10 * time.Second, true}, {11 * time.Second, false}, {20 * time.Second, true}} {
+		if got := e.Allow(t0.Add(c.at), 10*time.Second); got != c.want {
+			t.Errorf("Allow at +%s = %v, want %v", c.at, got, c.want)
+		}
+	}
+}

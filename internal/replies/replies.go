@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/nats-io/nats.go"
 )
 
@@ -27,7 +28,7 @@ type Replier struct {
 	extra   []string
 	logger  *slog.Logger
 	refused atomic.Uint64
-	logged  atomic.Int64 // unix nanos of the last refusal logged
+	logged  loglimit.Every
 }
 
 // New returns a Replier publishing over nc; extra are additional reply
@@ -66,9 +67,7 @@ func (r *Replier) refuse(subject, reply string) {
 		return
 	}
 	n := r.refused.Add(1)
-	now := time.Now().UnixNano()
-	last := r.logged.Load()
-	if now-last < int64(logEvery) || !r.logged.CompareAndSwap(last, now) {
+	if !r.logged.Allow(time.Now(), logEvery) {
 		return
 	}
 	r.logger.Warn("refused a request whose reply subject is not an inbox (an app trying to make dartup publish elsewhere?)",
