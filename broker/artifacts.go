@@ -136,15 +136,16 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	progress := make(chan struct{}, 1)
-	// The object's reader does not give up when ctx ends: a stall, or the
-	// verifier stopping, closes it too.
+	// The object's reader does not give up when ctx ends, and its Close
+	// waits for a blocked Read: a stall, or the verifier stopping, ends ctx,
+	// closes the reader in the background and abandons the read (below).
 	var mu sync.Mutex
 	var reader io.Closer
 	go stallWatch(ctx, func() {
 		cancel()
 		mu.Lock()
 		if reader != nil {
-			_ = reader.Close()
+			go reader.Close()
 		}
 		mu.Unlock()
 	}, progress, verifyStall)
@@ -161,18 +162,36 @@ func (v *artifactVerifier) readThrough(ctx context.Context, name, digest string)
 	mu.Lock()
 	reader = r
 	mu.Unlock()
+	stalled := clientsdk.Errorf(503, "Unavailable", "reading artifact %s stalled for %s (the cluster is electing leaders?); try again", name, verifyStall)
 	if ctx.Err() != nil { // stalled or stopped between Get and here
-		_ = r.Close()
+		go r.Close()
+		return objectVersion{}, stalled
 	}
-	defer r.Close()
 	info, err := r.Info()
 	if err != nil {
+		go r.Close()
 		return objectVersion{}, err
 	}
+	type copied struct {
+		n   int64
+		err error
+	}
+	done := make(chan copied, 1)
 	h := sha256.New()
-	n, err := io.Copy(h, progressReader{r: r, progress: progress})
+	go func() {
+		n, err := io.Copy(h, progressReader{r: r, progress: progress})
+		done <- copied{n, err}
+	}()
+	var c copied
+	select {
+	case c = <-done:
+		_ = r.Close()
+	case <-ctx.Done():
+		return objectVersion{}, stalled // the copy ends once the reader is closed
+	}
+	n, err := c.n, c.err
 	if err != nil && ctx.Err() != nil {
-		return objectVersion{}, clientsdk.Errorf(503, "Unavailable", "reading artifact %s stalled for %s (the cluster is electing leaders?); try again", name, verifyStall)
+		return objectVersion{}, stalled
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	switch {
