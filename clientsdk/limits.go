@@ -42,6 +42,9 @@ const (
 	// MaxFileNameLength bounds the artifact's informational file name.
 	MaxFileNameLength = 255
 
+	// MaxHistory bounds the versions an app keeps (history).
+	MaxHistory = 100
+
 	// MaxConstraints bounds the placement constraints of a spec.
 	MaxConstraints = 32
 	// MaxLabelKeyLength bounds a constraint's label name.

@@ -123,6 +123,10 @@ type LambdaSpec struct {
 	// HTTPEvent is the event shape for HTTP gateway requests: apigw, alb or
 	// raw (default: raw for the stdio protocol, apigw otherwise).
 	HTTPEvent string `json:"http_event,omitempty"`
+	// Routes are the function's HTTP routes by method and path (a deploy
+	// file's `events: - http`). Without any, the gateway routes /NAME and
+	// the paths under it, for every method, to the function.
+	Routes []FunctionRoute `json:"routes,omitempty"`
 }
 
 // AppSpec is the desired state of one app, stored in AppsBucket.
@@ -187,6 +191,12 @@ type AppSpec struct {
 	Restart RestartPolicy `json:"restart"`
 	// Lambda holds lambda settings; set when Kind is KindLambda.
 	Lambda *LambdaSpec `json:"lambda,omitempty"`
+	// History is how many of the app's versions are kept, with their
+	// artifacts, for `dartup history` and `dartup rollback`. Default 10.
+	History int `json:"history,omitempty"`
+	// RollbackOf, when set, says this version was made by `dartup rollback`
+	// from that earlier version (set by the server).
+	RollbackOf uint64 `json:"rollback_of,omitempty"`
 	// Constraints restrict placement to nodes whose labels match all of them.
 	Constraints map[string]string `json:"constraints,omitempty"`
 	// PushedAt is when the spec was pushed (set by the server).
@@ -218,6 +228,7 @@ const (
 	DefaultQueue        = 64
 	DefaultTimeout      = 30 * time.Second
 	DefaultMemoryMB     = 128
+	DefaultHistory      = 10
 )
 
 // WithDefaults returns a copy of s with every zero setting replaced by its default.
@@ -227,6 +238,9 @@ func (s AppSpec) WithDefaults() AppSpec {
 	}
 	if s.Instances == 0 {
 		s.Instances = 1
+	}
+	if s.History == 0 {
+		s.History = DefaultHistory
 	}
 	r := &s.Restart
 	if r.MaxRestarts == 0 {

@@ -85,6 +85,9 @@ func (s *AppSpec) ValidateBounds() error {
 	if err := c.intRange("instances", s.Instances, 1, MaxInstances); err != nil {
 		return err
 	}
+	if err := c.intRange("history", s.History, 1, MaxHistory); err != nil {
+		return err
+	}
 	if err := c.port(s.Port, s.Instances); err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ var specFlags = map[string]string{
 	"lambda.keep_warm": "--keep-warm", "lambda.max_workers": "--max-workers", "lambda.queue": "--queue",
 	"lambda.timeout": "--timeout", "lambda.memory_mb": "--memory", "lambda.http_event": "--http-event",
 	"http": "--http", "ready": "--ready", "ready_timeout": "--ready-timeout", "health": "--health",
-	"health_interval": "--health-interval", "health_failures": "--health-failures", "parallel": "--parallel",
+	"health_interval": "--health-interval", "health_failures": "--health-failures", "parallel": "--parallel", "history": "--history",
 }
 
 // bad returns the *Error 400 "app APP: FIELD (FLAG) is VALUE; allowed ALLOWED".
@@ -329,10 +332,28 @@ func (c specCheck) lambda(l *LambdaSpec) error {
 	}
 	switch l.HTTPEvent {
 	case HTTPEventAPIGateway, HTTPEventALB, HTTPEventRaw:
-		return nil
 	default:
 		return c.bad("lambda.http_event", quote(l.HTTPEvent), "apigw, alb or raw")
 	}
+	return c.functionRoutes(l.Routes)
+}
+
+func (c specCheck) functionRoutes(routes []FunctionRoute) error {
+	if len(routes) > MaxFunctionRoutes {
+		return c.bad("lambda.routes", fmt.Sprintf("%d routes", len(routes)), fmt.Sprintf("at most %d", MaxFunctionRoutes))
+	}
+	for i, r := range routes {
+		field := fmt.Sprintf("lambda.routes[%d]", i)
+		if msg := r.check(); msg != "" {
+			return c.bad(field, quote(r.String()), "METHOD /path with {param} or a last {proxy+} segment: "+msg)
+		}
+		for _, o := range routes[:i] {
+			if SamePath(o.Path, r.Path) && (o.Method == r.Method || o.Method == "ANY" || r.Method == "ANY") {
+				return c.bad(field, quote(r.String()), "each method and path once (it overlaps "+quote(o.String())+")")
+			}
+		}
+	}
+	return nil
 }
 
 func (c specCheck) constraints(m map[string]string) error {
