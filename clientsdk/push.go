@@ -45,48 +45,93 @@ func (c *Client) Push(ctx context.Context, spec AppSpec, file string, progress P
 	if err := defaulted.ValidateBounds(); err != nil {
 		return nil, err
 	}
+	var art *LocalArtifact
 	if spec.Runtime == RuntimeCommand {
 		if file != "" {
 			return nil, Errorf(400, TypeInvalidSpec, "runtime command takes no file; put the command line after --")
 		}
-	}
-	uploadRT := spec.Runtime
-	if spec.Runtime != RuntimeCommand {
-		folder := ""
-		st, err := os.Stat(file)
-		if spec.Bundle != nil && (err != nil || !st.IsDir()) {
-			return nil, Errorf(400, "InvalidFile", "--entry %s goes with a folder to push, and %s is not one", spec.Bundle.Entry, file)
-		}
-		if err == nil && st.IsDir() {
-			tarball, rt, cleanup, err := packBundle(file, spec)
-			if err != nil {
-				return nil, err
-			}
-			defer cleanup()
-			folder = filepath.Base(filepath.Clean(file)) + "/"
-			file, uploadRT, spec.Runtime = tarball, runtimeBundle, rt
-		}
-		ref, rt, err := c.uploadArtifact(ctx, uploadRT, file, progress, false)
+	} else {
+		a, err := PrepareArtifact(spec, file)
 		if err != nil {
 			return nil, err
 		}
-		spec.Artifact = ref
-		if folder != "" {
-			ref.FileName = folder // the folder's name, not the temporary file's
-		} else {
-			spec.Runtime = rt
+		defer a.Close()
+		art = a
+	}
+	return c.PushPrepared(ctx, spec, art, progress)
+}
+
+// LocalArtifact is a file on this machine made ready to push: hashed, its
+// runtime known, a folder packed into a bundle. Close removes what
+// PrepareArtifact made.
+type LocalArtifact struct {
+	// Ref is the artifact as a spec refers to it (file name: the file's,
+	// or the folder's with a trailing /).
+	Ref ArtifactRef
+	// Runtime is the runtime given in the spec, or detected (for a folder,
+	// from its entry).
+	Runtime Runtime
+	path    string // the file to upload (a folder's packed bundle)
+	cleanup func()
+}
+
+// Close removes a packed bundle; the artifact is no use after it.
+func (a *LocalArtifact) Close() {
+	if a != nil && a.cleanup != nil {
+		a.cleanup()
+	}
+}
+
+// PrepareArtifact hashes file, or packs folder file with spec.Bundle's
+// entry and hashes the bundle, checking it as Push does, and detects the
+// runtime unless spec.Runtime gives it. Nothing is uploaded: Client.Upload
+// and Client.PushPrepared do that. Errors: *Error 400 for a missing, empty
+// or unknown file, 413 over MaxArtifactSize.
+func PrepareArtifact(spec AppSpec, file string) (*LocalArtifact, error) {
+	st, err := os.Stat(file)
+	if spec.Bundle != nil && (err != nil || !st.IsDir()) {
+		return nil, Errorf(400, "InvalidFile", "--entry %s goes with a folder to push, and %s is not one", spec.Bundle.Entry, file)
+	}
+	if err != nil || !st.IsDir() {
+		ref, rt, err := hashArtifact(spec.Runtime, file)
+		if err != nil {
+			return nil, err
 		}
+		return &LocalArtifact{Ref: *ref, Runtime: rt, path: file}, nil
+	}
+	tarball, rt, cleanup, err := packBundle(file, spec)
+	if err != nil {
+		return nil, err
+	}
+	ref, _, err := hashArtifact(runtimeBundle, tarball)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	ref.FileName = filepath.Base(filepath.Clean(file)) + "/" // the folder's name, not the temporary file's
+	return &LocalArtifact{Ref: *ref, Runtime: rt, path: tarball, cleanup: cleanup}, nil
+}
+
+// PushPrepared declares spec with art as its artifact (nil for
+// RuntimeCommand), uploading art first unless the store holds it; see Push.
+func (c *Client) PushPrepared(ctx context.Context, spec AppSpec, art *LocalArtifact, progress Progress) (*AppSpec, error) {
+	if art != nil {
+		if err := c.Upload(ctx, art, progress, false); err != nil {
+			return nil, err
+		}
+		ref := art.Ref
+		spec.Artifact, spec.Runtime = &ref, art.Runtime
 	}
 	if spec.PushedBy == "" {
 		spec.PushedBy = c.pushedBy()
 	}
 	var out AppSpec
 	err := c.call(ctx, VerbPush, spec, &out)
-	if e, ok := AsError(err); ok && spec.Artifact != nil && (e.Type == TypeArtifactMissing || e.Type == TypeArtifactMismatch || e.Type == TypeArtifactCorrupt) {
+	if e, ok := AsError(err); ok && art != nil && (e.Type == TypeArtifactMissing || e.Type == TypeArtifactMismatch || e.Type == TypeArtifactCorrupt) {
 		// Another app's removal deleted these shared bytes between the
 		// upload check and the push, or the stored object does not hold
 		// them (written by something else): upload them again, once.
-		if _, _, err = c.uploadArtifact(ctx, uploadRT, file, progress, true); err != nil {
+		if err = c.Upload(ctx, art, progress, true); err != nil {
 			return nil, err
 		}
 		err = c.call(ctx, VerbPush, spec, &out)
@@ -141,7 +186,9 @@ func packBundle(dir string, spec AppSpec) (string, Runtime, func(), error) {
 	return f.Name(), rt, cleanup, nil
 }
 
-func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, progress Progress, force bool) (*ArtifactRef, Runtime, error) {
+// hashArtifact checks file as an artifact of runtime rt (detected when
+// empty) and returns its reference and runtime.
+func hashArtifact(rt Runtime, file string) (*ArtifactRef, Runtime, error) {
 	if file == "" {
 		return nil, "", Errorf(400, TypeInvalidSpec, "no file to push; give FILE, or --runtime command -- CMD")
 	}
@@ -177,10 +224,16 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 		return nil, "", fmt.Errorf("read %s: %w", file, err)
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
-	ref := &ArtifactRef{Object: ArtifactObjectName(digest), SHA256: digest, Size: st.Size(), FileName: filepath.Base(file)}
+	return &ArtifactRef{Object: ArtifactObjectName(digest), SHA256: digest, Size: st.Size(), FileName: filepath.Base(file)}, rt, nil
+}
+
+// Upload stores art in the artifacts object store unless an object of its
+// name, size and digest is there already (or force is set).
+func (c *Client) Upload(ctx context.Context, art *LocalArtifact, progress Progress, force bool) error {
+	ref := art.Ref
 	js, err := jetstream.New(c.nc)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	var obj jetstream.ObjectStore
 	err = retryTransient(ctx, 10*time.Second, func(ctx context.Context) (err error) {
@@ -188,16 +241,21 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 		return err
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("open the artifact store %s (is this a dartup server?): %w", ArtifactsBucket, err)
+		return fmt.Errorf("open the artifact store %s (is this a dartup server?): %w", ArtifactsBucket, err)
 	}
-	if oi, err := obj.GetInfo(ctx, ref.Object); !force && err == nil && int64(oi.Size) == ref.Size && oi.Headers.Get(HeaderArtifactSHA256) == digest {
+	if oi, err := obj.GetInfo(ctx, ref.Object); !force && err == nil && int64(oi.Size) == ref.Size && oi.Headers.Get(HeaderArtifactSHA256) == ref.SHA256 {
 		if progress != nil {
 			progress(ref.Size, ref.Size)
 		}
-		return ref, rt, nil // already stored
+		return nil // already stored
 	}
+	f, err := os.Open(art.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	hdr := nats.Header{}
-	hdr.Set(HeaderArtifactSHA256, digest)
+	hdr.Set(HeaderArtifactSHA256, ref.SHA256)
 	// The upload is retried whole on transient errors; Put replaces a partial
 	// object. It has no deadline of its own: a large file on a slow link takes
 	// as long as it takes (ctx still ends it).
@@ -207,7 +265,7 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 		}
 		var r io.Reader = f
 		if progress != nil {
-			r = &progressReader{r: f, total: st.Size(), fn: progress}
+			r = &progressReader{r: f, total: ref.Size, fn: progress}
 		}
 		_, err := obj.Put(ctx, jetstream.ObjectMeta{
 			Name:        ref.Object,
@@ -218,12 +276,12 @@ func (c *Client) uploadArtifact(ctx context.Context, rt Runtime, file string, pr
 		return err
 	})
 	if err != nil {
-		if full := c.diskFull(ctx, err, st.Size(), "the upload of "+filepath.Base(file)); full != nil {
-			return nil, "", full
+		if full := c.diskFull(ctx, err, ref.Size, "the upload of "+ref.FileName); full != nil {
+			return full
 		}
-		return nil, "", fmt.Errorf("upload %s: %w", file, err)
+		return fmt.Errorf("upload %s: %w", art.path, err)
 	}
-	return ref, rt, nil
+	return nil
 }
 
 // diskFull returns the 507 error for a failed upload of n bytes when the

@@ -133,6 +133,10 @@ type LambdaSpec struct {
 type AppSpec struct {
 	// Name is the app's name; a NATS subject token (see ValidateName).
 	Name string `json:"name"`
+	// Service names the deploy file (its `service:`) that declares the app,
+	// "" for an app pushed by hand; `dartup deploy --prune` removes only
+	// apps of its own service that the file no longer declares.
+	Service string `json:"service,omitempty"`
 	// Kind is KindDaemon or KindLambda.
 	Kind Kind `json:"kind"`
 	// Runtime says how to start the artifact.

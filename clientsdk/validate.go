@@ -64,6 +64,11 @@ func (s *AppSpec) Validate() error {
 		return err
 	}
 	c := specCheck{app: s.Name}
+	if s.Service != "" {
+		if err := ValidateName(s.Service); err != nil {
+			return c.bad("service", quote(s.Service), "a name of letters, digits, '-' and '_'")
+		}
+	}
 	switch s.Kind {
 	case KindDaemon, KindLambda:
 	default:
