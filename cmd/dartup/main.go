@@ -22,6 +22,10 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// errSilent is an exit code's error that has nothing to say (diff
+// --exit-code finding changes).
+var errSilent = errors.New("")
+
 // usageErr marks err as the user's mistake (exit code 2).
 func usageErr(err error) error { return &exitError{code: 2, err: err} }
 
@@ -35,6 +39,10 @@ func run(ctx context.Context, args []string) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	var silent *exitError
+	if errors.As(err, &silent) && silent.err == errSilent {
+		return silent.code
 	}
 	// Line by line: an error may span lines (a hint after it); what it
 	// quotes from apps or servers shows no control characters.

@@ -1,0 +1,198 @@
+package deploy
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dartup/dartup/clientsdk"
+)
+
+// project makes a folder with the deploy file text and the artifacts the
+// test files name: ./bootstrap and ./web (executables), ./site/bin/server.
+func project(t *testing.T, name, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"bootstrap", "web", "site/bin/server", "site/public/index.html"} {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho "+f+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadExample(t *testing.T) {
+	text, err := os.ReadFile("testdata/dartup.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := project(t, "dartup.yaml", string(text))
+	p, err := Load(path, Options{Getenv: env(map[string]string{"SHOP_DB_URL": "postgres://db"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Service != "shop" || len(p.Entries) != 4 {
+		t.Fatalf("service %q, %d entries", p.Service, len(p.Entries))
+	}
+	by := map[string]Entry{}
+	for _, e := range p.Entries {
+		by[e.Spec.Name] = e
+		if e.Spec.Service != "shop" {
+			t.Errorf("%s: service %q", e.Spec.Name, e.Spec.Service)
+		}
+	}
+	web := by["web"].Spec
+	if web.Kind != clientsdk.KindDaemon || web.Instances != 2 || len(web.HTTP) != 2 || web.Env["DB_URL"] != "postgres://db" ||
+		web.Bundle == nil || web.Bundle.Entry != "bin/server" || web.HealthInterval.D().Seconds() != 10 ||
+		web.Restart.MaxRestarts != 5 || web.Restart.RestartDelay.D().Milliseconds() != 500 || web.History != 5 {
+		t.Errorf("web: %+v", web)
+	}
+	if by["web"].Source.Path != filepath.Join(filepath.Dir(path), "site") {
+		t.Errorf("web source %+v", by["web"].Source)
+	}
+	post := by["postRequest"].Spec.Lambda
+	if post.Handler != "main.postRequest" || len(post.Routes) != 2 || post.Routes[1].String() != "GET /users/{id}" {
+		t.Errorf("postRequest: %+v", post)
+	}
+	hello := by["hello"].Spec.Lambda
+	if hello.MemoryMB != 256 || hello.KeepWarm == nil || *hello.KeepWarm != 0 || hello.Timeout.D().Seconds() != 10 {
+		t.Errorf("hello: %+v", hello)
+	}
+	if tick := by["tick"]; tick.Spec.Runtime != clientsdk.RuntimeCommand || tick.Source.Path != "" {
+		t.Errorf("tick: %+v", tick)
+	}
+}
+
+func TestLoadProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       []string // each must appear in the error
+	}{
+		{"unknown key with line", "apps:\n  web:\n    artifact: ./web\n    instnaces: 2\n",
+			[]string{"dartup.yaml:4: apps.web.instnaces: unknown key \"instnaces\" (did you mean instances?)"}},
+		{"unknown top key", "services: x\napps:\n  web: {artifact: ./web}\n", []string{"dartup.yaml:1: services: unknown key", "did you mean service?"}},
+		{"wrong type", "apps:\n  web:\n    artifact: ./web\n    instances: many\n", []string{"dartup.yaml:4: apps.web.instances: expected integer, but got string"}},
+		{"bound with line", "apps:\n  web:\n    artifact: ./web\n    instances: 2000\n", []string{"dartup.yaml:4: apps.web.instances: must be <= 1024 but found 2000"}},
+		{"zero instances", "apps:\n  web:\n    artifact: ./web\n    instances: 0\n", []string{"dartup.yaml:4: apps.web.instances: must be >= 1"}},
+		{"bound the schema does not know", "apps:\n  web:\n    artifact: ./web\n    port: 65535\n    instances: 2\n", []string{"dartup.yaml:4: apps.web: port is 65535 with 2 instances"}},
+		{"missing artifact", "functions:\n  f:\n    artifact: ./nope\n", []string{"dartup.yaml:3: functions.f.artifact: ./nope does not exist"}},
+		{"no artifact", "apps:\n  web:\n    instances: 2\n", []string{"dartup.yaml:2: apps.web: give artifact:"}},
+		{"folder without entry", "apps:\n  web:\n    artifact: ./site\n", []string{"apps.web.artifact: ./site is a folder: give the program in it with entry:"}},
+		{"env not set", "apps:\n  web:\n    artifact: ./web\n    env: {A: \"${env:NOPE}\"}\n", []string{"dartup.yaml:4:", "NOPE is not set"}},
+		{"other reference", "apps:\n  web:\n    artifact: ./web\n    args: [\"${self:x}\"]\n", []string{"only ${env:VAR}"}},
+		{"bad route", "functions:\n  f:\n    artifact: ./bootstrap\n    events:\n      - http: {path: \"/a/{x+}/b\", method: GET}\n",
+			[]string{"dartup.yaml:5: functions.f.events[0].http:", "last segment"}},
+		{"route clash", "functions:\n  f:\n    artifact: ./bootstrap\n    events: [http: GET /a]\n  g:\n    artifact: ./bootstrap\n    events: [http: ANY /a]\n",
+			[]string{"functions.g.events: route ANY /a is also f's (GET /a)"}},
+		{"daemon key on a function", "functions:\n  f:\n    artifact: ./bootstrap\n    instances: 2\n", []string{"dartup.yaml:4: functions.f.instances: unknown key"}},
+		{"bad name", "apps:\n  a.b:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.a.b: not a name"}},
+		{"same name twice", "apps:\n  x: {artifact: ./web}\nfunctions:\n  x: {artifact: ./bootstrap}\n", []string{"also declared under apps"}},
+		{"empty", "", []string{"the file is empty"}},
+		{"not yaml", "apps: [\n", []string{"dartup.yaml:"}},
+		{"several at once", "apps:\n  a:\n    artifact: ./web\n    foo: 1\n  b:\n    artifact: ./web\n    bar: 2\n", []string{":4: apps.a.foo", ":7: apps.b.bar"}},
+	} {
+		path := project(t, "dartup.yaml", tc.text)
+		_, err := Load(path, Options{Getenv: env(nil)})
+		if err == nil {
+			t.Errorf("%s: loaded, want an error", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error\n%v\nlacks %q", tc.name, err, w)
+			}
+		}
+	}
+}
+
+func TestLoadServerless(t *testing.T) {
+	text, err := os.ReadFile("testdata/serverless.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := project(t, "serverless.yml", string(text))
+	if _, err := Load(path, Options{Getenv: env(nil)}); err == nil || !strings.Contains(err.Error(), "--artifact") {
+		t.Fatalf("without a bootstrap: %v", err)
+	}
+	p, err := Load(path, Options{Getenv: env(nil), Artifact: filepath.Join(filepath.Dir(path), "bootstrap")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Service != "hello" || len(p.Entries) != 2 {
+		t.Fatalf("%+v", p)
+	}
+	for _, e := range p.Entries {
+		l := e.Spec.Lambda
+		if e.Spec.Kind != clientsdk.KindLambda || l.MemoryMB != 128 || l.Handler != "main."+e.Spec.Name || len(l.Routes) != 1 {
+			t.Errorf("%s: %+v", e.Spec.Name, l)
+		}
+	}
+	ignored := strings.Join(p.Ignored, " ")
+	for _, w := range []string{"provider.lambdaHashingVersion", "package.individually", "plugins", "cors"} {
+		if !strings.Contains(ignored, w) {
+			t.Errorf("ignored %q lacks %s", ignored, w)
+		}
+	}
+}
+
+func TestSchemaCopyInDocs(t *testing.T) {
+	docs, err := os.ReadFile("../docs/dartup.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(docs) != string(SchemaJSON) {
+		t.Fatal("docs/dartup.schema.json differs from deploy/dartup.schema.json: cp deploy/dartup.schema.json docs/")
+	}
+}
+
+// TestSchemaKnowsEveryKey keeps the schema and the Go types in step: every
+// key the loader takes is in the schema, and the schema has no other.
+func TestSchemaKnowsEveryKey(t *testing.T) {
+	var schema map[string]any
+	if err := json.Unmarshal(SchemaJSON, &schema); err != nil {
+		t.Fatal(err)
+	}
+	props := func(m any, path ...string) map[string]any {
+		for _, p := range path {
+			m = m.(map[string]any)[p]
+		}
+		return m.(map[string]any)
+	}
+	for _, tc := range []struct {
+		name   string
+		schema map[string]any
+		typ    reflect.Type
+	}{
+		{"top", props(schema, "properties"), reflect.TypeOf(File{})},
+		{"app", props(schema, "properties", "apps", "additionalProperties", "properties"), reflect.TypeOf(App{})},
+		{"function", props(schema, "properties", "functions", "additionalProperties", "properties"), reflect.TypeOf(Function{})},
+		{"restart", props(schema, "properties", "apps", "additionalProperties", "properties", "restart", "properties"), reflect.TypeOf(Restart{})},
+	} {
+		keys := yamlFields(tc.typ)
+		for k := range keys {
+			if _, ok := tc.schema[k]; !ok {
+				t.Errorf("%s: the loader takes %q, the schema does not have it", tc.name, k)
+			}
+		}
+		for k := range tc.schema {
+			if _, ok := keys[k]; !ok {
+				t.Errorf("%s: the schema has %q, the loader does not take it", tc.name, k)
+			}
+		}
+	}
+}
