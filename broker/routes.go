@@ -190,6 +190,24 @@ func canonicalPath(escaped string) string {
 	return strings.Join(segs, "/")
 }
 
+// list writes the table in match order for the routes verb, with each
+// daemon's count of ready instances from ready.
+func (t *routeTable) list(ready map[string]int) []clientsdk.RouteInfo {
+	out := make([]clientsdk.RouteInfo, 0, len(t.functions)+len(t.prefixes))
+	for _, r := range t.functions {
+		out = append(out, clientsdk.RouteInfo{Method: r.fn.Method, Path: r.fn.Path, Kind: clientsdk.KindLambda, App: r.app})
+	}
+	for _, r := range t.prefixes {
+		ri := clientsdk.RouteInfo{Host: r.Host, Method: "*", Path: r.Prefix, Prefix: true, Kind: clientsdk.KindLambda, App: r.app}
+		if !r.lambda {
+			n := ready[r.app]
+			ri.Kind, ri.Ready = clientsdk.KindDaemon, &n
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
 // requestHost is the Host header's host, lowercase, without port or the
 // trailing dot of a fully qualified name.
 func requestHost(h string) string {
