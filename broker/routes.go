@@ -185,7 +185,7 @@ func canonicalPath(escaped string) string {
 		if err != nil {
 			continue
 		}
-		segs[i] = strings.NewReplacer("%", "%25", "/", "%2F").Replace(d)
+		segs[i] = segmentEscaper.Replace(d)
 	}
 	return strings.Join(segs, "/")
 }
@@ -207,6 +207,9 @@ func (t *routeTable) list(ready map[string]int) []clientsdk.RouteInfo {
 	}
 	return out
 }
+
+// segmentEscaper escapes what canonicalPath keeps escaped in a segment.
+var segmentEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
 
 // requestHost is the Host header's host, lowercase, without port or the
 // trailing dot of a fully qualified name.
