@@ -108,6 +108,14 @@ func TestFunctionRoutesThroughGateway(t *testing.T) {
 	if e, ok := clientsdk.AsError(err); !ok || e.Code != 409 || e.Type != "RouteTaken" || !strings.Contains(e.Message, "lambda users") {
 		t.Errorf("push of a route users holds: %v", err)
 	}
+	checkRoutes(ctx, t, c, "GET /users/{id} lambda users false -|GET /hello lambda hello false -|POST /postRequest lambda post false -|"+
+		"* /legacy lambda legacy true -|* / daemon web true 1")
+}
+
+// checkRoutes checks what the routes verb lists, one "METHOD PATH KIND APP
+// PREFIX READY" per route, joined with "|".
+func checkRoutes(ctx context.Context, t *testing.T, c *clientsdk.Client, want string) {
+	t.Helper()
 	got, err := c.Routes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +128,6 @@ func TestFunctionRoutesThroughGateway(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s %s %v %s", ri.Method, ri.Path, ri.Kind, ri.App, ri.Prefix, ready))
 	}
-	want := "GET /users/{id} lambda users false -|GET /hello lambda hello false -|POST /postRequest lambda post false -|* /legacy lambda legacy true -|* / daemon web true 1"
 	if strings.Join(lines, "|") != want {
 		t.Errorf("routes:\n got %s\nwant %s", strings.Join(lines, "|"), want)
 	}
