@@ -92,6 +92,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbRestart:  a.restart,
 		clientsdk.VerbRemove:   a.remove,
 		clientsdk.VerbNodes:    a.listNodes,
+		clientsdk.VerbRoutes:   a.routes,
 	}
 	for verb, h := range endpoints {
 		a.verbs[verb] = true

@@ -92,8 +92,7 @@ func (bk *backends) apply(key string, put bool, value []byte) {
 		return // a lambda's per-node entry
 	}
 	var st clientsdk.InstanceStatus
-	routed := put && json.Unmarshal(value, &st) == nil && st.State == clientsdk.StateRunning && st.Ready && st.Address != "" &&
-		(bk.self == nil || !bk.self(st.Address))
+	routed := put && json.Unmarshal(value, &st) == nil && routable(st) && (bk.self == nil || !bk.self(st.Address))
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	m := bk.byApp[app]
@@ -112,6 +111,12 @@ func (bk *backends) apply(key string, put bool, value []byte) {
 	if bk.inflight[st.Address] == nil {
 		bk.inflight[st.Address] = new(atomic.Int64)
 	}
+}
+
+// routable reports whether an instance takes requests: running, ready and
+// with an address.
+func routable(st clientsdk.InstanceStatus) bool {
+	return st.State == clientsdk.StateRunning && st.Ready && st.Address != ""
 }
 
 // pick chooses the address of one of app's ready instances, not tried yet

@@ -157,16 +157,31 @@ func (g *gateway) isSelf(addr string) bool {
 	return false
 }
 
-// route sends a request where the route table says: a daemon's instances,
-// or a lambda. A request no route takes goes on as /NAME for a lambda (one
-// pushed a moment ago, or a 404 that says what exists).
+// route sends a request where the route table says: a lambda's function
+// route, a 405 when function routes match the path but not the method, a
+// daemon's instances, or a lambda's /NAME. A request no route takes goes on
+// as /NAME for a lambda (one pushed a moment ago, or a 404 that says what
+// exists).
 func (g *gateway) route(w http.ResponseWriter, r *http.Request) {
-	rt, ok := g.b.router.routes().match(r.Host, r.URL.Path)
-	if ok && !rt.lambda {
-		g.proxy.serve(w, r, rt)
-		return
+	m, ok := g.b.router.routes().match(r.Host, r.Method, r.URL.EscapedPath())
+	switch {
+	case ok && m.allow != nil:
+		methodNotAllowed(w, r, m.allow)
+	case ok && m.route.fn != nil:
+		g.invoke(w, r, m.route.app, clientsdk.HTTPRequestInfo{Path: r.URL.Path, Resource: m.route.fn.Path, PathParameters: m.params})
+	case ok && !m.route.lambda:
+		g.proxy.serve(w, r, m.route)
+	default:
+		g.invokeName(w, r)
 	}
-	g.invoke(w, r)
+}
+
+// methodNotAllowed answers 405 with the methods the path's function routes
+// take in the Allow header.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow []string) {
+	list := strings.Join(allow, ", ")
+	w.Header().Set("Allow", list)
+	writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s is not allowed on %s; its routes take %s (`dartup routes` lists them)", r.Method, r.URL.Path, list))
 }
 
 // writeJSON writes v with status code.

@@ -29,18 +29,31 @@ func invokeWait(timeout time.Duration) time.Duration {
 	return 2*min(max(timeout, clientsdk.MinLambdaTimeout), clientsdk.MaxLambdaTimeout) + invokeSlack
 }
 
-// invoke answers ANY /NAME[/rest]: it invokes lambda NAME through
-// "lambda.NAME" with the request as the event its http_event names, and
-// writes the reply (a proxy response, or any other bytes as a 200 body).
-func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
+// invokeName answers ANY /NAME[/rest] for lambda NAME, which has no
+// function routes: the event's path is /rest.
+func (g *gateway) invokeName(w http.ResponseWriter, r *http.Request) {
 	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if name == "" {
-		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; try /healthz or /NAME for a lambda")
+		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; try /healthz or /NAME for a lambda (`dartup routes` lists the routes)")
 		return
 	}
+	g.invoke(w, r, name, clientsdk.HTTPRequestInfo{Path: "/" + rest})
+}
+
+// invoke invokes lambda name through "lambda.NAME" with the request as the
+// event its http_event names (info says which path, and for a function
+// route its resource and parameters), and writes the reply (a proxy
+// response, or any other bytes as a 200 body).
+func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, info clientsdk.HTTPRequestInfo) {
 	spec, e := g.b.router.lookup(r.Context(), name, false)
 	if e != nil {
 		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
+		return
+	}
+	if info.Resource == "" && len(spec.Lambda.Routes) > 0 {
+		// /NAME of a lambda that has function routes: those are its only
+		// routes (the table may not have them yet, a moment after a push).
+		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; lambda "+name+" takes only its function routes (`dartup routes` lists them)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPEventBody))
@@ -53,7 +66,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "cannot read the request body: "+err.Error())
 		return
 	}
-	info := clientsdk.HTTPRequestInfo{Path: "/" + rest, SourceIP: g.clientIP(r).String(), User: authUser(r)}
+	info.SourceIP, info.User = g.clientIP(r).String(), authUser(r)
 	event, err := clientsdk.HTTPEvent(spec.Lambda.HTTPEvent, r, body, info)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())

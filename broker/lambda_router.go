@@ -45,7 +45,7 @@ type lambdaRouter struct {
 	hostOK map[string]time.Time // name → presence confirmed until
 	// table is the HTTP route table of apps, rebuilt on its first use
 	// after a change (nil: to rebuild).
-	table routeTable
+	table *routeTable
 	// failedAnswers counts the answers that could not be sent;
 	// failedLogged spaces the lines that say so.
 	failedAnswers atomic.Int64
@@ -161,7 +161,7 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 }
 
 // routes returns the HTTP route table of the apps known now.
-func (r *lambdaRouter) routes() routeTable {
+func (r *lambdaRouter) routes() *routeTable {
 	r.mu.RLock()
 	t := r.table
 	r.mu.RUnlock()
@@ -172,9 +172,6 @@ func (r *lambdaRouter) routes() routeTable {
 	defer r.mu.Unlock()
 	if r.table == nil {
 		r.table = buildRoutes(r.apps)
-		if r.table == nil {
-			r.table = routeTable{}
-		}
 	}
 	return r.table
 }

@@ -47,12 +47,12 @@ func TestRouteMatching(t *testing.T) {
 		{"api.example.com", "/hello", "api"},
 		{"other.example.com", "/v2", "web"},
 	} {
-		got, ok := table.match(c.host, c.path)
-		if !ok || got.app != c.want {
-			t.Errorf("%s%s: got %v (%v), want %s", c.host, c.path, got, ok, c.want)
+		got, ok := table.match(c.host, "GET", c.path)
+		if !ok || got.route.app != c.want {
+			t.Errorf("%s%s: got %v (%v), want %s", c.host, c.path, got.route, ok, c.want)
 		}
 	}
-	if _, ok := buildRoutes(map[string]clientsdk.AppSpec{"shop": daemonWith("shop", "/shop")}).match("h", "/"); ok {
+	if _, ok := buildRoutes(map[string]clientsdk.AppSpec{"shop": daemonWith("shop", "/shop")}).match("h", "GET", "/"); ok {
 		t.Error("/ matched although only /shop is routed")
 	}
 }

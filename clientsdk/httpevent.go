@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -18,9 +19,13 @@ import (
 // handlers written for aws-lambda-go's events package or the Dart
 // aws_lambda_dart_runtime work unchanged.
 //
-// Paths: the event's path is the part after /NAME ("/rest", or "/"), as
-// behind an API Gateway base-path mapping; the full request path is in
-// requestContext.path, and pathParameters.proxy holds "rest".
+// Paths: for /NAME of a lambda without function routes, the event's path is
+// the part after /NAME ("/rest", or "/"), as behind an API Gateway base-path
+// mapping; the full request path is in requestContext.path, the resource is
+// "/{proxy+}" and pathParameters.proxy holds "rest". For a function route
+// (LambdaSpec.Routes), the path is the request's, the resource the route's
+// path as declared ("/users/{id}") and pathParameters its parameters'
+// values, percent-decoded ({"id": "42"}).
 
 // APIGatewayProxyRequest is an API Gateway v1 proxy event (HTTPEventAPIGateway).
 type APIGatewayProxyRequest struct {
@@ -100,10 +105,18 @@ type ProxyResponse struct {
 }
 
 // HTTPRequestInfo is what the gateway knows about an HTTP request besides
-// the *http.Request: the lambda's part of the path and the client address.
+// the *http.Request: the lambda's part of the path, the route it took and
+// the client address.
 type HTTPRequestInfo struct {
-	// Path is the path after /NAME, starting with "/".
+	// Path is the path after /NAME, starting with "/", or the whole path
+	// for a function route.
 	Path string
+	// Resource is the path of the function route the request took, as
+	// declared ("/users/{id}"); "" for /NAME, whose resource is "/{proxy+}".
+	Resource string
+	// PathParameters are the function route's parameters' values
+	// (percent-decoded), by name.
+	PathParameters map[string]string
 	// SourceIP is the client's address.
 	SourceIP string
 	// User is the authenticated Basic-auth user, if any. The gateway
@@ -146,6 +159,11 @@ func NewAPIGatewayProxyRequest(r *http.Request, body []byte, info HTTPRequestInf
 			ResourcePath: "/{proxy+}", HTTPMethod: r.Method, APIID: "dartup", Path: r.URL.Path, Protocol: r.Proto,
 			DomainName: r.Host, RequestTime: now.UTC().Format("02/Jan/2006:15:04:05 -0700"), RequestTimeEpoch: now.UnixMilli(),
 		},
+	}
+	if info.Resource != "" {
+		ev.Resource, ev.RequestContext.ResourcePath = info.Resource, info.Resource
+		ev.PathParameters = map[string]string{}
+		maps.Copy(ev.PathParameters, info.PathParameters)
 	}
 	for k, v := range r.Header {
 		ev.Headers[k] = v[len(v)-1]

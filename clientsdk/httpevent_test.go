@@ -72,3 +72,40 @@ func TestHTTPEventShapes(t *testing.T) {
 		t.Fatalf("raw event: %q", b)
 	}
 }
+
+// A request that took a function route has the route's path as resource
+// and its parameters as pathParameters; /NAME keeps "/{proxy+}".
+func TestHTTPEventFunctionRoute(t *testing.T) {
+	r := httptest.NewRequest("GET", "http://example.com/users/a%2Fb", nil)
+	for _, c := range []struct {
+		info     clientsdk.HTTPRequestInfo
+		resource string
+		params   string
+	}{
+		{clientsdk.HTTPRequestInfo{Path: "/users/a/b", Resource: "/users/{id}", PathParameters: map[string]string{"id": "a/b"}},
+			"/users/{id}", `{"id":"a/b"}`},
+		{clientsdk.HTTPRequestInfo{Path: "/users/a/b", Resource: "/users/{proxy+}", PathParameters: map[string]string{}}, "/users/{proxy+}", `{}`},
+		{clientsdk.HTTPRequestInfo{Path: "/a/b"}, "/{proxy+}", `{"proxy":"a/b"}`},
+	} {
+		b, err := clientsdk.HTTPEvent(clientsdk.HTTPEventAPIGateway, r, nil, c.info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Resource       string          `json:"resource"`
+			Path           string          `json:"path"`
+			PathParameters json.RawMessage `json:"pathParameters"`
+			RequestContext struct {
+				ResourcePath string `json:"resourcePath"`
+				Path         string `json:"path"`
+			} `json:"requestContext"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Resource != c.resource || ev.RequestContext.ResourcePath != c.resource || string(ev.PathParameters) != c.params ||
+			ev.Path != c.info.Path || ev.RequestContext.Path != "/users/a/b" {
+			t.Errorf("%+v: %s", c.info, b)
+		}
+	}
+}

@@ -25,6 +25,7 @@ const (
 	VerbRestart  = "restart"  // dartup.api.restart
 	VerbRemove   = "remove"   // dartup.api.remove
 	VerbNodes    = "nodes"    // dartup.api.nodes
+	VerbRoutes   = "routes"   // dartup.api.routes
 )
 
 // JetStream assets created by the broker.

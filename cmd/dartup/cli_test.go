@@ -73,7 +73,7 @@ func TestHelpShowsExamples(t *testing.T) {
 }
 
 // readCommands print state and must offer --json.
-var readCommands = []string{"list", "info", "version", "nodes", "logs", "describe", "status"}
+var readCommands = []string{"list", "info", "version", "nodes", "logs", "describe", "status", "routes"}
 
 func TestReadCommandsHaveJSON(t *testing.T) {
 	t.Parallel()

@@ -36,6 +36,7 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newInfoCmd(),
 		newVersionCmd(),
 		newStartupCmd(),
+		newRoutesCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)

@@ -1,13 +1,16 @@
 // Command lambdaapigw is a test bootstrap built with aws-lambda-go whose
 // handler takes an API Gateway v1 proxy request and answers status 201 with
-// a JSON body echoing what it received (method, path, query, headers, body),
-// so that tests check the HTTP gateway's event mapping end to end.
+// a JSON body echoing what it received (method, path, resource, path
+// parameters, query, headers, body) and its _HANDLER, so that tests check
+// the HTTP gateway's event mapping end to end and which function (one
+// bootstrap may serve several, told apart by their handler) answered.
 package main
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"os"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -18,6 +21,8 @@ type Echo struct {
 	Method   string              `json:"method"`
 	Path     string              `json:"path"`
 	Resource string              `json:"resource"`
+	Params   map[string]string   `json:"path_parameters"`
+	Handler  string              `json:"handler"`
 	Query    map[string]string   `json:"query"`
 	MultiQ   map[string][]string `json:"multi_query"`
 	Headers  map[string]string   `json:"headers"`
@@ -35,7 +40,8 @@ func handle(_ context.Context, req events.APIGatewayProxyRequest) (events.APIGat
 		}
 		body = string(b)
 	}
-	e := Echo{Method: req.HTTPMethod, Path: req.Path, Resource: req.Resource, Query: req.QueryStringParameters,
+	e := Echo{Method: req.HTTPMethod, Path: req.Path, Resource: req.Resource, Params: req.PathParameters,
+		Handler: os.Getenv("_HANDLER"), Query: req.QueryStringParameters,
 		MultiQ: req.MultiValueQueryStringParameters, Headers: req.Headers, Body: body, Base64: req.IsBase64Encoded,
 		SourceIP: req.RequestContext.Identity.SourceIP}
 	b, _ := json.Marshal(e)
