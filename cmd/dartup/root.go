@@ -36,6 +36,8 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newInfoCmd(),
 		newVersionCmd(),
 		newStartupCmd(),
+		newHistoryCmd(),
+		newRollbackCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)
