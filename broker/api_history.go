@@ -31,7 +31,8 @@ func (a *api) history(ctx context.Context, req micro.Request) (any, error) {
 }
 
 // rollback stores a kept version's spec as the app's next version (with
-// RollbackOf set, pushed now by the caller, and the current stopped state),
+// RollbackOf set, pushed now by the caller, and the current stopped state
+// and number of versions kept),
 // through the same compare-and-set as a push: runners roll it out as any
 // new version.
 func (a *api) rollback(ctx context.Context, req micro.Request) (any, error) {
@@ -60,7 +61,9 @@ func (a *api) rollback(ctx context.Context, req micro.Request) (any, error) {
 		if now.Version != cur.Version {
 			return clientsdk.Errorf(409, "Conflict", "%s changed meanwhile: it is at version %d now, not %d; see `dartup history %s` and try again", r.Name, now.Version, cur.Version, r.Name)
 		}
-		next.Stopped = now.Stopped // a killed app stays killed
+		// A killed app stays killed, and the versions kept stay as many:
+		// going back does not drop the history it could come back through.
+		next.Stopped, next.History = now.Stopped, now.WithDefaults().History
 		return nil
 	}
 	if _, err := a.storeNewVersion(ctx, &spec, onCurrent); err != nil {
@@ -93,7 +96,9 @@ func (a *api) rollbackSpec(ctx context.Context, cur clientsdk.AppSpec, to uint64
 			target = k
 		}
 	}
-	if len(clientsdk.DiffSpecs(cur, target)) == 0 {
+	same := target
+	same.History = cur.History // kept as it is by a rollback
+	if len(clientsdk.DiffSpecs(cur, same)) == 0 {
 		return clientsdk.AppSpec{}, clientsdk.Errorf(409, "AlreadyRunning", "version %d of %s is the same as its current version %d: it already runs that", to, cur.Name, cur.Version)
 	}
 	defaulted := target.WithDefaults()

@@ -259,6 +259,18 @@ func TestRollback(t *testing.T) {
 			t.Fatalf("rollback to a dropped version: %v; want 404 naming the kept ones", err)
 		}
 	})
+	t.Run("the number of versions kept stays", func(t *testing.T) {
+		e.push("rbwide", "w1", "1", func(s *clientsdk.AppSpec) { s.History = 5 })
+		e.push("rbwide", "w2", "2", func(s *clientsdk.AppSpec) { s.History = 2 })
+		e.push("rbwide", "w3", "3", func(s *clientsdk.AppSpec) { s.History = 5 })
+		back, err := e.c.Rollback(ctx, "rbwide", 2)
+		if err != nil || back.RollbackOf != 2 || back.History != 5 || back.Env["A"] != "2" {
+			t.Fatalf("rollback: %+v, %v; want version 2's spec keeping history 5", back, err)
+		}
+		if got := e.revisionKeys("rbwide"); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+			t.Fatalf("revisions after the rollback: %v, want 1 to 4", got)
+		}
+	})
 	t.Run("an artifact that is gone", func(t *testing.T) {
 		old := e.push("rbgone", "g1", "1")
 		e.push("rbgone", "g2", "2")

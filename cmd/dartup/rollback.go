@@ -22,7 +22,8 @@ again: by default the version before the current one, or --to VERSION. The
 old version's spec and artifact are stored as a NEW version (the next
 number, marked "rollback of vN"), so daemons roll over to it one instance
 at a time as after a push, without dropping requests, and lambdas get new
-workers. A killed app stays killed ('dartup start' runs it). Like push,
+workers. A killed app stays killed ('dartup start' runs it), and the
+number of versions kept (push --history) stays as it is. Like push,
 rollback waits for the outcome and exits 1 when the version does not get
 ready or ends in error (the instances not yet replaced keep running).`,
 		Example: "  dartup rollback web              # back to the version before the current one\n  dartup rollback web --to 3\n  dartup rollback web --to 3 --detach --json",
