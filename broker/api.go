@@ -25,6 +25,7 @@ type api struct {
 	svc     micro.Service
 	unknown *nats.Subscription
 	apps    jetstream.KeyValue
+	revs    jetstream.KeyValue // the versions apps keep (revisions.go)
 	status  jetstream.KeyValue
 	nodes   jetstream.KeyValue
 	place   jetstream.KeyValue
@@ -51,6 +52,9 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	if a.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
 		return nil, err
 	}
+	if a.revs, err = b.js.KeyValue(ctx, clientsdk.RevisionsBucket); err != nil {
+		return nil, err
+	}
 	if a.status, err = b.js.KeyValue(ctx, clientsdk.StatusBucket); err != nil {
 		return nil, err
 	}
@@ -73,7 +77,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	a.svc, err = micro.AddService(b.apiNC, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
-		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes",
+		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes, history, rollback",
 		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
 		// `nats micro stats dartup` shows per-lambda stats in the invoke endpoint's data.
 		StatsHandler: a.endpointStats,
@@ -93,6 +97,8 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbRemove:   a.remove,
 		clientsdk.VerbNodes:    a.listNodes,
 		clientsdk.VerbRoutes:   a.routes,
+		clientsdk.VerbHistory:  a.history,
+		clientsdk.VerbRollback: a.rollback,
 	}
 	for verb, h := range endpoints {
 		a.verbs[verb] = true

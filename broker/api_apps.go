@@ -21,43 +21,64 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.PushedAt, spec.RollbackOf = time.Now().UTC(), 0
+	if _, err := a.storeNewVersion(ctx, &spec, nil); err != nil {
+		return nil, err
+	}
+	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", spec.Version, spec.Kind))
+	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "version", spec.Version, "revision", spec.Revision)
+	return spec, nil
+}
+
+// storeNewVersion stores spec as its app's next version, for push and
+// rollback: it checks its routes and artifact, writes it with
+// compare-and-set (storeVersion, which calls onCurrent with the spec it
+// replaces), records it among the app's revisions, and deletes the
+// artifacts that no kept revision uses any more. It sets spec's Version,
+// TokenNonce and Revision and returns the bucket revision.
+func (a *api) storeNewVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurrent func(cur, next *clientsdk.AppSpec) error) (uint64, error) {
 	if r := a.b.auth.apps.Load(); r != nil { // the router, once it runs
-		if err := r.routeConflict(spec); err != nil {
-			return nil, err
+		if err := r.routeConflict(*spec); err != nil {
+			return 0, err
 		}
 	}
 	if spec.Artifact != nil {
 		if err := a.checkArtifact(ctx, spec.Artifact); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	spec.PushedAt = time.Now().UTC()
-	// The artifacts of the app's current history: one may fall out of the
-	// history window with this push, and then nothing needs it any more.
-	before := a.historyArtifacts(ctx, spec.Name)
+	// The artifacts of the app's revisions in the apps bucket (the spec
+	// this version replaces, and those of specs stored before the record
+	// of revisions): nothing may need them after this version.
+	candidates := a.historyArtifacts(ctx, spec.Name)
 	if ctx.Err() != nil {
 		// The caller no longer waits (or 30 s have passed): apply nothing
 		// it would not hear of. Its retry pushes again.
-		return nil, clientsdk.Errorf(503, "Unavailable", "the push of %s took longer than its caller waits; it was not applied", spec.Name)
+		return 0, clientsdk.Errorf(503, "Unavailable", "the new version of %s took longer than its caller waits; it was not applied", spec.Name)
 	}
-	rev, err := a.storeVersion(ctx, &spec)
+	rev, prev, err := a.storeVersion(ctx, spec, onCurrent)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	if err := a.dropUnusedArtifacts(ctx, before, ""); err != nil {
+	spec.Revision = rev
+	// The versions that fall out of the app's history take their artifacts
+	// with them, unless another kept revision uses them.
+	dropped, err := a.recordVersion(ctx, *spec, prev)
+	if err != nil {
+		a.logger.Warn("could not record the app's new version among its revisions", "app", spec.Name, "version", spec.Version, "err", err)
+	}
+	maps.Copy(candidates, dropped)
+	if err := a.dropUnusedArtifacts(ctx, candidates, ""); err != nil {
 		a.logger.Warn("could not delete artifacts no revision uses", "app", spec.Name, "err", err)
 	}
 	// Another app's removal may have collected these shared bytes between the
 	// check above and the Put: then say so, and the client uploads them again.
 	if spec.Artifact != nil {
 		if _, err := a.objects.GetInfo(ctx, spec.Artifact.Object); errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s was deleted while pushing; push again", spec.Artifact.Object)
+			return 0, clientsdk.Errorf(400, clientsdk.TypeArtifactMissing, "artifact %s was deleted while storing version %d of %s; push the file again", spec.Artifact.Object, spec.Version, spec.Name)
 		}
 	}
-	spec.Revision = rev
-	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s)", spec.Version, spec.Kind))
-	a.logger.Info("app pushed", "app", spec.Name, "kind", spec.Kind, "runtime", spec.Runtime, "version", spec.Version, "revision", rev)
-	return spec, nil
+	return rev, nil
 }
 
 // lastVersion returns the highest version in app's history (0 for none).
@@ -78,20 +99,30 @@ func (a *api) lastVersion(ctx context.Context, name string) uint64 {
 
 // storeVersion writes spec as app's next version (its Version one more than
 // the stored one's, 1 for a new app) with compare-and-set, so that two
-// pushes at once get two numbers; it returns the bucket revision.
-func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec) (uint64, error) {
+// pushes at once get two numbers. onCurrent, when not nil, sees the spec
+// about to be replaced and spec first, and may change spec or refuse; with
+// it, the app must exist (a rollback). It returns the bucket revision and
+// the spec it replaced (nil for a new app).
+func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurrent func(cur, next *clientsdk.AppSpec) error) (uint64, *clientsdk.AppSpec, error) {
 	for range 10 {
 		cur, rev, err := a.getSpec(ctx, spec.Name)
 		var nf *clientsdk.Error
 		switch {
 		case err == nil:
 			spec.Version, spec.TokenNonce = cur.Version+1, cur.TokenNonce
+			if onCurrent != nil {
+				if err := onCurrent(cur, spec); err != nil {
+					return 0, nil, err
+				}
+			}
+		case errors.As(err, &nf) && nf.Code == 404 && onCurrent != nil:
+			return 0, nil, err // a rollback needs the app it rolls back
 		case errors.As(err, &nf) && nf.Code == 404:
 			// A new app, or one removed: numbering goes on after its history.
-			spec.Version, rev = a.lastVersion(ctx, spec.Name)+1, 0
+			spec.Version, rev, cur = a.lastVersion(ctx, spec.Name)+1, 0, nil
 			spec.TokenNonce = clientsdk.NewTokenNonce()
 		default:
-			return 0, err
+			return 0, nil, err
 		}
 		spec.Revision = 0
 		b, _ := json.Marshal(spec)
@@ -102,13 +133,13 @@ func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec) (uint64
 			nrev, err = a.apps.Update(ctx, spec.Name, b, rev)
 		}
 		if err == nil {
-			return nrev, nil
+			return nrev, cur, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return 0, err
+			return 0, nil, err
 		}
 	}
-	return 0, clientsdk.Errorf(409, "Conflict", "app %s is being pushed by someone else at the same time; try again", spec.Name)
+	return 0, nil, clientsdk.Errorf(409, "Conflict", "app %s is being pushed by someone else at the same time; try again", spec.Name)
 }
 
 // checkArtifact checks that ref's object is in the object store with the
@@ -239,7 +270,13 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	}
 	// The artifacts any revision of the app used are candidates for deletion.
 	used := a.historyArtifacts(ctx, name)
-	var errs []error
+	revs, err := a.readRevisions(ctx, name)
+	errs := []error{err} // without them, the collection of orphans gets their artifacts
+	for _, r := range revs {
+		if r.Artifact != nil {
+			used[r.Artifact.Object] = true
+		}
+	}
 	if err := a.apps.Purge(ctx, name); clientsdk.IsStoreFull(err) {
 		// A full store has no room for the purge's marker: free the app's
 		// artifacts first, then try again.
@@ -252,6 +289,7 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	errs = append(errs, a.purgeRevisions(ctx, name, nil))
 	errs = append(errs, a.dropUnusedArtifacts(ctx, used, ""))
 	if keys, err := a.place.ListKeysFiltered(ctx, name+".>"); err == nil {
 		for k := range keys.Keys() {

@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	b := testutil.StartBroker(t)
 	nc := testutil.Connect(t, b.NATSURL())
-	nameVerbs := []string{clientsdk.VerbDescribe, clientsdk.VerbKill, clientsdk.VerbStart, clientsdk.VerbRemove}
+	nameVerbs := []string{clientsdk.VerbDescribe, clientsdk.VerbKill, clientsdk.VerbStart, clientsdk.VerbRemove, clientsdk.VerbHistory, clientsdk.VerbRollback}
 
 	type tc struct {
 		name    string
@@ -74,6 +74,9 @@ func TestBadInput(t *testing.T) {
 		cases = append(cases, tc{v + " unknown app", clientsdk.APISubject(v), `{"name":"nosuchapp"}`, 404})
 	}
 	cases = append(cases,
+		tc{"rollback negative version", clientsdk.APISubject(clientsdk.VerbRollback), `{"name":"ok","to":-1}`, 400},
+		tc{"rollback version past uint64", clientsdk.APISubject(clientsdk.VerbRollback), `{"name":"ok","to":18446744073709551616}`, 400},
+		tc{"rollback by too long", clientsdk.APISubject(clientsdk.VerbRollback), `{"name":"ok","by":"` + strings.Repeat("u", 300) + `"}`, 400},
 		tc{"push bad kind", clientsdk.APISubject(clientsdk.VerbPush), `{"name":"ok","kind":"cron","runtime":"command","command":["true"]}`, 400},
 		tc{"push bad runtime", clientsdk.APISubject(clientsdk.VerbPush), `{"name":"ok","kind":"daemon","runtime":"python"}`, 400},
 		tc{"push missing artifact", clientsdk.APISubject(clientsdk.VerbPush),

@@ -69,6 +69,7 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 	})
 	kvs := []jetstream.KeyValueConfig{
 		{Bucket: clientsdk.AppsBucket, Description: "dartup: desired state (AppSpec per app)", History: 16},
+		{Bucket: clientsdk.RevisionsBucket, Description: "dartup: the versions each app keeps (APP.VERSION → AppSpec)", History: 1},
 		{Bucket: clientsdk.NodesBucket, Description: "dartup: live runner nodes", History: 1, TTL: 30 * time.Second, LimitMarkerTTL: time.Second},
 		{Bucket: clientsdk.PlacementBucket, Description: "dartup: instance claims", History: 1, LimitMarkerTTL: time.Second},
 		{Bucket: clientsdk.StatusBucket, Description: "dartup: instance status", History: 1},

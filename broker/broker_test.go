@@ -26,6 +26,7 @@ import (
 // (KV buckets and object stores are streams named KV_… and OBJ_…).
 var assetNames = []string{
 	"KV_" + clientsdk.AppsBucket,
+	"KV_" + clientsdk.RevisionsBucket,
 	"KV_" + clientsdk.NodesBucket,
 	"KV_" + clientsdk.PlacementBucket,
 	"KV_" + clientsdk.StatusBucket,

@@ -104,26 +104,37 @@ func (a *api) collectChunks(ctx context.Context, stream jetstream.Stream, nuids 
 	return n, nil
 }
 
-// usedArtifacts returns the artifacts that any kept revision of any app but
-// except ("" for none) refers to.
+// usedArtifacts returns the artifacts that the current spec or a kept
+// revision (RevisionsBucket) of any app but except ("" for none) refers
+// to. The apps bucket's own history is not counted: kill and start use it
+// up, and the record of revisions says which versions are kept.
 func (a *api) usedArtifacts(ctx context.Context, except string) (map[string]bool, error) {
-	w, err := a.apps.WatchAll(ctx, jetstream.IncludeHistory(), jetstream.IgnoreDeletes())
+	used := map[string]bool{}
+	specs, err := readEntries(ctx, a.apps)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = w.Stop() }()
-	used := map[string]bool{}
-	for e := range w.Updates() {
-		if e == nil {
-			break
+	for _, e := range specs {
+		if e.Key() != except {
+			addArtifact(used, e.Value())
 		}
-		if e.Key() == except {
-			continue
-		}
-		var s clientsdk.AppSpec
-		if json.Unmarshal(e.Value(), &s) == nil && s.Artifact != nil {
-			used[s.Artifact.Object] = true
+	}
+	revs, err := readEntries(ctx, a.revs)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range revs {
+		if app, _, ok := clientsdk.ParseRevisionKey(e.Key()); !ok || app != except {
+			addArtifact(used, e.Value())
 		}
 	}
 	return used, nil
+}
+
+// addArtifact adds the artifact object of a stored spec to set.
+func addArtifact(set map[string]bool, value []byte) {
+	var s clientsdk.AppSpec
+	if json.Unmarshal(value, &s) == nil && s.Artifact != nil {
+		set[s.Artifact.Object] = true
+	}
 }

@@ -188,8 +188,8 @@ func (c *Client) call(ctx context.Context, verb string, req, resp any) error {
 	// While JetStream elects leaders (a cluster lost a server), a server
 	// answers 503 "Unavailable", or is too busy to answer in time: try again.
 	// A timed-out verb may have run, so only verbs that may run twice are
-	// retried after a timeout (all but remove).
-	retryTimeouts := verb != VerbRemove
+	// retried after a timeout (all but remove and rollback).
+	retryTimeouts := verb != VerbRemove && verb != VerbRollback
 	err := retryUnavailable(ctx, func() error {
 		tctx, cancel := context.WithTimeout(ctx, DefaultRequestTimeout)
 		defer cancel()

@@ -199,3 +199,36 @@ func ExampleClient_Nodes() {
 	// example-node false
 	// 0.0.0-example true
 }
+
+func ExampleClient_Rollback() {
+	ctx := context.Background()
+	c, _ := clientsdk.Connect(ctx, clientsdk.WithURL(exampleURL))
+	defer c.Close()
+	for _, secs := range []string{"600", "700"} {
+		_, _ = c.Push(ctx, clientsdk.AppSpec{Name: "sleeper", Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/sleep", secs}}, "", nil)
+	}
+	s, err := c.Rollback(ctx, "sleeper", 0) // 0: the version before the current one
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("version %d is a rollback of version %d\n", s.Version, s.RollbackOf)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	outcome, _, _ := c.WaitDeployed(wctx, "sleeper", s.Revision) // rolled out as after a push
+	fmt.Println(outcome)
+	h, _ := c.History(ctx, "sleeper")
+	for _, v := range h.Versions {
+		fmt.Println(v.Version, v.Current, v.RollbackOf, v.Changes)
+	}
+	_, err = c.Rollback(ctx, "sleeper", 1)
+	fmt.Println(err)
+	_ = c.Remove(ctx, "sleeper")
+	// Output:
+	// version 3 is a rollback of version 1
+	// running
+	// 3 true 1 [command: ["/bin/sleep","700"] → ["/bin/sleep","600"]]
+	// 2 false 0 [command: ["/bin/sleep","600"] → ["/bin/sleep","700"]]
+	// 1 false 0 []
+	// version 1 of sleeper is the same as its current version 3: it already runs that (409 AlreadyRunning)
+}

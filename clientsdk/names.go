@@ -26,6 +26,8 @@ const (
 	VerbRemove   = "remove"   // dartup.api.remove
 	VerbNodes    = "nodes"    // dartup.api.nodes
 	VerbRoutes   = "routes"   // dartup.api.routes
+	VerbHistory  = "history"  // dartup.api.history
+	VerbRollback = "rollback" // dartup.api.rollback
 )
 
 // JetStream assets created by the broker.
@@ -35,6 +37,10 @@ const (
 	ArtifactsBucket = "DARTUP_ARTIFACTS"
 	// AppsBucket is the KV bucket of desired state: key APP, value AppSpec JSON.
 	AppsBucket = "DARTUP_APPS"
+	// RevisionsBucket is the KV bucket of the versions each app keeps: key
+	// APP.VERSION (see RevisionKey), value the AppSpec as stored for that
+	// version; the last AppSpec.History versions of each app.
+	RevisionsBucket = "DARTUP_REVISIONS"
 	// NodesBucket is the KV bucket of live runner nodes: key NODE, value Node
 	// JSON, refreshed by heartbeat and expired by per-key TTL.
 	NodesBucket = "DARTUP_NODES"

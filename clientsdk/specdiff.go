@@ -89,7 +89,9 @@ func flatSpec(s AppSpec) map[string]string {
 	s.Version, s.Revision, s.RollbackOf = 0, 0, 0
 	s.RestartedAt, s.Stopped = time.Time{}, false
 	if s.Artifact != nil {
-		s.Artifact.FileName = "" // the same bytes under another name run the same
+		a := *s.Artifact // a copy: the caller's spec is left as it is
+		a.FileName = ""  // the same bytes under another name run the same
+		s.Artifact = &a
 	}
 	b, _ := json.Marshal(s)
 	var m map[string]any

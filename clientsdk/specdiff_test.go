@@ -41,3 +41,17 @@ func TestDiffSpecs(t *testing.T) {
 		}
 	}
 }
+
+// DiffSpecs leaves its arguments as they are: an artifact's file name is
+// set aside in a copy, not in the caller's spec.
+func TestDiffSpecsLeavesSpecsAlone(t *testing.T) {
+	old := clientsdk.AppSpec{Name: "web", Runtime: clientsdk.RuntimeExe, Artifact: &clientsdk.ArtifactRef{Object: "sha256/ab", SHA256: "ab", Size: 1, FileName: "web"}}
+	new := old
+	new.Artifact = &clientsdk.ArtifactRef{Object: "sha256/cd", SHA256: "cd", Size: 1, FileName: "web2"}
+	if got := clientsdk.DiffSpecs(old, new); len(got) == 0 {
+		t.Fatal("no change found between two artifacts")
+	}
+	if old.Artifact.FileName != "web" || new.Artifact.FileName != "web2" {
+		t.Fatalf("DiffSpecs changed its arguments' file names: %q, %q", old.Artifact.FileName, new.Artifact.FileName)
+	}
+}

@@ -46,6 +46,7 @@ type pushFlags struct {
 	healthInterval time.Duration
 	healthFailures int
 	parallel       int
+	history        int
 	// lambda settings
 	protocol   string
 	handler    string
@@ -111,6 +112,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.DurationVar(&f.healthInterval, "health-interval", clientsdk.DefaultHealthInterval, "time between health checks")
 	fs.IntVar(&f.healthFailures, "health-failures", clientsdk.DefaultHealthFailures, "failed health checks in a row that restart an instance")
 	fs.IntVar(&f.parallel, "parallel", clientsdk.DefaultParallel, "instances a rollout replaces at once")
+	fs.IntVar(&f.history, "history", clientsdk.DefaultHistory, "versions kept, with their artifacts, for 'dartup history' and 'dartup rollback'")
 	f.wait.register(cmd)
 	fs.BoolVar(&f.wait.detach, "no-wait", false, "same as --detach")
 	_ = fs.MarkHidden("no-wait")
@@ -130,7 +132,7 @@ func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 		Instances: f.instances, Args: f.args, Port: f.port, Interpreter: f.aotRuntime, Cwd: f.cwd,
 		Bundle:          bundleOf(f.entry),
 		HTTPStripPrefix: f.stripPrefix, Ready: f.ready, ReadyTimeout: clientsdk.Duration(f.readyTimeout), Health: f.health,
-		HealthInterval: clientsdk.Duration(f.healthInterval), HealthFailures: f.healthFailures, Parallel: f.parallel}
+		HealthInterval: clientsdk.Duration(f.healthInterval), HealthFailures: f.healthFailures, Parallel: f.parallel, History: f.history}
 	for _, h := range f.http {
 		r, err := clientsdk.ParseRoute(h)
 		if err != nil {
@@ -153,6 +155,9 @@ func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 	}
 	if f.instances < 1 {
 		return s, usageErr(fmt.Errorf("--instances must be at least 1, not %d", f.instances))
+	}
+	if f.history < 1 {
+		return s, usageErr(fmt.Errorf("--history must be at least 1, not %d", f.history))
 	}
 	s.Restart = clientsdk.RestartPolicy{NoAutoRestart: f.noAutoRestart || !f.autoRestart, MaxRestarts: f.maxRestarts,
 		MinUptime: clientsdk.Duration(f.minUptime), RestartDelay: clientsdk.Duration(f.restartDelay),

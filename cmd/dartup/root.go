@@ -37,6 +37,8 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newVersionCmd(),
 		newStartupCmd(),
 		newRoutesCmd(),
+		newHistoryCmd(),
+		newRollbackCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)

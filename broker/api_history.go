@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// history lists the versions an app keeps, newest first, with what changed
+// from one to the next.
+func (a *api) history(ctx context.Context, req micro.Request) (any, error) {
+	name, err := decodeName(req)
+	if err != nil {
+		return nil, err
+	}
+	cur, _, err := a.getSpec(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	revs, err := a.readRevisions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return clientsdk.HistoryResponse{Name: name, Current: cur.Version, Keep: cur.WithDefaults().History,
+		Versions: historyOf(keptSpecs(revs, *cur), cur.Version)}, nil
+}
+
+// rollback stores a kept version's spec as the app's next version (with
+// RollbackOf set, pushed now by the caller, and the current stopped state
+// and number of versions kept),
+// through the same compare-and-set as a push: runners roll it out as any
+// new version.
+func (a *api) rollback(ctx context.Context, req micro.Request) (any, error) {
+	var r clientsdk.RollbackRequest
+	if err := clientsdk.DecodeRequest(req.Data(), &r); err != nil {
+		return nil, err
+	}
+	if err := clientsdk.ValidateName(r.Name); err != nil {
+		return nil, err
+	}
+	if len(r.By) > clientsdk.MaxPushedByLength {
+		return nil, clientsdk.Errorf(400, "BadRequest", "by is %d bytes long; allowed at most %d", len(r.By), clientsdk.MaxPushedByLength)
+	}
+	cur, _, err := a.getSpec(ctx, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	target, err := a.rollbackSpec(ctx, *cur, r.To)
+	if err != nil {
+		return nil, err
+	}
+	spec := target.WithDefaults()
+	spec.RollbackOf, spec.PushedAt, spec.PushedBy = target.Version, time.Now().UTC(), r.By
+	spec.Revision, spec.RestartedAt = 0, time.Time{}
+	onCurrent := func(now, next *clientsdk.AppSpec) error {
+		if now.Version != cur.Version {
+			return clientsdk.Errorf(409, "Conflict", "%s changed meanwhile: it is at version %d now, not %d; see `dartup history %s` and try again", r.Name, now.Version, cur.Version, r.Name)
+		}
+		// A killed app stays killed, and the versions kept stay as many:
+		// going back does not drop the history it could come back through.
+		next.Stopped, next.History = now.Stopped, now.WithDefaults().History
+		return nil
+	}
+	if _, err := a.storeNewVersion(ctx, &spec, onCurrent); err != nil {
+		return nil, err
+	}
+	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s): rollback of version %d", spec.Version, spec.Kind, spec.RollbackOf))
+	a.logger.Info("app rolled back", "app", spec.Name, "version", spec.Version, "rollback_of", spec.RollbackOf, "revision", spec.Revision)
+	return spec, nil
+}
+
+// rollbackSpec returns the kept spec that a rollback of the app whose
+// current spec is cur goes to (see rollbackTarget), after checking that it
+// differs from cur, is still valid and that its artifact is still stored.
+func (a *api) rollbackSpec(ctx context.Context, cur clientsdk.AppSpec, to uint64) (clientsdk.AppSpec, error) {
+	revs, err := a.readRevisions(ctx, cur.Name)
+	if err != nil {
+		return clientsdk.AppSpec{}, err
+	}
+	kept := keptSpecs(revs, cur)
+	versions := make([]uint64, len(kept))
+	for i, k := range kept {
+		versions[i] = k.Version
+	}
+	if to, err = rollbackTarget(cur.Name, versions, cur.Version, to); err != nil {
+		return clientsdk.AppSpec{}, err
+	}
+	var target clientsdk.AppSpec
+	for _, k := range kept {
+		if k.Version == to {
+			target = k
+		}
+	}
+	same := target
+	same.History = cur.History // kept as it is by a rollback
+	if len(clientsdk.DiffSpecs(cur, same)) == 0 {
+		return clientsdk.AppSpec{}, clientsdk.Errorf(409, "AlreadyRunning", "version %d of %s is the same as its current version %d: it already runs that", to, cur.Name, cur.Version)
+	}
+	defaulted := target.WithDefaults()
+	if err := defaulted.Validate(); err != nil {
+		msg := err.Error()
+		if e, ok := clientsdk.AsError(err); ok {
+			msg = e.Message
+		}
+		return clientsdk.AppSpec{}, clientsdk.Errorf(400, clientsdk.TypeInvalidSpec, "version %d of %s is not valid any more (%s); push it again instead", to, cur.Name, msg)
+	}
+	if target.Artifact != nil {
+		_, err := a.objects.GetInfo(ctx, target.Artifact.Object)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return clientsdk.AppSpec{}, clientsdk.Errorf(410, clientsdk.TypeArtifactMissing, "the artifact of version %d of %s (%s) is no longer stored; push the file again", to, cur.Name, target.Artifact.Object)
+		}
+		if err != nil {
+			return clientsdk.AppSpec{}, err
+		}
+	}
+	return target, nil
+}

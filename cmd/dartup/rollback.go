@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/spf13/cobra"
+)
+
+func newRollbackCmd() *cobra.Command {
+	f := &struct {
+		nameFlags
+		wait deployWait
+		to   uint64
+	}{}
+	cmd := &cobra.Command{
+		Use:   "rollback NAME",
+		Short: "Run a kept earlier version of an app again, as a new version, without downtime",
+		Long: `Make a kept version of an app (see 'dartup history NAME') its desired state
+again: by default the version before the current one, or --to VERSION. The
+old version's spec and artifact are stored as a NEW version (the next
+number, marked "rollback of vN"), so daemons roll over to it one instance
+at a time as after a push, without dropping requests, and lambdas get new
+workers. A killed app stays killed ('dartup start' runs it), and the
+number of versions kept (push --history) stays as it is. Like push,
+rollback waits for the outcome and exits 1 when the version does not get
+ready or ends in error (the instances not yet replaced keep running).`,
+		Example: "  dartup rollback web              # back to the version before the current one\n  dartup rollback web --to 3\n  dartup rollback web --to 3 --detach --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+				spec, err := c.Rollback(ctx, args[0], f.to)
+				if err != nil {
+					return err
+				}
+				wait, state := f.wait, clientsdk.AppAlive
+				if spec.Stopped {
+					wait.detach, state = true, clientsdk.AppDead
+				}
+				if !f.json {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: version %d is a rollback of version %d\n", spec.Name, spec.Version, spec.RollbackOf)
+					if spec.Stopped {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s is killed: 'dartup start %s' runs version %d\n", spec.Name, spec.Name, spec.Version)
+					}
+				}
+				sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: state}
+				return wait.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, f.json)
+			})
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the outcome as JSON: {outcome, revision, app}")
+	cmd.Flags().Uint64Var(&f.to, "to", 0, "the kept `VERSION` to run again (default: the one before the current one)")
+	f.wait.register(cmd)
+	return cmd
+}
