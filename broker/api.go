@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -43,6 +44,9 @@ type api struct {
 	// guard refuses (and counts) requests whose reply subject is not an
 	// inbox: they are neither run nor answered.
 	guard *replies.Replier
+	// routesMu makes a route check and the write of its spec one step
+	// (storeNewVersion).
+	routesMu sync.Mutex
 }
 
 func startAPI(ctx context.Context, b *Broker) (*api, error) {

@@ -36,11 +36,22 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 // replaces), records it among the app's revisions, and deletes the
 // artifacts that no kept revision uses any more. It sets spec's Version,
 // TokenNonce and Revision and returns the bucket revision.
-func (a *api) storeNewVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurrent func(cur, next *clientsdk.AppSpec) error) (uint64, error) {
-	if r := a.b.auth.apps.Load(); r != nil { // the router, once it runs
+func (a *api) storeNewVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurrent func(cur, next *clientsdk.AppSpec) error) (stored uint64, err error) {
+	r := a.b.auth.apps.Load() // the router, once it runs
+	if r != nil && (spec.Kind == clientsdk.KindLambda || len(spec.HTTP) > 0) {
+		// Apps with routes are stored one at a time, each checked against
+		// the cache once it holds the one before: two pushes at once
+		// cannot both take a route (on this server; see docs/http.md).
+		a.routesMu.Lock()
+		defer a.routesMu.Unlock()
 		if err := r.routeConflict(*spec); err != nil {
 			return 0, err
 		}
+		defer func() {
+			if stored > 0 {
+				r.waitApplied(ctx, spec.Name, stored, 2*time.Second)
+			}
+		}()
 	}
 	if spec.Artifact != nil {
 		if err := a.checkArtifact(ctx, spec.Artifact); err != nil {
@@ -60,7 +71,7 @@ func (a *api) storeNewVersion(ctx context.Context, spec *clientsdk.AppSpec, onCu
 	if err != nil {
 		return 0, err
 	}
-	spec.Revision = rev
+	spec.Revision, stored = rev, rev
 	// The versions that fall out of the app's history take their artifacts
 	// with them, unless another kept revision uses them.
 	dropped, err := a.recordVersion(ctx, *spec, prev)

@@ -58,6 +58,9 @@ type lambdaRouter struct {
 	// a flood of requests for names that do not exist costs one read per
 	// name per missingTTL, not one per request.
 	missing map[string]time.Time
+	// changed is closed, and replaced, each time an entry is applied
+	// (waitApplied waits on it).
+	changed chan struct{}
 }
 
 // missingTTL is how long a name found missing is not looked up again
@@ -135,6 +138,10 @@ func (r *lambdaRouter) watch(ctx context.Context, w jetstream.KeyWatcher) {
 func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.changed != nil {
+		close(r.changed)
+	}
+	r.changed = make(chan struct{})
 	r.table = nil
 	delete(r.missing, e.Key())
 	old, had := r.apps[e.Key()]
@@ -181,6 +188,33 @@ func (r *lambdaRouter) routeConflict(spec clientsdk.AppSpec) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return routeConflict(spec, r.apps)
+}
+
+// waitApplied waits until the cache holds app name at bucket revision rev
+// or later, ctx ends, or d passes: a push that checked its routes against
+// the cache makes the next push see it.
+func (r *lambdaRouter) waitApplied(ctx context.Context, name string, rev uint64, d time.Duration) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		if s, ok := r.apps[name]; ok && s.Revision >= rev {
+			r.mu.Unlock()
+			return
+		}
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 // spec returns the spec of app name. A name missing from the cache is
