@@ -107,6 +107,9 @@ func routeParam(s string) (name string, param, greedy bool) {
 // still percent-encoded as the request line had it only if the caller
 // passes the raw path.
 func (r FunctionRoute) MatchPath(path string) (map[string]string, bool) {
+	if len(path) > 1 && strings.HasSuffix(path, "/") {
+		return nil, false // "/hello/" is not "/hello" (a route never ends in /)
+	}
 	want, got := routeSegments(r.Path), routeSegments(path)
 	var params map[string]string
 	for i, w := range want {

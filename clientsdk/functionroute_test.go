@@ -49,6 +49,9 @@ func TestFunctionRouteMatchPath(t *testing.T) {
 	}{
 		{"/hello", "/hello", true, nil},
 		{"/hello", "/hello/x", false, nil},
+		{"/hello", "/hello/", false, nil},
+		{"/users/{id}", "/users/42/", false, nil},
+		{"/files/{proxy+}", "/files/a/", false, nil},
 		{"/hello", "/hell", false, nil},
 		{"/", "/", true, nil},
 		{"/", "/x", false, nil},
