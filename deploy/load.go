@@ -64,6 +64,7 @@ type doc struct {
 	// (serverless.yml holds much that dartup has no use for).
 	lenient bool
 	ignored []string
+	getenv  func(string) (string, bool)
 }
 
 // add records a problem at field (its line when known).
@@ -105,7 +106,7 @@ func parse(name string, data []byte, v any, getenv func(string) (string, bool)) 
 
 // parseWith is parse, listing unknown keys as ignored when lenient.
 func parseWith(name string, data []byte, v any, getenv func(string) (string, bool), lenient bool) *doc {
-	d := &doc{name: name, lines: map[string]int{}, lenient: lenient}
+	d := &doc{name: name, lines: map[string]int{}, lenient: lenient, getenv: getenv}
 	if len(data) > MaxFileBytes {
 		d.add("", "the file is %d bytes; a deploy file holds at most %d", len(data), MaxFileBytes)
 		return d
@@ -120,7 +121,6 @@ func parseWith(name string, data []byte, v any, getenv func(string) (string, boo
 		return d
 	}
 	d.root = root.Content[0]
-	d.resolveEnv(d.root, getenv)
 	d.checkKeys(d.root, reflect.TypeOf(v).Elem(), "")
 	if len(d.problems) == 0 && !lenient {
 		d.checkSchema()
@@ -159,18 +159,20 @@ func yamlProblems(name string, err error) []Problem {
 var envRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 var envRefRE = regexp.MustCompile(`^env:([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*(.*))?$`)
 
-// resolveEnv replaces ${env:VAR} and ${env:VAR, default} in every scalar
-// value under n.
-func (d *doc) resolveEnv(n *yaml.Node, getenv func(string) (string, bool)) {
-	for i, c := range n.Content {
-		if n.Kind == yaml.MappingNode && i%2 == 0 {
-			continue // keys stay as written
+// resolveScalar replaces ${env:VAR} and ${env:VAR, default} in scalar n,
+// a value for a field of kind k: the result is text for a string field
+// (whatever it looks like) and typed by its look otherwise.
+func (d *doc) resolveScalar(n *yaml.Node, k reflect.Kind) {
+	if k == reflect.String && n.Tag != "!!str" {
+		if n.Tag == "!!null" {
+			n.Value = "" // `handler:` or `handler: ~` is empty text
 		}
-		d.resolveEnv(c, getenv)
+		n.Tag, n.Style = "!!str", 0 // `PORT: 8080` in env is the text 8080
 	}
-	if n.Kind != yaml.ScalarNode || !strings.Contains(n.Value, "${") {
+	if !strings.Contains(n.Value, "${") {
 		return
 	}
+	getenv := d.getenv
 	n.Value = envRE.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		m := envRefRE.FindStringSubmatch(strings.TrimSpace(ref[2 : len(ref)-1]))
 		if m == nil {
@@ -186,8 +188,9 @@ func (d *doc) resolveEnv(n *yaml.Node, getenv func(string) (string, bool)) {
 		d.problems = append(d.problems, Problem{File: d.name, Line: n.Line, Msg: fmt.Sprintf("%s: the environment variable %s is not set (set it, or give a default: ${env:%s, value})", ref, m[1], m[1])})
 		return ref
 	})
-	n.Tag = "" // a resolved value is typed by its field, as written text
-	n.Style = 0
+	if k != reflect.String {
+		n.Tag, n.Style = "", 0 // typed by what it now says: ${env:N} for a number
+	}
 }
 
 var durationType = reflect.TypeOf(Duration(0))
@@ -206,6 +209,16 @@ func (d *doc) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 		if _, ok := d.lines[path]; !ok {
 			d.lines[path] = n.Line
 		}
+	}
+	if n.Kind == yaml.ScalarNode {
+		kind := t.Kind()
+		if t == durationType || t == httpEventType {
+			kind = reflect.Invalid // parsed by their own UnmarshalYAML
+		}
+		d.resolveScalar(n, kind)
+	}
+	if n.Kind == yaml.MappingNode {
+		d.textKeys(n, path)
 	}
 	switch {
 	case t == durationType || t == httpEventType && n.Kind == yaml.ScalarNode:
@@ -237,6 +250,23 @@ func (d *doc) checkKeys(n *yaml.Node, t reflect.Type, path string) {
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
 			d.checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}
+
+// textKeys makes every key of mapping n text (`1:` is the name "1", `~:`
+// the name "~", which name checks then refuse), and refuses references in
+// keys.
+func (d *doc) textKeys(n *yaml.Node, path string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			d.problems = append(d.problems, Problem{File: d.name, Line: k.Line, Field: path, Msg: "a key is a name, not a list or a mapping"})
+			continue
+		}
+		k.Tag = "!!str"
+		if strings.Contains(k.Value, "${") {
+			d.problems = append(d.problems, Problem{File: d.name, Line: k.Line, Field: join(path, k.Value), Msg: "${…} references work in values, not in keys"})
 		}
 	}
 }

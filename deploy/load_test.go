@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -104,6 +105,9 @@ func TestLoadProblems(t *testing.T) {
 		{"same name twice", "apps:\n  x: {artifact: ./web}\nfunctions:\n  x: {artifact: ./bootstrap}\n", []string{"also declared under apps"}},
 		{"empty", "", []string{"the file is empty"}},
 		{"not yaml", "apps: [\n", []string{"dartup.yaml:"}},
+		{"non-text key does not hide the rest", "apps:\n  a:\n    artifact: ./web\n    runtime: bogus\n    env: {1: x}\n", []string{"dartup.yaml:4: apps.a.runtime: value must be one of"}},
+		{"reference in a key", "apps:\n  a:\n    artifact: ./web\n    env: {\"${env:K}\": x}\n", []string{"references work in values, not in keys"}},
+		{"null app name", "apps:\n  ~:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.~: not a name"}},
 		{"several at once", "apps:\n  a:\n    artifact: ./web\n    foo: 1\n  b:\n    artifact: ./web\n    bar: 2\n", []string{":4: apps.a.foo", ":7: apps.b.bar"}},
 	} {
 		path := project(t, "dartup.yaml", tc.text)
@@ -194,5 +198,32 @@ func TestSchemaKnowsEveryKey(t *testing.T) {
 				t.Errorf("%s: the schema has %q, the loader does not take it", tc.name, k)
 			}
 		}
+	}
+}
+
+// ${env:…} values are text where the field is text, whatever they look
+// like, and typed where it is a number.
+func TestLoadEnvTyping(t *testing.T) {
+	path := project(t, "dartup.yaml", `apps:
+  web:
+    artifact: ./web
+    instances: ${env:N}
+    ready_timeout: ${env:RT}
+    env:
+      PORTX: ${env:PX}
+      EMPTY: ${env:EMPTYV}
+      FLAG: "${env:FL}"
+      TILDE: ${env:TI}
+      DEF: ${env:NOPE, }
+      PLAIN: 8080
+`)
+	p, err := Load(path, Options{Getenv: env(map[string]string{"N": "3", "RT": "45s", "PX": "8080", "EMPTYV": "", "FL": "true", "TI": "~"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Entries[0].Spec
+	want := map[string]string{"PORTX": "8080", "EMPTY": "", "FLAG": "true", "TILDE": "~", "DEF": "", "PLAIN": "8080"}
+	if s.Instances != 3 || s.ReadyTimeout.D().Seconds() != 45 || !maps.Equal(s.Env, want) {
+		t.Errorf("instances %d, ready_timeout %s, env %q", s.Instances, s.ReadyTimeout.D(), s.Env)
 	}
 }

@@ -34,6 +34,7 @@ func (d *doc) checkSchema() {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
+		d.add("", "the file cannot be checked: %v", err)
 		return
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
