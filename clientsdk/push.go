@@ -200,6 +200,8 @@ func hashArtifact(rt Runtime, file string) (*ArtifactRef, Runtime, error) {
 		return nil, "", err
 	case st.IsDir():
 		return nil, "", Errorf(400, "InvalidFile", "%s is a directory; push a compiled executable, AOT snapshot or .dill, or the folder with --entry PROGRAM", file)
+	case !st.Mode().IsRegular():
+		return nil, "", Errorf(400, "InvalidFile", "%s is not a regular file (%s); push a compiled executable, AOT snapshot, .dill or script", file, st.Mode().Type())
 	case st.Size() == 0:
 		return nil, "", Errorf(400, "InvalidFile", "%s is empty (0 bytes)", file)
 	case st.Size() > MaxArtifactSize:

@@ -98,6 +98,7 @@ func flatSpec(s AppSpec) map[string]string {
 	_ = json.Unmarshal(b, &m)
 	out := map[string]string{}
 	flatten("", m, out)
+	delete(out, "artifact.object") // named by the digest: artifact.sha256 says it
 	return out
 }
 

@@ -46,6 +46,7 @@ func Prepare(ctx context.Context, p *Project, build BuildFunc) (*Prepared, error
 		rt  clientsdk.Runtime
 	}
 	seen := map[key]*clientsdk.LocalArtifact{}
+	var problems []Problem
 	for _, e := range p.Entries {
 		s := e.Spec
 		if e.Source.Path == "" {
@@ -57,8 +58,14 @@ func Prepare(ctx context.Context, p *Project, build BuildFunc) (*Prepared, error
 		if !ok {
 			var err error
 			if art, err = out.prepareOne(ctx, e, build); err != nil {
-				out.Close()
-				return nil, err
+				if _, isErr := clientsdk.AsError(err); !isErr {
+					out.Close()
+					return nil, err
+				}
+				problem := e.At
+				problem.Msg = err.Error()
+				problems = append(problems, problem)
+				continue
 			}
 			seen[k], out.all = art, append(out.all, art)
 		}
@@ -66,6 +73,10 @@ func Prepare(ctx context.Context, p *Project, build BuildFunc) (*Prepared, error
 		s.Artifact, s.Runtime = &ref, art.Runtime
 		out.arts[s.Name] = art
 		out.Specs = append(out.Specs, s)
+	}
+	if len(problems) > 0 {
+		out.Close()
+		return nil, &FileError{Problems: problems}
 	}
 	return out, nil
 }
@@ -78,7 +89,7 @@ func (p *Prepared) prepareOne(ctx context.Context, e Entry, build BuildFunc) (*c
 		}
 		built, cleanup, err := build(ctx, path, spec.Runtime)
 		if err != nil {
-			return nil, err
+			return nil, clientsdk.Errorf(400, "BuildFailed", "%v", err)
 		}
 		p.clean = append(p.clean, cleanup)
 		path = built
@@ -87,18 +98,16 @@ func (p *Prepared) prepareOne(ctx context.Context, e Entry, build BuildFunc) (*c
 		}
 	}
 	art, err := clientsdk.PrepareArtifact(spec, path)
-	if err != nil {
-		if e, ok := clientsdk.AsError(err); ok {
-			return nil, clientsdk.Errorf(e.Code, e.Type, "app %s: %s", spec.Name, e.Message)
-		}
-		return nil, err
+	if e, ok := clientsdk.AsError(err); ok {
+		return nil, clientsdk.Errorf(e.Code, e.Type, "%s", e.Message)
 	}
-	return art, nil
+	return art, err
 }
 
-// Current returns the specs a server holds for the apps the project
-// declares, and with prune for every app (to find the service's others).
-func Current(ctx context.Context, c *clientsdk.Client, names []string, prune bool) ([]clientsdk.AppSpec, error) {
+// Current returns what a server holds (spec and summary) for the apps the
+// project declares, and with prune for every app (to find the service's
+// others).
+func Current(ctx context.Context, c *clientsdk.Client, names []string, prune bool) ([]clientsdk.AppInfo, error) {
 	if prune {
 		apps, err := c.List(ctx)
 		if err != nil {
@@ -110,7 +119,7 @@ func Current(ctx context.Context, c *clientsdk.Client, names []string, prune boo
 		}
 	}
 	var mu sync.Mutex
-	var out []clientsdk.AppSpec
+	var out []clientsdk.AppInfo
 	var firstErr error
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -123,7 +132,7 @@ func Current(ctx context.Context, c *clientsdk.Client, names []string, prune boo
 			defer mu.Unlock()
 			switch {
 			case err == nil:
-				out = append(out, info.Spec)
+				out = append(out, *info)
 			case !errors.Is(err, clientsdk.ErrNotFound) && firstErr == nil:
 				firstErr = err
 			}
@@ -142,12 +151,21 @@ type Result struct {
 	Version uint64                `json:"version,omitempty"`
 	Summary *clientsdk.AppSummary `json:"summary,omitempty"`
 	Error   string                `json:"error,omitempty"`
+	// Stopped says the app was updated while killed: stored, not started.
+	Stopped bool `json:"stopped,omitempty"`
 	rev     uint64
 }
 
 // Failed reports whether the step did not end as it should.
 func (r Result) Failed() bool {
-	return r.Error != "" || r.Action != Remove && r.Action != Unchanged && r.Outcome != clientsdk.OutcomeRunning && r.Outcome != clientsdk.OutcomeDetached
+	if r.Error != "" {
+		return true
+	}
+	switch {
+	case r.Action == Remove || r.Action == Unchanged || r.Action == Taken || r.Stopped:
+		return false
+	}
+	return r.Outcome != clientsdk.OutcomeRunning && r.Outcome != clientsdk.OutcomeDetached
 }
 
 // Hooks let the caller show progress.
@@ -191,7 +209,7 @@ func Apply(ctx context.Context, c *clientsdk.Client, plan Plan, prep *Prepared, 
 				results = append(results, r)
 				return results, err
 			}
-			r.Version, r.rev = stored.Version, stored.Revision
+			r.Version, r.rev, r.Stopped = stored.Version, stored.Revision, stored.Stopped
 		case Remove:
 			if err := c.Remove(ctx, s.App); err != nil && !errors.Is(err, clientsdk.ErrNotFound) {
 				r.Error = err.Error()
@@ -215,7 +233,7 @@ func Wait(ctx context.Context, c *clientsdk.Client, results []Result) {
 	for i := range results {
 		r := &results[i]
 		switch {
-		case r.Error != "":
+		case r.Error != "" || r.Stopped:
 		case r.Action == Create || r.Action == Update:
 			wg.Go(func() {
 				out, sum, err := c.WaitDeployed(ctx, r.App, r.rev)

@@ -16,8 +16,10 @@ import (
 type Project struct {
 	// File is the deploy file's path as given; Dir its folder (absolute).
 	File, Dir string
-	// Service names the project (see File.Service).
-	Service string
+	// Service names the project (see File.Service); ServiceGiven says the
+	// file names it (else it is the folder's name).
+	Service      string
+	ServiceGiven bool
 	// Entries are the declared apps, by name.
 	Entries []Entry
 	// Ignored lists what the file holds that dartup does not apply (keys
@@ -30,6 +32,8 @@ type Project struct {
 type Entry struct {
 	Spec   clientsdk.AppSpec
 	Source Source
+	// At is where the artifact is declared, for problems found later.
+	At Problem
 }
 
 // Source is where an app's artifact comes from.
@@ -80,7 +84,7 @@ func Load(path string, o Options) (*Project, error) {
 	if err := d.err(); err != nil {
 		return nil, err
 	}
-	p.Service = cmp.Or(f.Service, clientsdk.TokenFrom(filepath.Base(p.Dir), "app"))
+	p.Service, p.ServiceGiven = cmp.Or(f.Service, clientsdk.TokenFrom(filepath.Base(p.Dir), "app")), f.Service != ""
 	if clientsdk.ValidateName(p.Service) != nil {
 		d.add("service", "%q is not a name: letters, digits, '-' and '_', starting with a letter or digit", f.Service)
 	}
@@ -137,7 +141,8 @@ func (d *doc) entry(field, name, service, dir string, c Common, fill func(*clien
 	if err := withDefaults.ValidateBounds(); err != nil {
 		d.boundsProblem(field, err)
 	}
-	return Entry{Spec: s, Source: src}
+	at := Problem{File: d.name, Line: d.line(field + ".artifact"), Field: field + ".artifact"}
+	return Entry{Spec: s, Source: src, At: at}
 }
 
 // source checks where the artifact comes from.
@@ -166,6 +171,8 @@ func (d *doc) source(field, dir string, c Common, s *clientsdk.AppSpec) Source {
 	switch {
 	case err != nil:
 		d.add(field+".artifact", "%s does not exist (paths are relative to %s)", c.Artifact, dir)
+	case !st.IsDir() && !st.Mode().IsRegular():
+		d.add(field+".artifact", "%s is not a regular file (%s)", c.Artifact, st.Mode().Type())
 	case st.IsDir() && c.Entry == "":
 		d.add(field+".artifact", "%s is a folder: give the program in it with entry: (e.g. entry: bin/server)", c.Artifact)
 	case st.IsDir():

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/deploy"
@@ -104,18 +106,22 @@ func runDeploy(cmd *cobra.Command, f *deployFlags, apply bool) error {
 	}
 	proj, err := deploy.Load(file, deploy.Options{Artifact: f.artifact})
 	if err != nil {
-		var fe *deploy.FileError
-		if errors.As(err, &fe) {
-			return usageErr(fmt.Errorf("%s has problems; nothing was deployed:\n%w", file, err))
-		}
-		return usageErr(err)
+		return fileProblems(file, err)
 	}
+	if f.prune && !proj.ServiceGiven {
+		return usageErr(fmt.Errorf("--prune removes the apps of the file's service that it no longer declares, and %s names no service (its folder's name, %s, would be used, which another project's folder may share): write `service: %s` in it first", file, proj.Service, proj.Service))
+	}
+	// Ctrl-C or SIGTERM end the context, so that what was built or packed
+	// is removed on the way out.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd.SetContext(ctx)
 	build := func(ctx context.Context, file string, rt clientsdk.Runtime) (string, func(), error) {
 		return buildDart(cmd, file, rt)
 	}
-	prep, err := deploy.Prepare(cmd.Context(), proj, build)
+	prep, err := deploy.Prepare(ctx, proj, build)
 	if err != nil {
-		return err
+		return fileProblems(file, err)
 	}
 	defer prep.Close()
 	return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
@@ -133,11 +139,29 @@ func runDeploy(cmd *cobra.Command, f *deployFlags, apply bool) error {
 		if !f.json {
 			printPlan(w, file, proj, plan)
 		}
+		if err := takenApps(plan); err != nil {
+			if f.json {
+				_ = printJSON(w, out)
+			}
+			return err
+		}
 		if !apply || !plan.Changes() {
-			return finishDiff(w, f, out, apply)
+			if err := finishDiff(w, f, out, apply); err != nil || !apply {
+				return err
+			}
+			return failingApps(plan.Failing())
 		}
 		return applyPlan(cmd, c, f, prep, out)
 	})
+}
+
+// fileProblems makes a deploy file's problems a usage error (exit 2).
+func fileProblems(file string, err error) error {
+	var fe *deploy.FileError
+	if errors.As(err, &fe) {
+		return usageErr(fmt.Errorf("%s has problems; nothing was deployed:\n%w", file, err))
+	}
+	return usageErr(err)
 }
 
 // finishDiff ends a diff, or a deploy with nothing to change.
@@ -147,12 +171,44 @@ func finishDiff(w io.Writer, f *deployFlags, out DeployOutput, apply bool) error
 			return err
 		}
 	} else if !out.Plan.Changes() {
-		fmt.Fprintf(w, "No changes: %d apps are up to date.\n", len(out.Plan.Steps))
+		fmt.Fprintf(w, "No changes: %s up to date.\n", plural(len(out.Plan.Steps), "app is", "apps are"))
 	}
 	if !apply && f.exitCode && out.Plan.Changes() {
 		return &exitError{code: 3, err: errSilent}
 	}
 	return nil
+}
+
+// takenApps refuses a plan that would change apps of another service.
+func takenApps(plan deploy.Plan) error {
+	for _, s := range plan.Steps {
+		if s.Action == deploy.Taken {
+			return usageErr(fmt.Errorf("an app named %s already runs and belongs to service %s (deployed from another file); nothing was deployed: rename it in this file, or remove it first (`dartup remove %s`)", s.App, s.Owner, s.App))
+		}
+	}
+	return nil
+}
+
+// failingApps is the error (exit 1) for apps in error that a deploy left
+// as they are.
+func failingApps(steps []deploy.Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	var names []string
+	for _, s := range steps {
+		names = append(names, s.App)
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%s in error though its spec is unchanged: see `dartup logs %s`; fix it and deploy, or `dartup restart %s`",
+		plural(len(names), strings.Join(names, ", ")+" is", strings.Join(names, ", ")+" are"), names[0], names[0])}
+}
+
+// plural picks one or many by n, and writes n before many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // applyPlan uploads, pushes and removes, waits, and reports.
@@ -172,7 +228,7 @@ func applyPlan(cmd *cobra.Command, c *clientsdk.Client, f *deployFlags, prep *de
 	if prog != nil {
 		prog.done()
 	}
-	if err == nil && !f.wait.detach {
+	if !f.wait.detach { // what was applied before a failure too
 		wctx, cancel := context.WithTimeout(ctx, f.wait.wait)
 		spin := newSpinner("Waiting for the apps")
 		deploy.Wait(wctx, c, results)
@@ -199,7 +255,7 @@ func applyPlan(cmd *cobra.Command, c *clientsdk.Client, f *deployFlags, prep *de
 	if len(failed) > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s did not deploy: see above, and `dartup logs %s`", strings.Join(failed, ", "), failed[0])}
 	}
-	return nil
+	return failingApps(out.Plan.Failing())
 }
 
 // printPlan writes the plan for people.
@@ -224,8 +280,16 @@ func printPlan(w io.Writer, file string, proj *deploy.Project, plan deploy.Plan)
 		case deploy.Remove:
 			mark, what = "-", "remove (not in "+file+")"
 		}
-		if s.Stopped && s.Action == deploy.Unchanged {
+		switch {
+		case s.Action == deploy.Taken:
+			mark, what = "!", "taken: belongs to service "+s.Owner
+		case s.Stopped && s.Action != deploy.Remove:
 			what += " (stopped: `dartup start " + s.App + "` runs it)"
+		case s.Action == deploy.Unchanged && s.State == clientsdk.AppError:
+			what += " (in error: " + s.Message + ")"
+		}
+		if s.Adopts {
+			what += " (adopts the app pushed by hand)"
 		}
 		fmt.Fprintf(w, "  %s %-*s  %-6s  %s\n", mark, width, s.App, s.Kind, printable(what))
 	}
@@ -265,6 +329,10 @@ func printResults(w io.Writer, results []deploy.Result, detached bool) {
 			created++
 		default:
 			updated++
+		}
+		if r.Stopped {
+			fmt.Fprintf(w, " • %s - stopped (version %d stored; `dartup start %s` runs it)\n", printable(r.App), r.Version, printable(r.App))
+			continue
 		}
 		sum := clientsdk.AppSummary{Name: r.App, State: clientsdk.AppState(r.Outcome)}
 		if r.Summary != nil {

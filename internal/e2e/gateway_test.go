@@ -211,7 +211,7 @@ func TestGatewayRoutesAndRollouts(t *testing.T) {
 		// Both instances on gw2: the two nodes share this machine, and a
 		// node that looks dead under load would have its fixed ports taken
 		// over by the other one while its workers still hold them.
-		s.dartup("push", "--name", "gwfixed", "-j", "2", "--port", strconv.Itoa(freePorts(t, 1)[0]), "--http", "/fixed", "--http-strip-prefix",
+		s.dartup("push", "--name", "gwfixed", "-j", "2", "--port", strconv.Itoa(freePortRun(t, 2)), "--http", "/fixed", "--http-strip-prefix",
 			"--constraint", "node=gw2", "--", web)
 		res := underLoad(t, s.httpURL+"/fixed", func() { s.dartup("restart", "gwfixed") })
 		if res.failed != 0 {
