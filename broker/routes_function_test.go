@@ -181,7 +181,11 @@ func TestFunctionRouteConflicts(t *testing.T) {
 
 func routeStrings(s clientsdk.AppSpec) []string {
 	var out []string
-	for _, r := range functionRoutes(s) {
+	var routes []clientsdk.FunctionRoute
+	if s.Lambda != nil {
+		routes = s.Lambda.Routes
+	}
+	for _, r := range routes {
 		out = append(out, r.String())
 	}
 	for _, r := range s.HTTP {

@@ -99,7 +99,9 @@ func TestLoadProblems(t *testing.T) {
 		{"bad route", "functions:\n  f:\n    artifact: ./bootstrap\n    events:\n      - http: {path: \"/a/{x+}/b\", method: GET}\n",
 			[]string{"dartup.yaml:5: functions.f.events[0].http:", "last segment"}},
 		{"route clash", "functions:\n  f:\n    artifact: ./bootstrap\n    events: [http: GET /a]\n  g:\n    artifact: ./bootstrap\n    events: [http: ANY /a]\n",
-			[]string{"functions.g.events: route ANY /a is also f's (GET /a)"}},
+			[]string{"dartup.yaml:7: functions.g.events: route ANY /a clashes with f's (GET /a)"}},
+		{"route under a plain lambda of the file", "functions:\n  f:\n    artifact: ./bootstrap\n  g:\n    artifact: ./bootstrap\n    events: [http: GET /f/x]\n",
+			[]string{"functions.g.events: route GET /f/x clashes with f's"}},
 		{"daemon key on a function", "functions:\n  f:\n    artifact: ./bootstrap\n    instances: 2\n", []string{"dartup.yaml:4: functions.f.instances: unknown key"}},
 		{"bad name", "apps:\n  a.b:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.a.b: not a name"}},
 		{"same name twice", "apps:\n  x: {artifact: ./web}\nfunctions:\n  x: {artifact: ./bootstrap}\n", []string{"also declared under apps"}},
@@ -225,5 +227,33 @@ func TestLoadEnvTyping(t *testing.T) {
 	want := map[string]string{"PORTX": "8080", "EMPTY": "", "FLAG": "true", "TILDE": "~", "DEF": "", "PLAIN": "8080"}
 	if s.Instances != 3 || s.ReadyTimeout.D().Seconds() != 45 || !maps.Equal(s.Env, want) {
 		t.Errorf("instances %d, ready_timeout %s, env %q", s.Instances, s.ReadyTimeout.D(), s.Env)
+	}
+}
+
+func TestRouteConflicts(t *testing.T) {
+	fn := func(name string, routes ...clientsdk.FunctionRoute) *clientsdk.AppSpec {
+		return &clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Lambda: &clientsdk.LambdaSpec{Routes: routes}}
+	}
+	table := []clientsdk.RouteInfo{
+		{Method: "GET", Path: "/rc", Kind: clientsdk.KindLambda, App: "other"},
+		{Method: "*", Path: "/plain", Prefix: true, Kind: clientsdk.KindLambda, App: "plain"},
+		{Method: "*", Path: "/", Prefix: true, Kind: clientsdk.KindDaemon, App: "site"},
+		{Method: "GET", Path: "/mine", Kind: clientsdk.KindLambda, App: "mine"},
+	}
+	plan := Plan{Steps: []Step{
+		{Action: Create, App: "a", Spec: fn("a", clientsdk.FunctionRoute{Method: "ANY", Path: "/rc"})},
+		{Action: Create, App: "b", Spec: fn("b", clientsdk.FunctionRoute{Method: "GET", Path: "/plain/x"})},
+		{Action: Update, App: "mine", Spec: fn("mine", clientsdk.FunctionRoute{Method: "GET", Path: "/mine"})},
+		{Action: Create, App: "c", Spec: &clientsdk.AppSpec{Name: "c", Kind: clientsdk.KindDaemon, HTTP: []clientsdk.HTTPRoute{{Prefix: "/"}}}},
+		{Action: Create, App: "d", Spec: fn("d", clientsdk.FunctionRoute{Method: "GET", Path: "/free"})},
+	}}
+	got := strings.Join(RouteConflicts(plan, table), "\n")
+	for _, w := range []string{"a: route ANY /rc is taken by lambda other", "b: route GET /plain/x is taken by lambda plain", "c: route / is taken by daemon site"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("conflicts lack %q:\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, "mine") || strings.Contains(got, "d:") {
+		t.Errorf("conflicts name an app of the file's own or a free route:\n%s", got)
 	}
 }

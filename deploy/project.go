@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"cmp"
+	"maps"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -213,27 +214,57 @@ func (d *doc) boundsProblem(field string, err error) {
 	d.problems = append(d.problems, Problem{File: d.name, Line: d.line(join(field, key)), Field: field, Msg: msg})
 }
 
-// routeClashes refuses two functions of the file on the same method and
-// path (the server refuses clashes with other apps at push).
+// routeClashes refuses two apps of the file that would own the same route
+// (clientsdk.ClashOf; the server refuses clashes with other apps at push,
+// and deploy checks them first with RouteConflicts).
 func (d *doc) routeClashes(entries []Entry) {
-	type owner struct {
-		app string
-		r   clientsdk.FunctionRoute
+	for i, a := range entries {
+		for _, b := range entries[i+1:] {
+			if c, ok := clientsdk.ClashOf(b.Spec, a.Spec); ok {
+				d.add(routesField(b.Spec), "route %s clashes with %s's (%s): %s", c.Want, a.Spec.Name, c.Held, c.Hint)
+			}
+		}
 	}
-	var seen []owner
-	for _, e := range entries {
-		if e.Spec.Lambda == nil {
+}
+
+// routesField is the field that declares an app's routes.
+func routesField(s clientsdk.AppSpec) string {
+	if s.Kind == clientsdk.KindLambda {
+		if s.Lambda != nil && len(s.Lambda.Routes) > 0 {
+			return "functions." + s.Name + ".events"
+		}
+		return "functions." + s.Name
+	}
+	return "apps." + s.Name + ".http"
+}
+
+// RouteConflicts returns, for each app the plan creates or updates, why its
+// routes clash with those of an app the file does not declare, as the
+// server's table (clientsdk.Client.Routes) holds them: the pushes would be
+// refused with 409, after the steps before them were applied.
+func RouteConflicts(plan Plan, table []clientsdk.RouteInfo) []string {
+	declared := map[string]bool{}
+	for _, s := range plan.Steps {
+		declared[s.App] = true
+	}
+	owners := clientsdk.RouteOwners(table)
+	names := slices.Sorted(maps.Keys(owners))
+	var out []string
+	for _, s := range plan.Steps {
+		if s.Spec == nil {
 			continue
 		}
-		for _, r := range e.Spec.Lambda.Routes {
-			for _, o := range seen {
-				if o.app != e.Spec.Name && clientsdk.SamePath(o.r.Path, r.Path) && (o.r.Method == r.Method || o.r.Method == "ANY" || r.Method == "ANY") {
-					d.add("functions."+e.Spec.Name+".events", "route %s is also %s's (%s): each method and path goes to one function", r, o.app, o.r)
-				}
+		for _, name := range names {
+			if declared[name] {
+				continue
 			}
-			seen = append(seen, owner{e.Spec.Name, r})
+			if c, ok := clientsdk.ClashOf(*s.Spec, owners[name]); ok {
+				out = append(out, fmt.Sprintf("%s: route %s is taken by %s %s (%s): %s, or remove %s first",
+					s.App, c.Want, owners[name].Kind, name, c.Held, c.Hint, name))
+			}
 		}
 	}
+	return out
 }
 
 // spec fills a daemon's settings.

@@ -145,6 +145,9 @@ func runDeploy(cmd *cobra.Command, f *deployFlags, apply bool) error {
 			}
 			return err
 		}
+		if err := routeConflicts(ctx, c, plan); err != nil {
+			return err
+		}
 		if !apply || !plan.Changes() {
 			if err := finishDiff(w, f, out, apply); err != nil || !apply {
 				return err
@@ -185,6 +188,22 @@ func takenApps(plan deploy.Plan) error {
 		if s.Action == deploy.Taken {
 			return usageErr(fmt.Errorf("an app named %s already runs and belongs to service %s (deployed from another file); nothing was deployed: rename it in this file, or remove it first (`dartup remove %s`)", s.App, s.Owner, s.App))
 		}
+	}
+	return nil
+}
+
+// routeConflicts refuses, before anything changes, a plan whose routes
+// apps outside the file hold.
+func routeConflicts(ctx context.Context, c *clientsdk.Client, plan deploy.Plan) error {
+	if !plan.Changes() {
+		return nil
+	}
+	table, err := c.Routes(ctx)
+	if err != nil {
+		return err
+	}
+	if clashes := deploy.RouteConflicts(plan, table); len(clashes) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("routes are taken by apps this file does not declare; nothing was deployed:\n%s", strings.Join(clashes, "\n"))}
 	}
 	return nil
 }

@@ -190,6 +190,20 @@ func TestDeployFile(t *testing.T) {
 		t.Error("dpost is still there after deploy --prune")
 	}
 	s.dartup("info", "dhand")
+
+	// Another project that wants GET /hello is refused before anything of
+	// it is created; one that names dweb (another service's) too.
+	other := deployProject(t, "dartup.yaml", "service: e2eother\nfunctions:\n  ofirst:\n    artifact: ./bootstrap\n  ohello:\n    artifact: ./bootstrap\n    events: [http: GET /hello]\n")
+	if out, code := s.deployIn(other, "deploy"); code != 1 || !strings.Contains(out, "ohello: route GET /hello is taken by lambda dhello") || !strings.Contains(out, "nothing was deployed") {
+		t.Fatalf("deploy of a taken route: exit %d\n%s", code, out)
+	}
+	writeDeployFile(t, filepath.Join(other, "dartup.yaml"), "service: e2eother\napps:\n  dweb:\n    artifact: ./web\n")
+	if out, code := s.deployIn(other, "deploy"); code != 2 || !strings.Contains(out, "belongs to service e2eshop") {
+		t.Fatalf("deploy of another service's app: exit %d\n%s", code, out)
+	}
+	if _, code := s.exitCode("info", "ofirst"); code == 0 {
+		t.Error("ofirst was created by a deploy that was refused")
+	}
 }
 
 // TestDeployServerless deploys the seeds' serverless.yml (hello GET,
