@@ -2,8 +2,8 @@ package deploy
 
 import (
 	"cmp"
-	"maps"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
