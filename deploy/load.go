@@ -17,6 +17,9 @@ import (
 // MaxFileBytes bounds a deploy file.
 const MaxFileBytes = 1 << 20
 
+// MaxApps bounds the apps and functions of one deploy file.
+const MaxApps = 1000
+
 // maxErrors bounds the problems reported at once.
 const maxErrors = 20
 
@@ -108,7 +111,7 @@ func parse(name string, data []byte, v any, getenv func(string) (string, bool)) 
 func parseWith(name string, data []byte, v any, getenv func(string) (string, bool), lenient bool) *doc {
 	d := &doc{name: name, lines: map[string]int{}, lenient: lenient, getenv: getenv}
 	if len(data) > MaxFileBytes {
-		d.add("", "the file is %d bytes; a deploy file holds at most %d", len(data), MaxFileBytes)
+		d.add("", "the file is over %d bytes, the most a deploy file may hold", MaxFileBytes)
 		return d
 	}
 	var root yaml.Node

@@ -100,8 +100,13 @@ func Load(path string, o Options) (*Project, error) {
 // bounds.
 func (d *doc) entries(f *File, dir, service string) []Entry {
 	var out []Entry
-	if len(f.Apps)+len(f.Functions) == 0 {
+	switch n := len(f.Apps) + len(f.Functions); {
+	case n == 0:
 		d.add("", "the file declares no apps and no functions")
+		return nil
+	case n > MaxApps:
+		d.add("", "the file declares %d apps and functions; one file holds at most %d (split the project)", n, MaxApps)
+		return nil
 	}
 	for name, a := range f.Apps {
 		if a == nil {

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"cmp"
 	"maps"
 
@@ -78,9 +79,10 @@ func parseServerless(name string, data []byte, o Options) (*File, *doc, []string
 			Timeout: cmp.Or(fn.Timeout, s.Provider.Timeout)}
 		out.Env = env
 		out.Artifact = cmp.Or(fn.Package.Artifact, s.Package.Artifact, o.Artifact)
-		for _, ev := range fn.Events {
+		for i, ev := range fn.Events {
 			if ev.HTTP == nil {
-				continue // listed as ignored by key
+				d.ignored = append(d.ignored, fmt.Sprintf("functions.%s.events[%d] (only http events apply)", fname, i))
+				continue
 			}
 			out.Events = append(out.Events, ev)
 		}
