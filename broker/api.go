@@ -515,36 +515,24 @@ func (a *api) describe(ctx context.Context, req micro.Request) (any, error) {
 		return nil, err
 	}
 	info := &clientsdk.AppInfo{Spec: *spec, Summary: sum}
-	if hist, err := a.apps.History(ctx, name); err == nil {
-		info.Versions = versionsOf(hist)
+	if revs, err := a.readRevisions(ctx, name); err == nil {
+		info.Versions = keptVersions(keptSpecs(revs, *spec))
 	}
 	info.Events = a.recentEvents(ctx, name, 20)
 	return info, nil
 }
 
-// versionsOf lists an app's versions, newest first, from its history in the
-// apps bucket: one entry per pushed version (kill and start rewrite the spec
-// without a new version), and one for a removal.
-func versionsOf(hist []jetstream.KeyValueEntry) []clientsdk.AppVersion {
-	var out []clientsdk.AppVersion
-	seen := map[uint64]bool{}
-	for _, h := range hist { // oldest first: keep each version's first write
-		if h.Operation() != jetstream.KeyValuePut {
-			out = append(out, clientsdk.AppVersion{Revision: h.Revision(), Deleted: true})
-			continue
-		}
-		var s clientsdk.AppSpec
-		if json.Unmarshal(h.Value(), &s) != nil || seen[s.Version] {
-			continue
-		}
-		seen[s.Version] = true
-		v := clientsdk.AppVersion{Version: s.Version, Revision: h.Revision(), PushedAt: s.PushedAt, PushedBy: s.PushedBy}
+// keptVersions lists the versions an app keeps (newest first, as
+// keptSpecs returns them) for info: the ones `dartup rollback` can go to.
+func keptVersions(kept []clientsdk.AppSpec) []clientsdk.AppVersion {
+	out := make([]clientsdk.AppVersion, 0, len(kept))
+	for _, s := range kept {
+		v := clientsdk.AppVersion{Version: s.Version, Revision: s.Revision, PushedAt: s.PushedAt, PushedBy: s.PushedBy}
 		if s.Artifact != nil {
 			v.SHA256 = s.Artifact.SHA256
 		}
 		out = append(out, v)
 	}
-	slices.Reverse(out)
 	return out
 }
 

@@ -503,7 +503,8 @@ type Event struct {
 type AppInfo struct {
 	Spec    AppSpec    `json:"spec"`
 	Summary AppSummary `json:"summary"`
-	// Versions lists the revisions of the spec kept in AppsBucket, newest first.
+	// Versions lists the versions the app keeps for rollback (the
+	// revisions record, RevisionsBucket), newest first.
 	Versions []AppVersion `json:"versions,omitempty"`
 	// Events are the most recent lifecycle events, oldest first.
 	Events []Event `json:"events,omitempty"`

@@ -221,24 +221,20 @@ func printInstances(w io.Writer, st []clientsdk.InstanceStatus) {
 	}
 }
 
-// printVersions prints the kept revisions, newest last.
+// printVersions prints the kept versions, newest first.
 func printVersions(w io.Writer, vs []clientsdk.AppVersion) {
 	if len(vs) == 0 {
 		return
 	}
-	fmt.Fprint(w, "  versions:")
+	fmt.Fprint(w, "  versions kept:")
 	for i, v := range vs {
 		if i == 5 {
 			fmt.Fprint(w, " …")
 			break
 		}
-		if v.Deleted {
-			fmt.Fprint(w, " (removed)")
-			continue
-		}
-		fmt.Fprintf(w, " r%d", v.Version)
+		fmt.Fprintf(w, " v%d", v.Version)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(w, " (dartup history to see them, dartup rollback to go back)")
 }
 
 // printEvents prints recent events; app-level ones have no instance number.
