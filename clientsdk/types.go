@@ -519,7 +519,9 @@ type AppVersion struct {
 	PushedAt time.Time `json:"pushed_at"`
 	PushedBy string    `json:"pushed_by,omitempty"`
 	SHA256   string    `json:"sha256,omitempty"`
-	Deleted  bool      `json:"deleted,omitempty"`
+	// Deleted marked a removal in the apps bucket's history, which older
+	// servers listed; the versions kept never hold one.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Claim is the value of a placement key: which node runs an instance.
