@@ -126,6 +126,9 @@ func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurre
 					return 0, nil, err
 				}
 			}
+			if err := keepService(*cur, spec); err != nil {
+				return 0, nil, err
+			}
 		case errors.As(err, &nf) && nf.Code == 404 && onCurrent != nil:
 			return 0, nil, err // a rollback needs the app it rolls back
 		case errors.As(err, &nf) && nf.Code == 404:
@@ -151,6 +154,22 @@ func (a *api) storeVersion(ctx context.Context, spec *clientsdk.AppSpec, onCurre
 		}
 	}
 	return 0, nil, clientsdk.Errorf(409, "Conflict", "app %s is being pushed by someone else at the same time; try again", spec.Name)
+}
+
+// keepService applies the ownership of an app by a deploy file's service
+// to a new version next of the app whose current spec is cur: a version
+// without a service (a push by hand) keeps cur's; a deploy may adopt an app
+// pushed by hand; an app of one service is never taken over by another's
+// deploy (409 ServiceTaken), even when two deploys create it at once.
+func keepService(cur clientsdk.AppSpec, next *clientsdk.AppSpec) error {
+	switch {
+	case next.Service == "":
+		next.Service = cur.Service
+	case cur.Service != "" && cur.Service != next.Service:
+		return clientsdk.Errorf(409, "ServiceTaken", "app %s belongs to service %s (deployed from another file), not %s: rename it in this file, or remove it first (`dartup remove %s`)",
+			cur.Name, cur.Service, next.Service, cur.Name)
+	}
+	return nil
 }
 
 // checkArtifact checks that ref's object is in the object store with the

@@ -26,8 +26,11 @@ func (a *api) history(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clientsdk.HistoryResponse{Name: name, Current: cur.Version, Keep: cur.WithDefaults().History,
-		Versions: historyOf(keptSpecs(revs, *cur), cur.Version)}, nil
+	kept := keptSpecs(revs, *cur)
+	resp := clientsdk.HistoryResponse{Name: name, Current: cur.Version, Keep: cur.WithDefaults().History,
+		Versions: historyOf(kept, cur.Version)}
+	resp.RollbackTo, _ = rollbackTarget(name, keptVersionNumbers(kept), sameAsCurrent(kept, *cur), cur.Version, 0)
+	return resp, nil
 }
 
 // rollback stores a kept version's spec as the app's next version (with
@@ -63,7 +66,7 @@ func (a *api) rollback(ctx context.Context, req micro.Request) (any, error) {
 		}
 		// A killed app stays killed, and the versions kept stay as many:
 		// going back does not drop the history it could come back through.
-		next.Stopped, next.History = now.Stopped, now.WithDefaults().History
+		next.Stopped, next.History, next.Service = now.Stopped, now.WithDefaults().History, now.Service
 		return nil
 	}
 	if _, err := a.storeNewVersion(ctx, &spec, onCurrent); err != nil {
@@ -72,6 +75,28 @@ func (a *api) rollback(ctx context.Context, req micro.Request) (any, error) {
 	a.publishEvent(ctx, spec.Name, clientsdk.EventPushed, fmt.Sprintf("revision %d (%s): rollback of version %d", spec.Version, spec.Kind, spec.RollbackOf))
 	a.logger.Info("app rolled back", "app", spec.Name, "version", spec.Version, "rollback_of", spec.RollbackOf, "revision", spec.Revision)
 	return spec, nil
+}
+
+// keptVersionNumbers lists the versions of kept specs.
+func keptVersionNumbers(kept []clientsdk.AppSpec) []uint64 {
+	out := make([]uint64, len(kept))
+	for i, k := range kept {
+		out[i] = k.Version
+	}
+	return out
+}
+
+// sameAsCurrent returns the kept versions whose spec is cur's as a rollback
+// would store it (the service and the number of versions kept are cur's).
+func sameAsCurrent(kept []clientsdk.AppSpec, cur clientsdk.AppSpec) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, k := range kept {
+		k.History, k.Service = cur.History, cur.Service
+		if len(clientsdk.DiffSpecs(cur, k)) == 0 {
+			out[k.Version] = true
+		}
+	}
+	return out
 }
 
 // rollbackSpec returns the kept spec that a rollback of the app whose
@@ -83,11 +108,7 @@ func (a *api) rollbackSpec(ctx context.Context, cur clientsdk.AppSpec, to uint64
 		return clientsdk.AppSpec{}, err
 	}
 	kept := keptSpecs(revs, cur)
-	versions := make([]uint64, len(kept))
-	for i, k := range kept {
-		versions[i] = k.Version
-	}
-	if to, err = rollbackTarget(cur.Name, versions, cur.Version, to); err != nil {
+	if to, err = rollbackTarget(cur.Name, keptVersionNumbers(kept), sameAsCurrent(kept, cur), cur.Version, to); err != nil {
 		return clientsdk.AppSpec{}, err
 	}
 	var target clientsdk.AppSpec
@@ -96,9 +117,7 @@ func (a *api) rollbackSpec(ctx context.Context, cur clientsdk.AppSpec, to uint64
 			target = k
 		}
 	}
-	same := target
-	same.History = cur.History // kept as it is by a rollback
-	if len(clientsdk.DiffSpecs(cur, same)) == 0 {
+	if sameAsCurrent([]clientsdk.AppSpec{target}, cur)[to] {
 		return clientsdk.AppSpec{}, clientsdk.Errorf(409, "AlreadyRunning", "version %d of %s is the same as its current version %d: it already runs that", to, cur.Name, cur.Version)
 	}
 	defaulted := target.WithDefaults()

@@ -190,23 +190,31 @@ func historyOf(kept []clientsdk.AppSpec, current uint64) []clientsdk.HistoryEntr
 }
 
 // rollbackTarget decides which version a rollback of app goes to: to, or
-// for 0 the newest kept version older than current. kept are the kept
-// versions. Errors: *clientsdk.Error 400 for a version after the current
-// one, 404 for one that is not kept (naming those that are), 409 for the
-// current one.
-func rollbackTarget(app string, kept []uint64, current, to uint64) (uint64, error) {
+// for 0 the newest kept version older than current that is not the same
+// spec (same: the versions identical to current, pushed again unchanged).
+// kept are the kept versions. Errors: *clientsdk.Error 400 for a version
+// after the current one, 404 for one that is not kept (naming those that
+// are), 409 for the current one or when every older one is the same.
+func rollbackTarget(app string, kept []uint64, same map[uint64]bool, current, to uint64) (uint64, error) {
 	switch {
 	case to > current:
 		return 0, clientsdk.Errorf(400, "BadVersion", "%s has no version %d: its current version is %d", app, to, current)
 	case to == current:
 		return 0, clientsdk.Errorf(409, "AlreadyRunning", "%s already runs version %d", app, to)
 	case to == 0:
+		older := false
 		for _, v := range kept {
-			if v < current && v > to {
-				to = v
+			if v < current {
+				older = true
+				if v > to && !same[v] {
+					to = v
+				}
 			}
 		}
-		if to == 0 {
+		switch {
+		case to == 0 && older:
+			return 0, clientsdk.Errorf(409, "AlreadyRunning", "every version %s keeps before its current version %d is the same spec (pushed again unchanged; kept: %s): it already runs that", app, current, versionList(kept))
+		case to == 0:
 			return 0, clientsdk.Errorf(404, "NotKept", "%s keeps no version before its current version %d (kept: %s)", app, current, versionList(kept))
 		}
 		return to, nil

@@ -46,25 +46,28 @@ func TestRollbackTarget(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		kept    []uint64
+		same    map[uint64]bool
 		current uint64
 		to      uint64
 		want    uint64
 		code    int
 		say     string
 	}{
-		{"the one before", []uint64{3, 2, 1}, 3, 0, 2, 0, ""},
-		{"the one before, with a gap", []uint64{9, 5, 4}, 9, 0, 5, 0, ""},
-		{"a kept version", []uint64{3, 2, 1}, 3, 1, 1, 0, ""},
-		{"after a rollback, the one before is the version rolled back from", []uint64{4, 3, 2, 1}, 4, 0, 3, 0, ""},
-		{"nothing before", []uint64{1}, 1, 0, 0, 404, "keeps no version before"},
-		{"only the current one kept (a spec from before the record)", []uint64{7}, 7, 0, 0, 404, "kept: 7"},
-		{"not kept", []uint64{12, 11, 10}, 12, 2, 0, 404, "kept: 12, 11, 10"},
-		{"the current one", []uint64{3, 2}, 3, 3, 0, 409, "already runs version 3"},
-		{"a future one", []uint64{3, 2}, 3, 4, 0, 400, "current version is 3"},
-		{"far past the end", []uint64{3}, 3, 1 << 62, 0, 400, "no version"},
+		{"the one before", []uint64{3, 2, 1}, nil, 3, 0, 2, 0, ""},
+		{"the one before, with a gap", []uint64{9, 5, 4}, nil, 9, 0, 5, 0, ""},
+		{"a kept version", []uint64{3, 2, 1}, nil, 3, 1, 1, 0, ""},
+		{"after a rollback, the one before is the version rolled back from", []uint64{4, 3, 2, 1}, nil, 4, 0, 3, 0, ""},
+		{"nothing before", []uint64{1}, nil, 1, 0, 0, 404, "keeps no version before"},
+		{"only the current one kept (a spec from before the record)", []uint64{7}, nil, 7, 0, 0, 404, "kept: 7"},
+		{"not kept", []uint64{12, 11, 10}, nil, 12, 2, 0, 404, "kept: 12, 11, 10"},
+		{"the current one", []uint64{3, 2}, nil, 3, 3, 0, 409, "already runs version 3"},
+		{"a future one", []uint64{3, 2}, nil, 3, 4, 0, 400, "current version is 3"},
+		{"the one before is the same spec: the newest that differs", []uint64{4, 3, 2, 1}, map[uint64]bool{3: true, 2: true}, 4, 0, 1, 0, ""},
+		{"every one before is the same", []uint64{3, 2}, map[uint64]bool{2: true}, 3, 0, 0, 409, "is the same spec"},
+		{"far past the end", []uint64{3}, nil, 3, 1 << 62, 0, 400, "no version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := rollbackTarget("web", tc.kept, tc.current, tc.to)
+			got, err := rollbackTarget("web", tc.kept, tc.same, tc.current, tc.to)
 			if tc.code == 0 {
 				if err != nil || got != tc.want {
 					t.Fatalf("rollbackTarget = %d, %v; want %d", got, err, tc.want)
@@ -120,5 +123,30 @@ func TestKeptSpecsAndHistory(t *testing.T) {
 				t.Fatalf("the changes of version 3 = %v, want instances 2 → 3", h[0].Changes)
 			}
 		})
+	}
+}
+
+func TestKeepService(t *testing.T) {
+	for _, tc := range []struct {
+		cur, next, want string
+		code            int
+	}{
+		{"", "", "", 0},
+		{"shop", "", "shop", 0}, // a push by hand keeps the owner
+		{"", "shop", "shop", 0}, // a deploy adopts a hand-pushed app
+		{"shop", "shop", "shop", 0},
+		{"shop", "blog", "", 409}, // never taken over
+	} {
+		next := clientsdk.AppSpec{Name: "web", Service: tc.next}
+		err := keepService(clientsdk.AppSpec{Name: "web", Service: tc.cur}, &next)
+		if tc.code != 0 {
+			if e, ok := clientsdk.AsError(err); !ok || e.Code != tc.code || e.Type != "ServiceTaken" {
+				t.Errorf("%q over %q: %v, want %d", tc.next, tc.cur, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || next.Service != tc.want {
+			t.Errorf("%q over %q: service %q, %v; want %q", tc.next, tc.cur, next.Service, err, tc.want)
+		}
 	}
 }

@@ -40,6 +40,9 @@ type HistoryResponse struct {
 	Keep int `json:"keep"`
 	// Versions are the kept versions, newest first.
 	Versions []HistoryEntry `json:"versions"`
+	// RollbackTo is the version `dartup rollback NAME` (without --to)
+	// would run again: the newest older one that differs; 0 for none.
+	RollbackTo uint64 `json:"rollback_to,omitempty"`
 }
 
 // HistoryEntry is one kept version of an app.

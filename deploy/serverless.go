@@ -1,8 +1,8 @@
 package deploy
 
 import (
-	"fmt"
 	"cmp"
+	"fmt"
 	"maps"
 
 	"gopkg.in/yaml.v3"

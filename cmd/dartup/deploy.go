@@ -218,8 +218,12 @@ func failingApps(steps []deploy.Step) error {
 	for _, s := range steps {
 		names = append(names, s.App)
 	}
-	return &exitError{code: 1, err: fmt.Errorf("%s in error though its spec is unchanged: see `dartup logs %s`; fix it and deploy, or `dartup restart %s`",
-		plural(len(names), strings.Join(names, ", ")+" is", strings.Join(names, ", ")+" are"), names[0], names[0])}
+	verb := " is"
+	if len(names) > 1 {
+		verb = " are"
+	}
+	return &exitError{code: 1, err: fmt.Errorf("%s in error, unchanged by this deploy: see `dartup logs %s`; fix it and deploy, or `dartup restart %s`",
+		strings.Join(names, ", ")+verb, names[0], names[0])}
 }
 
 // plural picks one or many by n, and writes n before many.
@@ -353,10 +357,11 @@ func printResults(w io.Writer, results []deploy.Result, detached bool) {
 			fmt.Fprintf(w, " • %s - stopped (version %d stored; `dartup start %s` runs it)\n", printable(r.App), r.Version, printable(r.App))
 			continue
 		}
-		sum := clientsdk.AppSummary{Name: r.App, State: clientsdk.AppState(r.Outcome)}
-		if r.Summary != nil {
-			sum = *r.Summary
+		if r.Summary == nil {
+			fmt.Fprintf(w, " • %s - pushed (version %d)\n", printable(r.App), r.Version)
+			continue
 		}
+		sum := *r.Summary
 		fmt.Fprintf(w, "%s (version %d)\n", listLine(sum), r.Version)
 	}
 	verb := "Deployed"

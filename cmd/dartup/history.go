@@ -38,7 +38,7 @@ kept version can be run again with 'dartup rollback NAME --to VERSION'.`,
 		},
 	}
 	f.conn.register(cmd)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print the versions as JSON: {name, current, keep, versions: [{version, pushed_at, pushed_by, rollback_of, sha256, current, changes}]}")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the versions as JSON: {name, current, keep, versions: [{version, pushed_at, pushed_by, rollback_of, sha256, current, changes}], rollback_to}")
 	return cmd
 }
 
@@ -46,13 +46,10 @@ kept version can be run again with 'dartup rollback NAME --to VERSION'.`,
 // marked with *, and a line on what rollback would do.
 func printHistory(w io.Writer, h *clientsdk.HistoryResponse, now time.Time) error {
 	rows := make([][]string, 0, len(h.Versions))
-	var before uint64 // the newest version older than the current one
 	for _, v := range h.Versions {
 		mark, note := "  ", ""
 		if v.Current {
 			mark = "* "
-		} else if v.Version < h.Current && before == 0 {
-			before = v.Version
 		}
 		if v.RollbackOf != 0 {
 			note = fmt.Sprintf("rollback of v%d", v.RollbackOf)
@@ -67,10 +64,10 @@ func printHistory(w io.Writer, h *clientsdk.HistoryResponse, now time.Time) erro
 		return err
 	}
 	next := ""
-	if before != 0 {
-		next = fmt.Sprintf("; 'dartup rollback %s' runs version %d again", h.Name, before)
+	if h.RollbackTo != 0 {
+		next = fmt.Sprintf("; 'dartup rollback %s' runs version %d again", h.Name, h.RollbackTo)
 	}
-	_, err := fmt.Fprintf(w, "%s keeps its last %d versions (* current)%s\n", h.Name, h.Keep, next)
+	_, err := fmt.Fprintf(w, "%s keeps its last %s (* current)%s\n", h.Name, plural(h.Keep, "version", "versions"), next)
 	return err
 }
 

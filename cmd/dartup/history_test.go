@@ -39,7 +39,7 @@ func TestShortChanges(t *testing.T) {
 
 func TestPrintHistory(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	h := &clientsdk.HistoryResponse{Name: "web", Current: 3, Keep: 10, Versions: []clientsdk.HistoryEntry{
+	h := &clientsdk.HistoryResponse{Name: "web", Current: 3, Keep: 10, RollbackTo: 2, Versions: []clientsdk.HistoryEntry{
 		{Version: 3, PushedAt: now.Add(-5 * time.Second), PushedBy: "me@box", RollbackOf: 1, Current: true,
 			Changes: []clientsdk.SpecChange{{Field: "env.WEB_VERSION", Old: "(hidden)", New: "(hidden)"}}},
 		{Version: 2, PushedAt: now.Add(-3 * time.Minute), PushedBy: "me@box", Changes: []clientsdk.SpecChange{{Field: "instances", Old: "1", New: "3"}}},
@@ -55,6 +55,21 @@ func TestPrintHistory(t *testing.T) {
 		"web keeps its last 10 versions", "'dartup rollback web' runs version 2 again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("history table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"", 0, true}, {"3", 3, true}, {"010", 10, true}, {"0", 0, false}, {"0x3", 0, false}, {"-1", 0, false}, {"v3", 0, false},
+	} {
+		got, err := parseVersion(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseVersion(%q) = %d, %v", tc.in, got, err)
 		}
 	}
 }

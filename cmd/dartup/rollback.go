@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/spf13/cobra"
@@ -12,7 +13,7 @@ func newRollbackCmd() *cobra.Command {
 	f := &struct {
 		nameFlags
 		wait deployWait
-		to   uint64
+		to   string
 	}{}
 	cmd := &cobra.Command{
 		Use:   "rollback NAME",
@@ -30,7 +31,11 @@ ready or ends in error (the instances not yet replaced keep running).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
-				spec, err := c.Rollback(ctx, args[0], f.to)
+				to, err := parseVersion(f.to)
+				if err != nil {
+					return err
+				}
+				spec, err := c.Rollback(ctx, args[0], to)
 				if err != nil {
 					return err
 				}
@@ -51,7 +56,23 @@ ready or ends in error (the instances not yet replaced keep running).`,
 	}
 	f.conn.register(cmd)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the outcome as JSON: {outcome, revision, app}")
-	cmd.Flags().Uint64Var(&f.to, "to", 0, "the kept `VERSION` to run again (default: the one before the current one)")
+	cmd.Flags().StringVar(&f.to, "to", "", "the kept `VERSION` to run again, a number from 'dartup history' (default: the newest older one that differs)")
 	f.wait.register(cmd)
 	return cmd
+}
+
+// parseVersion reads --to: "" for the default (0), else a version number
+// in decimal, at least 1 (not 010 read as octal, nor 0x3).
+func parseVersion(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	switch {
+	case err != nil:
+		return 0, usageErr(fmt.Errorf("--to %q is not a version number; see `dartup history NAME`", s))
+	case v == 0:
+		return 0, usageErr(fmt.Errorf("--to 0: versions start at 1; leave --to out to go back to the version before"))
+	}
+	return v, nil
 }
