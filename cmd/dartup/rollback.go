@@ -19,7 +19,8 @@ func newRollbackCmd() *cobra.Command {
 		Use:   "rollback NAME",
 		Short: "Run a kept earlier version of an app again, as a new version, without downtime",
 		Long: `Make a kept version of an app (see 'dartup history NAME') its desired state
-again: by default the version before the current one, or --to VERSION. The
+again: by default the version before (the newest older one whose spec
+differs from the current one), or --to VERSION. The
 old version's spec and artifact are stored as a NEW version (the next
 number, marked "rollback of vN"), so daemons roll over to it one instance
 at a time as after a push, without dropping requests, and lambdas get new
@@ -27,7 +28,7 @@ workers. A killed app stays killed ('dartup start' runs it), and the
 number of versions kept (push --history) stays as it is. Like push,
 rollback waits for the outcome and exits 1 when the version does not get
 ready or ends in error (the instances not yet replaced keep running).`,
-		Example: "  dartup rollback web              # back to the version before the current one\n  dartup rollback web --to 3\n  dartup rollback web --to 3 --detach --json",
+		Example: "  dartup rollback web              # back to the version before\n  dartup rollback web --to 3\n  dartup rollback web --to 3 --detach --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
