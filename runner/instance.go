@@ -304,6 +304,10 @@ func (s *supervisor) probe(next bool) {
 	}
 	p, timeout, pid := s.m.spec.ReadyProbe(), s.m.spec.ReadyTimeout.D(), w.p.PID()
 	uptime := min(s.m.spec.Restart.MinUptime.D(), timeout)
+	// The new worker of a rollout (the replacement, or the worker of a
+	// stop-first rollout, which has a version to go back to) must also
+	// stay up for its min_uptime once ready.
+	replacing := next || s.m.prev != nil
 	go func() {
 		var err error
 		if p.Kind == clientsdk.ProbeNone {
@@ -317,7 +321,7 @@ func (s *supervisor) probe(next bool) {
 			// A replacement takes over only once it has also stayed up for
 			// its min_uptime: a version that gets ready and then crashes
 			// never replaces one that runs.
-			if wait := time.Until(w.p.Started().Add(uptime)); err == nil && next && wait > 0 {
+			if wait := time.Until(w.p.Started().Add(uptime)); err == nil && replacing && wait > 0 {
 				select {
 				case <-time.After(wait):
 				case <-w.ctx.Done():

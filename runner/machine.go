@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -287,7 +288,10 @@ func (m *machine) onStarted(ev event) []effect {
 	if st.FailedRevision <= m.spec.Revision { // keep why a newer revision failed
 		st.LastError, st.FailedRevision = "", 0
 	}
-	st.Ready = m.spec.ReadyProbe().Kind == clientsdk.ProbeNone
+	// Without a probe a worker is ready at once, except the new worker of
+	// a stop-first rollout (a fixed port): it must stay up for min_uptime
+	// first, or the version before starts again.
+	st.Ready = m.spec.ReadyProbe().Kind == clientsdk.ProbeNone && m.prev == nil
 	out := []effect{{kind: effStatus}, {kind: effEvent, event: clientsdk.EventStarted, msg: fmt.Sprintf("pid %d", ev.pid)}}
 	if !st.Ready {
 		return append(out, effect{kind: effProbe})
@@ -457,11 +461,14 @@ func (m *machine) onExited(ev event, now time.Time) []effect {
 	if failing != "" {
 		uptime = 0 // not ready in time, or unhealthy: a crash
 	}
-	code := ev.exit.Code
+	code, wasReady := ev.exit.Code, st.Ready
 	st.LastExitCode, st.LastSignal, st.PID, st.Ready, st.Address = &code, ev.exit.Signal, 0, false, ""
 	st.CPUPercent, st.MemoryBytes = 0, 0
-	if m.prev != nil && failing != "" {
-		return append([]effect{{kind: effReap}}, m.goBack(failing)...)
+	if m.prev != nil && (failing != "" || !wasReady) {
+		// The new worker of a stop-first rollout failed before it was
+		// ready (or had stayed up long enough): the version before again.
+		why := cmp.Or(failing, fmt.Sprintf("exited before it was ready: %s", ev.exit))
+		return append([]effect{{kind: effReap}}, m.goBack(why)...)
 	}
 	d := m.tracker.OnExit(ev.exit.Code, ev.exit.Signal, uptime)
 	st.QuickExits = m.tracker.QuickExits()

@@ -231,6 +231,9 @@ func TestMachineRollouts(t *testing.T) {
 	fixed.Port = 8080
 	fixed2 := fixed
 	fixed2.Revision, fixed2.Version, fixed2.Args = 8, 2, []string{"--v2"}
+	fixedNoProbe := specWith(func(s *clientsdk.AppSpec) { s.Port = 8080 }).WithDefaults()
+	fixedNoProbe2 := fixedNoProbe
+	fixedNoProbe2.Revision, fixedNoProbe2.Version, fixedNoProbe2.Args = 8, 2, []string{"--v2"}
 	up := event{kind: evStarted, pid: 42, started: t0, addr: "127.0.0.1:20001"}
 	ready := event{kind: evReady, pid: 42}
 	notReady := event{kind: evNotReady, pid: 42, err: errors.New("not ready after 1m0s: connection refused")}
@@ -314,6 +317,20 @@ func TestMachineRollouts(t *testing.T) {
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{notReady, []string{"kill 5s"}, phaseRunning},
 			{exited(-1, time.Minute), []string{"reap", "status starting", "event rollout-failed", "start"}, phaseStarting},
+		}},
+		{"fixed port, no probe: the new worker is ready only once it stayed up; one that exits before brings the old version back", fixedNoProbe, []step{
+			{up, []string{"status running", "event started"}, phaseRunning},
+			{event{kind: evSpec, spec: fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{exited(1, 300*time.Millisecond), []string{"reap", "status starting", "event rollout-failed", "start"}, phaseStarting},
+			{up, []string{"status running", "event started"}, phaseRunning},
+		}},
+		{"fixed port, no probe: a new worker that stays up takes over", fixedNoProbe, []step{
+			{up, []string{"status running", "event started"}, phaseRunning},
+			{event{kind: evSpec, spec: fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{up, []string{"status running", "event started", "probe"}, phaseRunning},
+			{ready, []string{"status running", "event ready"}, phaseRunning},
+			{exited(1, time.Hour), []string{"reap", "event crashed", "event restarted", "start"}, phaseStarting},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) { runSteps(t, c.spec, c.steps) })

@@ -8,8 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
@@ -265,4 +267,42 @@ func TestDeployBadFiles(t *testing.T) {
 	if apps := listJSON(t, s); len(apps) != 0 {
 		t.Errorf("bad files left apps behind: %+v", apps)
 	}
+}
+
+// TestFixedPortNoProbeGoesBack: a daemon on a fixed port without a
+// readiness probe is replaced stop-first; a new version that exits before
+// it has stayed up for min_uptime brings the version before back on the
+// port, and push says the rollout failed.
+func TestFixedPortNoProbeGoesBack(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	web := testutil.BuildGo(t, "./internal/testutil/workers/web")
+	port := strconv.Itoa(freePortRun(t, 1))
+	s.dartup("push", "--name", "fixnoprobe", "--port", port, "--env", "WEB_VERSION=good", "--", web)
+	testutil.WaitFor(t, 10*time.Second, "the first version to answer", func() bool {
+		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/")
+		return code == 200 && strings.HasPrefix(body, "version=good ")
+	})
+	out, code := s.exitCode("push", "--name", "fixnoprobe", "--port", port, "--env", "WEB_VERSION=bad", "--env", "WEB_EXIT_AFTER=300ms", "--", web)
+	if code == 0 || !strings.Contains(out, "did not get ready") {
+		t.Fatalf("push of a version that exits after 300 ms: exit %d\n%s", code, out)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the version before to answer on the port again", func() bool {
+		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/")
+		return code == 200 && strings.HasPrefix(body, "version=good ")
+	})
+}
+
+// tryCall is call without failing the test on a transport error (status 0).
+func tryCall(method, url string) (int, string, string) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return 0, "", ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Allow"), string(b)
 }
