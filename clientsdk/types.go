@@ -514,8 +514,9 @@ type AppInfo struct {
 type AppVersion struct {
 	// Version is the app's revision number (AppSpec.Version).
 	Version uint64 `json:"version"`
-	// Revision is the bucket revision that first stored this version.
-	Revision uint64    `json:"revision"`
+	// Revision is the bucket revision that first stored this version, when
+	// known (0, left out, for the versions kept in the revisions record).
+	Revision uint64    `json:"revision,omitempty"`
 	PushedAt time.Time `json:"pushed_at"`
 	PushedBy string    `json:"pushed_by,omitempty"`
 	SHA256   string    `json:"sha256,omitempty"`

@@ -101,7 +101,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 	if s.PushedBy != "" {
 		by = " by " + printable(s.PushedBy)
 	}
-	fmt.Fprintf(w, "  kind: %s  runtime: %s  revision: %d  pushed: %s%s\n", s.Kind, s.Runtime, s.Version, s.PushedAt.Local().Format(time.DateTime), by)
+	fmt.Fprintf(w, "  kind: %s  runtime: %s  version: %d  pushed: %s%s\n", s.Kind, s.Runtime, s.Version, s.PushedAt.Local().Format(time.DateTime), by)
 	printHowItRuns(w, s, showEnv)
 	if s.Kind == clientsdk.KindDaemon {
 		r := s.Restart
