@@ -89,6 +89,10 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 		{Name: clientsdk.EventsStream, Description: "dartup: lifecycle events", Subjects: []string{clientsdk.EventsSubjects},
 			MaxAge: lim.EventsMaxAge, MaxBytes: lim.EventsMaxBytes, Discard: jetstream.DiscardOld},
 	}
+	for _, sc := range eventStreams(lim) {
+		sc.Storage, sc.Replicas = storage, lim.Replicas
+		do("stream "+sc.Name, func() error { return ensureStream(ctx, js, sc) })
+	}
 	for _, sc := range streams {
 		sc.Storage = storage
 		sc.Replicas = lim.Replicas
@@ -103,6 +107,37 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// eventStreams are the streams of async invocations, schedules and dead
+// letters (docs/events.md). The async stream is a work queue (an event is
+// deleted once a lambda ran it) that refuses new events when full rather
+// than drop stored ones; it sources the schedules' ticks as async
+// invocations. The schedules stream holds JetStream message schedules,
+// which the server fires once per cluster; it cannot refuse new messages
+// (JetStream does not allow discard-new with schedules), so it keeps at most
+// 100 ticks per lambda. The dead letters stream keeps 14 days.
+func eventStreams(lim AssetLimits) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{Name: clientsdk.SchedulesStream, Description: "dartup: lambdas' schedules and their ticks",
+			Subjects:  []string{clientsdk.SchedulesPrefix + ".*.*", clientsdk.TicksPrefix + ".*"},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxMsgsPerSubject: 100,
+			MaxBytes: lim.EventsMaxBytes, AllowMsgSchedules: true, AllowRollup: true},
+		{Name: clientsdk.AsyncStream, Description: "dartup: async invocations until they ran",
+			Subjects:  []string{clientsdk.AsyncPrefix + ".*"},
+			Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, MaxAge: clientsdk.MaxMaxEventAge,
+			MaxBytes: lim.LogsMaxBytes, MaxMsgSize: asyncMaxMsgSize, Duplicates: 2 * time.Minute,
+			Sources: []*jetstream.StreamSource{{Name: clientsdk.SchedulesStream, SubjectTransforms: []jetstream.SubjectTransformConfig{
+				{Source: clientsdk.TicksPrefix + ".*", Destination: clientsdk.AsyncPrefix + ".{{wildcard(1)}}"}}}}},
+		{Name: clientsdk.DLQStream, Description: "dartup: async invocations that failed for good",
+			Subjects:  []string{clientsdk.DLQPrefix + ".*"},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: 14 * 24 * time.Hour,
+			MaxBytes: lim.EventsMaxBytes},
+	}
+}
+
+// asyncMaxMsgSize bounds a stored async event: a lambda's 6 MiB event and
+// room for headers.
+const asyncMaxMsgSize = 6<<20 + 64<<10
 
 // ensureStream creates or updates a stream. JetStream cannot change a
 // stream's persist mode: a logs or events stream whose mode no longer fits

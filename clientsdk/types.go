@@ -127,6 +127,11 @@ type LambdaSpec struct {
 	// file's `events: - http`). Without any, the gateway routes /NAME and
 	// the paths under it, for every method, to the function.
 	Routes []FunctionRoute `json:"routes,omitempty"`
+	// Async says how async (Event) invocations are retried and where their
+	// outcomes go (defaults filled by WithDefaults).
+	Async *AsyncSpec `json:"async,omitempty"`
+	// Schedules fire the function as async invocations (push --schedule).
+	Schedules []Schedule `json:"schedules,omitempty"`
 }
 
 // AppSpec is the desired state of one app, stored in AppsBucket.
@@ -284,6 +289,12 @@ func (s AppSpec) WithDefaults() AppSpec {
 		if l.MemoryMB == 0 {
 			l.MemoryMB = DefaultMemoryMB
 		}
+		async := AsyncSpec{}
+		if l.Async != nil {
+			async = *l.Async
+		}
+		async = async.withDefaults()
+		l.Async = &async
 		if l.HTTPEvent == "" {
 			// A stdio program reads the request body as it is; a Runtime
 			// API bootstrap expects API Gateway's event.

@@ -130,6 +130,8 @@ var specFlags = map[string]string{
 	"restart.stop_exit_codes": "--stop-exit-code", "lambda.protocol": "--protocol", "lambda.handler": "--handler",
 	"lambda.keep_warm": "--keep-warm", "lambda.max_workers": "--max-workers", "lambda.queue": "--queue",
 	"lambda.timeout": "--timeout", "lambda.memory_mb": "--memory", "lambda.http_event": "--http-event",
+	"lambda.async.retries": "--retries", "lambda.async.retry_backoff": "--retry-backoff", "lambda.async.max_event_age": "--max-event-age",
+	"lambda.async.on_success": "--on-success", "lambda.async.on_failure": "--on-failure", "lambda.schedules": "--schedule",
 	"http": "--http", "ready": "--ready", "ready_timeout": "--ready-timeout", "health": "--health",
 	"health_interval": "--health-interval", "health_failures": "--health-failures", "parallel": "--parallel", "history": "--history",
 }
@@ -340,7 +342,54 @@ func (c specCheck) lambda(l *LambdaSpec) error {
 	default:
 		return c.bad("lambda.http_event", quote(l.HTTPEvent), "apigw, alb or raw")
 	}
-	return c.functionRoutes(l.Routes)
+	if err := c.functionRoutes(l.Routes); err != nil {
+		return err
+	}
+	if l.Async != nil {
+		if err := c.async(l.Async); err != nil {
+			return err
+		}
+	}
+	return c.schedules(l.Schedules)
+}
+
+func (c specCheck) async(a *AsyncSpec) error {
+	if a.Retries != nil {
+		if err := c.intRange("lambda.async.retries", *a.Retries, 0, MaxRetries); err != nil {
+			return err
+		}
+	}
+	if n := len(a.RetryBackoff); n > MaxBackoffSteps {
+		return c.bad("lambda.async.retry_backoff", fmt.Sprintf("%d waits", n), fmt.Sprintf("at most %d", MaxBackoffSteps))
+	}
+	for i, d := range a.RetryBackoff {
+		if err := c.durRange(fmt.Sprintf("lambda.async.retry_backoff[%d]", i), d, 0, MaxBackoff); err != nil {
+			return err
+		}
+	}
+	if a.MaxEventAge != 0 {
+		if err := c.durRange("lambda.async.max_event_age", a.MaxEventAge, MinMaxEventAge, MaxMaxEventAge); err != nil {
+			return err
+		}
+	}
+	for field, dest := range map[string]string{"lambda.async.on_success": a.OnSuccess, "lambda.async.on_failure": a.OnFailure} {
+		if msg := CheckDestination(dest); msg != "" {
+			return c.bad(field, quote(dest), msg)
+		}
+	}
+	return nil
+}
+
+func (c specCheck) schedules(ss []Schedule) error {
+	if len(ss) > MaxSchedules {
+		return c.bad("lambda.schedules", fmt.Sprintf("%d schedules", len(ss)), fmt.Sprintf("at most %d", MaxSchedules))
+	}
+	for i, s := range ss {
+		if msg := s.Check(); msg != "" {
+			return c.bad(fmt.Sprintf("lambda.schedules[%d]", i), quote(s.Cron), msg)
+		}
+	}
+	return nil
 }
 
 func (c specCheck) functionRoutes(routes []FunctionRoute) error {
