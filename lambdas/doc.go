@@ -6,7 +6,10 @@
 // and the waiting requests by Queue (beyond that: 429), enforces Timeout (the
 // worker is killed, AWS semantics: 504), and maps every failure to a
 // service-error reply (Nats-Service-Error, Nats-Service-Error-Code, JSON body
-// {errorType, errorMessage}) so that a caller never hangs.
+// {errorType, errorMessage}) so that a caller never hangs. A request carrying
+// a valid clientsdk.HeaderRequestID (Dartup-Request-Id) runs with that id
+// (Lambda-Runtime-Aws-Request-Id): an async event keeps its id on every
+// attempt; otherwise each invocation gets a new UUID.
 //
 // Workers speak one of two protocols:
 //

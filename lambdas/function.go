@@ -71,11 +71,11 @@ func (f *function) onMsg(msg *nats.Msg) {
 		return
 	}
 	if len(msg.Data) > MaxEventBytes {
-		inv := &invocation{id: newRequestID(), msg: msg, received: time.Now(), f: f}
+		inv := &invocation{id: requestID(msg), msg: msg, received: time.Now(), f: f}
 		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s is %d bytes, over the payload limit of %d (6 MiB); it was not run", f.name, len(msg.Data), MaxEventBytes))
 		return
 	}
-	f.submit(&invocation{id: newRequestID(), msg: msg, event: msg.Data, received: time.Now(), f: f})
+	f.submit(&invocation{id: requestID(msg), msg: msg, event: msg.Data, received: time.Now(), f: f})
 }
 
 func (f *function) unavailable(reason string) *clientsdk.Error {

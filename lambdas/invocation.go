@@ -47,13 +47,17 @@ type invocation struct {
 	done atomic.Bool
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+// requestID is the id of the invocation msg asks for: the caller's
+// clientsdk.HeaderRequestID when it is a valid one (an async event keeps
+// its id across attempts, so that a function can be idempotent), else a
+// new one.
+func requestID(msg *nats.Msg) string {
+	if msg != nil && msg.Header != nil {
+		if id := msg.Header.Get(clientsdk.HeaderRequestID); clientsdk.ValidRequestID(id) {
+			return id
+		}
+	}
+	return clientsdk.NewRequestID()
 }
 
 func newTraceID() string {

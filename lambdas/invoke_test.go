@@ -106,6 +106,23 @@ func TestRuntimeAPIContextAndEnv(t *testing.T) {
 	if err := json.Unmarshal(reply.Data, &cc); err != nil || cc.Custom["k"] != "v" {
 		t.Fatalf("client context: %v %s", err, reply.Data)
 	}
+	// A caller's valid request id (an async event's, kept across attempts)
+	// is the invocation's; an invalid one is replaced by a new id.
+	for id, want := range map[string]string{"order-42.retry_1": "order-42.retry_1", "a/b": "", strings.Repeat("x", 65): ""} {
+		req := nats.NewMsg(clientsdk.LambdaSubject("ctx"))
+		req.Header.Set(clientsdk.HeaderRequestID, id)
+		req.Data = []byte(`{"ctx":true}`)
+		reply, err := r.client.RequestMsg(req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(reply.Data, &c); err != nil {
+			t.Fatal(err)
+		}
+		if (want != "" && c.RequestID != want) || (want == "" && (c.RequestID == id || len(c.RequestID) != 36)) {
+			t.Errorf("request id header %q: the function saw %q", id, c.RequestID)
+		}
+	}
 	st, warm, _ := r.m.Stats("ctx")
 	if st.ColdStarts != 1 || warm != 1 {
 		t.Fatalf("stats %+v warm %d: want one worker reused", st, warm)
