@@ -23,6 +23,8 @@ const DefaultRequestTimeout = 10 * time.Second
 type Client struct {
 	nc     *nats.Conn
 	ownsNC bool
+	// lambdas remembers the names InvokeAsync found to be lambdas.
+	lambdas lambdaCache
 }
 
 type connectConfig struct {
