@@ -81,7 +81,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	a.svc, err = micro.AddService(b.apiNC, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
-		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes, history, rollback",
+		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes, history, rollback, dead letters",
 		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
 		// `nats micro stats dartup` shows per-lambda stats in the invoke endpoint's data.
 		StatsHandler: a.endpointStats,
@@ -103,6 +103,9 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbRoutes:   a.routes,
 		clientsdk.VerbHistory:  a.history,
 		clientsdk.VerbRollback: a.rollback,
+		// dead letters of async invocations (api_dlq.go)
+		clientsdk.VerbDLQList: a.dlqList, clientsdk.VerbDLQShow: a.dlqShow,
+		clientsdk.VerbDLQRedrive: a.dlqRedrive, clientsdk.VerbDLQPurge: a.dlqPurge,
 	}
 	for verb, h := range endpoints {
 		a.verbs[verb] = true
@@ -519,6 +522,11 @@ func (a *api) describe(ctx context.Context, req micro.Request) (any, error) {
 		info.Versions = keptVersions(keptSpecs(revs, *spec))
 	}
 	info.Events = a.recentEvents(ctx, name, 20)
+	if spec.Kind == clientsdk.KindLambda && a.b.async != nil {
+		if info.Async, err = a.b.async.stats(ctx, name); err != nil {
+			a.logger.Debug("describe: no async stats", "app", name, "err", err)
+		}
+	}
 	return info, nil
 }
 

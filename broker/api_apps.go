@@ -327,6 +327,9 @@ func (a *api) remove(ctx context.Context, req micro.Request) (any, error) {
 		}
 	}
 	errs = append(errs, a.purgeDeadStatuses(ctx, name))
+	if a.b.async != nil {
+		errs = append(errs, a.b.async.forget(ctx, name)) // its async events and dead letters
+	}
 	a.publishEvent(ctx, name, clientsdk.EventRemoved, "removed by request")
 	if err := errors.Join(errs...); err != nil {
 		a.logger.Warn("remove left some state behind", "app", name, "err", err)

@@ -115,7 +115,8 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 // invocations. The schedules stream holds JetStream message schedules,
 // which the server fires once per cluster; it cannot refuse new messages
 // (JetStream does not allow discard-new with schedules), so it keeps at most
-// 100 ticks per lambda. The dead letters stream keeps 14 days.
+// 100 ticks per lambda. The dead letters stream keeps 14 days. The counters
+// stream holds JetStream counters: the retries of each lambda's events.
 func eventStreams(lim AssetLimits) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{Name: clientsdk.SchedulesStream, Description: "dartup: lambdas' schedules and their ticks",
@@ -132,6 +133,10 @@ func eventStreams(lim AssetLimits) []jetstream.StreamConfig {
 			Subjects:  []string{clientsdk.DLQPrefix + ".*"},
 			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: 14 * 24 * time.Hour,
 			MaxBytes: lim.EventsMaxBytes},
+		{Name: clientsdk.AsyncCountersStream, Description: "dartup: counts of the lambdas' async invocations (retries)",
+			Subjects:  []string{clientsdk.CountersPrefix + ".*.*"},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxMsgsPerSubject: 1,
+			MaxBytes: 8 << 20, AllowMsgCounter: true},
 	}
 }
 

@@ -291,6 +291,7 @@ type Broker struct {
 	token      string
 	workers    workerSecret
 	router     *lambdaRouter
+	async      *asyncDispatcher
 	tls        *tlsSetup
 	started    time.Time
 	logger     *slog.Logger
@@ -390,6 +391,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	b.auth.apps.Store(b.router) // worker tokens are checked against the apps from now on
+	// The async dispatcher hands stored events to the lambdas (async.go).
+	if b.async, err = startAsync(actx, b); err != nil {
+		return b, fmt.Errorf("async dispatcher: %w", err)
+	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	ddone := make(chan struct{})
 	go func() { defer close(ddone); b.disk.run(dctx) }()
@@ -703,6 +708,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
 	if b.gw != nil {
 		errs = append(errs, b.gw.shutdown(ctx))
+	}
+	if b.async != nil {
+		b.async.stop()
 	}
 	if b.router != nil {
 		b.router.stop()

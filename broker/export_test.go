@@ -38,3 +38,6 @@ func (b *Broker) LimitedLogins() int64 { return b.logins.limited.Load() }
 func (b *Broker) CollectOrphans(ctx context.Context, age time.Duration) (chunks, objects int, err error) {
 	return b.api.collectOrphans(ctx, age)
 }
+
+// SweepAsync runs one sweep of the async events of names that are no lambda.
+func (b *Broker) SweepAsync(ctx context.Context) { b.async.sweep(ctx) }

@@ -50,6 +50,11 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
 		return
 	}
+	async, ok := invocationType(r)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "InvalidParameterValueException", HeaderInvocationType+" must be RequestResponse or Event")
+		return
+	}
 	if info.Resource == "" && len(spec.Lambda.Routes) > 0 {
 		// /NAME of a lambda that has function routes: those are its only
 		// routes (the table may not have them yet, a moment after a push).
@@ -75,6 +80,10 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 	if max := g.b.nc.MaxPayload(); int64(len(event)) > max {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLarge", "the event for this request is "+strconv.Itoa(len(event))+
 			" bytes, over the server's message limit of "+strconv.FormatInt(max, 10)+" (binary bodies grow by a third in base64)")
+		return
+	}
+	if async {
+		g.invokeAsync(w, r, name, event)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), invokeWait(spec.Lambda.Timeout.D()))

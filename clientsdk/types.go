@@ -519,6 +519,8 @@ type AppInfo struct {
 	Versions []AppVersion `json:"versions,omitempty"`
 	// Events are the most recent lifecycle events, oldest first.
 	Events []Event `json:"events,omitempty"`
+	// Async describes a lambda's async invocations.
+	Async *AsyncStats `json:"async,omitempty"`
 }
 
 // AppVersion is one revision of an app's spec.

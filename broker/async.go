@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// asyncDispatcher hands the lambdas' stored async events (DARTUP_ASYNC) to
+// their warm pools, through the same "lambda.NAME" requests as synchronous
+// invocations, so that the runners' queue group, limits, timeouts and stats
+// apply (docs/events.md). Every server runs one, with one loop per lambda
+// that is not stopped; in a cluster, the servers pull from the same durable
+// consumer. It also dead-letters the events of names that are no lambda
+// (sweep) and forgets a removed lambda's events.
+type asyncDispatcher struct {
+	b      *Broker
+	stream jetstream.Stream // AsyncStream
+	dlq    jetstream.Stream // DLQStream
+	apps   jetstream.KeyValue
+	logger *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+	// sweepEvery is the period of the sweep of events for unknown names.
+	sweepEvery time.Duration
+
+	mu    sync.Mutex
+	loops map[string]*asyncLoop
+	wg    sync.WaitGroup
+}
+
+// asyncSweepEvery is how often each server looks for events of names that
+// are no lambda.
+const asyncSweepEvery = 10 * time.Second
+
+func startAsync(ctx context.Context, b *Broker) (*asyncDispatcher, error) {
+	d := &asyncDispatcher{b: b, logger: b.logger.With("component", "async"), loops: map[string]*asyncLoop{},
+		done: make(chan struct{}), sweepEvery: asyncSweepEvery}
+	var err error
+	if d.stream, err = b.js.Stream(ctx, clientsdk.AsyncStream); err != nil {
+		return nil, err
+	}
+	if d.dlq, err = b.js.Stream(ctx, clientsdk.DLQStream); err != nil {
+		return nil, err
+	}
+	if d.apps, err = b.js.KeyValue(ctx, clientsdk.AppsBucket); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := d.apps.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	d.cancel = cancel
+	go func() {
+		defer close(d.done)
+		d.watch(wctx, w)
+	}()
+	return d, nil
+}
+
+// stop ends every loop: events in hand are given back at once, to be
+// delivered again (to another server in a cluster).
+func (d *asyncDispatcher) stop() {
+	d.cancel()
+	<-d.done
+	d.mu.Lock()
+	for _, l := range d.loops {
+		l.cancel()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// watch follows the apps bucket: a loop per lambda that is not stopped,
+// and a sweep now and then.
+func (d *asyncDispatcher) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	defer func() { _ = w.Stop() }()
+	sweep := time.NewTimer(d.sweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			d.sweep(ctx)
+			sweep.Reset(d.sweepEvery)
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				d.apply(ctx, e)
+			}
+		}
+	}
+}
+
+// apply starts, updates or stops the loop of the app an entry is about. A
+// stopped lambda keeps its consumer (its events wait); an app that is gone
+// or is no lambda loses it (the sweep dead-letters what it held).
+func (d *asyncDispatcher) apply(ctx context.Context, e jetstream.KeyValueEntry) {
+	name := e.Key()
+	var spec *clientsdk.AppSpec
+	if e.Operation() == jetstream.KeyValuePut {
+		var s clientsdk.AppSpec
+		if json.Unmarshal(e.Value(), &s) == nil && s.Kind == clientsdk.KindLambda && s.Lambda != nil {
+			s = s.WithDefaults().Clamp()
+			s.Name, s.Revision = name, e.Revision()
+			spec = &s
+		}
+	}
+	d.mu.Lock()
+	l := d.loops[name]
+	switch {
+	case spec != nil && !spec.Stopped && l != nil:
+		l.update(spec)
+	case spec != nil && !spec.Stopped:
+		l = newAsyncLoop(d, spec)
+		d.loops[name] = l
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); l.run() }()
+	case l != nil:
+		l.cancel()
+		delete(d.loops, name)
+	}
+	d.mu.Unlock()
+	if spec == nil {
+		if err := d.stream.DeleteConsumer(ctx, asyncConsumerName(name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			d.logger.Debug("cannot delete the async consumer of an app that is no lambda", "app", name, "err", err)
+		}
+	}
+}
+
+// asyncLoop dispatches one lambda's events on this server.
+type asyncLoop struct {
+	d      *asyncDispatcher
+	name   string
+	spec   atomic.Pointer[clientsdk.AppSpec]
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  slots
+	// changed wakes the loop when the spec changed.
+	changed chan struct{}
+	// firsts holds when the first attempt of the events this server
+	// retried started, by stream sequence (dead letters report it).
+	firstsMu sync.Mutex
+	firsts   map[uint64]time.Time
+	failed   loglimit.Every
+}
+
+func newAsyncLoop(d *asyncDispatcher, spec *clientsdk.AppSpec) *asyncLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &asyncLoop{d: d, name: spec.Name, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1), firsts: map[uint64]time.Time{}}
+	l.spec.Store(spec)
+	return l
+}
+
+func (l *asyncLoop) update(spec *clientsdk.AppSpec) {
+	l.spec.Store(spec)
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+	l.slots.wake()
+}
+
+// Waits of the loop.
+const (
+	// asyncFetchWait bounds a pull that finds nothing: how soon a loop
+	// notices a new spec when its lambda is idle.
+	asyncFetchWait = 2 * time.Second
+	// asyncIdleWait is the wait before asking again whether a runner
+	// hosts the lambda.
+	asyncIdleWait = 250 * time.Millisecond
+	// asyncErrorWait is the first wait after a JetStream error.
+	asyncErrorWait = 250 * time.Millisecond
+)
+
+// run pulls the lambda's events while a runner hosts it, each to its own
+// goroutine, at most asyncConcurrency at a time, until the loop is
+// cancelled; then it waits for the events in hand.
+func (l *asyncLoop) run() {
+	var (
+		cons    jetstream.Consumer
+		applied jetstream.ConsumerConfig
+		wg      sync.WaitGroup
+		errWait = asyncErrorWait
+	)
+	defer wg.Wait()
+	for l.ctx.Err() == nil {
+		spec := l.spec.Load()
+		if cfg := asyncConsumerConfig(*spec); cons == nil || cfg.AckWait != applied.AckWait || cfg.MaxAckPending != applied.MaxAckPending {
+			c, err := l.ensureConsumer(cfg)
+			if err != nil {
+				l.logFailure("cannot create the async consumer", err)
+				l.pause(errWait)
+				errWait = min(2*errWait, 10*time.Second)
+				continue
+			}
+			cons, applied = c, cfg
+		}
+		if !l.d.b.router.hosted(l.ctx, l.name) {
+			l.pause(asyncIdleWait)
+			continue
+		}
+		n := l.slots.acquire(l.ctx, asyncConcurrency(*spec.Lambda))
+		if n == 0 {
+			continue
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(asyncFetchWait))
+		if err != nil {
+			l.slots.release(n)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				cons = nil
+			}
+			l.logFailure("cannot pull async events", err)
+			l.pause(errWait)
+			errWait = min(2*errWait, 10*time.Second)
+			continue
+		}
+		errWait = asyncErrorWait
+		got := l.takeBatch(batch, &wg)
+		l.slots.release(n - got)
+		if err := batch.Error(); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			cons = nil
+		}
+	}
+}
+
+// takeBatch starts a handler for each message of batch and returns their
+// number; once the loop is cancelled, the rest are given back.
+func (l *asyncLoop) takeBatch(batch jetstream.MessageBatch, wg *sync.WaitGroup) int {
+	got := 0
+	for m := range batch.Messages() {
+		if l.ctx.Err() != nil {
+			_ = m.Nak()
+			go func() {
+				for m := range batch.Messages() {
+					_ = m.Nak()
+				}
+			}()
+			return got
+		}
+		got++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer l.slots.release(1)
+			l.handle(m)
+		}()
+	}
+	return got
+}
+
+// ensureConsumer creates or updates the lambda's durable consumer, after
+// checking that the lambda still exists: a loop that has not yet seen a
+// removal must not make the removed lambda's consumer again.
+func (l *asyncLoop) ensureConsumer(cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	e, err := l.d.apps.Get(ctx, l.name)
+	if err != nil {
+		return nil, err
+	}
+	var s clientsdk.AppSpec
+	if json.Unmarshal(e.Value(), &s) != nil || s.Kind != clientsdk.KindLambda {
+		return nil, errors.New("the app is no lambda now")
+	}
+	return l.d.stream.CreateOrUpdateConsumer(ctx, cfg)
+}
+
+// pause waits d, or less when the spec changes or the loop ends.
+func (l *asyncLoop) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.changed:
+	case <-l.ctx.Done():
+	}
+}
+
+// logFailure logs a failure of the loop, at most once per 10 s.
+func (l *asyncLoop) logFailure(msg string, err error) {
+	if l.ctx.Err() == nil && l.failed.Allow(time.Now(), 10*time.Second) {
+		l.d.logger.Warn(msg, "app", l.name, "err", err)
+	}
+}
+
+// slots bounds the events a loop holds; the bound may change between two
+// acquisitions.
+type slots struct {
+	mu   sync.Mutex
+	used int
+	free chan struct{}
+	once sync.Once
+}
+
+func (s *slots) init() { s.once.Do(func() { s.free = make(chan struct{}, 1) }) }
+
+// acquire waits until fewer than limit slots are used, takes all the free
+// ones and returns their number (0 when ctx ends first).
+func (s *slots) acquire(ctx context.Context, limit int) int {
+	s.init()
+	for {
+		s.mu.Lock()
+		if s.used < limit {
+			n := limit - s.used
+			s.used = limit
+			s.mu.Unlock()
+			return n
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.free:
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+// release gives n slots back.
+func (s *slots) release(n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.used -= n
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *slots) wake() {
+	s.init()
+	select {
+	case s.free <- struct{}{}:
+	default:
+	}
+}
