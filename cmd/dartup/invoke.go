@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -12,8 +13,10 @@ import (
 )
 
 type invokeFlags struct {
-	conn connFlags
-	data string
+	conn  connFlags
+	data  string
+	async bool
+	json  bool
 }
 
 func newInvokeCmd() *cobra.Command {
@@ -23,11 +26,19 @@ func newInvokeCmd() *cobra.Command {
 		Short: "Invoke a lambda and print its result (the same as `nats req lambda.NAME`)",
 		Long: `Invoke a lambda and print its result (the same as ` + "`nats req lambda.NAME`" + `).
 Without --data the event is {} (as the AWS CLI sends); --data '' sends an
-empty one.`,
+empty one.
+
+With --async the event is stored (in JetStream) and its request id printed
+as soon as it is: the lambda runs it later, at least once, retried on
+failure, and the dead letters keep it when it fails for good (see the push
+flags --retries, --retry-backoff, --max-event-age, --on-success and
+--on-failure, and 'dartup dlq'). The function gets the request id as
+Lambda-Runtime-Aws-Request-Id on every attempt.`,
 		Example: `  dartup invoke hello                   # the event is {}
   dartup invoke greet --data '{"name":"Ada"}'
   dartup invoke sass --data @style.scss
-  echo '{}' | dartup invoke hello --data -`,
+  echo '{}' | dartup invoke hello --data -
+  dartup invoke --async mail --data '{"to":"ada@example.com"}'   # prints the request id`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			event, err := readData(f.data)
@@ -37,7 +48,21 @@ empty one.`,
 			if !cmd.Flags().Changed("data") {
 				event = []byte("{}")
 			}
+			if f.json && !f.async {
+				return usageErr(errors.New("--json goes with --async; without it the result is printed as the function returned it"))
+			}
 			return withClient(cmd, &f.conn, func(ctx context.Context, c *clientsdk.Client) error {
+				if f.async {
+					id, err := c.InvokeAsync(ctx, args[0], event)
+					if err != nil {
+						return err
+					}
+					if f.json {
+						return printJSON(cmd.OutOrStdout(), map[string]string{"request_id": id, "function": args[0]})
+					}
+					_, err = fmt.Fprintln(cmd.OutOrStdout(), id)
+					return err
+				}
 				out, err := c.Invoke(ctx, args[0], event)
 				if err != nil {
 					return err
@@ -55,6 +80,8 @@ empty one.`,
 	}
 	f.conn.register(cmd)
 	cmd.Flags().StringVarP(&f.data, "data", "d", "", "event: a string, @FILE, or - for standard input (default {})")
+	cmd.Flags().BoolVar(&f.async, "async", false, "store the event and print its request id at once; the lambda runs it later (an Event invocation)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "with --async: print {request_id, function} as JSON")
 	return cmd
 }
 
