@@ -95,6 +95,28 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	if _, err := wc.Request("dartup.app.chat.stats.0", nil, time.Second); err != nil {
 		t.Fatalf("worker token cannot reach its own app: %v", err)
 	}
+	// It may store async invocations (dartup.async.*, as it may call
+	// lambda.*) and gets JetStream's acknowledgement in its own inbox...
+	ack, err := wc.Request(clientsdk.AsyncSubject("chat"), []byte(`{}`), 2*time.Second)
+	if err != nil || !strings.Contains(string(ack.Data), `"stream":"`+clientsdk.AsyncStream+`"`) {
+		t.Fatalf("worker token cannot store an async invocation: %v %s", err, msgText(ack))
+	}
+	// ...but not write dead letters or counters.
+	for _, subject := range []string{clientsdk.DLQSubject("chat"), clientsdk.CounterSubject("chat", clientsdk.CounterRetried)} {
+		for len(errs) > 0 {
+			<-errs
+		}
+		_ = wc.Publish(subject, []byte(`{}`))
+		_ = wc.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "Permissions Violation") {
+				t.Fatalf("publishing to %s: %v", subject, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("a worker published to %s", subject)
+		}
+	}
 	for _, subject := range []string{"dartup.app.other.events", "_INBOX.>", "_INBOX_APP.other.>", "dartup.lambda.hosted.chat"} {
 		for len(errs) > 0 {
 			<-errs
@@ -162,4 +184,11 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	if _, err := nats.Connect(b.NATSURL(), nats.Token(clientsdk.WorkerToken(secret.Value(), "chat", info.Spec.TokenNonce))); err == nil {
 		t.Fatal("a removed app's token works for a new app of the same name")
 	}
+}
+
+func msgText(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
 }

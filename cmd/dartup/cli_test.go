@@ -73,13 +73,13 @@ func TestHelpShowsExamples(t *testing.T) {
 }
 
 // readCommands print state and must offer --json.
-var readCommands = []string{"list", "info", "version", "nodes", "logs", "describe", "status", "routes"}
+var readCommands = []string{"list", "info", "version", "nodes", "logs", "describe", "status", "routes", "dlq ls", "dlq show"}
 
 func TestReadCommandsHaveJSON(t *testing.T) {
 	t.Parallel()
 	root := fullTree()
 	for _, name := range readCommands {
-		c, _, err := root.Find([]string{name})
+		c, _, err := root.Find(strings.Fields(name))
 		if err != nil || c == root {
 			continue // not (yet) a command
 		}

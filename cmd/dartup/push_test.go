@@ -34,6 +34,15 @@ func TestPushRefusesOutOfRangeFlags(t *testing.T) {
 		{[]string{"--lambda", "--max-workers", "100000"}, []string{"--max-workers", "100000", "1 to 1024"}},
 		{[]string{"--lambda", "--handler", strings.Repeat("h", 300)}, []string{"--handler", "at most 256"}},
 		{[]string{"--lambda", "--protocol", "grpc"}, []string{"--protocol", "grpc"}},
+		{[]string{"--lambda", "--retries", "101"}, []string{"--retries", "101", "0 to 100"}},
+		{[]string{"--lambda", "--retries", "-1"}, []string{"--retries", "-1"}},
+		{[]string{"--lambda", "--retry-backoff", "1s,soon"}, []string{"--retry-backoff", "1s,soon"}},
+		{[]string{"--lambda", "--retry-backoff", "1s,13h"}, []string{"--retry-backoff", "13h0m0s", "0s to 12h0m0s"}},
+		{[]string{"--lambda", "--max-event-age", "200h"}, []string{"--max-event-age", "200h0m0s", "1s to 168h0m0s"}},
+		{[]string{"--lambda", "--on-success", "dartup.api.push"}, []string{"--on-success", "dartup.api.push", "outside dartup.*"}},
+		{[]string{"--lambda", "--on-failure", "$JS.API.STREAM.DELETE.X"}, []string{"--on-failure", "outside $JS"}},
+		{[]string{"--lambda", "--on-failure", "a.>"}, []string{"--on-failure", "without spaces or wildcards"}},
+		{[]string{"--retries", "3"}, []string{"--retries", "--lambda"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.flags, " ")[:min(40, len(strings.Join(c.flags, " ")))], func(t *testing.T) {
