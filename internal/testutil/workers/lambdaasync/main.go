@@ -35,12 +35,16 @@ func (h handler) record(id, what string) {
 		return
 	}
 	defer f.Close()
+	_ = f.Chmod(0o666) // workers of other nodes may run as other users (despite the umask)
 	_, _ = fmt.Fprintf(f, "%s %s %d %s\n", id, h.node, os.Getpid(), what)
 }
 
 // firstSight reports whether id is new, remembering it.
 func (h handler) firstSight(id string) bool {
-	_ = os.MkdirAll(filepath.Join(h.dir, "seen"), 0o777)
+	seen := filepath.Join(h.dir, "seen")
+	if os.Mkdir(seen, 0o777) == nil {
+		_ = os.Chmod(seen, 0o777) // despite the umask
+	}
 	f, err := os.OpenFile(filepath.Join(h.dir, "seen", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, os.ErrExist) {
 		return false
