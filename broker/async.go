@@ -202,7 +202,9 @@ func (l *asyncLoop) run() {
 		if cfg := asyncConsumerConfig(*spec); cons == nil || cfg.AckWait != applied.AckWait || cfg.MaxAckPending != applied.MaxAckPending {
 			c, err := l.ensureConsumer(cfg)
 			if err != nil {
-				l.logFailure("cannot create the async consumer", err)
+				if !errors.Is(err, errNoLambda) {
+					l.logFailure("cannot create the async consumer", err)
+				}
 				l.pause(errWait)
 				errWait = min(2*errWait, 10*time.Second)
 				continue
@@ -238,28 +240,37 @@ func (l *asyncLoop) run() {
 }
 
 // takeBatch starts a handler for each message of batch and returns their
-// number; once the loop is cancelled, the rest are given back.
+// number; once the loop is cancelled, it returns at once and the rest of
+// the batch is given back.
 func (l *asyncLoop) takeBatch(batch jetstream.MessageBatch, wg *sync.WaitGroup) int {
 	got := 0
-	for m := range batch.Messages() {
-		if l.ctx.Err() != nil {
-			_ = m.Nak()
+	msgs := batch.Messages()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return got
+			}
+			if l.ctx.Err() != nil {
+				_ = m.Nak()
+				continue
+			}
+			got++
+			wg.Add(1)
 			go func() {
-				for m := range batch.Messages() {
+				defer wg.Done()
+				defer l.slots.release(1)
+				l.handle(m)
+			}()
+		case <-l.ctx.Done():
+			go func() {
+				for m := range msgs {
 					_ = m.Nak()
 				}
 			}()
 			return got
 		}
-		got++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer l.slots.release(1)
-			l.handle(m)
-		}()
 	}
-	return got
 }
 
 // ensureConsumer creates or updates the lambda's durable consumer, after
@@ -269,15 +280,22 @@ func (l *asyncLoop) ensureConsumer(cfg jetstream.ConsumerConfig) (jetstream.Cons
 	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
 	e, err := l.d.apps.Get(ctx, l.name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, errNoLambda
+	}
 	if err != nil {
 		return nil, err
 	}
 	var s clientsdk.AppSpec
 	if json.Unmarshal(e.Value(), &s) != nil || s.Kind != clientsdk.KindLambda {
-		return nil, errors.New("the app is no lambda now")
+		return nil, errNoLambda
 	}
 	return l.d.stream.CreateOrUpdateConsumer(ctx, cfg)
 }
+
+// errNoLambda: the loop's app was removed or is no lambda now (the
+// watcher is about to stop the loop).
+var errNoLambda = errors.New("the app is no lambda now")
 
 // pause waits d, or less when the spec changes or the loop ends.
 func (l *asyncLoop) pause(d time.Duration) {
