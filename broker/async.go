@@ -156,6 +156,9 @@ type asyncLoop struct {
 	firstsMu sync.Mutex
 	firsts   map[uint64]time.Time
 	failed   loglimit.Every
+	// hostedUntil is when the last positive presence probe expires (the
+	// run goroutine's own).
+	hostedUntil time.Time
 }
 
 func newAsyncLoop(d *asyncDispatcher, spec *clientsdk.AppSpec) *asyncLoop {
@@ -211,7 +214,7 @@ func (l *asyncLoop) run() {
 			}
 			cons, applied = c, cfg
 		}
-		if !l.d.b.router.hosted(l.ctx, l.name) {
+		if !l.hosted() {
 			l.pause(asyncIdleWait)
 			continue
 		}
@@ -296,6 +299,23 @@ func (l *asyncLoop) ensureConsumer(cfg jetstream.ConsumerConfig) (jetstream.Cons
 // errNoLambda: the loop's app was removed or is no lambda now (the
 // watcher is about to stop the loop).
 var errNoLambda = errors.New("the app is no lambda now")
+
+// hosted reports whether a runner hosts the lambda: a presence probe of
+// the loop's own, trusted for asyncIdleWait, never the router's cache,
+// which may hold an answer from before the lambda was killed and started
+// again (a request sent then would find no runner and get no answer).
+func (l *asyncLoop) hosted() bool {
+	if time.Now().Before(l.hostedUntil) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, hostedProbeTimeout)
+	defer cancel()
+	if _, err := l.d.b.nc.RequestWithContext(ctx, clientsdk.LambdaHostedSubject(l.name), nil); err != nil {
+		return false
+	}
+	l.hostedUntil = time.Now().Add(asyncIdleWait)
+	return true
+}
 
 // pause waits d, or less when the spec changes or the loop ends.
 func (l *asyncLoop) pause(d time.Duration) {

@@ -567,3 +567,35 @@ func TestAsyncScheduledTickFilled(t *testing.T) {
 		t.Fatalf("the function got %+v (request id %s)", e, res.RequestID)
 	}
 }
+
+// Events stored while a lambda is killed run as soon as it is started
+// again, even right after synchronous calls (whose presence probes the
+// router caches: a stale "hosted" must not send events to no runner).
+func TestAsyncRightAfterStart(t *testing.T) {
+	r := newAsyncRig(t)
+	r.push("st", "ok", func(a *clientsdk.AsyncSpec) { a.OnSuccess = "test.st.done" })
+	done := r.outcomes("test.st.done")
+	for round := range 3 {
+		if _, err := r.c.Invoke(context.Background(), "st", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.c.Kill(context.Background(), "st"); err != nil {
+			t.Fatal(err)
+		}
+		for range 8 {
+			if _, err := r.c.InvokeAsync(context.Background(), "st", []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		if _, err := r.c.Start(context.Background(), "st"); err != nil {
+			t.Fatal(err)
+		}
+		// An event sent to no runner would wait 2 × 5 s + 10 s for an answer.
+		testutil.WaitFor(t, 15*time.Second, "the events to run after the start", func() bool { return len(done()) == 8*(round+1) })
+		t.Logf("round %d: 8 events ran %s after the start", round, time.Since(t0).Round(time.Millisecond))
+	}
+	if st := r.stats("st"); st.Retried != 0 {
+		t.Fatalf("stats %+v: an event went unanswered and was retried", st)
+	}
+}

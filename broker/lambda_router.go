@@ -144,6 +144,9 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.changed = make(chan struct{})
 	r.table = nil
 	delete(r.missing, e.Key())
+	// A new spec (killed, started, a new version) may be hosted
+	// differently: probe again rather than trust an answer from before.
+	delete(r.hostOK, e.Key())
 	old, had := r.apps[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.apps, e.Key())
