@@ -35,6 +35,35 @@ type asyncDispatcher struct {
 	mu    sync.Mutex
 	loops map[string]*asyncLoop
 	wg    sync.WaitGroup
+	// hosting counts the live nodes that host each lambda (refreshed by
+	// watch every asyncNodesEvery).
+	hosting atomic.Pointer[map[string]int]
+}
+
+// asyncNodesEvery is how often the dispatcher counts the nodes that host
+// each lambda (for asyncConcurrency).
+const asyncNodesEvery = 5 * time.Second
+
+// concurrency is how many of lambda l's events this server calls at once.
+func (d *asyncDispatcher) concurrency(name string, l clientsdk.LambdaSpec) int {
+	nodes := 1
+	if h := d.hosting.Load(); h != nil {
+		nodes = (*h)[name]
+	}
+	return asyncConcurrency(l, nodes, 1+len(d.b.cfg.Routes))
+}
+
+// countHosting refreshes the count of nodes hosting each lambda.
+func (d *asyncDispatcher) countHosting(ctx context.Context) {
+	if d.b.api == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, live, err := d.b.api.nodesNow(ctx); err == nil {
+		h := hostingNodes(live)
+		d.hosting.Store(&h)
+	}
 }
 
 // asyncSweepEvery is how often each server looks for events of names that
@@ -87,10 +116,15 @@ func (d *asyncDispatcher) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	defer func() { _ = w.Stop() }()
 	sweep := time.NewTimer(d.sweepEvery)
 	defer sweep.Stop()
+	nodes := time.NewTicker(asyncNodesEvery)
+	defer nodes.Stop()
+	d.countHosting(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-nodes.C:
+			d.countHosting(ctx)
 		case <-sweep.C:
 			d.sweep(ctx)
 			sweep.Reset(d.sweepEvery)
@@ -218,7 +252,7 @@ func (l *asyncLoop) run() {
 			l.pause(asyncIdleWait)
 			continue
 		}
-		n := l.slots.acquire(l.ctx, asyncConcurrency(*spec.Lambda))
+		n := l.slots.acquire(l.ctx, l.d.concurrency(l.name, *spec.Lambda))
 		if n == 0 {
 			continue
 		}

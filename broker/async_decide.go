@@ -167,15 +167,29 @@ const (
 	// backoff of their retry.
 	asyncMaxAckPending = 1000
 	// asyncMaxConcurrency bounds the calls one server has open per lambda.
-	asyncMaxConcurrency = 64
+	asyncMaxConcurrency = 256
 )
 
 // asyncConcurrency is how many events of lambda l one server calls at
-// once: twice its workers per node (the ones running and as many ready to
-// take over), at least 2, at most asyncMaxConcurrency. More would only be
-// throttled; a 429 is not an attempt, the event waits.
-func asyncConcurrency(l clientsdk.LambdaSpec) int {
-	return min(max(2*l.MaxWorkers, 2), asyncMaxConcurrency)
+// once: twice the workers of the nodes that host it (the ones running and
+// as many waiting to take over, so that none waits longer than one
+// invocation), shared by the servers that dispatch, at least 2, at most
+// asyncMaxConcurrency. More would only be throttled (a 429 is not an
+// attempt: the event waits) or time out in the runners' queues.
+func asyncConcurrency(l clientsdk.LambdaSpec, nodes, servers int) int {
+	n := (2*l.MaxWorkers*max(nodes, 1) + max(servers, 1) - 1) / max(servers, 1)
+	return min(max(n, 2), asyncMaxConcurrency)
+}
+
+// hostingNodes counts, per lambda, the live nodes that host it.
+func hostingNodes(live map[string]clientsdk.Node) map[string]int {
+	out := map[string]int{}
+	for _, n := range live {
+		for _, name := range n.LambdaNames {
+			out[name]++
+		}
+	}
+	return out
 }
 
 // asyncConsumerName is the durable consumer of lambda name's events.

@@ -117,10 +117,17 @@ func TestAsyncConsumerConfig(t *testing.T) {
 	if c.AckWait < 2*3*time.Second+invokeSlack {
 		t.Fatalf("AckWait %s is shorter than the longest wait for an answer", c.AckWait)
 	}
-	for workers, want := range map[int]int{1: 2, 4: 8, 32: 64, 1000: 64} {
-		if got := asyncConcurrency(clientsdk.LambdaSpec{MaxWorkers: workers}); got != want {
-			t.Errorf("asyncConcurrency(%d workers) = %d, want %d", workers, got, want)
+	for _, tc := range []struct{ workers, nodes, servers, want int }{
+		{1, 1, 1, 2}, {4, 1, 1, 8}, {4, 0, 1, 8}, {4, 3, 1, 24}, {4, 3, 3, 8}, {4, 1, 3, 3}, {1, 1, 3, 2},
+		{32, 1, 1, 64}, {1000, 1, 1, asyncMaxConcurrency},
+	} {
+		if got := asyncConcurrency(clientsdk.LambdaSpec{MaxWorkers: tc.workers}, tc.nodes, tc.servers); got != tc.want {
+			t.Errorf("asyncConcurrency(%d workers, %d nodes, %d servers) = %d, want %d", tc.workers, tc.nodes, tc.servers, got, tc.want)
 		}
+	}
+	hosting := hostingNodes(map[string]clientsdk.Node{"a": {LambdaNames: []string{"f", "g"}}, "b": {LambdaNames: []string{"f"}}, "c": {}})
+	if hosting["f"] != 2 || hosting["g"] != 1 || hosting["h"] != 0 {
+		t.Errorf("hostingNodes = %v", hosting)
 	}
 }
 
