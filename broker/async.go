@@ -213,7 +213,7 @@ func (l *asyncLoop) update(spec *clientsdk.AppSpec) {
 
 // Waits of the loop.
 const (
-	// asyncFetchWait bounds a pull that finds nothing: how soon a loop
+	// asyncFetchWait bounds a wait for the next event: how soon a loop
 	// notices a new spec when its lambda is idle.
 	asyncFetchWait = 2 * time.Second
 	// asyncIdleWait is the wait before asking again whether a runner
@@ -224,8 +224,8 @@ const (
 )
 
 // run pulls the lambda's events while a runner hosts it, each to its own
-// goroutine, at most asyncConcurrency at a time, until the loop is
-// cancelled; then it waits for the events in hand.
+// goroutine, at most concurrency at a time, until the loop is cancelled;
+// then it waits for the events in hand.
 func (l *asyncLoop) run() {
 	var (
 		cons    jetstream.Consumer
@@ -252,61 +252,72 @@ func (l *asyncLoop) run() {
 			l.pause(asyncIdleWait)
 			continue
 		}
-		n := l.slots.acquire(l.ctx, l.d.concurrency(l.name, *spec.Lambda))
-		if n == 0 {
-			continue
+		window := l.d.concurrency(l.name, *spec.Lambda)
+		// A pull subscription that keeps up to window events ready: a
+		// freed slot takes the next one at once.
+		it, err := cons.Messages(jetstream.PullMaxMessages(window))
+		if err == nil {
+			err = l.consume(it, spec, window, &wg)
+			l.giveBack(it)
 		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(asyncFetchWait))
-		if err != nil {
-			l.slots.release(n)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) {
-				cons = nil
-			}
+		switch {
+		case err == nil:
+			errWait = asyncErrorWait
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
+			cons = nil
+		default:
 			l.logFailure("cannot pull async events", err)
 			l.pause(errWait)
 			errWait = min(2*errWait, 10*time.Second)
-			continue
-		}
-		errWait = asyncErrorWait
-		got := l.takeBatch(batch, &wg)
-		l.slots.release(n - got)
-		if err := batch.Error(); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-			cons = nil
 		}
 	}
 }
 
-// takeBatch starts a handler for each message of batch and returns their
-// number; once the loop is cancelled, it returns at once and the rest of
-// the batch is given back.
-func (l *asyncLoop) takeBatch(batch jetstream.MessageBatch, wg *sync.WaitGroup) int {
-	got := 0
-	msgs := batch.Messages()
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return got
-			}
-			if l.ctx.Err() != nil {
-				_ = m.Nak()
-				continue
-			}
-			got++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer l.slots.release(1)
-				l.handle(m)
-			}()
-		case <-l.ctx.Done():
-			go func() {
-				for m := range msgs {
-					_ = m.Nak()
-				}
-			}()
-			return got
+// consume hands it's events to handlers, one per free slot, until the
+// loop ends, the spec or the window changes (nil), or the pull fails.
+// While no runner hosts the lambda it takes none (its events wait).
+func (l *asyncLoop) consume(it jetstream.MessagesContext, spec *clientsdk.AppSpec, window int, wg *sync.WaitGroup) error {
+	for l.ctx.Err() == nil {
+		if l.spec.Load() != spec || l.d.concurrency(l.name, *spec.Lambda) != window {
+			return nil
 		}
+		if !l.hosted() {
+			l.pause(asyncIdleWait)
+			continue
+		}
+		if !l.slots.acquire(l.ctx, window) {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(l.ctx, asyncFetchWait)
+		m, err := it.Next(jetstream.NextContext(ctx))
+		cancel()
+		if err != nil {
+			l.slots.release()
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				continue // idle: look at the spec again
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer l.slots.release()
+			l.handle(m)
+		}()
+	}
+	return nil
+}
+
+// giveBack stops a pull and gives the events it holds but no handler
+// took back at once, to be delivered again.
+func (l *asyncLoop) giveBack(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		_ = m.Nak()
 	}
 }
 
@@ -380,34 +391,30 @@ type slots struct {
 
 func (s *slots) init() { s.once.Do(func() { s.free = make(chan struct{}, 1) }) }
 
-// acquire waits until fewer than limit slots are used, takes all the free
-// ones and returns their number (0 when ctx ends first).
-func (s *slots) acquire(ctx context.Context, limit int) int {
+// acquire waits until fewer than limit slots are used and takes one;
+// false when ctx ends first.
+func (s *slots) acquire(ctx context.Context, limit int) bool {
 	s.init()
 	for {
 		s.mu.Lock()
 		if s.used < limit {
-			n := limit - s.used
-			s.used = limit
+			s.used++
 			s.mu.Unlock()
-			return n
+			return true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.free:
 		case <-ctx.Done():
-			return 0
+			return false
 		}
 	}
 }
 
-// release gives n slots back.
-func (s *slots) release(n int) {
-	if n <= 0 {
-		return
-	}
+// release gives a slot back.
+func (s *slots) release() {
 	s.mu.Lock()
-	s.used -= n
+	s.used--
 	s.mu.Unlock()
 	s.wake()
 }
