@@ -31,7 +31,7 @@ import (
 )
 
 // figureIDs are the figures in the order they run.
-var figureIDs = []string{"serve", "pubsub", "push", "daemons", "gateway", "warm", "cold", "concurrency"}
+var figureIDs = []string{"serve", "pubsub", "push", "daemons", "gateway", "warm", "cold", "concurrency", "async"}
 
 type config struct {
 	quick     bool
@@ -189,6 +189,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 		"warm":        h.figWarm,
 		"cold":        h.figCold,
 		"concurrency": h.figConcurrency,
+		"async":       h.figAsync,
 	}
 	for _, id := range figureIDs {
 		if len(cfg.only) > 0 && !slices.Contains(cfg.only, id) {
