@@ -140,21 +140,12 @@ func (h *harness) figAsync(ctx context.Context) []*Figure {
 	}()
 	const callers = 16
 	dur := time.Duration(h.n(4000, 1000)) * time.Millisecond
-	syncCall := func(i int) error { return natsReq(conns[i%4], clientsdk.LambdaSubject("ev"), invokePayload) }
-	if _, err := load(ctx, callers, time.Second, syncCall); err != nil { // warm-up: start the 4 workers
-		return fail(err)
-	}
-	c0 := readCPU(s.pid())
-	sr, err := load(ctx, callers, dur, syncCall)
+	syncRow, err := h.asyncSyncRow(ctx, s, conns, callers, dur)
 	if err != nil {
 		return fail(err)
 	}
+	f.add(syncRow)
 	c1 := readCPU(s.pid())
-	syncRow := f.add(sr.row(fmt.Sprintf("synchronous `lambda.ev`, %d callers, --max-workers 4 (the same function, same run)", callers), "baseline"))
-	syncRow.Short = "sync"
-	_, syncServe := cpuUse(c0, c1)
-	syncRow.Note = fmt.Sprintf("serve process %.0f µs CPU per call", 1000*syncServe/float64(max(len(sr.lat), 1)))
-
 	burst, err := h.asyncBurst(ctx, c, probe, events, callers)
 	if err != nil {
 		return fail(err)
@@ -182,9 +173,33 @@ func (h *harness) figAsync(ctx context.Context) []*Figure {
 	ratio(one, sync1)
 	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f events/s completed while stored (%.2f× synchronous %.0f req/s), %.0f from a backlog, %.0f accepted; one at a time publish → completion p50 %s, p99 %s",
 		completed.Throughput, completed.Ratio, syncRow.Throughput, backlog.Throughput, accepted.Throughput, fmtVal(one.Median, "ms"), fmtVal(one.P99, "ms"))
-	f.Note = fmt.Sprintf("The same aws-lambda-go echo bootstrap, --max-workers 4, on one `dartup serve` with its runner, called first synchronously (%d goroutines over 4 connections, closed loop for %s after a warm-up), then asynchronously: %d events stored with `clientsdk.Client.InvokeAsync` by %d goroutines as fast as JetStream acknowledges them (accepted: events/s over that burst; latency: each store's round trip), while the server's dispatcher hands them to the 4 workers (completed: events/s from the first store to the last completion; latency: store started → on-success outcome received, so it includes the wait behind the burst). An event is complete when the subscriber of the lambda's `--on-success` subject receives its outcome; the dispatcher publishes it right after acknowledging the event. The backlog row stores the events first, with the lambda killed, then starts it: what the dispatcher alone sustains. The last rows send one event at a time and wait for its outcome, against one synchronous call at a time: what an async event costs on top of a call (a JetStream store with a disk sync, a pull, an acknowledgement, an outcome).",
-		callers, dur, events, callers)
+	f.Note = asyncNote(callers, dur, events)
 	return []*Figure{f}
+}
+
+// asyncSyncRow calls the function synchronously from callers goroutines
+// over conns for dur, after a warm-up that starts its 4 workers.
+func (h *harness) asyncSyncRow(ctx context.Context, s *serveProc, conns []*nats.Conn, callers int, dur time.Duration) (*Row, error) {
+	syncCall := func(i int) error { return natsReq(conns[i%len(conns)], clientsdk.LambdaSubject("ev"), invokePayload) }
+	if _, err := load(ctx, callers, time.Second, syncCall); err != nil {
+		return nil, err
+	}
+	c0 := readCPU(s.pid())
+	sr, err := load(ctx, callers, dur, syncCall)
+	if err != nil {
+		return nil, err
+	}
+	_, serveMS := cpuUse(c0, readCPU(s.pid()))
+	r := sr.row(fmt.Sprintf("synchronous `lambda.ev`, %d callers, --max-workers 4 (the same function, same run)", callers), "baseline")
+	r.Short = "sync"
+	r.Note = fmt.Sprintf("serve process %.0f µs CPU per call", 1000*serveMS/float64(max(len(sr.lat), 1)))
+	return r, nil
+}
+
+// asyncNote says how figure 10 is measured.
+func asyncNote(callers int, dur time.Duration, events int) string {
+	return fmt.Sprintf("The same aws-lambda-go echo bootstrap, --max-workers 4, on one `dartup serve` with its runner, called first synchronously (%d goroutines over 4 connections, closed loop for %s after a warm-up), then asynchronously: %d events stored with `clientsdk.Client.InvokeAsync` by %d goroutines as fast as JetStream acknowledges them (accepted: events/s over that burst; latency: each store's round trip), while the server's dispatcher hands them to the 4 workers (completed: events/s from the first store to the last completion; latency: store started → on-success outcome received, so it includes the wait behind the burst). An event is complete when the subscriber of the lambda's `--on-success` subject receives its outcome; the dispatcher publishes it right after acknowledging the event. The backlog row stores the events first, with the lambda killed, then starts it: what the dispatcher alone sustains. The last rows send one event at a time and wait for its outcome, against one synchronous call at a time: what an async event costs on top of a call (a JetStream store with a disk sync, a pull, an acknowledgement, an outcome).",
+		callers, dur, events, callers)
 }
 
 // loadConns opens n NATS connections for load.
