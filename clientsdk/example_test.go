@@ -144,6 +144,38 @@ func ExampleClient_Invoke() {
 	// 404 NotFound
 }
 
+func ExampleClient_InvokeAsync() {
+	ctx := context.Background()
+	c, _ := clientsdk.Connect(ctx, clientsdk.WithURL(exampleURL))
+	defer c.Close()
+	// A lambda that always fails (`false` exits 1), tried again once after
+	// 10 ms; then its event goes to the dead letters.
+	one := 1
+	_, err := c.Push(ctx, clientsdk.AppSpec{Name: "flaky", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand,
+		Command: []string{"/bin/false"}, Lambda: &clientsdk.LambdaSpec{Protocol: clientsdk.ProtocolStdio,
+			Async: &clientsdk.AsyncSpec{Retries: &one, RetryBackoff: []clientsdk.Duration{clientsdk.Duration(10 * time.Millisecond)}}}}, "", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	id, err := c.InvokeAsync(ctx, "flaky", []byte(`{"order":42}`)) // returns once stored
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var dl clientsdk.DeadLetter
+	for range 400 { // until it failed twice
+		if l, err := c.DeadLetters(ctx, "flaky"); err == nil && len(l.DeadLetters) > 0 {
+			dl = l.DeadLetters[0]
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	fmt.Println(dl.RequestID == id, dl.Attempts, dl.ErrorCode)
+	_ = c.Remove(ctx, "flaky")
+	// Output: true 2 500
+}
+
 func ExampleClient_Kill() {
 	ctx := context.Background()
 	c, _ := clientsdk.Connect(ctx, clientsdk.WithURL(exampleURL))
