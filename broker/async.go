@@ -228,64 +228,67 @@ const (
 // then it waits for the events in hand.
 func (l *asyncLoop) run() {
 	var (
+		wg      sync.WaitGroup
 		cons    jetstream.Consumer
 		applied jetstream.ConsumerConfig
-		wg      sync.WaitGroup
 		errWait = asyncErrorWait
 	)
 	defer wg.Wait()
 	for l.ctx.Err() == nil {
 		spec := l.spec.Load()
-		if cfg := asyncConsumerConfig(*spec); cons == nil || cfg.AckWait != applied.AckWait || cfg.MaxAckPending != applied.MaxAckPending {
-			c, err := l.ensureConsumer(cfg)
-			if err != nil {
-				if !errors.Is(err, errNoLambda) {
-					l.logFailure("cannot create the async consumer", err)
-				}
-				l.pause(errWait)
-				errWait = min(2*errWait, 10*time.Second)
-				continue
-			}
-			cons, applied = c, cfg
+		var err error
+		if cons == nil {
+			applied = asyncConsumerConfig(*spec)
+			cons, err = l.ensureConsumer(applied)
 		}
-		if !l.hosted() {
+		if err == nil && !l.hosted() {
 			l.pause(asyncIdleWait)
 			continue
 		}
-		window := l.d.concurrency(l.name, *spec.Lambda)
-		// A pull subscription that keeps up to window events ready: a
-		// freed slot takes the next one at once.
-		it, err := cons.Messages(jetstream.PullMaxMessages(window))
+		var it jetstream.MessagesContext
 		if err == nil {
-			err = l.consume(it, spec, window, &wg)
+			// A pull subscription that keeps up to a window of events
+			// ready: a freed slot takes the next one at once.
+			it, err = cons.Messages(jetstream.PullMaxMessages(l.d.concurrency(l.name, *spec.Lambda)))
+		}
+		if err == nil {
+			err = l.consume(it, spec, &applied, &wg)
 			l.giveBack(it)
 		}
-		switch {
-		case err == nil:
+		if err == nil {
 			errWait = asyncErrorWait
-		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
-			cons = nil
-		default:
-			l.logFailure("cannot pull async events", err)
-			l.pause(errWait)
-			errWait = min(2*errWait, 10*time.Second)
+			continue
 		}
+		cons = nil // made again (after a check that the lambda still exists)
+		if !errors.Is(err, errNoLambda) && !errors.Is(err, jetstream.ErrConsumerDeleted) {
+			l.logFailure("cannot pull async events", err)
+		}
+		l.pause(errWait)
+		errWait = min(2*errWait, 10*time.Second)
 	}
 }
 
-// consume hands it's events to handlers, one per free slot, until the
-// loop ends, the spec or the window changes (nil), or the pull fails.
-// While no runner hosts the lambda it takes none (its events wait).
-func (l *asyncLoop) consume(it jetstream.MessagesContext, spec *clientsdk.AppSpec, window int, wg *sync.WaitGroup) error {
+// consume hands it's events to handlers, one per free slot (the window may
+// change as nodes come and go), until the loop ends (nil) or the pull
+// fails. A new spec whose consumer settings differ updates the consumer in
+// place: giving the pull's events back would count a delivery each. While
+// no runner hosts the lambda it takes none (its events wait).
+func (l *asyncLoop) consume(it jetstream.MessagesContext, spec *clientsdk.AppSpec, applied *jetstream.ConsumerConfig, wg *sync.WaitGroup) error {
 	for l.ctx.Err() == nil {
-		if l.spec.Load() != spec || l.d.concurrency(l.name, *spec.Lambda) != window {
-			return nil
+		if s := l.spec.Load(); s != spec {
+			spec = s
+			if cfg := asyncConsumerConfig(*spec); cfg.AckWait != applied.AckWait || cfg.MaxAckPending != applied.MaxAckPending {
+				if _, err := l.ensureConsumer(cfg); err != nil {
+					return err
+				}
+				*applied = cfg
+			}
 		}
 		if !l.hosted() {
 			l.pause(asyncIdleWait)
 			continue
 		}
-		if !l.slots.acquire(l.ctx, window) {
+		if !l.slots.acquire(l.ctx, l.d.concurrency(l.name, *spec.Lambda)) {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(l.ctx, asyncFetchWait)

@@ -599,3 +599,46 @@ func TestAsyncRightAfterStart(t *testing.T) {
 		t.Fatalf("stats %+v: an event went unanswered and was retried", st)
 	}
 }
+
+// A new version pushed while events are being run takes over without
+// costing any event an attempt: the dispatcher keeps its pull, the old
+// version finishes what it holds.
+func TestAsyncNewVersionMidStream(t *testing.T) {
+	r := newAsyncRig(t)
+	r.push("up", "ok", func(a *clientsdk.AsyncSpec) { a.OnSuccess = "test.up.done" })
+	done := r.outcomes("test.up.done")
+	const n = 60
+	for i := range n {
+		if _, err := r.c.InvokeAsync(context.Background(), "up", []byte(fmt.Sprintf(`{"sleep_ms":20,"i":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 30*time.Second, "the first events to run", func() bool { return len(done()) >= 5 })
+	// Another timeout: the consumer's ack wait changes too (in place).
+	info, err := r.c.Describe(context.Background(), "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := info.Spec
+	s.Lambda.Timeout = clientsdk.Duration(7 * time.Second)
+	if _, err := r.c.Push(context.Background(), s, testutil.BuildGo(t, asyncPkg), nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 60*time.Second, "every event to run", func() bool { return len(done()) >= n })
+	for _, o := range done() {
+		if o.Attempts != 1 {
+			t.Errorf("outcome %+v: the new version cost an attempt", o)
+		}
+	}
+	if st := r.stats("up"); st.Retried != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	as, _ := r.js.Stream(context.Background(), clientsdk.AsyncStream)
+	c, err := as.Consumer(context.Background(), "dartup-async-up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.AckWait; got < 2*7*time.Second {
+		t.Fatalf("the consumer's ack wait is %s after the timeout went to 7s", got)
+	}
+}
