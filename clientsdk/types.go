@@ -519,6 +519,9 @@ type AppInfo struct {
 	Versions []AppVersion `json:"versions,omitempty"`
 	// Events are the most recent lifecycle events, oldest first.
 	Events []Event `json:"events,omitempty"`
+	// Schedules are a lambda's schedules with their state and next fire
+	// time (as the schedules verb lists them).
+	Schedules []ScheduleInfo `json:"schedules,omitempty"`
 }
 
 // AppVersion is one revision of an app's spec.
