@@ -115,6 +115,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 	if l := s.Lambda; l != nil {
 		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB  http-event: %s\n",
 			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB, l.HTTPEvent)
+		printAppSchedules(w, ai.Schedules, time.Now())
 	}
 	if s.Kind == clientsdk.KindLambda {
 		printLambdaStats(w, ai.Summary.Instances)
