@@ -316,6 +316,9 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 	for _, r := range b.cfg.Routes {
 		info.Cluster = append(info.Cluster, r)
 	}
+	if jsz, err := b.ns.Jsz(nil); err == nil && jsz.Meta != nil && len(b.cfg.Routes) > 0 {
+		info.JetStreamLeader = jsz.Meta.Leader
+	}
 	return info, nil
 }
 

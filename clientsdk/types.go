@@ -453,6 +453,10 @@ type ServerInfo struct {
 	// StoreDamage lists what this server's check of the apps bucket against
 	// its ledger found lost at start, and what it did about each.
 	StoreDamage []string `json:"store_damage,omitempty"`
+	// JetStreamLeader is the server name of the cluster's JetStream meta
+	// leader as the answering server knows it ("" on a single server, or
+	// while the cluster elects one).
+	JetStreamLeader string `json:"jetstream_leader,omitempty"`
 }
 
 // DiskUsage is a server's data disk and JetStream store, as `info` and a

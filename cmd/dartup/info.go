@@ -84,6 +84,11 @@ func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
 	}
 	if len(si.Cluster) > 0 {
 		rows = append(rows, [2]string{"cluster routes", strings.Join(si.Cluster, ", ")})
+		leader := si.JetStreamLeader
+		if leader == "" {
+			leader = "(none: the cluster is electing one)"
+		}
+		rows = append(rows, [2]string{"JetStream leader", leader})
 	}
 	for _, d := range si.StoreDamage {
 		rows = append(rows, [2]string{"STORE DAMAGE", printable(d)})
