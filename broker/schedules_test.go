@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go"
@@ -27,7 +28,12 @@ type schedRig struct {
 
 func newSchedRig(t *testing.T) *schedRig {
 	t.Helper()
-	b := testutil.StartBroker(t)
+	return schedRigOn(t, testutil.StartBroker(t))
+}
+
+// schedRigOn is a schedRig on broker b.
+func schedRigOn(t *testing.T, b *broker.Broker) *schedRig {
+	t.Helper()
 	nc := testutil.Connect(t, b.NATSURL())
 	c, err := clientsdk.Connect(context.Background(), clientsdk.WithConn(nc))
 	if err != nil {
@@ -297,5 +303,40 @@ func TestScheduleRefusedAtPushAsNATSWould(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A server restarted on its data keeps firing the schedule it held, and
+// does not write it again (which would restart its period).
+func TestScheduleSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := testutil.TempDir(t)
+	onDir := func(c *broker.Config) { c.DataDir = dir }
+	b := testutil.StartBroker(t, onDir)
+	r := schedRigOn(t, b)
+	r.push("beat", false, clientsdk.Schedule{Cron: "@every 1s"})
+	stored := r.waitSchedule("dartup.schedules.beat.0", "@every 1s")
+	testutil.WaitFor(t, 10*time.Second, "2 ticks", func() bool { return r.subjectCount(clientsdk.TickSubject("beat")) >= 2 })
+	r.nc.Close()
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+
+	r = schedRigOn(t, testutil.StartBroker(t, onDir))
+	testutil.WaitFor(t, 10*time.Second, "ticks again after the restart", func() bool {
+		m := last(t, r.st, clientsdk.TickSubject("beat"))
+		return m != nil && m.Time.After(before.Add(time.Second))
+	})
+	if again := last(t, r.st, "dartup.schedules.beat.0"); again == nil || again.Sequence != stored.Sequence {
+		t.Errorf("the schedule after the restart: %+v; want it untouched at sequence %d", again, stored.Sequence)
+	}
+	seen := map[string]bool{}
+	for _, m := range fetchAll(t, r.js, clientsdk.SchedulesStream, clientsdk.TickSubject("beat")) {
+		next := m.Headers().Get(jetstream.ScheduleNextHeader)
+		if seen[next] {
+			t.Errorf("two ticks announce %s: one fired twice", next)
+		}
+		seen[next] = true
 	}
 }
