@@ -212,7 +212,7 @@ func TestClusterScheduleFiresOnceThroughLeaderLoss(t *testing.T) {
 	// The meta leader dies; the cluster elects another and ticks go on;
 	// it comes back.
 	meta := c.metaLeader(c.servers[0], -1)
-	t.Logf("%.1fs: killing the meta leader s%d", time.Since(begin).Seconds(), meta+1)
+	t.Logf("%.1fs: killing the meta leader s%d (the schedules stream's leader is s%d)", time.Since(begin).Seconds(), meta+1, c.streamLeader(js)+1)
 	c.servers[meta].kill9()
 	c.metaLeader(c.servers[(meta+1)%3], meta)
 	waitTicks("with the old meta leader down", 2)
