@@ -61,6 +61,8 @@ type scheduleKeeper struct {
 	failLogged loglimit.Every
 }
 
+// startScheduleKeeper starts the keeper of b: a watch of the apps bucket
+// and the loop that brings the schedules stream in line with it.
 func startScheduleKeeper(ctx context.Context, b *Broker) (*scheduleKeeper, error) {
 	kv, err := b.js.KeyValue(ctx, clientsdk.AppsBucket)
 	if err != nil {
