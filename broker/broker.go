@@ -291,6 +291,7 @@ type Broker struct {
 	token      string
 	workers    workerSecret
 	router     *lambdaRouter
+	schedules  *scheduleKeeper
 	tls        *tlsSetup
 	started    time.Time
 	logger     *slog.Logger
@@ -390,6 +391,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	b.auth.apps.Store(b.router) // worker tokens are checked against the apps from now on
+	// The schedules stream follows the lambdas' schedules (schedules.go).
+	if b.schedules, err = startScheduleKeeper(actx, b); err != nil {
+		return b, err
+	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	ddone := make(chan struct{})
 	go func() { defer close(ddone); b.disk.run(dctx) }()
@@ -706,6 +711,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	}
 	if b.router != nil {
 		b.router.stop()
+	}
+	if b.schedules != nil {
+		b.schedules.stop()
 	}
 	if b.api != nil {
 		errs = append(errs, b.api.stop())
