@@ -277,15 +277,23 @@ func TestRouteConflicts(t *testing.T) {
 
 func TestAWSSchedules(t *testing.T) {
 	for in, want := range map[string]string{
-		"rate(5 minutes)":    "@every 5m",
-		"rate(1 hour)":       "@every 1h",
-		"rate(2 days)":       "@every 48h",
-		"cron(0 12 * * ? *)": "0 0 12 * * *",
-		"@every 30s":         "@every 30s",
-		"rate(five minutes)": "rate(five minutes)",
+		"rate(5 minutes)":         "@every 5m",
+		"rate(1 hour)":            "@every 1h",
+		"rate(2 days)":            "@every 48h",
+		"cron(0 12 * * ? *)":      "0 0 12 * * *",
+		"cron(15 10 ? * 2-6 *)":   "0 15 10 * * 1-5", // Monday to Friday
+		"cron(0 8 ? * 1,7 *)":     "0 0 8 * * 0,6",   // Sunday and Saturday
+		"cron(0 8 ? * MON-FRI *)": "0 0 8 * * MON-FRI",
+		"cron(0 8 ? * 6#3 *)":     "0 0 8 * * 5#3",
+		"@every 30s":              "@every 30s",
 	} {
-		if got := awsSchedule(in); got != want {
-			t.Errorf("awsSchedule(%q) = %q, want %q", in, got, want)
+		if got, msg := awsSchedule(in); got != want || msg != "" {
+			t.Errorf("awsSchedule(%q) = %q %q, want %q", in, got, msg, want)
+		}
+	}
+	for _, in := range []string{"rate(five minutes)", "cron(0 12 * * ? 2027)", "cron(0 12 * *)"} {
+		if _, msg := awsSchedule(in); msg == "" {
+			t.Errorf("awsSchedule(%q) accepted", in)
 		}
 	}
 }

@@ -281,17 +281,24 @@ func scheduleOf(e ScheduleEvent) (clientsdk.Schedule, string) {
 	if expr == "" {
 		expr = e.Rate
 	}
-	s := clientsdk.Schedule{Cron: awsSchedule(expr), TimeZone: e.TimeZone}
-	if msg := s.Check(); msg != "" {
-		return s, fmt.Sprintf("%q: %s", e.Cron, msg)
+	cron, msg := awsSchedule(expr)
+	s := clientsdk.Schedule{Cron: cron, TimeZone: e.TimeZone}
+	if msg == "" {
+		msg = s.Check()
+	}
+	if msg != "" {
+		return s, fmt.Sprintf("%q: %s", expr, msg)
 	}
 	return s, ""
 }
 
-// awsSchedule turns rate(5 minutes) into @every 5m and cron(0 12 * * ? *)
-// (minutes hours day month weekday year) into 0 0 12 * * * (seconds
-// first, no year); anything else is returned as it is.
-func awsSchedule(expr string) string {
+var awsWeekdayRE = regexp.MustCompile(`(^|[,-])([1-7])`)
+
+// awsSchedule turns rate(5 minutes) into @every 5m and cron(0 12 ? * 2-6 *)
+// (minutes hours day month weekday year, weekdays 1-7 from Sunday) into
+// 0 0 12 * * 1-5 (seconds first, weekdays 0-6, no year); anything else is
+// returned as it is. It says why when an AWS expression cannot be made one.
+func awsSchedule(expr string) (string, string) {
 	if inner, ok := strings.CutPrefix(expr, "rate("); ok && strings.HasSuffix(inner, ")") {
 		f := strings.Fields(strings.TrimSuffix(inner, ")"))
 		units := map[string]string{"minute": "m", "minutes": "m", "hour": "h", "hours": "h", "day": "h", "days": "h"}
@@ -300,23 +307,31 @@ func awsSchedule(expr string) string {
 				if strings.HasPrefix(f[1], "day") {
 					n *= 24
 				}
-				return fmt.Sprintf("@every %d%s", n, units[f[1]])
+				return fmt.Sprintf("@every %d%s", n, units[f[1]]), ""
 			}
 		}
-		return expr
+		return expr, "rate(N minutes|hours|days) with a whole number N"
 	}
-	if inner, ok := strings.CutPrefix(expr, "cron("); ok && strings.HasSuffix(inner, ")") {
-		f := strings.Fields(strings.TrimSuffix(inner, ")"))
-		if len(f) == 6 {
-			for i := range f[:5] {
-				if f[i] == "?" {
-					f[i] = "*"
-				}
-			}
-			return "0 " + strings.Join(f[:5], " ")
+	inner, ok := strings.CutPrefix(expr, "cron(")
+	if !ok || !strings.HasSuffix(inner, ")") {
+		return expr, ""
+	}
+	f := strings.Fields(strings.TrimSuffix(inner, ")"))
+	switch {
+	case len(f) != 6:
+		return expr, "AWS cron() takes 6 fields: minutes hours day-of-month month day-of-week year"
+	case f[5] != "*":
+		return expr, "a year other than * cannot be scheduled here (the schedule would fire every year)"
+	}
+	for i := range f[:5] {
+		if f[i] == "?" {
+			f[i] = "*"
 		}
 	}
-	return expr
+	f[4] = awsWeekdayRE.ReplaceAllStringFunc(f[4], func(m string) string {
+		return m[:len(m)-1] + string(m[len(m)-1]-1) // AWS 1 (Sunday) is 0
+	})
+	return "0 " + strings.Join(f[:5], " "), ""
 }
 
 // spec fills a daemon's settings.
