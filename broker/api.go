@@ -81,7 +81,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 	a.svc, err = micro.AddService(b.apiNC, micro.Config{
 		Name:        clientsdk.ServiceName,
 		Version:     semver(b.cfg.Version),
-		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes, history, rollback, dead letters",
+		Description: "dartup control API: push, list, describe, kill, start, restart, remove, info, nodes, history, rollback, schedules, dead letters",
 		Metadata:    map[string]string{"server_name": b.cfg.ServerName, "data_dir": b.cfg.DataDir},
 		// `nats micro stats dartup` shows per-lambda stats in the invoke endpoint's data.
 		StatsHandler: a.endpointStats,
@@ -107,6 +107,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbDLQList: a.dlqList, clientsdk.VerbDLQShow: a.dlqShow,
 		clientsdk.VerbDLQRedrive: a.dlqRedrive, clientsdk.VerbDLQPurge: a.dlqPurge,
 	}
+	endpoints[clientsdk.VerbSchedules] = a.schedules // api_schedules.go
 	for verb, h := range endpoints {
 		a.verbs[verb] = true
 		if err := g.AddEndpoint(verb, a.handler(verb, h)); err != nil {
@@ -318,6 +319,9 @@ func (a *api) info(ctx context.Context, _ micro.Request) (any, error) {
 	for _, r := range b.cfg.Routes {
 		info.Cluster = append(info.Cluster, r)
 	}
+	if jsz, err := b.ns.Jsz(nil); err == nil && jsz.Meta != nil && len(b.cfg.Routes) > 0 {
+		info.JetStreamLeader = jsz.Meta.Leader
+	}
 	return info, nil
 }
 
@@ -522,6 +526,7 @@ func (a *api) describe(ctx context.Context, req micro.Request) (any, error) {
 		info.Versions = keptVersions(keptSpecs(revs, *spec))
 	}
 	info.Events = a.recentEvents(ctx, name, 20)
+	info.Schedules = a.appSchedules(ctx, *spec)
 	if spec.Kind == clientsdk.KindLambda && a.b.async != nil {
 		if info.Async, err = a.b.async.stats(ctx, name); err != nil {
 			a.logger.Debug("describe: no async stats", "app", name, "err", err)

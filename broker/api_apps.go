@@ -21,6 +21,9 @@ func (a *api) push(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSchedules(spec, time.Now()); err != nil {
+		return nil, err
+	}
 	spec.PushedAt, spec.RollbackOf = time.Now().UTC(), 0
 	if _, err := a.storeNewVersion(ctx, &spec, nil); err != nil {
 		return nil, err

@@ -531,28 +531,24 @@ func TestAsyncStoppedAgedAndRemoved(t *testing.T) {
 	})
 }
 
-// A schedule's tick (sourced into the async stream with a Nats-Scheduler
-// header and no time or id) reaches the function with both filled in.
+// A schedule's tick (fired by JetStream into dartup.ticks.NAME, sourced
+// into the async stream with a Nats-Scheduler header and no time or id)
+// reaches the function with both filled in.
 func TestAsyncScheduledTickFilled(t *testing.T) {
 	r := newAsyncRig(t)
 	r.push("cron", "ok", func(a *clientsdk.AsyncSpec) { a.OnSuccess = "test.cron.done" })
 	done := r.outcomes("test.cron.done")
-	var tick clientsdk.ScheduledEvent
-	tick.Version, tick.DetailType, tick.Source, tick.Resources = "0", "Scheduled Event", "dartup.scheduler", []string{"cron"}
-	tick.Detail.Schedule = "@every 2s"
-	body, _ := json.Marshal(tick)
-	// A one-shot JetStream message schedule, as the schedules stream holds
-	// them: it fires once onto dartup.ticks.cron, which the async stream
-	// sources as dartup.async.cron.
-	m := nats.NewMsg(clientsdk.ScheduleSubject("cron", 0))
-	m.Header.Set("Nats-Schedule", "@at "+time.Now().Add(time.Second).UTC().Format(time.RFC3339))
-	m.Header.Set("Nats-Schedule-Target", clientsdk.TickSubject("cron"))
-	m.Data = body
-	before := time.Now().UTC().Add(-time.Second)
-	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+	info, err := r.c.Describe(context.Background(), "cron")
+	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 30*time.Second, "the tick to run", func() bool { return len(done()) == 1 })
+	spec := info.Spec
+	spec.Lambda.Schedules = []clientsdk.Schedule{{Cron: "@every 1s"}}
+	before := time.Now().UTC().Add(-time.Second)
+	if _, err := r.c.Push(context.Background(), spec, testutil.BuildGo(t, asyncPkg), nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "a tick to run", func() bool { return len(done()) >= 1 })
 	o := done()[0]
 	var res struct {
 		RequestID string                   `json:"request_id"`
@@ -563,8 +559,11 @@ func TestAsyncScheduledTickFilled(t *testing.T) {
 	}
 	e := res.Event
 	if e.ID != res.RequestID || e.ID != o.RequestID || e.Time.Before(before) || e.Time.After(time.Now().Add(time.Second)) ||
-		e.Time.Nanosecond() != 0 || e.Detail.Schedule != "@every 2s" || e.DetailType != "Scheduled Event" {
+		e.Time.Nanosecond() != 0 || e.Detail.Schedule != "@every 1s" || e.DetailType != "Scheduled Event" {
 		t.Fatalf("the function got %+v (request id %s)", e, res.RequestID)
+	}
+	if _, err := r.c.Kill(context.Background(), "cron"); err != nil { // its schedule pauses
+		t.Fatal(err)
 	}
 }
 

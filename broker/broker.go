@@ -292,6 +292,7 @@ type Broker struct {
 	workers    workerSecret
 	router     *lambdaRouter
 	async      *asyncDispatcher
+	schedules  *scheduleKeeper
 	tls        *tlsSetup
 	started    time.Time
 	logger     *slog.Logger
@@ -391,6 +392,10 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		return b, err
 	}
 	b.auth.apps.Store(b.router) // worker tokens are checked against the apps from now on
+	// The schedules stream follows the lambdas' schedules (schedules.go).
+	if b.schedules, err = startScheduleKeeper(actx, b); err != nil {
+		return b, err
+	}
 	// The async dispatcher hands stored events to the lambdas (async.go).
 	if b.async, err = startAsync(actx, b); err != nil {
 		return b, fmt.Errorf("async dispatcher: %w", err)
@@ -714,6 +719,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	}
 	if b.router != nil {
 		b.router.stop()
+	}
+	if b.schedules != nil {
+		b.schedules.stop()
 	}
 	if b.api != nil {
 		errs = append(errs, b.api.stop())

@@ -453,6 +453,10 @@ type ServerInfo struct {
 	// StoreDamage lists what this server's check of the apps bucket against
 	// its ledger found lost at start, and what it did about each.
 	StoreDamage []string `json:"store_damage,omitempty"`
+	// JetStreamLeader is the server name of the cluster's JetStream meta
+	// leader as the answering server knows it ("" on a single server, or
+	// while the cluster elects one).
+	JetStreamLeader string `json:"jetstream_leader,omitempty"`
 }
 
 // DiskUsage is a server's data disk and JetStream store, as `info` and a
@@ -519,6 +523,9 @@ type AppInfo struct {
 	Versions []AppVersion `json:"versions,omitempty"`
 	// Events are the most recent lifecycle events, oldest first.
 	Events []Event `json:"events,omitempty"`
+	// Schedules are a lambda's schedules with their state and next fire
+	// time (as the schedules verb lists them).
+	Schedules []ScheduleInfo `json:"schedules,omitempty"`
 	// Async describes a lambda's async invocations.
 	Async *AsyncStats `json:"async,omitempty"`
 }

@@ -85,12 +85,44 @@ type Function struct {
 	MaxWorkers int       `yaml:"max_workers"`
 	Queue      int       `yaml:"queue"`
 	HTTPEvent  string    `yaml:"http_event"`
+	Async      *Async    `yaml:"async"`
 	Events     []Event   `yaml:"events"`
 }
 
-// Event is one trigger of a function.
+// Async are a function's settings for async (Event) invocations.
+type Async struct {
+	Retries      *int       `yaml:"retries"`
+	RetryBackoff []Duration `yaml:"retry_backoff"`
+	MaxEventAge  Duration   `yaml:"max_event_age"`
+	OnSuccess    string     `yaml:"on_success"`
+	OnFailure    string     `yaml:"on_failure"`
+}
+
+// Event is one trigger of a function: an HTTP route or a schedule.
 type Event struct {
-	HTTP *HTTPEvent `yaml:"http"`
+	HTTP     *HTTPEvent     `yaml:"http"`
+	Schedule *ScheduleEvent `yaml:"schedule"`
+}
+
+// ScheduleEvent fires the function as an async invocation: `{cron: "0 */5
+// * * * *", time_zone: Europe/Berlin}`, or the short form "@every 30s".
+// In serverless.yml, AWS's rate(5 minutes) and cron(0 12 * * ? *) too.
+type ScheduleEvent struct {
+	Cron     string `yaml:"cron"`
+	TimeZone string `yaml:"time_zone"`
+	// Rate is serverless.yml's `schedule: {rate: …}` (not in dartup.yaml).
+	Rate string `yaml:"rate"`
+}
+
+// UnmarshalYAML takes the short form (the expression alone) as well as a
+// mapping.
+func (e *ScheduleEvent) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		e.Cron = strings.TrimSpace(n.Value)
+		return nil
+	}
+	type plain ScheduleEvent
+	return n.Decode((*plain)(e))
 }
 
 // HTTPEvent is a route: `{path: /users/{id}, method: GET}`, or the short

@@ -77,6 +77,14 @@ func TestLoadExample(t *testing.T) {
 	if tick := by["tick"]; tick.Spec.Runtime != clientsdk.RuntimeCommand || tick.Source.Path != "" {
 		t.Errorf("tick: %+v", tick)
 	}
+	tl := by["tick"].Spec.Lambda
+	if a := tl.Async; a == nil || a.Retries == nil || *a.Retries != 5 || len(a.RetryBackoff) != 2 || a.RetryBackoff[0].D().Milliseconds() != 100 ||
+		a.MaxEventAge.D().Hours() != 1 || a.OnFailure != "tick.failed" {
+		t.Errorf("tick async: %+v", tl.Async)
+	}
+	if len(tl.Schedules) != 2 || tl.Schedules[0].Cron != "@every 30s" || tl.Schedules[1].TimeZone != "Europe/Berlin" {
+		t.Errorf("tick schedules: %+v", tl.Schedules)
+	}
 }
 
 func TestLoadProblems(t *testing.T) {
@@ -110,6 +118,9 @@ func TestLoadProblems(t *testing.T) {
 		{"non-text key does not hide the rest", "apps:\n  a:\n    artifact: ./web\n    runtime: bogus\n    env: {1: x}\n", []string{"dartup.yaml:4: apps.a.runtime: value must be one of"}},
 		{"reference in a key", "apps:\n  a:\n    artifact: ./web\n    env: {\"${env:K}\": x}\n", []string{"references work in values, not in keys"}},
 		{"null app name", "apps:\n  ~:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.~: not a name"}},
+		{"bad schedule", "functions:\n  f:\n    artifact: ./bootstrap\n    events: [schedule: \"@every 100ms\"]\n", []string{"dartup.yaml:4: functions.f.events[0].schedule:", "at least 1s"}},
+		{"bad destination", "functions:\n  f:\n    artifact: ./bootstrap\n    async: {on_success: dartup.api.push}\n", []string{"on_success", "outside dartup"}},
+		{"rate in dartup.yaml", "functions:\n  f:\n    artifact: ./bootstrap\n    events: [schedule: {rate: 5 minutes}]\n", []string{"functions.f.events[0].schedule"}},
 		{"several at once", "apps:\n  a:\n    artifact: ./web\n    foo: 1\n  b:\n    artifact: ./web\n    bar: 2\n", []string{":4: apps.a.foo", ":7: apps.b.bar"}},
 	} {
 		path := project(t, "dartup.yaml", tc.text)
@@ -146,6 +157,12 @@ func TestLoadServerless(t *testing.T) {
 		l := e.Spec.Lambda
 		if e.Spec.Kind != clientsdk.KindLambda || l.MemoryMB != 128 || l.Handler != "main."+e.Spec.Name || len(l.Routes) != 1 {
 			t.Errorf("%s: %+v", e.Spec.Name, l)
+		}
+	}
+	for _, e := range p.Entries {
+		if want := map[string]int{"hello": 0, "postRequest": 1}[e.Spec.Name]; len(e.Spec.Lambda.Schedules) != want ||
+			want == 1 && e.Spec.Lambda.Schedules[0].Cron != "@every 5m" {
+			t.Errorf("%s schedules: %+v", e.Spec.Name, e.Spec.Lambda.Schedules)
 		}
 	}
 	ignored := strings.Join(p.Ignored, " ")
@@ -255,5 +272,28 @@ func TestRouteConflicts(t *testing.T) {
 	}
 	if strings.Contains(got, "mine") || strings.Contains(got, "d:") {
 		t.Errorf("conflicts name an app of the file's own or a free route:\n%s", got)
+	}
+}
+
+func TestAWSSchedules(t *testing.T) {
+	for in, want := range map[string]string{
+		"rate(5 minutes)":         "@every 5m",
+		"rate(1 hour)":            "@every 1h",
+		"rate(2 days)":            "@every 48h",
+		"cron(0 12 * * ? *)":      "0 0 12 * * *",
+		"cron(15 10 ? * 2-6 *)":   "0 15 10 * * 1-5", // Monday to Friday
+		"cron(0 8 ? * 1,7 *)":     "0 0 8 * * 0,6",   // Sunday and Saturday
+		"cron(0 8 ? * MON-FRI *)": "0 0 8 * * MON-FRI",
+		"cron(0 8 ? * 6#3 *)":     "0 0 8 * * 5#3",
+		"@every 30s":              "@every 30s",
+	} {
+		if got, msg := awsSchedule(in); got != want || msg != "" {
+			t.Errorf("awsSchedule(%q) = %q %q, want %q", in, got, msg, want)
+		}
+	}
+	for _, in := range []string{"rate(five minutes)", "cron(0 12 * * ? 2027)", "cron(0 12 * *)"} {
+		if _, msg := awsSchedule(in); msg == "" {
+			t.Errorf("awsSchedule(%q) accepted", in)
+		}
 	}
 }

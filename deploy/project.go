@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -272,6 +273,67 @@ func RouteConflicts(plan Plan, table []clientsdk.RouteInfo) []string {
 	return out
 }
 
+// scheduleOf reads a schedule event: dartup's own syntax (@every, 6-field
+// cron with seconds, @daily…) or AWS's rate(N unit) and cron(6 fields with
+// a year) as serverless.yml writes them.
+func scheduleOf(e ScheduleEvent) (clientsdk.Schedule, string) {
+	expr := e.Cron
+	if expr == "" {
+		expr = e.Rate
+	}
+	cron, msg := awsSchedule(expr)
+	s := clientsdk.Schedule{Cron: cron, TimeZone: e.TimeZone}
+	if msg == "" {
+		msg = s.Check()
+	}
+	if msg != "" {
+		return s, fmt.Sprintf("%q: %s", expr, msg)
+	}
+	return s, ""
+}
+
+var awsWeekdayRE = regexp.MustCompile(`(^|[,-])([1-7])`)
+
+// awsSchedule turns rate(5 minutes) into @every 5m and cron(0 12 ? * 2-6 *)
+// (minutes hours day month weekday year, weekdays 1-7 from Sunday) into
+// 0 0 12 * * 1-5 (seconds first, weekdays 0-6, no year); anything else is
+// returned as it is. It says why when an AWS expression cannot be made one.
+func awsSchedule(expr string) (string, string) {
+	if inner, ok := strings.CutPrefix(expr, "rate("); ok && strings.HasSuffix(inner, ")") {
+		f := strings.Fields(strings.TrimSuffix(inner, ")"))
+		units := map[string]string{"minute": "m", "minutes": "m", "hour": "h", "hours": "h", "day": "h", "days": "h"}
+		if len(f) == 2 && units[f[1]] != "" {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 0 {
+				if strings.HasPrefix(f[1], "day") {
+					n *= 24
+				}
+				return fmt.Sprintf("@every %d%s", n, units[f[1]]), ""
+			}
+		}
+		return expr, "rate(N minutes|hours|days) with a whole number N"
+	}
+	inner, ok := strings.CutPrefix(expr, "cron(")
+	if !ok || !strings.HasSuffix(inner, ")") {
+		return expr, ""
+	}
+	f := strings.Fields(strings.TrimSuffix(inner, ")"))
+	switch {
+	case len(f) != 6:
+		return expr, "AWS cron() takes 6 fields: minutes hours day-of-month month day-of-week year"
+	case f[5] != "*":
+		return expr, "a year other than * cannot be scheduled here (the schedule would fire every year)"
+	}
+	for i := range f[:5] {
+		if f[i] == "?" {
+			f[i] = "*"
+		}
+	}
+	f[4] = awsWeekdayRE.ReplaceAllStringFunc(f[4], func(m string) string {
+		return m[:len(m)-1] + string(m[len(m)-1]-1) // AWS 1 (Sunday) is 0
+	})
+	return "0 " + strings.Join(f[:5], " "), ""
+}
+
 // spec fills a daemon's settings.
 func (a *App) spec(s *clientsdk.AppSpec, field string) {
 	s.Kind = clientsdk.KindDaemon
@@ -302,10 +364,29 @@ func (fn *Function) spec(d *doc, s *clientsdk.AppSpec, field string) {
 		kw := clientsdk.Duration(*fn.KeepWarm)
 		l.KeepWarm = &kw
 	}
+	if a := fn.Async; a != nil {
+		l.Async = &clientsdk.AsyncSpec{Retries: a.Retries, MaxEventAge: clientsdk.Duration(a.MaxEventAge),
+			OnSuccess: a.OnSuccess, OnFailure: a.OnFailure}
+		for _, b := range a.RetryBackoff {
+			l.Async.RetryBackoff = append(l.Async.RetryBackoff, clientsdk.Duration(b))
+		}
+	}
 	for i, ev := range fn.Events {
 		at := fmt.Sprintf("%s.events[%d]", field, i)
-		if ev.HTTP == nil {
-			d.add(at, "an event is - http: {path: /hello, method: GET} (schedules come with async events)")
+		switch {
+		case ev.HTTP != nil && ev.Schedule != nil:
+			d.add(at, "an event is either http or schedule, not both")
+			continue
+		case ev.Schedule != nil:
+			sched, err := scheduleOf(*ev.Schedule)
+			if err != "" {
+				d.add(at+".schedule", "%s", err)
+				continue
+			}
+			l.Schedules = append(l.Schedules, sched)
+			continue
+		case ev.HTTP == nil:
+			d.add(at, "an event is - http: {path: /hello, method: GET} or - schedule: \"@every 5m\"")
 			continue
 		}
 		path := ev.HTTP.Path

@@ -80,7 +80,7 @@ func parseServerless(name string, data []byte, o Options) (*File, *doc, []string
 		out.Env = env
 		out.Artifact = cmp.Or(fn.Package.Artifact, s.Package.Artifact, o.Artifact)
 		for i, ev := range fn.Events {
-			if ev.HTTP == nil {
+			if ev.HTTP == nil && ev.Schedule == nil {
 				d.ignored = append(d.ignored, fmt.Sprintf("functions.%s.events[%d] (only http events apply)", fname, i))
 				continue
 			}

@@ -84,6 +84,11 @@ func printServerInfo(w io.Writer, si *clientsdk.ServerInfo) error {
 	}
 	if len(si.Cluster) > 0 {
 		rows = append(rows, [2]string{"cluster routes", strings.Join(si.Cluster, ", ")})
+		leader := si.JetStreamLeader
+		if leader == "" {
+			leader = "(none: the cluster is electing one)"
+		}
+		rows = append(rows, [2]string{"JetStream leader", leader})
 	}
 	for _, d := range si.StoreDamage {
 		rows = append(rows, [2]string{"STORE DAMAGE", printable(d)})
@@ -115,6 +120,7 @@ func printAppInfo(w io.Writer, ai *clientsdk.AppInfo, showEnv bool) error {
 	if l := s.Lambda; l != nil {
 		fmt.Fprintf(w, "  protocol: %s  keep-warm: %s  max-workers: %d  queue: %d  timeout: %s  memory: %d MB  http-event: %s\n",
 			l.Protocol, keepWarm(l), l.MaxWorkers, l.Queue, l.Timeout.D(), l.MemoryMB, l.HTTPEvent)
+		printAppSchedules(w, ai.Schedules, time.Now())
 		printAsync(w, s.Name, l.Async, ai.Async)
 	}
 	if s.Kind == clientsdk.KindLambda {

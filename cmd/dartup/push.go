@@ -56,6 +56,9 @@ type pushFlags struct {
 	timeout    time.Duration
 	memory     int
 	httpEvent  string
+	// lambda schedules (schedules.go)
+	schedules  []string
+	scheduleTZ string
 	async      asyncFlags
 }
 
@@ -78,6 +81,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
   dartup push --name api -j 2 --http api.example.com/ --ready http:/healthz ./api
   dartup push --name web -j 4 --port 8080 ./build/web  # fixed ports 8080-8083
   dartup push --lambda --name hello ./hello
+  dartup push --lambda --name report --schedule '0 0 9 * * MON-FRI' --schedule-tz Europe/Berlin ./report
   dartup push --lambda --name mail --retries 5 --retry-backoff 1s,30s --on-failure mail.failed ./mail
   dartup push --name sass --runtime aot ./sass.snapshot --arg --watch --arg in.scss:out.css
   dartup push --name site --http / ./build --entry bin/server   # a folder: public/ and templates come along
@@ -126,6 +130,8 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	fs.DurationVar(&f.timeout, "timeout", clientsdk.DefaultTimeout, "lambda invocation timeout")
 	fs.IntVar(&f.memory, "memory", clientsdk.DefaultMemoryMB, "advertised lambda memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), MB")
 	fs.StringVar(&f.httpEvent, "http-event", "", "event for HTTP requests: apigw, alb or raw (default: raw for --protocol stdio, else apigw)")
+	fs.StringArrayVar(&f.schedules, "schedule", nil, "run the lambda on a timetable, as an async invocation: '@every 30s', a 6-field cron expression with seconds ('0 */5 * * * *'), or @hourly, @daily, @weekly, @monthly, @yearly (repeatable)")
+	fs.StringVar(&f.scheduleTZ, "schedule-tz", "", "IANA time zone of this push's cron schedules, e.g. Europe/Berlin (default UTC; @every takes none)")
 	f.async.register(cmd)
 	return cmd
 }
@@ -155,6 +161,9 @@ func (f *pushFlags) spec(cmd *cobra.Command) (clientsdk.AppSpec, error) {
 		if f.queue == 0 && cmd.Flags().Changed("queue") {
 			return s, usageErr(errors.New("--queue must be at least 1"))
 		}
+	}
+	if err := f.addSchedules(&s); err != nil {
+		return s, err
 	}
 	if err := f.async.apply(cmd, &s); err != nil {
 		return s, err

@@ -39,6 +39,7 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newRoutesCmd(),
 		newHistoryCmd(),
 		newRollbackCmd(),
+		newSchedulesCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)
