@@ -228,6 +228,8 @@ type asyncEvent struct {
 	// body is the event the function gets: a schedule's tick with its time
 	// and id filled in.
 	body []byte
+	// hops is how many outcomes in a row led to this event (HeaderHops).
+	hops int
 }
 
 // readAsyncEvent reads a delivered event. Its request id is the header's
@@ -241,6 +243,9 @@ func readAsyncEvent(name string, h nats.Header, data []byte, seq uint64, stored 
 	}
 	if h.Get(headerScheduler) != "" {
 		ev.body = fillScheduledEvent(data, stored, ev.id)
+	}
+	if n, err := strconv.Atoi(h.Get(clientsdk.HeaderHops)); err == nil && n > 0 {
+		ev.hops = min(n, clientsdk.MaxAsyncHops+1)
 	}
 	return ev
 }
@@ -344,6 +349,13 @@ func outcomeMsg(dest string, ev asyncEvent, d asyncDecision, result []byte, e *c
 		id := clientsdk.DerivedRequestID(ev.id + "/" + dest)
 		m.Header.Set(clientsdk.HeaderRequestID, id)
 		m.Header.Set(jetstream.MsgIDHeader, id)
+		m.Header.Set(clientsdk.HeaderHops, strconv.Itoa(ev.hops+1))
 	}
 	return m
+}
+
+// chainTooLong reports whether an outcome of ev to dest would make one
+// async hop too many (a loop of destinations).
+func chainTooLong(dest string, ev asyncEvent) bool {
+	return strings.HasPrefix(dest, clientsdk.AsyncPrefix+".") && ev.hops+1 > clientsdk.MaxAsyncHops
 }

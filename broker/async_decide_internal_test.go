@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,31 @@ func TestDeadLetterAndOutcomeMessages(t *testing.T) {
 	if o.Success || o.Error == nil || o.Error.Code != 500 || o.Result != nil || id == "req-1" || !clientsdk.ValidRequestID(id) ||
 		bad.Header.Get(jetstream.MsgIDHeader) != id || id != outcomeMsg("dartup.async.g", ev, asyncDecision{}, nil, e).Header.Get(clientsdk.HeaderRequestID) {
 		t.Fatalf("failure outcome to another lambda %+v %v", o.Success, bad.Header)
+	}
+}
+
+// Lambdas whose destinations call each other stop after MaxAsyncHops: each
+// outcome to another lambda's async subject carries one more hop.
+func TestAsyncDestinationChainStops(t *testing.T) {
+	ev := readAsyncEvent("a", nats.Header{}, []byte(`{}`), 1, time.Now(), 1)
+	for hop := 1; hop <= clientsdk.MaxAsyncHops; hop++ {
+		if chainTooLong("dartup.async.b", ev) {
+			t.Fatalf("hop %d stopped; the limit is %d", hop, clientsdk.MaxAsyncHops)
+		}
+		m := outcomeMsg("dartup.async.b", ev, asyncDecision{action: actAck}, []byte(`{}`), nil)
+		if got := m.Header.Get(clientsdk.HeaderHops); got != strconv.Itoa(hop) {
+			t.Fatalf("hop %d: header %q", hop, got)
+		}
+		ev = readAsyncEvent("b", m.Header, m.Data, uint64(hop+1), time.Now(), 1)
+	}
+	if !chainTooLong("dartup.async.a", ev) {
+		t.Errorf("hop %d was not stopped", clientsdk.MaxAsyncHops+1)
+	}
+	if chainTooLong("orders.done", ev) {
+		t.Error("an outcome to a plain subject was stopped: it starts no chain")
+	}
+	bogus := readAsyncEvent("a", nats.Header{clientsdk.HeaderHops: {"99999999999999999999"}}, nil, 1, time.Now(), 1)
+	if bogus.hops != 0 {
+		t.Errorf("an unreadable hops header gave %d", bogus.hops)
 	}
 }

@@ -87,7 +87,7 @@ func (l *asyncLoop) finish(m jetstream.Msg, ev asyncEvent, d asyncDecision, resu
 	case actAck:
 		l.forget(ev)
 		_ = m.Ack()
-		if a != nil && a.OnSuccess != "" {
+		if a != nil && a.OnSuccess != "" && !l.d.loopStopped(a.OnSuccess, ev) {
 			l.d.publishOutcome(a.OnSuccess, outcomeMsg(a.OnSuccess, ev, d, result, nil))
 		}
 	case actRetry:
@@ -103,7 +103,7 @@ func (l *asyncLoop) finish(m jetstream.Msg, ev asyncEvent, d asyncDecision, resu
 		}
 		l.forget(ev)
 		_ = m.Ack()
-		if a != nil && a.OnFailure != "" {
+		if a != nil && a.OnFailure != "" && !l.d.loopStopped(a.OnFailure, ev) {
 			l.d.publishOutcome(a.OnFailure, outcomeMsg(a.OnFailure, ev, d, nil, e))
 		}
 	}
@@ -169,6 +169,17 @@ func (d *asyncDispatcher) deadLetter(ctx context.Context, ev asyncEvent, f async
 		d.logger.Info("async event dead-lettered", "app", ev.name, "request_id", ev.id, "attempts", f.attempts, "err", f.err)
 	}
 	return err
+}
+
+// loopStopped reports, and logs, an outcome not sent because its chain of
+// async destinations is too long.
+func (d *asyncDispatcher) loopStopped(dest string, ev asyncEvent) bool {
+	if !chainTooLong(dest, ev) {
+		return false
+	}
+	d.logger.Warn("async outcome not sent: it would be the event's destination chain's hop past the limit (lambdas whose destinations call each other?)",
+		"app", ev.name, "request_id", ev.id, "destination", dest, "hops", ev.hops, "max", clientsdk.MaxAsyncHops)
+	return true
 }
 
 // publishOutcome sends an outcome to its destination with the broker's

@@ -49,7 +49,15 @@ const (
 	HeaderFirstAttempt = "Dartup-First-Attempt"
 	HeaderLastAttempt  = "Dartup-Last-Attempt"
 	HeaderEnqueued     = "Dartup-Enqueued"
+	// HeaderHops counts how many outcomes in a row led to an async event
+	// (a destination dartup.async.OTHER makes one more): the dispatcher
+	// sends no outcome to another lambda past MaxAsyncHops, so lambdas
+	// whose destinations call each other stop instead of looping.
+	HeaderHops = "Dartup-Hops"
 )
+
+// MaxAsyncHops bounds a chain of async destinations (see HeaderHops).
+const MaxAsyncHops = 8
 
 // AsyncSubject returns the subject that stores an async invocation of
 // lambda name: "dartup.async.NAME".
@@ -181,6 +189,8 @@ func CheckDestination(s string) string {
 		return "a subject outside $JS, $SYS, $KV… and _INBOX"
 	case strings.HasPrefix(s, "dartup.") && !strings.HasPrefix(s, AsyncPrefix+"."):
 		return "a subject outside dartup.* (dartup.async.NAME, another lambda's async invocation, is allowed)"
+	case strings.HasPrefix(s, AsyncPrefix+".") && ValidateName(strings.TrimPrefix(s, AsyncPrefix+".")) != nil:
+		return "dartup.async.NAME with NAME a lambda's name (one token)"
 	}
 	return ""
 }

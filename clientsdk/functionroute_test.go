@@ -106,3 +106,17 @@ func TestFunctionRoutesValidated(t *testing.T) {
 		}
 	}
 }
+
+func TestAsyncDestinationsValidated(t *testing.T) {
+	for dest, ok := range map[string]bool{
+		"orders.done": true, "dartup.async.other": true, "dartup.async.f": false, "dartup.async.a.b": false,
+		"dartup.api.push": false, "$JS.API.STREAM.DELETE.X": false, "_INBOX.x": false, "a.*": false,
+	} {
+		s := clientsdk.AppSpec{Name: "f", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"x"},
+			Lambda: &clientsdk.LambdaSpec{Async: &clientsdk.AsyncSpec{OnSuccess: dest}}}
+		s = s.WithDefaults()
+		if err := s.Validate(); (err == nil) != ok {
+			t.Errorf("on_success %q: %v, want ok %v", dest, err, ok)
+		}
+	}
+}

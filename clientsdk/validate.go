@@ -376,6 +376,9 @@ func (c specCheck) async(a *AsyncSpec) error {
 		if msg := CheckDestination(dest); msg != "" {
 			return c.bad(field, quote(dest), msg)
 		}
+		if c.app != "" && dest == AsyncSubject(c.app) {
+			return c.bad(field, quote(dest), "another lambda's subject: its own would run it again for ever")
+		}
 	}
 	return nil
 }

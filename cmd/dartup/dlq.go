@@ -137,7 +137,7 @@ func newDLQShowCmd() *cobra.Command {
 }
 
 func printDeadLetter(w io.Writer, d *clientsdk.DeadLetter) error {
-	fmt.Fprintf(w, "dead letter %d of %s, stored %s\n", d.ID, d.App, d.Time.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "dead letter %d of %s, stored %s\n", d.ID, printable(d.App), d.Time.Local().Format(time.DateTime))
 	keys := make([]string, 0, len(d.Headers))
 	for k := range d.Headers {
 		keys = append(keys, k)

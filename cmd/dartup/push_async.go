@@ -46,6 +46,9 @@ func (f *asyncFlags) apply(cmd *cobra.Command, s *clientsdk.AppSpec) error {
 	if s.Lambda == nil {
 		return usageErr(fmt.Errorf("%s: async settings are for lambdas (push with --lambda)", strings.Join(given, ", ")))
 	}
+	if f.maxEventAge < clientsdk.MinMaxEventAge {
+		return usageErr(fmt.Errorf("--max-event-age %s: an event may wait from %s to %s", f.maxEventAge, clientsdk.MinMaxEventAge, clientsdk.MaxMaxEventAge))
+	}
 	a := &clientsdk.AsyncSpec{OnSuccess: f.onSuccess, OnFailure: f.onFailure, MaxEventAge: clientsdk.Duration(f.maxEventAge)}
 	if cmd.Flags().Changed("retries") {
 		n := f.retries
