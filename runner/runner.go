@@ -441,7 +441,7 @@ func (r *Runner) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("subscribe to node control: %w", err)
 	}
 	r.drainSub = sub
-	if err := r.heartbeatOnce(ctx); err != nil {
+	if err := r.register(ctx); err != nil {
 		return fmt.Errorf("register node: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -738,6 +738,33 @@ func (r *Runner) onDrain(m *nats.Msg) {
 	r.poke()
 	b, _ := json.Marshal(r.node())
 	_ = r.replies.Respond(m, b)
+}
+
+// registerWindow bounds how long start-up waits for a cluster that elects
+// leaders (a server restarted while another is down) to store the node.
+const registerWindow = time.Minute
+
+// register writes the node's first heartbeat, trying again while the
+// cluster answers with transient errors (no response from the stream during
+// an election), up to registerWindow.
+func (r *Runner) register(ctx context.Context) error {
+	deadline, wait, warned := time.Now().Add(registerWindow), 250*time.Millisecond, false
+	for {
+		err := r.heartbeatOnce(ctx)
+		if err == nil || !clientsdk.IsTransient(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		if !warned {
+			r.logger.Warn("waiting for the cluster to store this node (it is electing leaders)", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
 }
 
 func (r *Runner) heartbeatOnce(ctx context.Context) error {
