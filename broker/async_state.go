@@ -18,6 +18,7 @@ import (
 // plain `nats pub dartup.async.NAME` for a NAME never pushed, removed since,
 // or a daemon), so that they do not wait unseen: `dartup dlq ls` shows
 // them, and `dartup dlq redrive NAME` runs them once a lambda NAME exists.
+// Events under a name no app can have (dartup.async.-x) are dropped.
 func (d *asyncDispatcher) sweep(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -25,8 +26,16 @@ func (d *asyncDispatcher) sweep(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	for subj := range info.State.Subjects {
+	for subj, n := range info.State.Subjects {
 		name := strings.TrimPrefix(subj, clientsdk.AsyncPrefix+".")
+		if clientsdk.ValidateName(name) != nil {
+			// No lambda can ever have this name: nothing could run or
+			// redrive the events, nor purge them by name. Dropped.
+			if err := d.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err == nil {
+				d.logger.Warn("dropped async events stored under a name no app can have", "subject", subj, "events", n)
+			}
+			continue
+		}
 		e := clientsdk.Errorf(404, "NotFound", "no lambda named %q when the event was taken; push one, then `dartup dlq redrive %s`", name, name)
 		if s, ok := d.b.router.spec(ctx, name); ok {
 			if s.Kind == clientsdk.KindLambda {

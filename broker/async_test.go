@@ -384,6 +384,11 @@ func TestAsyncRawPublishAndUnknownNames(t *testing.T) {
 	if _, err := r.nc.Request(clientsdk.AsyncSubject("dmn"), []byte(`{}`), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Under a name no app can have: dropped, never a dead letter that
+	// nothing could purge by name.
+	if _, err := r.nc.Request(clientsdk.AsyncPrefix+".-x", []byte(`{}`), 5*time.Second); err != nil {
+		t.Fatal(err) // stored (the stream acknowledged it)
+	}
 	r.b.SweepAsync(context.Background())
 	l, err := r.c.DeadLetters(context.Background(), "")
 	if err != nil {
