@@ -335,7 +335,7 @@ func awsSchedule(expr string) (string, string) {
 }
 
 // spec fills a daemon's settings.
-func (a *App) spec(s *clientsdk.AppSpec, field string) {
+func (a *App) spec(s *clientsdk.AppSpec, _ string) {
 	s.Kind = clientsdk.KindDaemon
 	s.Instances, s.Port, s.HTTPStripPrefix = a.Instances, a.Port, a.HTTPStripPrefix
 	s.Ready, s.ReadyTimeout, s.Health = a.Ready, clientsdk.Duration(a.ReadyTimeout), a.Health
@@ -352,7 +352,6 @@ func (a *App) spec(s *clientsdk.AppSpec, field string) {
 		}
 		s.HTTP = append(s.HTTP, route)
 	}
-	_ = field
 }
 
 // spec fills a lambda's settings and routes.

@@ -44,32 +44,24 @@ func writeDeployFile(t *testing.T, path, text string) {
 
 // deployIn runs `dartup ARGS…` in dir against s, returning output and exit code.
 func (s *server) deployIn(dir string, args ...string) (string, int) {
-	cmd := exec.Command(testutil.Dartup(s.t), args...)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "DARTUP_URL="+s.natsURL)
-	out, err := cmd.CombinedOutput()
+	out, err := s.tryIn(dir, args...)
 	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
+		return out, ee.ExitCode()
 	}
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return string(out), 0
+	return out, 0
 }
 
 // call sends an HTTP request and returns status, Allow header and body.
 func call(t *testing.T, method, url, body string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	code, allow, resp := tryCall(method, url, body)
+	if code == 0 {
+		t.Fatalf("%s %s: %s", method, url, resp)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Allow"), string(b)
+	return code, allow, resp
 }
 
 // handlerOf calls a function route and returns the _HANDLER its bootstrap echoed.
@@ -279,7 +271,7 @@ func TestFixedPortNoProbeGoesBack(t *testing.T) {
 	port := strconv.Itoa(freePortRun(t, 1))
 	s.dartup("push", "--name", "fixnoprobe", "--port", port, "--env", "WEB_VERSION=good", "--", web)
 	testutil.WaitFor(t, 10*time.Second, "the first version to answer", func() bool {
-		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/")
+		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/", "")
 		return code == 200 && strings.HasPrefix(body, "version=good ")
 	})
 	out, code := s.exitCode("push", "--name", "fixnoprobe", "--port", port, "--env", "WEB_VERSION=bad", "--env", "WEB_EXIT_AFTER=300ms", "--", web)
@@ -287,14 +279,15 @@ func TestFixedPortNoProbeGoesBack(t *testing.T) {
 		t.Fatalf("push of a version that exits after 300 ms: exit %d\n%s", code, out)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the version before to answer on the port again", func() bool {
-		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/")
+		code, _, body := tryCall("GET", "http://127.0.0.1:"+port+"/", "")
 		return code == 200 && strings.HasPrefix(body, "version=good ")
 	})
 }
 
-// tryCall is call without failing the test on a transport error (status 0).
-func tryCall(method, url string) (int, string, string) {
-	req, err := http.NewRequest(method, url, nil)
+// tryCall sends an HTTP request and returns status, Allow header and body;
+// a transport error is status 0 with the error as the body.
+func tryCall(method, url, body string) (int, string, string) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return 0, "", ""
 	}

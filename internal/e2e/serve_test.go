@@ -130,8 +130,12 @@ func (s *server) dartup(args ...string) string {
 }
 
 // try runs the CLI against s and returns combined output and the error.
-func (s *server) try(args ...string) (string, error) {
+func (s *server) try(args ...string) (string, error) { return s.tryIn("", args...) }
+
+// tryIn is try run in folder dir ("" for this process's).
+func (s *server) tryIn(dir string, args ...string) (string, error) {
 	cmd := exec.Command(testutil.Dartup(s.t), args...)
+	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "DARTUP_URL="+s.natsURL), s.env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
