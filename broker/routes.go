@@ -141,6 +141,9 @@ func (t *routeTable) match(host, method, path string) (m routeMatch, ok bool) {
 // with a parameter does not take paths under /NAME of a lambda without
 // function routes (a literal beats a parameter there too).
 func (t *routeTable) matchFunction(method, path string) (routeMatch, bool) {
+	if len(t.functions) == 0 {
+		return routeMatch{}, false // no function routes: no work per request
+	}
 	canon := canonicalPath(path)
 	first, _, _ := strings.Cut(strings.TrimPrefix(canon, "/"), "/")
 	plain := t.plain[first]
