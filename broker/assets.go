@@ -89,8 +89,13 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 		{Name: clientsdk.EventsStream, Description: "dartup: lifecycle events", Subjects: []string{clientsdk.EventsSubjects},
 			MaxAge: lim.EventsMaxAge, MaxBytes: lim.EventsMaxBytes, Discard: jetstream.DiscardOld},
 	}
+	var sourced []jetstream.StreamConfig
 	for _, sc := range eventStreams(lim) {
 		sc.Storage, sc.Replicas = storage, lim.Replicas
+		if len(sc.Sources) > 0 {
+			sourced = append(sourced, sc)
+			continue
+		}
 		do("stream "+sc.Name, func() error { return ensureStream(ctx, js, sc) })
 	}
 	for _, sc := range streams {
@@ -105,6 +110,15 @@ func EnsureAssets(ctx context.Context, js jetstream.JetStream, lim AssetLimits) 
 		do("stream "+sc.Name, func() error { return ensureStream(ctx, js, sc) })
 	}
 	wg.Wait()
+	// A stream with sources is made or updated alone, after the others:
+	// nats-server checks every stream's sources while it updates any
+	// stream, unguarded against a concurrent update of a sourcing stream
+	// (a data race in nats-server 2.15.2 that -race reports).
+	for _, sc := range sourced {
+		if err := wrap("stream "+sc.Name, ensureStream(ctx, js, sc)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
