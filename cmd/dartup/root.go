@@ -40,6 +40,7 @@ runs it as a daemon, or as a lambda started on demand.`,
 		newHistoryCmd(),
 		newRollbackCmd(),
 		newSchedulesCmd(),
+		newTopCmd(),
 	)
 	addAppCommands(root)
 	addCompletions(root)
