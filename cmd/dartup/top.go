@@ -81,9 +81,12 @@ func runTop(ctx context.Context, c *clientsdk.Client, interval time.Duration, se
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := newTopModel(ctx, interval, selected, lipglossPaint(lipgloss.NewRenderer(os.Stdout)))
-	m.fetch = func(ctx context.Context) topDataMsg { return fetchTop(ctx, c, interval) }
-	m.follow = func(feed *logFeed) tea.Cmd { return feed.follow(c) }
+	m := newTopModel(interval, selected, lipglossPaint(lipgloss.NewRenderer(os.Stdout)))
+	m.fetch = func() topDataMsg { return fetchTop(ctx, c, interval) }
+	m.follow = func(gen int, app string) (*logFeed, tea.Cmd) {
+		feed, fctx := newLogFeed(ctx, gen, app)
+		return feed, feed.follow(fctx, c)
+	}
 	_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(os.Stdout)).Run()
 	m.stopFeed()
 	if errors.Is(err, tea.ErrInterrupted) || (errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {

@@ -21,7 +21,7 @@ const topLogHistory = 100
 type logFeed struct {
 	gen    int
 	app    string
-	ctx    context.Context
+	done   <-chan struct{}
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
@@ -39,9 +39,11 @@ type topLogsMsg struct {
 	note    string
 }
 
-func newLogFeed(parent context.Context, gen int, app string) *logFeed {
+// newLogFeed makes feed gen for app, and the context that ends when it is
+// stopped (for the goroutine that follows the app's output).
+func newLogFeed(parent context.Context, gen int, app string) (*logFeed, context.Context) {
 	ctx, cancel := context.WithCancel(parent)
-	return &logFeed{gen: gen, app: app, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	return &logFeed{gen: gen, app: app, done: ctx.Done(), cancel: cancel, wake: make(chan struct{}, 1)}, ctx
 }
 
 // add takes one line, cleaned and cut, and wakes the waiting wait.
@@ -73,13 +75,23 @@ func (f *logFeed) poke() {
 	}
 }
 
+// topLogCoalesce is how long wait lets lines gather after the first: an
+// app that writes without pause updates the screen 20 times a second, not
+// once a line.
+const topLogCoalesce = 50 * time.Millisecond
+
 // wait is the command that waits for lines and brings them as a
 // topLogsMsg; nil once the feed is stopped.
 func (f *logFeed) wait() tea.Msg {
 	select {
-	case <-f.ctx.Done():
+	case <-f.done:
 		return nil
 	case <-f.wake:
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-time.After(topLogCoalesce):
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -89,15 +101,15 @@ func (f *logFeed) wait() tea.Msg {
 }
 
 // follow is the command that follows the feed's app's output (its last
-// topLogHistory lines first, lifecycle events among them) until the feed
-// is stopped. When following fails it says so and starts again a second
-// later with new lines only.
-func (f *logFeed) follow(c *clientsdk.Client) tea.Cmd {
+// topLogHistory lines first, lifecycle events among them) until ctx (the
+// feed's, from newLogFeed) ends. When following fails it says so and
+// starts again a second later with new lines only.
+func (f *logFeed) follow(ctx context.Context, c *clientsdk.Client) tea.Cmd {
 	return func() tea.Msg {
 		opts := clientsdk.LogsOptions{Instance: -1, Lines: topLogHistory, Follow: true, Events: true}
-		for f.ctx.Err() == nil {
-			err := c.Logs(f.ctx, f.app, opts, f.add)
-			if f.ctx.Err() != nil {
+		for ctx.Err() == nil {
+			err := c.Logs(ctx, f.app, opts, f.add)
+			if ctx.Err() != nil {
 				return nil
 			}
 			if err == nil {
@@ -106,7 +118,7 @@ func (f *logFeed) follow(c *clientsdk.Client) tea.Cmd {
 			f.setNote(fmt.Sprintf("following failed: %v; trying again", err))
 			opts.Lines, opts.NoHistory = 0, true
 			select {
-			case <-f.ctx.Done():
+			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
 		}

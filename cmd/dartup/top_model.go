@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"slices"
 	"strconv"
 	"time"
@@ -37,23 +36,22 @@ type topSettledMsg struct{ gen int }
 // turns messages into it; what the screen shows is renderTop's, the I/O
 // happens in the commands fetch and follow return.
 type topModel struct {
-	ctx      context.Context
 	screen   topScreen
 	order    []string
 	rates    *rateTracker
 	paint    topPaint
 	interval time.Duration
-	// fetch reads the apps and nodes; follow returns the command that feeds
-	// feed with its app's output.
-	fetch  func(ctx context.Context) topDataMsg
-	follow func(feed *logFeed) tea.Cmd
+	// fetch reads the apps and nodes; follow makes feed gen of app and the
+	// command that feeds it with the app's output.
+	fetch  func() topDataMsg
+	follow func(gen int, app string) (*logFeed, tea.Cmd)
 	// settle counts selection changes; feed follows the log pane's app.
 	settle int
 	feed   *logFeed
 }
 
-func newTopModel(ctx context.Context, interval time.Duration, selected string, paint topPaint) *topModel {
-	return &topModel{ctx: ctx, interval: interval, paint: paint, rates: newRateTracker(max(topRateWindow, interval)),
+func newTopModel(interval time.Duration, selected string, paint topPaint) *topModel {
+	return &topModel{interval: interval, paint: paint, rates: newRateTracker(max(topRateWindow, interval)),
 		screen: topScreen{Interval: interval, Selected: selected, Now: time.Now()}}
 }
 
@@ -65,7 +63,7 @@ func (m *topModel) refresh() tea.Msg {
 	if m.fetch == nil {
 		return nil
 	}
-	return m.fetch(m.ctx)
+	return m.fetch()
 }
 
 // Update applies a message.
@@ -150,9 +148,12 @@ func (m *topModel) onData(msg topDataMsg) tea.Cmd {
 	s.Apps, s.Nodes = msg.apps, msg.nodes
 	s.Rates = m.rates.observe(msg.apps, msg.at)
 	order := topOrder(msg.apps)
+	before := s.Selected
 	s.Selected = reselect(m.order, order, s.Selected)
 	m.order = order
-	if m.feed == nil || m.feed.app != s.Selected {
+	if m.feed == nil || s.Selected != before {
+		// The first app shown, or the selected app went: follow at once (a
+		// selection moved by keys follows once it settles).
 		return tea.Batch(next, m.followSelected())
 	}
 	return next
@@ -174,8 +175,9 @@ func (m *topModel) followSelected() tea.Cmd {
 	if m.feed != nil {
 		gen = m.feed.gen + 1
 	}
-	m.feed = newLogFeed(m.ctx, gen, app)
-	return tea.Batch(m.follow(m.feed), m.feed.wait)
+	feed, follow := m.follow(gen, app)
+	m.feed = feed
+	return tea.Batch(follow, feed.wait)
 }
 
 // stopFeed stops following the log pane's app.

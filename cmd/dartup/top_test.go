@@ -332,7 +332,13 @@ func key(k string) tea.KeyMsg {
 // TestTopModel drives the model with messages as bubbletea would.
 func TestTopModel(t *testing.T) {
 	t.Parallel()
-	m := newTopModel(t.Context(), time.Second, "", nil)
+	m := newTopModel(time.Second, "", nil)
+	var feeds []*logFeed
+	m.follow = func(gen int, app string) (*logFeed, tea.Cmd) {
+		f, _ := newLogFeed(t.Context(), gen, app)
+		feeds = append(feeds, f)
+		return f, nil
+	}
 	t0 := time.Unix(30000, 0)
 	apps := []clientsdk.AppSummary{daemonApp("b"), daemonApp("a"), lambdaApp("f", map[string]uint64{"n": 1})}
 	m.Update(tea.WindowSizeMsg{Width: 90, Height: 30})
@@ -355,8 +361,17 @@ func TestTopModel(t *testing.T) {
 		t.Errorf("an old settle moved the log pane to %q", m.screen.LogApp)
 	}
 	m.Update(topSettledMsg{gen: m.settle})
-	if m.screen.LogApp != "f" {
-		t.Errorf("log pane on %q, want f", m.screen.LogApp)
+	if m.screen.LogApp != "f" || len(feeds) != 2 || feeds[1].app != "f" || feeds[1].gen != feeds[0].gen+1 {
+		t.Fatalf("log pane on %q, feeds %v; want f's", m.screen.LogApp, feeds)
+	}
+	select {
+	case <-feeds[0].done:
+	default:
+		t.Error("b's feed goes on after the pane moved to f")
+	}
+	if _, cmd := m.Update(topLogsMsg{gen: feeds[1].gen, lines: []clientsdk.LogLine{{App: "f", Line: "hello"}}, dropped: 3}); cmd == nil ||
+		len(m.screen.Logs) != 1 || !strings.HasPrefix(m.screen.LogNote, "3 lines skipped") {
+		t.Errorf("f's lines: %v, note %q", m.screen.Logs, m.screen.LogNote)
 	}
 	// A failed refresh keeps what was shown, and says why.
 	m.Update(topDataMsg{err: fmt.Errorf("nats: timeout"), at: t0.Add(time.Second)})
@@ -368,8 +383,8 @@ func TestTopModel(t *testing.T) {
 		t.Errorf("the error's start moved to %s", m.screen.ErrAt)
 	}
 	m.Update(topDataMsg{apps: apps[:2], at: t0.Add(3 * time.Second)})
-	if m.screen.Err != "" || m.screen.Selected != "a" {
-		t.Errorf("after f went: err %q, selected %q", m.screen.Err, m.screen.Selected)
+	if m.screen.Err != "" || m.screen.Selected != "a" || m.screen.LogApp != "a" || len(feeds) != 3 {
+		t.Errorf("after f went: err %q, selected %q, log pane on %q", m.screen.Err, m.screen.Selected, m.screen.LogApp)
 	}
 	// Lines of a feed that is not the current one are dropped.
 	m.Update(topLogsMsg{gen: 99, lines: []clientsdk.LogLine{{Line: "stale"}}})
@@ -424,7 +439,7 @@ func TestLogBounds(t *testing.T) {
 	if len(kept) != 10 || kept[0].Line != "20" || kept[9].Line != "29" {
 		t.Errorf("kept %v", kept)
 	}
-	f := newLogFeed(t.Context(), 7, "web")
+	f, _ := newLogFeed(t.Context(), 7, "web")
 	for i := range topLogKeep + 25 {
 		f.add(clientsdk.LogLine{Line: fmt.Sprintf("\x1b[31m%d", i)})
 	}
@@ -439,5 +454,33 @@ func TestLogBounds(t *testing.T) {
 	f.cancel()
 	if msg := f.wait(); msg != nil {
 		t.Errorf("a stopped feed brought %v", msg)
+	}
+}
+
+// BenchmarkRenderTop renders a screen of 300 daemon instances (100 apps),
+// 50 lambdas and a full log pane, as each update does.
+func BenchmarkRenderTop(b *testing.B) {
+	now := time.Unix(20000, 0)
+	var apps []clientsdk.AppSummary
+	for i := range 100 {
+		var in []clientsdk.InstanceStatus
+		for j := range 3 {
+			in = append(in, clientsdk.InstanceStatus{Instance: j, Node: "node-1", State: clientsdk.StateRunning, PID: 1000 + j,
+				StartedAt: now.Add(-time.Hour), CPUPercent: 1.5, MemoryBytes: 50 << 20})
+		}
+		apps = append(apps, daemonApp(fmt.Sprintf("app%03d", i), in...))
+	}
+	for i := range 50 {
+		apps = append(apps, lambdaApp(fmt.Sprintf("fn%02d", i), map[string]uint64{"node-1": 100, "node-2": 200}))
+	}
+	var logs []clientsdk.LogLine
+	for i := range topLogKeep {
+		logs = append(logs, clientsdk.LogLine{App: "app000", Time: now, Line: fmt.Sprintf("GET /items/%d 200 1.2ms %s", i, strings.Repeat("x", 80))})
+	}
+	s := topScreen{Width: 200, Height: 60, Now: now, Loaded: true, Apps: apps, Selected: "fn49", LogApp: "app000", Logs: logs,
+		Nodes: []clientsdk.Node{{ID: "node-1", Alive: true}, {ID: "node-2", Alive: true}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = renderTop(s, escapePaint)
 	}
 }

@@ -29,6 +29,9 @@ const (
 // maxBytes bytes (on a character boundary). An app cannot drive the
 // terminal of whoever watches it.
 func cleanText(s string, maxBytes int) string {
+	if plainASCII(s) {
+		return cutBytes(s, maxBytes)
+	}
 	s = cutBytes(s, topRawBytes)
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = ansi.Strip(s)
@@ -43,6 +46,16 @@ func cleanText(s string, maxBytes int) string {
 		}
 	}
 	return cutBytes(b.String(), maxBytes)
+}
+
+// plainASCII reports whether s holds printable ASCII only (nothing to clean).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // isBidiControl reports the characters that reorder text on terminals that
