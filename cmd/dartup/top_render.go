@@ -26,7 +26,7 @@ func renderTop(s topScreen, paint topPaint) string {
 	}
 	top := []string{topHeader(s, paint), topNodesLine(s, paint)}
 	if s.Err != "" {
-		msg := fmt.Sprintf("! cannot refresh for %s: %s; retrying every %s", ageText(s.Now.Sub(s.ErrAt)), cleanText(s.Err, 512), s.Interval)
+		msg := fmt.Sprintf("! cannot refresh for %s (trying every %s): %s", ageText(s.Now.Sub(s.ErrAt)), s.Interval, cleanText(s.Err, 512))
 		top = append(top, paint.do(toneBad, fit(msg, s.Width)))
 	}
 	var body []string
