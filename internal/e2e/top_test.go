@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -59,7 +60,9 @@ func startInPTY(t *testing.T, cols, rows uint16, env []string, bin string, args 
 func (p *ptyProc) mark() int { return len(p.out.String()) }
 
 // waitScreen waits until the output after from, escapes stripped, matches
-// re; it fails the test if the program exits first.
+// re; it fails the test if the program exits first. Stripped of the
+// cursor moves, lines run into each other: a number in re ends with
+// (\D|$), not \b.
 func (p *ptyProc) waitScreen(from int, timeout time.Duration, what string, re *regexp.Regexp) {
 	p.t.Helper()
 	testutil.WaitFor(p.t, timeout, what, func() bool {
@@ -80,7 +83,12 @@ func (p *ptyProc) waitScreen(from int, timeout time.Duration, what string, re *r
 func TestTopInATerminal(t *testing.T) {
 	dir := testutil.TempDir(t)
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
-	s := startServeAt(t, dir, natsAddr)
+	// User ids of its own (as root): the app keeps its id across the
+	// restart below, which another node on this machine could take while
+	// this one is down if they shared the default range.
+	lo := 40000 + 100*rand.IntN(100)
+	uids := fmt.Sprintf("%d-%d", lo, lo+99)
+	s := startServeAt(t, dir, natsAddr, "--uid-range", uids)
 	// The daemon prints a line on SIGUSR1, naming its pid and a count.
 	s.dartup("push", "--name", "topd", "--runtime", "command", "--", "/bin/sh", "-c",
 		`n=0; trap 'n=$((n+1)); echo "top-marker-$$-$n"' USR1; echo "started-$$"; while :; do sleep 0.1; done`)
@@ -91,16 +99,16 @@ func TestTopInATerminal(t *testing.T) {
 
 	p := startInPTY(t, 120, 40, []string{"DARTUP_URL=" + s.natsURL, "TERM=xterm-256color"}, testutil.Dartup(t), "top", "topd")
 	p.waitScreen(0, 30*time.Second, "topd's instance (pid) and the lambda on the screen",
-		regexp.MustCompile(fmt.Sprintf(`(?s)topd\s+0\s+running\s+\S+\s+%d\b.*topfn\s+\S+/s\s+1\s`, pid)))
+		regexp.MustCompile(fmt.Sprintf(`(?s)topd\s+0\s+running\s+\S+\s+%d(\D|$).*topfn\s+\S+/s\s+1\s`, pid)))
 	// The app's first line (in the log pane's history) says its trap is set.
-	p.waitScreen(0, 20*time.Second, "topd's first line", regexp.MustCompile(fmt.Sprintf(`topd\.0 \| started-%d\b`, pid)))
+	p.waitScreen(0, 20*time.Second, "topd's first line", regexp.MustCompile(fmt.Sprintf(`topd\.0 \| started-%d(\D|$)`, pid)))
 
 	from := p.mark()
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
 	p.waitScreen(from, 20*time.Second, "the line topd printed after top started, in the log pane",
-		regexp.MustCompile(fmt.Sprintf(`topd\.0 \| top-marker-%d-1\b`, pid)))
+		regexp.MustCompile(fmt.Sprintf(`topd\.0 \| top-marker-%d-1(\D|$)`, pid)))
 
 	// Small, then back: it draws on and does not crash.
 	for _, size := range []pty.Winsize{{Cols: 30, Rows: 6}, {Cols: 8, Rows: 2}, {Cols: 120, Rows: 40}} {
@@ -117,16 +125,16 @@ func TestTopInATerminal(t *testing.T) {
 	p.waitScreen(from, 20*time.Second, "the refresh error", regexp.MustCompile(`cannot refresh for`))
 	// It comes back (same address and data): top shows the restarted
 	// instance and follows its output again.
-	s = startServeAt(t, dir, natsAddr)
+	s = startServeAt(t, dir, natsAddr, "--uid-range", uids)
 	pid2 := runningPID(t, s, "topd", pid)
 	from = p.mark()
-	p.waitScreen(from, 30*time.Second, "the restarted instance's pid", regexp.MustCompile(fmt.Sprintf(`topd\s+0\s+running\s+\S+\s+%d\b`, pid2)))
-	p.waitScreen(from, 20*time.Second, "the new process's first line", regexp.MustCompile(fmt.Sprintf(`topd\.0 \| started-%d\b`, pid2)))
+	p.waitScreen(from, 30*time.Second, "the restarted instance's pid", regexp.MustCompile(fmt.Sprintf(`topd\s+0\s+running\s+\S+\s+%d(\D|$)`, pid2)))
+	p.waitScreen(from, 20*time.Second, "the new process's first line", regexp.MustCompile(fmt.Sprintf(`topd\.0 \| started-%d(\D|$)`, pid2)))
 	if err := syscall.Kill(pid2, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
 	p.waitScreen(from, 20*time.Second, "the new process's line after the server came back",
-		regexp.MustCompile(fmt.Sprintf(`topd\.0 \| top-marker-%d-1\b`, pid2)))
+		regexp.MustCompile(fmt.Sprintf(`topd\.0 \| top-marker-%d-1(\D|$)`, pid2)))
 
 	t0 := time.Now()
 	if _, err := p.tty.Write([]byte("q")); err != nil {
