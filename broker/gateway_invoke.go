@@ -61,6 +61,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; lambda "+name+" takes only its function routes (`dartup routes` lists them)")
 		return
 	}
+	noteLambda(r, name, info)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPEventBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -72,8 +73,12 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		return
 	}
 	info.SourceIP, info.User = g.clientIP(r).String(), authUser(r)
+	if spec.Lambda.HTTPEvent != clientsdk.HTTPEventRaw {
+		setAmznTraceID(r.Header)
+	}
 	event, err := clientsdk.HTTPEvent(spec.Lambda.HTTPEvent, r, body, info)
 	if err != nil {
+		g.warnRequest(r, "cannot build a lambda event", "lambda", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())
 		return
 	}
@@ -88,15 +93,22 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), invokeWait(spec.Lambda.Timeout.D()))
 	defer cancel()
-	msg, err := g.b.nc.RequestWithContext(ctx, clientsdk.LambdaSubject(name), event)
+	msg, err := g.b.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: clientsdk.LambdaSubject(name), Header: natsTrace(r), Data: event})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
+		g.warnRequest(r, "no runner hosts the lambda", "lambda", name)
 		writeError(w, http.StatusServiceUnavailable, "NoRunner", "no runner hosts lambda "+name+" right now")
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		if r.Context().Err() == nil {
+			g.warnRequest(r, "the lambda did not answer in time", "lambda", name, "waited", invokeWait(spec.Lambda.Timeout.D()))
+		}
 		writeError(w, http.StatusGatewayTimeout, "Timeout", "lambda "+name+" did not answer in time")
 		return
 	case err != nil:
+		if r.Context().Err() == nil {
+			g.warnRequest(r, "cannot invoke the lambda", "lambda", name, "err", err)
+		}
 		writeError(w, http.StatusBadGateway, "InvokeError", "cannot invoke lambda "+name+": "+err.Error())
 		return
 	}
