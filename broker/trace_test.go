@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +260,10 @@ func TestGatewayOTLPSpans(t *testing.T) {
 	nf := waitSpan(t, tp, col, "the 404's span", func(s testutil.Span) bool { return s.Attr("http.response.status_code") == "404" })
 	if nf.Name != "GET" || nf.Attr("dartup.route.owner") != "" || nf.ParentID() != "" {
 		t.Fatalf("a request no route takes: span %q attrs %v parent %q", nf.Name, nf.Attributes, nf.ParentID())
+	}
+	// A trace the SDK starts has an X-Ray-valid id: the time first.
+	if secs, err := strconv.ParseInt(nf.TraceID()[:8], 16, 64); err != nil || time.Since(time.Unix(secs, 0)).Abs() > time.Minute {
+		t.Fatalf("a new trace id %s does not start with the time", nf.TraceID())
 	}
 	for _, s := range col.Spans() {
 		if strings.Contains(s.Name, "123") || strings.Contains(s.Name, "no-such") {

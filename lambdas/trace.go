@@ -3,6 +3,8 @@ package lambdas
 import (
 	"context"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/otelspan"
@@ -97,15 +99,28 @@ func (t *invTrace) end(e *clientsdk.Error) {
 	code := http.StatusOK
 	if e != nil {
 		code = e.Code
-		typ := e.Type
-		if len(typ) > maxSpanErrorType {
-			typ = typ[:maxSpanErrorType]
-		}
+		typ := spanText(e.Type, maxSpanErrorType)
 		t.span.SetAttributes(attribute.String("dartup.error.type", typ), attribute.Int("dartup.error.code", e.Code))
 		t.span.SetStatus(codes.Error, typ)
 	}
 	t.span.SetAttributes(attribute.String("dartup.result", resultOf(code)))
 	t.span.End()
+}
+
+// spanText is s cut to at most max bytes on a character boundary, with
+// invalid UTF-8 replaced: a function's error type comes from its own bytes
+// (a Runtime API header), and one string that is not UTF-8 would make the
+// exporter drop the whole batch it is in.
+func spanText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // resultOf names an invocation's outcome by the code it was answered with.

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dartup/dartup/clientsdk"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TracesPath is what ParseEndpoint adds to an endpoint URL without a path
@@ -103,5 +105,21 @@ func New(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, error) {
 	if cfg.BatchTimeout > 0 {
 		bopts = append(bopts, sdktrace.WithBatchTimeout(cfg.BatchTimeout))
 	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, bopts...), sdktrace.WithResource(res)), nil
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, bopts...), sdktrace.WithResource(res), sdktrace.WithIDGenerator(xrayIDs{})), nil
+}
+
+// xrayIDs makes the SDK's ids as dartup makes its own: a new trace id
+// starts with the time in Unix seconds (a valid X-Ray root, as traces
+// started without the SDK), span ids are random.
+type xrayIDs struct{}
+
+// NewIDs implements sdktrace.IDGenerator.
+func (xrayIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
+	tc := clientsdk.NewTrace()
+	return tc.TraceID, tc.ParentID
+}
+
+// NewSpanID implements sdktrace.IDGenerator.
+func (xrayIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID {
+	return clientsdk.NewSpanID()
 }
