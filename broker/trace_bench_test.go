@@ -12,7 +12,6 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/dartup/dartup/internal/otlpexport"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,13 +36,7 @@ func benchGatewayInvoke(b *testing.B, traceparent string, otlp bool) {
 	var cfgMod []func(*broker.Config)
 	lopts := []lambdas.Option{lambdas.WithNodeID("n1")}
 	if otlp {
-		col := testutil.StartOTLP(b)
-		u, _ := otlpexport.ParseEndpoint(col.URL)
-		tp, err := otlpexport.New(context.Background(), otlpexport.Config{Endpoint: u})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		tp, _ := testutil.OTLPProvider(b)
 		cfgMod = append(cfgMod, func(c *broker.Config) { c.TracerProvider = tp })
 		lopts = append(lopts, lambdas.WithTracerProvider(tp))
 	}

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -12,11 +11,9 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/dartup/dartup/internal/otlpexport"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 const tracePkg = "./internal/testutil/workers/lambdatrace"
@@ -192,45 +189,13 @@ func TestGatewayTraceToDaemon(t *testing.T) {
 	}
 }
 
-// otlpProvider is a real SDK provider exporting to a loopback collector.
-func otlpProvider(t *testing.T) (*sdktrace.TracerProvider, *testutil.OTLPCollector) {
-	t.Helper()
-	col := testutil.StartOTLP(t)
-	u, err := otlpexport.ParseEndpoint(col.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := otlpexport.New(context.Background(), otlpexport.Config{Endpoint: u, InstanceID: "test", Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, col
-}
-
-// waitSpan flushes tp until the collector has a span that match accepts.
-func waitSpan(t *testing.T, tp *sdktrace.TracerProvider, col *testutil.OTLPCollector, what string, match func(testutil.Span) bool) testutil.Span {
-	t.Helper()
-	var s testutil.Span
-	testutil.WaitFor(t, 10*time.Second, what, func() bool {
-		_ = tp.ForceFlush(context.Background())
-		var ok bool
-		s, ok = col.Find(match)
-		return ok
-	})
-	if bad := col.Bad(); len(bad) > 0 {
-		t.Fatalf("the collector refused exports: %v", bad)
-	}
-	return s
-}
-
 // (d) With a tracer provider, the gateway's server span (a child of the
 // caller's traceparent, with method, route owner and status) and the
 // lambda host's invocation span (a child of the gateway's span) reach an
 // OTLP collector; the function's parent is the invocation span. A request
 // no route takes is a span named by its method alone, never its path.
 func TestGatewayOTLPSpans(t *testing.T) {
-	tp, col := otlpProvider(t)
+	tp, col := testutil.OTLPProvider(t)
 	b := testutil.StartBroker(t, func(c *broker.Config) { c.TracerProvider = tp })
 	r := newLambdaRigWith(t, b, []lambdas.Option{lambdas.WithTracerProvider(tp)})
 	r.host("tr", tracePkg, nil)
@@ -239,13 +204,13 @@ func TestGatewayOTLPSpans(t *testing.T) {
 	if !ok || gwHop.TraceIDString() != callerTrace {
 		t.Fatalf("the event's traceparent %q", e.Traceparent)
 	}
-	gw := waitSpan(t, tp, col, "the gateway span", func(s testutil.Span) bool { return s.SpanID() == gwHop.ParentIDString() })
+	gw := col.WaitSpan(t, tp, "the gateway span", func(s testutil.Span) bool { return s.SpanID() == gwHop.ParentIDString() })
 	if gw.Name != "GET /tr" || gw.TraceID() != callerTrace || gw.ParentID() != callerSpan || gw.Kind.String() != "SPAN_KIND_SERVER" ||
 		gw.Attr("http.request.method") != "GET" || gw.Attr("dartup.route.owner") != "tr" || gw.Attr("http.response.status_code") != "200" ||
 		gw.Scope != "github.com/dartup/dartup/broker" {
 		t.Fatalf("gateway span %q trace %s parent %s kind %s scope %s attrs %v", gw.Name, gw.TraceID(), gw.ParentID(), gw.Kind, gw.Scope, gw.Attributes)
 	}
-	inv := waitSpan(t, tp, col, "the invocation span", func(s testutil.Span) bool { return s.ParentID() == gw.SpanID() })
+	inv := col.WaitSpan(t, tp, "the invocation span", func(s testutil.Span) bool { return s.ParentID() == gw.SpanID() })
 	if inv.Name != "tr" || inv.TraceID() != callerTrace || inv.Attr("faas.coldstart") != "true" || inv.Attr("dartup.result") != "ok" {
 		t.Fatalf("invocation span %q trace %s attrs %v", inv.Name, inv.TraceID(), inv.Attributes)
 	}
@@ -257,7 +222,7 @@ func TestGatewayOTLPSpans(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /no-such-lambda: %d", resp.StatusCode)
 	}
-	nf := waitSpan(t, tp, col, "the 404's span", func(s testutil.Span) bool { return s.Attr("http.response.status_code") == "404" })
+	nf := col.WaitSpan(t, tp, "the 404's span", func(s testutil.Span) bool { return s.Attr("http.response.status_code") == "404" })
 	if nf.Name != "GET" || nf.Attr("dartup.route.owner") != "" || nf.ParentID() != "" {
 		t.Fatalf("a request no route takes: span %q attrs %v parent %q", nf.Name, nf.Attributes, nf.ParentID())
 	}

@@ -1,7 +1,6 @@
 package lambdas_test
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -9,11 +8,9 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/dartup/dartup/internal/otlpexport"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 const tracePkg = "./internal/testutil/workers/lambdatrace"
@@ -84,44 +81,12 @@ func TestInvocationTraceFromNATS(t *testing.T) {
 	}
 }
 
-// otlpProvider is a real SDK provider exporting to a loopback collector.
-func otlpProvider(t *testing.T) (*sdktrace.TracerProvider, *testutil.OTLPCollector) {
-	t.Helper()
-	col := testutil.StartOTLP(t)
-	u, err := otlpexport.ParseEndpoint(col.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := otlpexport.New(context.Background(), otlpexport.Config{Endpoint: u, InstanceID: "n1", Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, col
-}
-
-// waitSpan flushes tp until the collector has a span that match accepts.
-func waitSpan(t *testing.T, tp *sdktrace.TracerProvider, col *testutil.OTLPCollector, what string, match func(testutil.Span) bool) testutil.Span {
-	t.Helper()
-	var s testutil.Span
-	testutil.WaitFor(t, 10*time.Second, what, func() bool {
-		_ = tp.ForceFlush(context.Background())
-		var ok bool
-		s, ok = col.Find(match)
-		return ok
-	})
-	if bad := col.Bad(); len(bad) > 0 {
-		t.Fatalf("the collector refused exports: %v", bad)
-	}
-	return s
-}
-
 // With a tracer provider each invocation is a server span, a child of the
 // caller's traceparent, named after the function, with its cold start and
 // result; the function's parent is that span. Failures are spans with an
 // error status; a stdio process gets the span in its environment.
 func TestInvocationSpans(t *testing.T) {
-	tp, col := otlpProvider(t)
+	tp, col := testutil.OTLPProvider(t)
 	r := newRig(t, lambdas.WithTracerProvider(tp))
 	r.deployGo("tr", tracePkg, nil)
 	const callerTrace, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -134,7 +99,7 @@ func TestInvocationSpans(t *testing.T) {
 		if m == nil || m[1]+m[2] != callerTrace || m[3] == callerSpan || m[4] != "1" {
 			t.Fatalf("the function got %q: want the caller's sampled trace with the invocation's span as parent", echo.EnvTraceID)
 		}
-		spans[m[3]] = waitSpan(t, tp, col, "the invocation span "+m[3], func(s testutil.Span) bool { return s.SpanID() == m[3] })
+		spans[m[3]] = col.WaitSpan(t, tp, "the invocation span "+m[3], func(s testutil.Span) bool { return s.SpanID() == m[3] })
 	}
 	for i, echo := range []traceEcho{first, second} {
 		s := spans[xrayRE.FindStringSubmatch(echo.EnvTraceID)[3]]
@@ -163,7 +128,7 @@ func TestInvocationSpans(t *testing.T) {
 	if !ok || hop.TraceIDString() != callerTrace || hop.XRay() != xray || !hop.Sampled() {
 		t.Fatalf("stdio environment: _X_AMZN_TRACE_ID=%q TRACEPARENT=%q", xray, tparent)
 	}
-	sp := waitSpan(t, tp, col, "the stdio span", func(s testutil.Span) bool { return s.SpanID() == hop.ParentIDString() })
+	sp := col.WaitSpan(t, tp, "the stdio span", func(s testutil.Span) bool { return s.SpanID() == hop.ParentIDString() })
 	if sp.Name != "sh" || sp.ParentID() != callerSpan || sp.Attr("faas.coldstart") != "true" || sp.Attr("dartup.result") != "ok" {
 		t.Errorf("stdio span %q parent %s attrs %v", sp.Name, sp.ParentID(), sp.Attributes)
 	}
@@ -173,7 +138,7 @@ func TestInvocationSpans(t *testing.T) {
 	if err != nil || clientsdk.ErrorFromMsg(reply) == nil {
 		t.Fatalf("a failing stdio process answered %v %s", err, reply.Data)
 	}
-	fail := waitSpan(t, tp, col, "the failed invocation's span", func(s testutil.Span) bool { return s.Name == "sh" && s.Attr("dartup.result") != "ok" })
+	fail := col.WaitSpan(t, tp, "the failed invocation's span", func(s testutil.Span) bool { return s.Name == "sh" && s.Attr("dartup.result") != "ok" })
 	if fail.Attr("dartup.result") != "function_error" || fail.Attr("dartup.error.code") != "500" || fail.Status.GetCode().String() != "STATUS_CODE_ERROR" ||
 		fail.ParentID() != "" || fail.TraceID() == callerTrace {
 		t.Errorf("failed invocation: span parent %q trace %s status %v attrs %v; want a root span with an error", fail.ParentID(), fail.TraceID(), fail.Status, fail.Attributes)

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -9,6 +10,10 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/dartup/dartup/internal/otlpexport"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -155,4 +160,39 @@ func (c *OTLPCollector) Find(match func(Span) bool) (Span, bool) {
 		}
 	}
 	return Span{}, false
+}
+
+// OTLPProvider starts a collector and a real SDK tracer provider that
+// exports to it, as `dartup serve --otlp-endpoint` builds one; both are
+// stopped in t.Cleanup.
+func OTLPProvider(t testing.TB) (*sdktrace.TracerProvider, *OTLPCollector) {
+	t.Helper()
+	col := StartOTLP(t)
+	u, err := otlpexport.ParseEndpoint(col.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := otlpexport.New(context.Background(), otlpexport.Config{Endpoint: u, InstanceID: "test", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp, col
+}
+
+// WaitSpan flushes tp until the collector has a span that match accepts,
+// and fails the test when it refused an export.
+func (c *OTLPCollector) WaitSpan(t testing.TB, tp *sdktrace.TracerProvider, what string, match func(Span) bool) Span {
+	t.Helper()
+	var s Span
+	WaitFor(t, 10*time.Second, what, func() bool {
+		_ = tp.ForceFlush(context.Background())
+		var ok bool
+		s, ok = c.Find(match)
+		return ok
+	})
+	if bad := c.Bad(); len(bad) > 0 {
+		t.Fatalf("the collector refused exports: %v", bad)
+	}
+	return s
 }
