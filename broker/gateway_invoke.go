@@ -113,15 +113,18 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		return
 	}
 	if e := clientsdk.ErrorFromMsg(msg); e != nil {
+		if e.Code >= http.StatusBadGateway {
+			g.warnRequest(r, "lambda invocation failed", "lambda", name, "code", e.Code, "type", e.Type)
+		}
 		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
 		return
 	}
-	g.writeReply(w, name, msg.Data)
+	g.writeReply(w, r, name, msg.Data)
 }
 
 // writeReply writes a lambda's reply: a proxy response becomes that
 // response; anything else is the body of a 200.
-func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
+func (g *gateway) writeReply(w http.ResponseWriter, r *http.Request, name string, reply []byte) {
 	pr, ok := clientsdk.ParseProxyResponse(reply)
 	if !ok {
 		w.Header().Set("Content-Type", http.DetectContentType(reply))
@@ -136,11 +139,13 @@ func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
 	if pr.StatusCode < 200 || pr.StatusCode > 599 {
 		// 1xx would leave the client waiting for a final answer that never
 		// comes (101 for a connection the gateway does not upgrade).
+		g.warnRequest(r, "the lambda answered an invalid statusCode", "lambda", name, "status_code", pr.StatusCode)
 		writeError(w, http.StatusBadGateway, "InvalidResponse", fmt.Sprintf("lambda %s answered statusCode %d; a lambda's answer needs a final status, 200 to 599", name, pr.StatusCode))
 		return
 	}
 	body, err := pr.BodyBytes()
 	if err != nil {
+		g.warnRequest(r, "the lambda answered a body that is not valid base64", "lambda", name)
 		writeError(w, http.StatusBadGateway, "InvalidResponse", "lambda "+name+" answered a body that is not valid base64: "+err.Error())
 		return
 	}

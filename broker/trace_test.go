@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -233,6 +234,30 @@ func TestGatewayOTLPSpans(t *testing.T) {
 	for _, s := range col.Spans() {
 		if strings.Contains(s.Name, "123") || strings.Contains(s.Name, "no-such") {
 			t.Errorf("a span is named after a raw path: %q", s.Name)
+		}
+	}
+}
+
+// The gateway logs the failures it answers (5xx but a function's 500)
+// with the request's trace id: a lambda that no runner hosts is a 503,
+// and the warning names the caller's trace.
+func TestGatewayLogsTraceID(t *testing.T) {
+	var logs testutil.SyncBuffer
+	b := testutil.StartBroker(t, func(c *broker.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	r := newLambdaRigOn(t, b)
+	r.put("orphan", clientsdk.KindLambda, nil) // stored, hosted nowhere
+	resp, body := r.do("GET", "/orphan", nil, map[string]string{"traceparent": callerTP})
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET /orphan: %d %s", resp.StatusCode, body)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool {
+		return strings.Contains(logs.String(), "lambda invocation failed")
+	})
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "lambda invocation failed") && !strings.Contains(line, "trace_id="+callerTrace) {
+			t.Fatalf("the warning has no trace id: %s", line)
 		}
 	}
 }
