@@ -230,6 +230,9 @@ type asyncEvent struct {
 	body []byte
 	// hops is how many outcomes in a row led to this event (HeaderHops).
 	hops int
+	// traceparent is the valid W3C traceparent stored with the event
+	// (the gateway's hop), passed on to each attempt; "" for none.
+	traceparent string
 }
 
 // readAsyncEvent reads a delivered event. Its request id is the header's
@@ -243,6 +246,9 @@ func readAsyncEvent(name string, h nats.Header, data []byte, seq uint64, stored 
 	}
 	if h.Get(headerScheduler) != "" {
 		ev.body = fillScheduledEvent(data, stored, ev.id)
+	}
+	if tc, ok := clientsdk.TraceFromNATS(h); ok {
+		ev.traceparent = tc.String()
 	}
 	if n, err := strconv.Atoi(h.Get(clientsdk.HeaderHops)); err == nil && n > 0 {
 		ev.hops = min(n, clientsdk.MaxAsyncHops+1)

@@ -72,6 +72,9 @@ func (l *asyncLoop) handle(m jetstream.Msg) {
 func (l *asyncLoop) call(ev asyncEvent, wait time.Duration) (*nats.Msg, error) {
 	req := nats.NewMsg(clientsdk.LambdaSubject(l.name))
 	req.Header.Set(clientsdk.HeaderRequestID, ev.id)
+	if ev.traceparent != "" {
+		req.Header.Set(clientsdk.HeaderTraceparent, ev.traceparent)
+	}
 	req.Data = ev.body
 	ctx, cancel := context.WithTimeout(l.ctx, wait)
 	defer cancel()

@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of `dartup serve`.
@@ -149,6 +150,9 @@ type Config struct {
 	LocalRunner bool
 	// Logger receives the server's and the broker's logs (default: discard).
 	Logger *slog.Logger
+	// TracerProvider, when set, records a server span per gateway request
+	// (docs/tracing.md); nil records none (trace headers are passed on all the same).
+	TracerProvider trace.TracerProvider
 
 	// logins replaces defaultLoginLimits (tests and benchmarks only).
 	logins *loginLimits

@@ -149,9 +149,15 @@ func checkRefused(t *testing.T, r *lambdaRig, method, path string, code int, typ
 // instance: a real HTTP server on loopback answering "NAME METHOD PATH".
 func routeDaemon(t *testing.T, r *lambdaRig, name, prefix string) {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	routeDaemonTo(t, r, name, prefix, func(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(w, "%s %s %s", name, req.Method, req.URL.Path)
-	}))
+	})
+}
+
+// routeDaemonTo is routeDaemon whose instance answers with h.
+func routeDaemonTo(t *testing.T, r *lambdaRig, name, prefix string, h http.HandlerFunc) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	s := clientsdk.AppSpec{Name: name, Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeCommand, Command: []string{"x"},
 		HTTP: []clientsdk.HTTPRoute{{Prefix: prefix}}}

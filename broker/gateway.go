@@ -55,7 +55,7 @@ func startGateway(b *Broker) (*gateway, error) {
 	g.mux.HandleFunc("GET /healthz", g.healthz)
 	g.mux.HandleFunc("/", g.route)
 	g.srv = &http.Server{
-		Handler: g.authenticate(g.mux),
+		Handler: g.traced(g.authenticate(g.mux)),
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, connInfoKey{}, &connInfo{})
 		},

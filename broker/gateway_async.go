@@ -43,7 +43,12 @@ func (g *gateway) invokeAsync(w http.ResponseWriter, r *http.Request, name strin
 	id := clientsdk.NewRequestID()
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := g.b.js.PublishMsg(ctx, clientsdk.AsyncMsg(name, id, id, event)); err != nil {
+	m := clientsdk.AsyncMsg(name, id, id, event)
+	if v := r.Header[hTraceparent]; len(v) == 1 {
+		m.Header[clientsdk.HeaderTraceparent] = v // the eventual invocation's parent
+	}
+	if _, err := g.b.js.PublishMsg(ctx, m); err != nil {
+		g.warnRequest(r, "cannot store an async event", "lambda", name, "err", err)
 		err = clientsdk.AsyncStoreError(err)
 		if e, ok := clientsdk.AsError(err); ok {
 			writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)

@@ -61,6 +61,7 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		writeError(w, http.StatusNotFound, "NotFound", "no route "+r.URL.Path+"; lambda "+name+" takes only its function routes (`dartup routes` lists them)")
 		return
 	}
+	noteLambda(r, name, info)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPEventBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -72,8 +73,12 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		return
 	}
 	info.SourceIP, info.User = g.clientIP(r).String(), authUser(r)
+	if spec.Lambda.HTTPEvent != clientsdk.HTTPEventRaw {
+		setAmznTraceID(r.Header)
+	}
 	event, err := clientsdk.HTTPEvent(spec.Lambda.HTTPEvent, r, body, info)
 	if err != nil {
+		g.warnRequest(r, "cannot build a lambda event", "lambda", name, "err", err)
 		writeError(w, http.StatusInternalServerError, "EventError", "cannot build the event: "+err.Error())
 		return
 	}
@@ -88,28 +93,38 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), invokeWait(spec.Lambda.Timeout.D()))
 	defer cancel()
-	msg, err := g.b.nc.RequestWithContext(ctx, clientsdk.LambdaSubject(name), event)
+	msg, err := g.b.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: clientsdk.LambdaSubject(name), Header: natsTrace(r), Data: event})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
+		g.warnRequest(r, "no runner hosts the lambda", "lambda", name)
 		writeError(w, http.StatusServiceUnavailable, "NoRunner", "no runner hosts lambda "+name+" right now")
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		if r.Context().Err() == nil {
+			g.warnRequest(r, "the lambda did not answer in time", "lambda", name, "waited", invokeWait(spec.Lambda.Timeout.D()))
+		}
 		writeError(w, http.StatusGatewayTimeout, "Timeout", "lambda "+name+" did not answer in time")
 		return
 	case err != nil:
+		if r.Context().Err() == nil {
+			g.warnRequest(r, "cannot invoke the lambda", "lambda", name, "err", err)
+		}
 		writeError(w, http.StatusBadGateway, "InvokeError", "cannot invoke lambda "+name+": "+err.Error())
 		return
 	}
 	if e := clientsdk.ErrorFromMsg(msg); e != nil {
+		if e.Code >= http.StatusBadGateway {
+			g.warnRequest(r, "lambda invocation failed", "lambda", name, "code", e.Code, "type", e.Type)
+		}
 		writeError(w, lambdaHTTPStatus(e.Code), e.Type, e.Message)
 		return
 	}
-	g.writeReply(w, name, msg.Data)
+	g.writeReply(w, r, name, msg.Data)
 }
 
 // writeReply writes a lambda's reply: a proxy response becomes that
 // response; anything else is the body of a 200.
-func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
+func (g *gateway) writeReply(w http.ResponseWriter, r *http.Request, name string, reply []byte) {
 	pr, ok := clientsdk.ParseProxyResponse(reply)
 	if !ok {
 		w.Header().Set("Content-Type", http.DetectContentType(reply))
@@ -124,11 +139,13 @@ func (g *gateway) writeReply(w http.ResponseWriter, name string, reply []byte) {
 	if pr.StatusCode < 200 || pr.StatusCode > 599 {
 		// 1xx would leave the client waiting for a final answer that never
 		// comes (101 for a connection the gateway does not upgrade).
+		g.warnRequest(r, "the lambda answered an invalid statusCode", "lambda", name, "status_code", pr.StatusCode)
 		writeError(w, http.StatusBadGateway, "InvalidResponse", fmt.Sprintf("lambda %s answered statusCode %d; a lambda's answer needs a final status, 200 to 599", name, pr.StatusCode))
 		return
 	}
 	body, err := pr.BodyBytes()
 	if err != nil {
+		g.warnRequest(r, "the lambda answered a body that is not valid base64", "lambda", name)
 		writeError(w, http.StatusBadGateway, "InvalidResponse", "lambda "+name+" answered a body that is not valid base64: "+err.Error())
 		return
 	}

@@ -42,6 +42,12 @@ func newLambdaRig(t *testing.T) *lambdaRig {
 // newLambdaRigOn makes a rig of broker b, connecting with opts (credentials).
 func newLambdaRigOn(t *testing.T, b *broker.Broker, connOpts ...nats.Option) *lambdaRig {
 	t.Helper()
+	return newLambdaRigWith(t, b, nil, connOpts...)
+}
+
+// newLambdaRigWith is newLambdaRigOn with more options for the Manager.
+func newLambdaRigWith(t *testing.T, b *broker.Broker, lopts []lambdas.Option, connOpts ...nats.Option) *lambdaRig {
+	t.Helper()
 	nc := testutil.Connect(t, b.NATSURL(), connOpts...)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -55,7 +61,7 @@ func newLambdaRigOn(t *testing.T, b *broker.Broker, connOpts ...nats.Option) *la
 	if testing.Verbose() {
 		opts = append(opts, lambdas.WithLogger(testutil.TestLogger(t)))
 	}
-	m, err := lambdas.New(testutil.Connect(t, b.NATSURL(), connOpts...), opts...)
+	m, err := lambdas.New(testutil.Connect(t, b.NATSURL(), connOpts...), append(opts, lopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

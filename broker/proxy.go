@@ -68,6 +68,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if host, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
 		pr.Out.Header.Set("X-Real-Ip", host)
 	}
+	keepTrace(pr)
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "instance.dartup.invalid"
 	if rt, ok := pr.In.Context().Value(routeKey{}).(route); ok && rt.strip && rt.Prefix != "/" {
@@ -87,6 +88,7 @@ type routeKey struct{}
 
 // serve proxies r to one of app's ready instances.
 func (p *daemonProxy) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	noteDaemon(r, rt)
 	ctx := context.WithValue(r.Context(), proxyTargetKey{}, &proxyTarget{app: rt.app})
 	ctx = context.WithValue(ctx, routeKey{}, rt)
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -214,12 +216,14 @@ func (g *gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		app = t.app
 	}
 	if errors.Is(err, errNoInstance) {
+		g.warnRequest(r, "no ready instance for a request", "app", app)
 		writeError(w, http.StatusServiceUnavailable, "NoReadyInstance", g.notReadyReason(r.Context(), app))
 		return
 	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}
+	g.warnRequest(r, "cannot reach an instance", "app", app, "err", err)
 	writeError(w, http.StatusBadGateway, "BadGateway", "cannot reach an instance of "+app+": "+err.Error())
 }
 

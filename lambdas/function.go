@@ -70,12 +70,14 @@ func (f *function) onMsg(msg *nats.Msg) {
 		f.m.kickStats(f.name)
 		return
 	}
+	inv := &invocation{id: requestID(msg), msg: msg, event: msg.Data, received: time.Now(), f: f}
+	inv.tr = f.startTrace(inv)
 	if len(msg.Data) > MaxEventBytes {
-		inv := &invocation{id: requestID(msg), msg: msg, received: time.Now(), f: f}
+		inv.event = nil
 		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s is %d bytes, over the payload limit of %d (6 MiB); it was not run", f.name, len(msg.Data), MaxEventBytes))
 		return
 	}
-	f.submit(&invocation{id: requestID(msg), msg: msg, event: msg.Data, received: time.Now(), f: f})
+	f.submit(inv)
 }
 
 func (f *function) unavailable(reason string) *clientsdk.Error {

@@ -2,12 +2,9 @@ package lambdas
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +35,7 @@ type invocation struct {
 	event    []byte
 	received time.Time
 	f        *function
+	tr       invTrace // its hop of the caller's trace (trace.go)
 
 	// guarded by f.mu
 	timer      *time.Timer
@@ -60,13 +58,6 @@ func requestID(msg *nats.Msg) string {
 	return clientsdk.NewRequestID()
 }
 
-func newTraceID() string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return "Root=1-" + strconv.FormatInt(time.Now().Unix(), 16) + "-" + h[:24] + ";Parent=" + h[24:] + ";Sampled=0"
-}
-
 // succeed answers the caller with the function's result.
 func (inv *invocation) succeed(body []byte) {
 	if !inv.done.CompareAndSwap(false, true) {
@@ -78,12 +69,14 @@ func (inv *invocation) succeed(body []byte) {
 			if errors.Is(err, nats.ErrMaxPayload) {
 				e := clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", inv.f.name, len(body), inv.f.m.replies.Conn().MaxPayload())
 				inv.f.st.record(time.Since(inv.received), e)
+				inv.tr.end(e)
 				inv.respondError(e)
 				return
 			}
-			inv.f.log.Warn("cannot send lambda reply", "request_id", inv.id, "err", err)
+			inv.f.log.Warn("cannot send lambda reply", "request_id", inv.id, "trace_id", inv.tr.traceID(), "err", err)
 		}
 	}
+	inv.tr.end(nil)
 	inv.f.st.record(time.Since(inv.received), nil)
 	inv.f.m.kickStats(inv.f.name)
 }
@@ -100,7 +93,8 @@ func (inv *invocation) fail(e *clientsdk.Error) {
 	if e.Code >= 500 && e.Code != 500 {
 		lvl = slog.LevelWarn
 	}
-	inv.f.log.Log(context.Background(), lvl, "invocation failed", "request_id", inv.id, "code", e.Code, "type", e.Type, "message", e.Message)
+	inv.f.log.Log(context.Background(), lvl, "invocation failed", "request_id", inv.id, "trace_id", inv.tr.traceID(), "code", e.Code, "type", e.Type, "message", e.Message)
+	inv.tr.end(e)
 	inv.respondError(e)
 }
 
@@ -109,7 +103,7 @@ func (inv *invocation) respondError(e *clientsdk.Error) {
 		return
 	}
 	if err := inv.f.m.replies.RespondError(inv.msg, e); err != nil {
-		inv.f.log.Warn("cannot send lambda error reply", "request_id", inv.id, "err", err)
+		inv.f.log.Warn("cannot send lambda error reply", "request_id", inv.id, "trace_id", inv.tr.traceID(), "err", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxResponseBytes is the largest result a function may return: AWS's 6 MiB
@@ -72,6 +73,7 @@ type options struct {
 	replyConn   *nats.Conn
 	replyExtra  []string
 	appLogLevel slog.Level
+	tracer      trace.Tracer // WithTracerProvider; nil records no spans
 }
 
 // WithAppLogLevel sets the level at which workers' output lines also go to

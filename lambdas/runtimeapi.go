@@ -156,7 +156,8 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	h[HeaderDeadlineMsDart] = []string{deadline}
 	h[HeaderFunctionARN] = []string{arn}
 	h[HeaderFunctionARNDart] = []string{arn}
-	h[HeaderTraceID] = []string{newTraceID()}
+	h[HeaderTraceID] = []string{inv.tr.tc.XRay()}
+	inv.tr.coldStart(wk.servedNone)
 	if inv.msg != nil && inv.msg.Header != nil {
 		// Passed through from the NATS request's headers when set.
 		for _, k := range []string{HeaderClientContext, HeaderCognitoIdentity} {

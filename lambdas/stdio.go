@@ -92,7 +92,7 @@ func (f *function) execStdio(inv *invocation, slot int) (answer func()) {
 	tail := newTailBuffer(4096)
 	start := time.Now()
 	p, err := proc.Start(proc.Spec{
-		Path: f.cmd.Path, Args: f.cmd.Args, Env: f.env(nil), Dir: f.cmd.Dir, Credential: f.cmd.Credential,
+		Path: f.cmd.Path, Args: f.cmd.Args, Env: append(f.env(nil), inv.tr.stdioEnv()...), Dir: f.cmd.Dir, Credential: f.cmd.Credential,
 		Stdin:     bytes.NewReader(inv.event),
 		RawStdout: out,
 		OnStderr:  f.onLine(slot, "err", tail, newLogLimit()),

@@ -20,6 +20,7 @@ import (
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // nodeAgent is a runner with what it owns: its connection, the reply-only
@@ -40,6 +41,8 @@ type nodeConf struct {
 	opts     []runner.Option
 	// logApps puts the apps' output lines in the node's log too (--log-apps).
 	logApps bool
+	// tracing records lambda invocation spans (--otlp-endpoint; nil: none).
+	tracing trace.TracerProvider
 }
 
 // appLogLevel is the level of apps' output lines in the node's log.
@@ -52,7 +55,7 @@ func (c nodeConf) appLogLevel() slog.Level {
 
 // startLocalRunner starts the in-process runner of `dartup serve`; its node
 // id is the server's name, so that it finds its own claims after a restart.
-func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger, logApps bool, extra ...runner.Option) (*nodeAgent, error) {
+func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger, logApps bool, tracing trace.TracerProvider, extra ...runner.Option) (*nodeAgent, error) {
 	nc, err := b.Connect("dartup-runner")
 	if err != nil {
 		return nil, err
@@ -63,7 +66,7 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 		return nil, err
 	}
 	return startNode(ctx, nodeConf{nc: nc, rnc: rnc, id: clientsdk.TokenFrom(b.ServerName(), "node"), prefixes: b.ReplyPrefixes(),
-		logger: logger, logApps: logApps, opts: append([]runner.Option{
+		logger: logger, logApps: logApps, tracing: tracing, opts: append([]runner.Option{
 			runner.WithDataDir(b.DataDir()),
 			runner.WithNATSURL(b.WorkerURL()),
 		}, extra...)})
@@ -108,7 +111,7 @@ func newLambdaHost(ctx context.Context, c nodeConf) (*lambdas.Manager, error) {
 		return nil, fmt.Errorf("open %s (is this a dartup server?): %w", clientsdk.StatusBucket, err)
 	}
 	host, err := lambdas.New(c.nc, lambdas.WithLogger(c.logger), lambdas.WithNodeID(c.id), lambdas.WithStatusBucket(status),
-		lambdas.WithReplyConn(c.rnc, c.prefixes...), lambdas.WithAppLogLevel(c.appLogLevel()))
+		lambdas.WithReplyConn(c.rnc, c.prefixes...), lambdas.WithAppLogLevel(c.appLogLevel()), lambdas.WithTracerProvider(c.tracing))
 	if err != nil {
 		return nil, fmt.Errorf("start lambda host: %w", err)
 	}

@@ -34,6 +34,7 @@ type runnerFlags struct {
 	// replyPrefixes must match the server's --reply-prefix.
 	replyPrefixes []string
 	isolation     isolationFlags
+	tracing       tracingFlags
 }
 
 func newRunnerCmd() *cobra.Command {
@@ -45,7 +46,8 @@ func newRunnerCmd() *cobra.Command {
 (or any NATS server where dartup's buckets exist), registers itself and runs
 its share of the daemons and lambdas.`,
 		Example: `  dartup runner --server nats://10.0.0.1:4222 --user node --label zone=a
-  dartup runner --server nats://a:4222,nats://b:4222 --max-instances 20`,
+  dartup runner --server nats://a:4222,nats://b:4222 --max-instances 20
+  dartup runner --server nats://10.0.0.1:4222 --otlp-endpoint https://otel.example:4318`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRunner(cmd, f) },
 	}
@@ -64,6 +66,7 @@ its share of the daemons and lambdas.`,
 	fs.BoolVar(&f.logApps, "log-apps", false, "put the apps' output lines in the node's log too (they are always in dartup logs)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	f.isolation.register(cmd, "DATA-work, beside --data")
+	f.tracing.register(cmd)
 	return cmd
 }
 
@@ -78,6 +81,10 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		return err
 	}
 	isoOpts, err := f.isolation.options()
+	if err != nil {
+		return err
+	}
+	endpoint, err := f.tracing.check()
 	if err != nil {
 		return err
 	}
@@ -123,7 +130,14 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 		runner.WithTiming(f.heartbeat, f.nodeTimeout), runner.WithNATSURL(nc.ConnectedUrlRedacted()), runner.WithWorkerTLSCA(ca),
 		runner.WithAdvertise(f.advertise),
 	}, isoOpts...)
-	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts, logApps: f.logApps})
+	tr, err := startTracing(ctx, endpoint, id, logger)
+	if err != nil {
+		nc.Close()
+		rc.Close()
+		return err
+	}
+	defer func() { _ = tr.shutdown(context.Background()) }()
+	node, err := startNode(ctx, nodeConf{nc: nc, rnc: rc.Conn(), id: id, prefixes: f.replyPrefixes, logger: logger, opts: opts, logApps: f.logApps, tracing: tr.provider()})
 	if err != nil {
 		return err
 	}

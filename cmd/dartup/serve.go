@@ -55,6 +55,7 @@ type serveFlags struct {
 	maxStore        sizeFlag
 	logsMaxBytes    sizeFlag
 	eventsMaxBytes  sizeFlag
+	tracing         tracingFlags
 }
 
 // readyFile is written into the data dir once the server is ready, so that
@@ -89,6 +90,7 @@ routes need TLS and a cluster secret shared by every server
 rules when something else guards the network.`,
 		Example: `  dartup serve                              # NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:2374, data in ./.dartup
   dartup serve --data /var/lib/dartup -p 8080
+  dartup serve --otlp-endpoint http://127.0.0.1:4318   # spans to an OpenTelemetry collector
   dartup serve --require-password --tls-self-signed -a 0.0.0.0 --nats-addr 0.0.0.0:4222
   dartup serve --require-password --tls-cert /etc/dartup/server.pem --tls-key /etc/dartup/server-key.pem \
     --tls-ca /etc/dartup/ca.pem --nats-addr 0.0.0.0:4222 -a 0.0.0.0 \
@@ -132,6 +134,7 @@ rules when something else guards the network.`,
 	fs.Var(&f.logsMaxBytes, "logs-max-bytes", "the most the app logs stream keeps, oldest lines dropped first, at least 1MiB (default or 0: 1/8 of the store, at most 256MiB)")
 	fs.Var(&f.eventsMaxBytes, "events-max-bytes", "the most the lifecycle events stream keeps, at least 1MiB (default or 0: 1/32 of the store, at most 64MiB)")
 	f.isolation.register(cmd, "DATA-work, beside the data dir")
+	f.tracing.register(cmd)
 	return cmd
 }
 
@@ -189,6 +192,11 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		os.Exit(1)
 	}()
 
+	tr, err := f.startTracing(ctx, &cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tr.shutdown(context.Background()) }() // after the runner and the broker: spans they end are flushed
 	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, broker.ErrDataDirInUse) {
@@ -199,7 +207,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	banner(b)
 	var node *nodeAgent
 	if !f.noRunner {
-		node, err = startLocalRunner(ctx, b, logger, f.logApps, append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
+		node, err = startLocalRunner(ctx, b, logger, f.logApps, tr.provider(), append(isoOpts, runner.WithWorkerTLSCA(b.WorkerCA()), runner.WithAdvertise(f.serveAdvertise()))...)
 		if err != nil {
 			_ = b.Shutdown(context.Background())
 			return err
@@ -263,6 +271,9 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 	}
 	if err := cfg.Check(); err != nil {
 		return cfg, usageErr(err)
+	}
+	if _, err := f.tracing.check(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -364,4 +375,19 @@ func (f *serveFlags) serveAdvertise() string {
 // start (an insecure listener, a data dir that is not dartup's): exit 2.
 func isServerUsageError(err error) bool {
 	return errors.Is(err, broker.ErrInsecureBind) || errors.Is(err, datadir.ErrNotOurs)
+}
+
+// startTracing starts the OpenTelemetry SDK when --otlp-endpoint is set
+// and hands its provider to the gateway (cfg).
+func (f *serveFlags) startTracing(ctx context.Context, cfg *broker.Config, logger *slog.Logger) (*tracing, error) {
+	endpoint, err := f.tracing.check()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := startTracing(ctx, endpoint, cfg.ServerName, logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TracerProvider = tr.provider()
+	return tr, nil
 }

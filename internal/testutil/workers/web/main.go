@@ -7,6 +7,7 @@
 //	GET /slow?ms=N answers after N ms
 //	GET /stream?mb=N streams N MiB of zeros
 //	GET /ws        a WebSocket that echoes what it gets
+//	GET /headers   the request's headers as a JSON object of lists
 //
 // WEB_READY_DELAY (a Go duration) delays listening; WEB_NEVER_READY=1
 // never listens; WEB_EXIT_AFTER (a Go duration) exits 3 that long after
@@ -15,6 +16,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +83,10 @@ func main() {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
 	})
 	mux.Handle("GET /ws", websocket.Handler(func(c *websocket.Conn) { _, _ = io.Copy(c, c) }))
 	srv := &http.Server{Addr: ":" + os.Getenv("PORT"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
