@@ -8,10 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// startWithClient starts a broker (with opts) and a client of it.
+func startWithClient(t *testing.T, opts ...func(*broker.Config)) (*broker.Broker, *clientsdk.Client) {
+	t.Helper()
+	b := testutil.StartBroker(t, opts...)
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return b, c
+}
 
 // pushCommand stores a spec of runtime command (no artifact) through the
 // push verb, edited by edit, and returns it as stored.
@@ -34,13 +47,8 @@ func pushCommand(t *testing.T, c *clientsdk.Client, name string, edit func(*clie
 // stopped state, records an event, and writes nothing for the same number.
 func TestScaleVerb(t *testing.T) {
 	t.Parallel()
-	b := testutil.StartBroker(t)
+	b, c := startWithClient(t)
 	ctx := context.Background()
-	c, err := clientsdk.Connect(ctx, clientsdk.WithURL(b.NATSURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
 	web := pushCommand(t, c, "web", func(s *clientsdk.AppSpec) { s.Service = "shop"; s.History = 4 })
 	pushCommand(t, c, "fixed", func(s *clientsdk.AppSpec) { s.Port = clientsdk.MaxPort - 1 })
 	pushCommand(t, c, "fn", func(s *clientsdk.AppSpec) {

@@ -61,12 +61,7 @@ func uiToken(t *testing.T, base string, header map[string]string) string {
 // token and a same-origin request; with them it runs the control API verb.
 func TestUIActionsNeedTokenAndSameOrigin(t *testing.T) {
 	t.Parallel()
-	b := testutil.StartBroker(t)
-	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	b, c := startWithClient(t)
 	pushCommand(t, c, "web", nil)
 	base := b.HTTPURL()
 	tok := uiToken(t, base, nil)
@@ -236,12 +231,7 @@ func (s *sseStream) waitEnd(t *testing.T, timeout time.Duration) {
 // more with 503 and Retry-After, and takes one again once a page goes.
 func TestUIStreamsAreBounded(t *testing.T) {
 	t.Parallel()
-	b := testutil.StartBroker(t)
-	c, err := clientsdk.Connect(context.Background(), clientsdk.WithURL(b.NATSURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	b, c := startWithClient(t)
 	pushCommand(t, c, "web", nil)
 	base := b.HTTPURL()
 	first, code := openSSE(t, base+"/ui/api/stream", nil)

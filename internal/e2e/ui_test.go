@@ -135,7 +135,9 @@ func TestDashboardInChromium(t *testing.T) {
 	mark := fmt.Sprintf("printed-after-load-%d", time.Now().UnixNano())
 	// A daemon that prints $MARK on SIGUSR1: a line that cannot exist
 	// before the test sends the signal.
-	script := `trap 'echo "$MARK"' USR1; echo "uiapp up, pid $$"; while :; do sleep 1 & wait $!; done`
+	// Its first line carries markup, a terminal escape and invalid UTF-8:
+	// the page must show them as text.
+	script := `trap 'echo "$MARK"' USR1; printf 'uiapp up, pid %s <img id=pwned src=x onerror=alert(1)> \033[31m \377\n' $$; while :; do sleep 1 & wait $!; done`
 	s.dartup("push", "--name", "uiapp", "--env", "MARK="+mark, "--runtime", "command", "--", "/bin/sh", "-c", script)
 	pid := runningPID(t, s, "uiapp", 0, 0)
 
@@ -160,6 +162,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, ctx, 20*time.Second, "the log tail following", `document.querySelector('#log-state').dataset.state === 'live' && document.querySelector('#logs').textContent.includes('uiapp up, pid')`)
+	until(t, ctx, 5*time.Second, "the markup as text, not as an element", `document.getElementById('pwned') === null && document.querySelector('#logs').textContent.includes('<img id=pwned src=x onerror=alert(1)>')`)
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
