@@ -108,6 +108,7 @@ func startAPI(ctx context.Context, b *Broker) (*api, error) {
 		clientsdk.VerbDLQRedrive: a.dlqRedrive, clientsdk.VerbDLQPurge: a.dlqPurge,
 	}
 	endpoints[clientsdk.VerbSchedules] = a.schedules // api_schedules.go
+	endpoints[clientsdk.VerbScale] = a.scale         // api_scale.go
 	for verb, h := range endpoints {
 		a.verbs[verb] = true
 		if err := g.AddEndpoint(verb, a.handler(verb, h)); err != nil {

@@ -66,6 +66,7 @@ func startGateway(b *Broker) (*gateway, error) {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
+	g.startUI() // /ui: the dashboard (ui.go)
 	serve := func() error { return g.srv.Serve(ln) }
 	if b.tls.clients != nil {
 		// HTTPS with the certificate of the NATS port (and the same client

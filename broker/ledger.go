@@ -283,7 +283,9 @@ func (l *ledger) follow(ctx context.Context, w jetstream.KeyWatcher) {
 		for drained := false; !drained; { // take what else is waiting
 			select {
 			case e = <-w.Updates():
-				if e != nil {
+				// nil: the marker after the initial values, or the
+				// channel closed by a shutdown (which would spin here).
+				if drained = e == nil; !drained {
 					l.note(e)
 				}
 			default:

@@ -14,7 +14,7 @@ import (
 
 // addAppCommands adds the app management commands.
 func addAppCommands(root *cobra.Command) {
-	root.AddCommand(newPushCmd(), newKillCmd(), newStartCmd(), newRestartCmd(), newRemoveCmd(), newLogsCmd(), newInvokeCmd(), newRunnerCmd(), newNodesCmd(), newDeployCmd(), newDiffCmd(), newDLQCmd())
+	root.AddCommand(newPushCmd(), newKillCmd(), newStartCmd(), newRestartCmd(), newScaleCmd(), newRemoveCmd(), newLogsCmd(), newInvokeCmd(), newRunnerCmd(), newNodesCmd(), newDeployCmd(), newDiffCmd(), newDLQCmd())
 }
 
 // forEachApp runs fn for app name, or for every app when name is "all" (as

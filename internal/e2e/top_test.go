@@ -95,7 +95,7 @@ func TestTopInATerminal(t *testing.T) {
 	hello := testutil.BuildGo(t, "./internal/testutil/workers/lambdahello")
 	s.dartup("push", "--lambda", "--name", "topfn", hello)
 	s.dartup("invoke", "topfn", "--data", "x")
-	pid := runningPID(t, s, "topd", 0)
+	pid := runningPID(t, s, "topd", 0, 0)
 
 	p := startInPTY(t, 120, 40, []string{"DARTUP_URL=" + s.natsURL, "TERM=xterm-256color"}, testutil.Dartup(t), "top", "topd")
 	p.waitScreen(0, 30*time.Second, "topd's instance (pid) and the lambda on the screen",
@@ -126,7 +126,7 @@ func TestTopInATerminal(t *testing.T) {
 	// It comes back (same address and data): top shows the restarted
 	// instance and follows its output again.
 	s = startServeAt(t, dir, natsAddr, "--uid-range", uids)
-	pid2 := runningPID(t, s, "topd", pid)
+	pid2 := runningPID(t, s, "topd", 0, pid)
 	from = p.mark()
 	p.waitScreen(from, 30*time.Second, "the restarted instance's pid", regexp.MustCompile(fmt.Sprintf(`topd\s+0\s+running\s+\S+\s+%d(\D|$)`, pid2)))
 	p.waitScreen(from, 20*time.Second, "the new process's first line", regexp.MustCompile(fmt.Sprintf(`topd\.0 \| started-%d(\D|$)`, pid2)))
@@ -152,19 +152,4 @@ func TestTopInATerminal(t *testing.T) {
 	if out := p.out.String(); !strings.Contains(out, "\x1b[?1049l") {
 		t.Error("top did not leave the alternate screen")
 	}
-}
-
-// runningPID waits until app's instance 0 runs with a pid other than not
-// and returns it.
-func runningPID(t *testing.T, s *server, app string, not int) int {
-	t.Helper()
-	pid := 0
-	testutil.WaitFor(t, 30*time.Second, app+" running", func() bool {
-		a := listJSON(t, s)[app]
-		if len(a.Instances) > 0 && a.Instances[0].State == "running" && a.Instances[0].PID > 0 && a.Instances[0].PID != not {
-			pid = a.Instances[0].PID
-		}
-		return pid > 0
-	})
-	return pid
 }

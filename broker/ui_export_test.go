@@ -1,0 +1,4 @@
+package broker
+
+// UIMaxStreams is how many dashboard streams a server keeps open, for tests.
+const UIMaxStreams = uiMaxStreams
