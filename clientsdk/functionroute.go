@@ -56,8 +56,8 @@ func (r FunctionRoute) check() string {
 		return "the path may not hold ?, #, %, *, spaces, //, . or .. segments"
 	case len(p) > 1 && strings.HasSuffix(p, "/"):
 		return "the path may not end in / (except the root)"
-	case PathUnder(p, "/healthz"):
-		return "/healthz is the gateway's own health check"
+	case GatewayPath(p) != "":
+		return GatewayPath(p)
 	}
 	segs := routeSegments(p)
 	seen := map[string]bool{}

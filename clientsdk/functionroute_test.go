@@ -22,6 +22,8 @@ func TestParseFunctionRoute(t *testing.T) {
 		{"GET", "/a//b", ""},
 		{"GET", "/a/../b", ""},
 		{"GET", "/healthz", ""},
+		{"GET", "/ui/api", ""},
+		{"POST", "/metrics", ""},
 		{"GET", "/{proxy+}/x", ""},
 		{"GET", "/u/{id}/{id}", ""},
 		{"GET", "/u/x{id}", ""},

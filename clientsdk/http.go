@@ -83,8 +83,8 @@ func (r HTTPRoute) check() string {
 		return fmt.Sprintf("the path is over %d bytes", MaxPathLength)
 	case strings.ContainsAny(r.Prefix, "?#%* \t\r\n\x00") || strings.Contains(r.Prefix, "//") || hasDotSegment(r.Prefix):
 		return "the path may not hold ?, #, %, *, spaces, //, . or .. segments"
-	case r.Host == "" && PathUnder(r.Prefix, "/healthz"):
-		return "/healthz is the gateway's own health check (route the app by host, e.g. api.example.com/healthz)"
+	case GatewayPath(r.Prefix) != "":
+		return GatewayPath(r.Prefix) + ", on every host name"
 	case len(r.Prefix) > 1 && strings.HasSuffix(r.Prefix, "/"):
 		return "the path may not end in / (except the root)"
 	}
@@ -278,4 +278,19 @@ type GatewayDrainReply struct {
 	Gateway  string `json:"gateway"`
 	InFlight int    `json:"in_flight"`
 	Done     bool   `json:"done"`
+}
+
+// GatewayPath says why path is the gateway's own (/healthz, /metrics, /ui
+// and what is under them, whatever the request's host), or "" when an app
+// may have it.
+func GatewayPath(path string) string {
+	switch {
+	case PathUnder(path, "/healthz"):
+		return "/healthz is the gateway's own health check"
+	case PathUnder(path, "/metrics"):
+		return "/metrics is the gateway's Prometheus metrics"
+	case PathUnder(path, "/ui"):
+		return "/ui is the gateway's dashboard"
+	}
+	return ""
 }
