@@ -330,9 +330,12 @@ func (m *machine) promote() []effect {
 	st := &m.status
 	st.State, st.PID, st.StartedAt, st.Address, st.Ready = clientsdk.StateRunning, m.next.pid, m.next.started, m.next.addr, true
 	st.SpecRevision, st.LastError, st.FailedRevision, st.CPUPercent, st.MemoryBytes = m.spec.Revision, "", 0, 0, 0
-	msg := fmt.Sprintf("pid %d at %s replaces pid %d", st.PID, st.Address, old)
-	if m.oldGone {
-		msg = fmt.Sprintf("pid %d at %s", st.PID, st.Address)
+	msg := fmt.Sprintf("pid %d", st.PID)
+	if st.Address != "" {
+		msg += " at " + st.Address
+	}
+	if !m.oldGone {
+		msg += fmt.Sprintf(" replaces pid %d", old)
 	}
 	out := []effect{{kind: effPromote}, {kind: effStatus}, {kind: effEvent, event: clientsdk.EventReady, msg: msg},
 		{kind: effRetire, grace: grace, drain: routed && !m.oldGone}}
