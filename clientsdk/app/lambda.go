@@ -62,7 +62,9 @@ func InvocationFromContext(ctx context.Context) (Invocation, bool) {
 // environment (as Connect does), subscribes to its private subject, tells
 // dartup it is ready, and then, one event at a time, calls h with a ctx that
 // ends at the invocation's deadline (InvocationFromContext tells the request
-// id and trace) and answers the caller directly:
+// id and trace), tells dartup it is done (so that dartup has the worker
+// back before the caller can send its next request), and answers the
+// caller directly:
 //
 //   - a result: the bytes as they are; one over 6 MiB
 //     (clientsdk.MaxLambdaResponseBytes) is not sent: the caller gets 413
@@ -70,7 +72,8 @@ func InvocationFromContext(ctx context.Context) (Invocation, bool) {
 //   - an error (or a panic, recovered): a 500 service error whose errorType
 //     is the error's (see ErrorTyper) and errorMessage its text.
 //
-// and then tells dartup it is done, so that dartup frees the worker.
+// Past the deadline dartup answers 504 and kills the process: a handler
+// that ends at its ctx's deadline races that answer.
 //
 //	func main() {
 //		err := app.ServeLambda(context.Background(), func(ctx context.Context, event []byte) ([]byte, error) {
