@@ -11,6 +11,9 @@
 //
 // Events travel on "dartup.app.APP.EVENT" as JSON, with the sender's instance
 // ("APP.INDEX") in the Dartup-Sender header; docs/protocol.md has the wire format.
+//
+// ServeLambda runs a handler as a native lambda worker (dartup push --lambda
+// --protocol nats): events over NATS, answers straight to the callers.
 package app
 
 import (
