@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
@@ -20,22 +21,7 @@ import (
 // with DartUp.request's lines (4.6). The worker's answers reach the raw
 // caller exactly as it wrote them.
 func TestWireNative(t *testing.T) {
-	b := testutil.StartBroker(t)
-	m, err := lambdas.New(testutil.Connect(t, b.NATSURL()), lambdas.WithNodeID("n1"), lambdas.WithStopGrace(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = m.Close(ctx)
-	})
-	bin := testutil.BuildGo(t, "./clientsdk/dart/internal/dartmimic")
-	js, _ := jetstream.New(testutil.Connect(t, b.NATSURL()))
-	apps, err := js.KeyValue(context.Background(), clientsdk.AppsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, m, bin, apps := mimicManager(t)
 	deploy := func(name string, keepWarm time.Duration, env ...string) {
 		s := clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"bootstrap"},
 			Lambda: &clientsdk.LambdaSpec{Protocol: clientsdk.ProtocolNATS, KeepWarm: (*clientsdk.Duration)(&keepWarm)}, Revision: 1}.WithDefaults()
@@ -117,4 +103,28 @@ func TestWireNative(t *testing.T) {
 		_, warm, _ := m.Stats("brief")
 		return warm == 0
 	})
+}
+
+// mimicManager starts a broker and a real lambdas.Manager on it, builds
+// dartmimic, and opens the apps bucket (a deployed spec is stored there too,
+// as after a push, so that the brokers' lambda.* catch-all stays silent).
+func mimicManager(t *testing.T) (*broker.Broker, *lambdas.Manager, string, jetstream.KeyValue) {
+	t.Helper()
+	b := testutil.StartBroker(t)
+	m, err := lambdas.New(testutil.Connect(t, b.NATSURL()), lambdas.WithNodeID("n1"), lambdas.WithStopGrace(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.Close(ctx)
+	})
+	bin := testutil.BuildGo(t, "./clientsdk/dart/internal/dartmimic")
+	js, _ := jetstream.New(testutil.Connect(t, b.NATSURL()))
+	apps, err := js.KeyValue(context.Background(), clientsdk.AppsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, m, bin, apps
 }
