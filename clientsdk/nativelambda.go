@@ -91,8 +91,8 @@ func ValidWorkerID(id string) bool {
 }
 
 // CleanErrorType makes an error type fit a header and a span: control
-// characters become spaces, invalid UTF-8 is replaced, and it is cut to
-// MaxErrorTypeBytes on a character boundary.
+// characters become spaces, invalid UTF-8 is replaced, spaces around it are
+// trimmed, and it is cut to MaxErrorTypeBytes on a character boundary.
 func CleanErrorType(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
@@ -101,6 +101,7 @@ func CleanErrorType(s string) string {
 		}
 		return r
 	}, s)
+	s = strings.TrimSpace(s)
 	if len(s) <= MaxErrorTypeBytes {
 		return s
 	}
