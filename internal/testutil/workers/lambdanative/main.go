@@ -10,7 +10,8 @@
 //
 //   - forge: send done notices for that request id and for the previous
 //     invocation's (a replay), then neither answer nor send its own done;
-//   - twice: answer the caller twice and send the done notice twice;
+//   - twice: send the done notice twice (once itself, before its answer,
+//     and once more through ServeLambda) and answer "twice";
 //   - ready: send a ready notice instead of answering;
 //   - steal: try to subscribe to that subject on a second connection with
 //     the worker's credentials; answers "refused" or "allowed";
@@ -161,11 +162,8 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 	return []byte("Hello, " + name + "!"), nil
 }
 
-// twice answers the caller and sends the done notice once more than
-// ServeLambda will.
+// twice sends a done notice of its own before ServeLambda sends one too.
 func (h *hostile) twice(inv app.Invocation) ([]byte, error) {
-	// The caller's reply subject is not in the Invocation: a worker that
-	// wants it reads it from the event; this one only repeats its done.
 	h.notice(inv.RequestID)
 	_ = h.conn().Flush()
 	return []byte("twice"), nil
