@@ -143,6 +143,10 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	if err := pushLambda(ctx, c, clientsdk.AppSpec{Name: "echo"}, h.bins.bootstrap, invokePayload); err != nil {
 		return fail(err)
 	}
+	nativeSpec := clientsdk.AppSpec{Name: "echonative", Lambda: &clientsdk.LambdaSpec{Protocol: clientsdk.ProtocolNATS}}
+	if err := pushLambda(ctx, c, nativeSpec, h.bins.native, invokePayload); err != nil {
+		return fail(err)
+	}
 	nc, err := nats.Connect(s.natsURL, nats.Name("bench-invoke"))
 	if err != nil {
 		return fail(err)
@@ -168,6 +172,19 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 		{name: "gateway", call: func() error { return httpPost(hc, s.httpURL+"/echo", invokePayload) }},
 		{name: "relay", call: func() error { return natsReq(nc, "bench.relay", invokePayload) }},
 	}
+	native := &timedPath{name: "native", call: func() error { return natsReq(nc, clientsdk.LambdaSubject("echonative"), invokePayload) }}
+	fnc, err := nats.Connect(s.natsURL, nats.Name("bench-native-floor"))
+	if err != nil {
+		return fail(err)
+	}
+	defer fnc.Close()
+	nf, err := startNativeFloor(fnc, s.natsURL, h.bins.native, "bench.nativefloor")
+	if err != nil {
+		return fail(err)
+	}
+	defer nf.close()
+	nativeFloorPath := &timedPath{name: "native-floor", call: func() error { return natsReq(nc, "bench.nativefloor", invokePayload) }}
+	paths = append(paths, native, nativeFloorPath)
 	var rie *rieProc
 	rieWhy := "no --rie PATH given (the harness never downloads or builds the emulator)"
 	if h.cfg.rie != "" {
@@ -196,7 +213,7 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	}
 	var rr *Row
 	if rie != nil {
-		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[4].into))
+		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[6].into))
 		ratio(rr, bare)
 	} else {
 		f.add(unmeasured("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", rieWhy))
@@ -213,7 +230,53 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	if rr != nil && rr.Measured {
 		f.Note += fmt.Sprintf(" Against the emulator: `lambda.echo` p50 is %.2f× the emulator's.", lam.Median/rr.Median)
 	}
-	return []*Figure{f}
+	return []*Figure{f, nativeWarmFigure(paths[0].into, native.into, nativeFloorPath.into, lam)}
+}
+
+// nativeWarmFigure is figure 1's native row (measured in the same rounds):
+// `lambda.NAME` on the native protocol against bare NATS.
+func nativeWarmFigure(bareLat, nativeLat, floorLat []time.Duration, runtimeAPI *Row) *Figure {
+	f := &Figure{ID: "warm-native", Num: 1, Title: "warm invoke, native protocol (app.ServeLambda, --protocol nats)",
+		Goal: "p50 ≤ 1.3× and p99 ≤ 1.5× bare NATS request-reply"}
+	bare := f.add(latencyRow("bare nats.go responder on the same server (the floor)", "baseline", "µs", bareLat))
+	bare.Short = "bare NATS"
+	nat := f.add(latencyRow("dartup `lambda.echonative` over NATS, native protocol", "dartup", "µs", nativeLat))
+	floor := f.add(latencyRow("protocol floor: minimal NATS relay (harness) to the same native worker", "baseline", "µs", floorLat))
+	floor.Note = "one message more than bare request-reply, nothing else: no queue, limits, timeouts or stats"
+	ratio(nat, bare)
+	ratio(floor, bare)
+	if !nat.Measured || !bare.Measured || bare.P99 == 0 {
+		f.notMeasured("no latencies")
+		return f
+	}
+	p99 := nat.P99 / bare.P99
+	f.judge(nat.Ratio, 1.3, "×")
+	f.Verdict = fmt.Sprintf("p50 %.2f× (goal ≤ 1.30×), p99 %.2f× (goal ≤ 1.50×)", nat.Ratio, p99)
+	if nat.Ratio <= 1.3 && p99 <= 1.5 {
+		f.Status = StatusPass
+	} else {
+		f.Status = StatusMiss
+	}
+	f.Verdict += ": " + f.Status
+	nat.Note = fmt.Sprintf("p99 %.2f× bare's", p99)
+	if runtimeAPI != nil && runtimeAPI.Measured {
+		nat.Note += fmt.Sprintf("; %.2f× the Runtime API's `lambda.echo` p50", nat.Median/runtimeAPI.Median)
+	}
+	if floor.Measured {
+		nat.Note += fmt.Sprintf("; %.2f× its protocol floor", nat.Median/floor.Median)
+	}
+	f.Note = nativeWhy(nat, floor)
+	f.Note += "Measured in figure 1's rounds, alternating with its paths. The worker (bench/workers/native, `app.ServeLambda`) echoes the event; dartup hands it the event on its private subject and the worker answers the caller directly, then tells dartup it is done (docs/lambdas.md, the native protocol). Against bare NATS a native invocation has one more message on its way (caller → dartup → worker → caller, where bare is caller → responder → caller) and dartup's queue, limits, timeout and stats. The floor row is that design with nothing else: a harness subscription that forwards each request to a native worker forked by hand."
+	return f
+}
+
+// nativeWhy explains a missed native goal by the protocol floor, when it
+// was measured.
+func nativeWhy(nat, floor *Row) string {
+	if !floor.Measured || nat.Ratio <= 1.3 {
+		return ""
+	}
+	return fmt.Sprintf("**Why the goal is missed:** the protocol floor — one more message than bare request-reply and nothing else — is itself %.2f× bare NATS here; dartup adds %s at p50 on top of it (the runner's queue, limits, timer and stats, its done notice, and the broker's catch-all sharing the serve process). ", floor.Ratio, fmtVal(nat.Median-floor.Median, "µs"))
 }
 
 // figConcurrency: 32 callers, 4 workers (figure 3).
@@ -236,6 +299,10 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 	}
 	defer resp.stop()
 	if err := pushLambda(ctx, c, clientsdk.AppSpec{Name: "conc", Lambda: &clientsdk.LambdaSpec{MaxWorkers: 4}}, h.bins.bootstrap, invokePayload); err != nil {
+		return fail(err)
+	}
+	nativeSpec := clientsdk.AppSpec{Name: "concnative", Lambda: &clientsdk.LambdaSpec{MaxWorkers: 4, Protocol: clientsdk.ProtocolNATS}}
+	if err := pushLambda(ctx, c, nativeSpec, h.bins.native, invokePayload); err != nil {
 		return fail(err)
 	}
 	var conns []*nats.Conn
@@ -266,14 +333,28 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		return fail(err)
 	}
 	c2 := readCPU(s.pid())
+	nativeCall := func(i int) error { return natsReq(conns[i%4], clientsdk.LambdaSubject("concnative"), invokePayload) }
+	if _, err := load(ctx, callers, time.Second, nativeCall); err != nil { // warm-up: its 4 workers
+		return fail(err)
+	}
+	c3 := readCPU(s.pid())
+	nr, err := load(ctx, callers, dur, nativeCall)
+	if err != nil {
+		return fail(err)
+	}
+	c4 := readCPU(s.pid())
 	lBusy, lServe := cpuUse(c0, c1)
 	bBusy, bServe := cpuUse(c1, c2)
+	nBusy, nServe := cpuUse(c3, c4)
 	bare := f.add(br.row("bare nats.go responder on the same server, 32 callers", "baseline"))
 	bare.Short = "bare NATS"
 	lam := f.add(lr.row("dartup `lambda.conc`, 32 callers, --max-workers 4", "dartup"))
 	ratio(lam, bare)
 	lam.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", lBusy, 1000*lServe/float64(max(len(lr.lat), 1)))
 	bare.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", bBusy, 1000*bServe/float64(max(len(br.lat), 1)))
+	nat := f.add(nr.row("dartup `lambda.concnative` (native protocol), 32 callers, --max-workers 4", "dartup"))
+	ratio(nat, bare)
+	nat.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request; %.2f× the Runtime API's throughput", nBusy, 1000*nServe/float64(max(len(nr.lat), 1)), nat.Throughput/max(lam.Throughput, 1))
 	if h.cfg.rie == "" {
 		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", "no --rie PATH given; the emulator runs one invocation at a time"))
 	} else if rie, err := startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-conc.log")); err != nil {
@@ -310,7 +391,7 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		sort.Strings(parts)
 		r.Note = "answers: " + strings.Join(parts, ", ") + " (successes only in the latency and throughput)"
 	}
-	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), bare.Throughput)
+	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s; native %.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), nat.Throughput, fmtVal(nat.P99, "µs"), bare.Throughput)
 	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
 	return []*Figure{f}
 }

@@ -84,7 +84,7 @@ type harness struct {
 	root   string
 	tmp    string
 	logDir string
-	bins   struct{ dartup, daemon, bootstrap, responder, natsserver, httpd string }
+	bins   struct{ dartup, daemon, bootstrap, native, responder, natsserver, httpd string }
 	res    *Results
 	logf   func(format string, args ...any)
 }
@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 		{&h.bins.dartup, "dartup", "./cmd/dartup", ""},
 		{&h.bins.daemon, "daemon", "./bench/workers/daemon", "-s -w"},
 		{&h.bins.bootstrap, "bootstrap", "./bench/workers/bootstrap", "-s -w"},
+		{&h.bins.native, "native", "./bench/workers/native", "-s -w"},
 		{&h.bins.responder, "responder", "./bench/workers/responder", "-s -w"},
 		{&h.bins.natsserver, "natsserver", "./bench/workers/natsserver", "-s -w"},
 		{&h.bins.httpd, "httpd", "./bench/workers/httpd", "-s -w"},

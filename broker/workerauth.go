@@ -55,11 +55,12 @@ func ensureWorkerSecret(ctx context.Context, js jetstream.JetStream) ([]byte, er
 	return nil, errors.New("could not agree on the worker secret")
 }
 
-// checkWorkerToken admits a worker token with its app's permissions: its
+// checkWorkerToken admits a worker token with its app's permissions (and
+// a native lambda worker's token with its private subject too): its
 // signature must be valid and its app must exist with the token's nonce (a
 // removed app's tokens, even of a new app of the same name, are refused).
 func (a *authenticator) checkWorkerToken(c server.ClientAuthentication, token string) bool {
-	app, nonce, ok := clientsdk.VerifyWorkerToken(a.workers.get(), token)
+	app, nonce, worker, ok := clientsdk.VerifyWorkerToken(a.workers.get(), token)
 	if ok {
 		ok = a.appHasNonce(app, nonce)
 	}
@@ -68,6 +69,9 @@ func (a *authenticator) checkWorkerToken(c server.ClientAuthentication, token st
 		return false
 	}
 	pub, sub := clientsdk.WorkerPermissions(app, a.replyPrefixes...)
+	if worker != "" { // a native lambda worker: its own private subject too
+		pub, sub = clientsdk.LambdaWorkerPermissions(app, worker, a.replyPrefixes...)
+	}
 	c.RegisterUser(&server.User{Username: workerUser(app), Permissions: &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
 		Subscribe: &server.SubjectPermission{Allow: sub},

@@ -107,7 +107,7 @@ func boundCases() []boundCase {
 		{"too many workers", true, func(s *clientsdk.AppSpec) { s.Lambda.MaxWorkers = 1025 }, []string{"lambda.max_workers (--max-workers)", "1025", "1 to 1024"}},
 		{"handler too long", true, func(s *clientsdk.AppSpec) { s.Lambda.Handler = strings.Repeat("h", 257) }, []string{"lambda.handler (--handler)", "at most 256"}},
 		{"NUL in handler", true, func(s *clientsdk.AppSpec) { s.Lambda.Handler = "main\x00" }, []string{"lambda.handler", "no NUL"}},
-		{"unknown protocol", true, func(s *clientsdk.AppSpec) { s.Lambda.Protocol = "grpc" }, []string{"lambda.protocol (--protocol)", `"grpc"`, "runtime-api or stdio"}},
+		{"unknown protocol", true, func(s *clientsdk.AppSpec) { s.Lambda.Protocol = "grpc" }, []string{"lambda.protocol (--protocol)", `"grpc"`, "runtime-api, stdio or nats"}},
 		{"unknown http event", true, func(s *clientsdk.AppSpec) { s.Lambda.HTTPEvent = "v2" }, []string{"lambda.http_event (--http-event)", `"v2"`, "apigw, alb or raw"}},
 		{"relative cwd", true, func(s *clientsdk.AppSpec) { s.Cwd = "srv/app" }, []string{"cwd", `"srv/app"`, "an absolute path"}},
 

@@ -94,6 +94,10 @@ type RestartPolicy struct {
 const (
 	ProtocolRuntimeAPI = "runtime-api"
 	ProtocolStdio      = "stdio"
+	// ProtocolNATS is the native protocol: workers take events on a
+	// private NATS subject and answer callers directly (app.ServeLambda,
+	// the Dart package's runLambda; docs/lambdas.md).
+	ProtocolNATS = "nats"
 )
 
 // HTTP event shapes sent to a lambda invoked through the HTTP gateway.
@@ -105,7 +109,7 @@ const (
 
 // LambdaSpec holds the settings of a lambda.
 type LambdaSpec struct {
-	// Protocol is ProtocolRuntimeAPI (default) or ProtocolStdio.
+	// Protocol is ProtocolRuntimeAPI (default), ProtocolStdio or ProtocolNATS.
 	Protocol string `json:"protocol,omitempty"`
 	// Handler is passed to the worker as _HANDLER.
 	Handler string `json:"handler,omitempty"`

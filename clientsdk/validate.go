@@ -317,8 +317,8 @@ func (c specCheck) restart(r *RestartPolicy) error {
 }
 
 func (c specCheck) lambda(l *LambdaSpec) error {
-	if l.Protocol != ProtocolRuntimeAPI && l.Protocol != ProtocolStdio {
-		return c.bad("lambda.protocol", quote(l.Protocol), "runtime-api or stdio")
+	if l.Protocol != ProtocolRuntimeAPI && l.Protocol != ProtocolStdio && l.Protocol != ProtocolNATS {
+		return c.bad("lambda.protocol", quote(l.Protocol), "runtime-api, stdio or nats")
 	}
 	if l.KeepWarm != nil {
 		if err := c.durRange("lambda.keep_warm", *l.KeepWarm, 0, MaxKeepWarm); err != nil {

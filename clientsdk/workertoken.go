@@ -15,7 +15,8 @@ const SecretsBucket = "DARTUP_SECRETS"
 // worker tokens.
 const WorkerSecretKey = "worker-hmac"
 
-// WorkerTokenPrefix starts every worker token: "dartup-worker.APP.NONCE.MAC".
+// WorkerTokenPrefix starts every worker token: "dartup-worker.APP.NONCE.MAC",
+// or "dartup-worker.APP.NONCE.WORKER.MAC" for a native lambda worker.
 const WorkerTokenPrefix = "dartup-worker."
 
 // WorkerToken returns the NATS token of app's workers: its name and its
@@ -33,20 +34,43 @@ func WorkerToken(secret []byte, app, nonce string) string {
 	return WorkerTokenPrefix + app + "." + nonce + "." + hex.EncodeToString(m.Sum(nil))
 }
 
+// LambdaWorkerToken returns the NATS token of one native lambda worker
+// (ProtocolNATS): an app token that also names the worker,
+// "dartup-worker.APP.NONCE.WORKER.MAC", the worker id signed with the rest
+// (and kept apart from app tokens: the MAC covers "worker:" first). It
+// gives the app's permissions plus subscribe on that worker's private
+// subject (LambdaWorkerPermissions), and nothing of its siblings'.
+func LambdaWorkerToken(secret []byte, app, nonce, worker string) string {
+	if nonce == "" {
+		nonce = "0"
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("worker:" + app + "." + nonce + "." + worker))
+	return WorkerTokenPrefix + app + "." + nonce + "." + worker + "." + hex.EncodeToString(m.Sum(nil))
+}
+
 // VerifyWorkerToken returns the app and nonce a worker token was made for,
-// and whether its signature is valid for secret. The caller still checks
-// that the app exists with that nonce.
-func VerifyWorkerToken(secret []byte, token string) (app, nonce string, ok bool) {
+// the worker id of a LambdaWorkerToken ("" for an app token), and whether
+// its signature is valid for secret. The caller still checks that the app
+// exists with that nonce.
+func VerifyWorkerToken(secret []byte, token string) (app, nonce, worker string, ok bool) {
 	rest, ok := strings.CutPrefix(token, WorkerTokenPrefix)
 	if !ok || len(secret) == 0 {
-		return "", "", false
+		return "", "", "", false
 	}
 	parts := strings.Split(rest, ".")
-	if len(parts) != 3 || ValidateName(parts[0]) != nil || parts[1] == "" {
-		return "", "", false
+	if len(parts) < 3 || len(parts) > 4 || ValidateName(parts[0]) != nil || parts[1] == "" {
+		return "", "", "", false
 	}
 	app, nonce = parts[0], parts[1]
-	return app, nonce, hmac.Equal([]byte(WorkerToken(secret, app, nonce)), []byte(token))
+	want := WorkerToken(secret, app, nonce)
+	if len(parts) == 4 {
+		if worker = parts[2]; !ValidWorkerID(worker) {
+			return "", "", "", false
+		}
+		want = LambdaWorkerToken(secret, app, nonce, worker)
+	}
+	return app, nonce, worker, hmac.Equal([]byte(want), []byte(token))
 }
 
 // NewTokenNonce returns a fresh AppSpec.TokenNonce: 16 random hex digits.
@@ -77,4 +101,13 @@ func WorkerPermissions(app string, extraReplyPrefixes ...string) (publish, subsc
 	own := "dartup.app." + app + ".>"
 	publish = append([]string{own, LambdaPrefix + ".*", AsyncPrefix + ".*"}, ReplyPublishPermissions(extraReplyPrefixes...)...)
 	return publish, []string{own, WorkerInboxPrefix(app) + ".>"}
+}
+
+// LambdaWorkerPermissions is WorkerPermissions plus subscribe on native
+// worker worker's private subject (LambdaWorkerSubject): what a
+// LambdaWorkerToken grants. Its siblings' subjects stay out of reach, and
+// no worker may publish to any worker's subject.
+func LambdaWorkerPermissions(app, worker string, extraReplyPrefixes ...string) (publish, subscribe []string) {
+	publish, subscribe = WorkerPermissions(app, extraReplyPrefixes...)
+	return publish, append(subscribe, LambdaWorkerSubject(app, worker))
 }

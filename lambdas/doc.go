@@ -11,7 +11,7 @@
 // (Lambda-Runtime-Aws-Request-Id): an async event keeps its id on every
 // attempt; otherwise each invocation gets a new UUID.
 //
-// Workers speak one of two protocols:
+// Workers speak one of three protocols:
 //
 //   - runtime-api: the AWS Lambda Runtime API. The Manager serves it on one
 //     loopback HTTP listener; each worker gets AWS_LAMBDA_RUNTIME_API set to
@@ -21,6 +21,10 @@
 //   - stdio: one process per request (fork per request); the event on stdin,
 //     the result from stdout, an exit code other than 0 is a function error
 //     with stderr's tail as its message.
+//   - nats (native): the Runtime API's pool, but the event is a message to
+//     the worker's private subject and the worker answers the caller itself,
+//     then sends a done notice to the Manager's control inbox (native.go;
+//     clientsdk/app.ServeLambda, the Dart runLambda).
 //
 // Error codes on the wire: 500 function error (with the function's
 // errorType), 502 worker died mid-invocation or could not start, 503 the

@@ -101,6 +101,11 @@ func (f *function) submit(inv *invocation) {
 		w := f.idle[n-1]
 		f.idle = f.idle[:n-1]
 		f.assignLocked(w, inv)
+		if w.native != nil {
+			f.mu.Unlock()
+			w.deliver(inv)
+			return
+		}
 		w.assign <- inv
 		f.mu.Unlock()
 		return

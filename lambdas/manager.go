@@ -22,8 +22,8 @@ import (
 // MaxResponseBytes is the largest result a function may return: AWS's 6 MiB
 // payload limit plus the 100 bytes of slack the Runtime API allows. A larger
 // response gets 413 on the Runtime API and Function.ResponseSizeTooLarge for
-// the caller.
-const MaxResponseBytes = 6<<20 + 100
+// the caller (a native worker answers so itself).
+const MaxResponseBytes = clientsdk.MaxLambdaResponseBytes
 
 // MaxEventBytes is the largest event a function is given (AWS's 6 MiB
 // synchronous payload limit); a larger request is answered 413 and not run.
@@ -56,6 +56,10 @@ type Command struct {
 	Dir string
 	// Credential is the user the worker runs as (nil: the runner's).
 	Credential *proc.Credential
+	// WorkerToken, when set, makes the NATS token of the native worker
+	// with id worker (clientsdk.LambdaWorkerToken, signed by the runner):
+	// it replaces the app's NATS_TOKEN in a native worker's environment.
+	WorkerToken func(worker string) string
 }
 
 // Option configures a Manager.
@@ -203,7 +207,9 @@ type Manager struct {
 	closed   bool
 
 	wmu     sync.Mutex
-	workers map[string]*worker // by worker secret, for the Runtime API
+	workers map[string]*worker // by worker secret, for the Runtime API and native notices
+
+	native nativeControl // the inbox native workers send their notices to (native.go)
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -248,6 +254,10 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m.api = api
+	if err := m.native.start(m); err != nil {
+		_ = api.close(context.Background())
+		return nil, err
+	}
 	if o.status != nil {
 		m.rep = startReporter(m)
 	}
@@ -287,7 +297,13 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		m.stats[spec.Name] = st
 	}
 	f := newFunction(m, spec, cmd, st)
-	sub, err := m.nc.QueueSubscribe(clientsdk.LambdaSubject(spec.Name), clientsdk.LambdaQueueGroup, f.onMsg)
+	var sub *nats.Subscription
+	var err error
+	if f.l.Protocol == clientsdk.ProtocolNATS {
+		sub, err = m.native.subscribe(m, f) // in order with the workers' notices
+	} else {
+		sub, err = m.nc.QueueSubscribe(clientsdk.LambdaSubject(spec.Name), clientsdk.LambdaQueueGroup, f.onMsg)
+	}
 	if err != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("deploy %s: subscribe: %w", spec.Name, err)
@@ -315,6 +331,7 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		m.retiring[old] = struct{}{}
 		go func() {
 			old.retire()
+			m.native.forget(old)
 			m.mu.Lock()
 			delete(m.retiring, old)
 			m.mu.Unlock()
@@ -348,6 +365,7 @@ func (m *Manager) Undeploy(name string) {
 		return
 	}
 	f.shutdown(context.Background(), "lambda "+name+" was removed from this node")
+	m.native.forget(f)
 	if m.rep != nil {
 		m.rep.remove(name)
 	}
@@ -415,6 +433,7 @@ func (m *Manager) Close(ctx context.Context) error {
 			m.rep.remove(f.name)
 		}
 	}
+	m.native.stop()
 	return m.api.close(ctx)
 }
 

@@ -29,8 +29,8 @@ const (
 	HeaderDeadlineMsDart   = "Lambda-Runtime-Aws-Deadline-Ms"
 	HeaderFunctionARNDart  = "Lambda-Runtime-Invoked-Functions-Arn"
 	HeaderFunctionErrType  = "Lambda-Runtime-Function-Error-Type"
-	HeaderClientContext    = "Lambda-Runtime-Client-Context"
-	HeaderCognitoIdentity  = "Lambda-Runtime-Cognito-Identity"
+	HeaderClientContext    = clientsdk.HeaderClientContext
+	HeaderCognitoIdentity  = clientsdk.HeaderCognitoIdentity
 	trailerFunctionErrBody = "Lambda-Runtime-Function-Error-Body"
 )
 
@@ -119,6 +119,9 @@ func accepted(w http.ResponseWriter) {
 
 func (a *runtimeAPI) worker(w http.ResponseWriter, r *http.Request) *worker {
 	wk := a.m.worker(r.PathValue("secret"))
+	if wk != nil && wk.native != nil {
+		wk = nil // a native worker's secret is its control inbox's, not a Runtime API path
+	}
 	if wk == nil {
 		apiError(w, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
 	}

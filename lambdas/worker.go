@@ -31,6 +31,7 @@ type worker struct {
 	index  int
 	tail   *tailBuffer
 	assign chan *invocation // an invocation for a worker idle in GET /next
+	native *nativeWorker    // ProtocolNATS: its subject and control inbox (native.go); else nil
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed when the worker must not get work any more
@@ -56,7 +57,7 @@ func newWorker(f *function, index int) *worker {
 	_, _ = rand.Read(b[:])
 	var s [16]byte
 	_, _ = rand.Read(s[:])
-	return &worker{
+	w := &worker{
 		f: f, id: f.name + "-" + hex.EncodeToString(b[:]), secret: hex.EncodeToString(s[:]), index: index,
 		tail:    newTailBuffer(4096),
 		assign:  make(chan *invocation, 1),
@@ -64,6 +65,10 @@ func newWorker(f *function, index int) *worker {
 		goneCh:  make(chan struct{}),
 		started: time.Now(),
 	}
+	if f.l.Protocol == clientsdk.ProtocolNATS {
+		w.native = newNativeWorker(f, w.secret)
+	}
+	return w
 }
 
 // DefaultInitTimeout is the time a worker gets from its start to its first
@@ -94,6 +99,7 @@ func (w *worker) stop(grace time.Duration) {
 		w.killed = true
 	}
 	w.f.mu.Unlock()
+	w.tellStop()
 	if p != nil {
 		p.Stop(grace)
 	}
@@ -114,8 +120,9 @@ func (w *worker) kill() {
 
 // env returns the environment of a worker: cmd.Env (built by the runner),
 // the variables AWS sets for a bootstrap, and AWS_LAMBDA_RUNTIME_API (with
-// w's secret path) last, so that nothing overrides it. A stdio process has
-// no worker (nil).
+// w's secret path) or, for a native worker, its subject, control inbox and
+// token (nativeEnv) last, so that nothing overrides them. A stdio process
+// has no worker (nil).
 func (f *function) env(w *worker) []string {
 	id := ""
 	if w != nil {
@@ -133,8 +140,12 @@ func (f *function) env(w *worker) []string {
 	for _, kv := range f.cmd.Env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY":
+		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl:
 			continue // they would change how a bootstrap talks to its runtime
+		case "NATS_TOKEN":
+			if w != nil && w.native != nil && f.cmd.WorkerToken != nil {
+				continue // a native worker gets a token of its own (nativeEnv)
+			}
 		}
 		env = append(env, kv)
 	}
@@ -152,6 +163,9 @@ func (f *function) env(w *worker) []string {
 	)
 	if w != nil && f.l.Protocol == clientsdk.ProtocolRuntimeAPI {
 		env = append(env, "AWS_LAMBDA_RUNTIME_API="+f.m.RuntimeAPIAddr()+"/w/"+w.secret)
+	}
+	if w != nil && w.native != nil {
+		env = append(env, f.nativeEnv(w)...)
 	}
 	return env
 }
@@ -282,10 +296,61 @@ func (f *function) watch(w *worker) {
 // next is GET /runtime/invocation/next: it returns the worker's next
 // invocation, waiting for one while the worker is warm.
 func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
+	inv, err := f.takeNext(w)
+	if inv != nil || err != nil {
+		return inv, err
+	}
+	select {
+	case inv := <-w.assign:
+		return inv, nil
+	case <-w.stopCh:
+		return nil, errStopping
+	case <-ctx.Done():
+	}
+	// The worker hung up: put back an invocation assigned meanwhile.
+	f.mu.Lock()
+	if i := slices.Index(f.idle, w); i >= 0 {
+		f.idle = append(f.idle[:i], f.idle[i+1:]...)
+	}
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+		w.idleTimer = nil
+	}
+	var spawn []*worker
+	select {
+	case inv := <-w.assign:
+		if w.current == inv {
+			w.current = nil
+			if inv.timer != nil {
+				inv.timer.Stop()
+			}
+			f.queue = append([]*invocation{inv}, f.queue...)
+			inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+			spawn = f.spawnNeededLocked()
+		}
+	default:
+	}
+	f.mu.Unlock()
+	f.startWorkers(spawn)
+	return nil, ctx.Err()
+}
+
+// takeNext is the part of next that does not wait, shared with native
+// workers (whose "next" is a notice): w gives up an invocation it still
+// holds (502 for its caller) and is ready; it gets the oldest waiting
+// request, or errStopping (and is stopped when nothing may keep it warm),
+// or (nil, nil): it is on the idle list, where submit hands it work.
+func (f *function) takeNext(w *worker) (*invocation, error) {
 	f.mu.Lock()
 	if w.gone || w.stopping {
 		f.mu.Unlock()
 		return nil, errStopping
+	}
+	if w.current == nil && slices.Contains(f.idle, w) {
+		// Already waiting (a second GET /next, a repeated ready notice):
+		// listing it twice would hand it two invocations at once.
+		f.mu.Unlock()
+		return nil, nil
 	}
 	orphan := w.current
 	if orphan != nil {
@@ -322,39 +387,7 @@ func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
 	f.idle = append(f.idle, w)
 	w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
 	f.mu.Unlock()
-	select {
-	case inv := <-w.assign:
-		return inv, nil
-	case <-w.stopCh:
-		return nil, errStopping
-	case <-ctx.Done():
-	}
-	// The worker hung up: put back an invocation assigned meanwhile.
-	f.mu.Lock()
-	if i := slices.Index(f.idle, w); i >= 0 {
-		f.idle = append(f.idle[:i], f.idle[i+1:]...)
-	}
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-		w.idleTimer = nil
-	}
-	var spawn []*worker
-	select {
-	case inv := <-w.assign:
-		if w.current == inv {
-			w.current = nil
-			if inv.timer != nil {
-				inv.timer.Stop()
-			}
-			f.queue = append([]*invocation{inv}, f.queue...)
-			inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
-			spawn = f.spawnNeededLocked()
-		}
-	default:
-	}
-	f.mu.Unlock()
-	f.startWorkers(spawn)
-	return nil, ctx.Err()
+	return nil, nil
 }
 
 // finish ends w's current invocation id (a response or an error was

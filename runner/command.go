@@ -88,6 +88,12 @@ func (r *Runner) resolveCommand(ctx context.Context, spec clientsdk.AppSpec, ins
 		return cmd, err
 	}
 	cmd.Env = r.workerEnv(spec, instance, cmd.Dir, r.ids.userName(spec.Name))
+	if secret := r.workerSecret; secret != nil && spec.Lambda != nil && spec.Lambda.Protocol == clientsdk.ProtocolNATS {
+		// Each native worker gets a token of its own, for its private subject.
+		cmd.WorkerToken = func(worker string) string {
+			return clientsdk.LambdaWorkerToken(secret, spec.Name, spec.TokenNonce, worker)
+		}
+	}
 	if bundleDir != "" {
 		cmd.Dir = bundleDir // the folder's files (public/, templates) are found relative to it
 	}

@@ -11,6 +11,9 @@
 //
 // Events travel on "dartup.app.APP.EVENT" as JSON, with the sender's instance
 // ("APP.INDEX") in the Dartup-Sender header; docs/protocol.md has the wire format.
+//
+// ServeLambda runs a handler as a native lambda worker (dartup push --lambda
+// --protocol nats): events over NATS, answers straight to the callers.
 package app
 
 import (
@@ -82,11 +85,20 @@ func Connect(ctx context.Context, opts ...nats.Option) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc, err := dial(ctx, "dartup-app "+in.ID(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{nc: nc, instance: in}, nil
+}
+
+// dial connects as Connect does, with connection name name.
+func dial(ctx context.Context, name string, opts ...nats.Option) (*nats.Conn, error) {
 	url := os.Getenv("NATS_URL")
 	if url == "" {
 		url = clientsdk.DefaultURL
 	}
-	base := []nats.Option{nats.NoEcho(), nats.Name("dartup-app " + in.ID()), nats.MaxReconnects(-1)}
+	base := []nats.Option{nats.NoEcho(), nats.Name(name), nats.MaxReconnects(-1)}
 	if p := os.Getenv("NATS_INBOX_PREFIX"); p != "" {
 		base = append(base, nats.CustomInboxPrefix(p)) // the only inboxes a worker may read
 	}
@@ -105,7 +117,7 @@ func Connect(ctx context.Context, opts ...nats.Option) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: connect to %s: %w", url, err)
 	}
-	return &Conn{nc: nc, instance: in}, nil
+	return nc, nil
 }
 
 // NewConn wraps an existing connection (which should use nats.NoEcho) for instance in.

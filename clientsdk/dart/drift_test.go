@@ -116,6 +116,51 @@ func TestDartSourceMatchesProtocol(t *testing.T) {
 		t.Errorf("error body keys %v", got)
 	}
 
+	// The native protocol (docs/protocol.md 7): names shared with the Go
+	// side, the limits, the order of the done notice and the answer, and the
+	// service-error body's keys.
+	native := dartSource(t, "native.dart")
+	for _, s := range []string{
+		"nativeSubjectVar = '" + clientsdk.EnvLambdaSubject + "'",
+		"nativeControlVar = '" + clientsdk.EnvLambdaControl + "'",
+		"noticeHeader = '" + clientsdk.HeaderNotice + "'",
+		"requestIdHeader = '" + clientsdk.HeaderRequestID + "'",
+		"deadlineHeader = '" + clientsdk.HeaderDeadline + "'",
+		"replyHeader = '" + clientsdk.HeaderLambdaReply + "'",
+		"stopHeader = '" + clientsdk.HeaderLambdaStop + "'",
+		"statusHeader = '" + clientsdk.HeaderLambdaStatus + "'",
+		"errorTypeHeader = '" + clientsdk.HeaderErrorType + "'",
+		"noticeHeader: '" + clientsdk.NoticeReady + "'",
+		"noticeHeader: '" + clientsdk.NoticeDone + "'",
+		"noticeHeader: '" + clientsdk.NoticeInitError + "'",
+		"event.header('" + clientsdk.HeaderTraceparent + "')",
+		"event.header('" + clientsdk.HeaderClientContext + "')",
+		"event.header('" + clientsdk.HeaderCognitoIdentity + "')",
+		"type = '" + clientsdk.TypeResponseTooLarge + "'",
+		"'" + clientsdk.HeaderServiceError + "': headerValue(cut)",
+		"'" + clientsdk.HeaderServiceErrorCode + "': '$status'",
+		"name: '$userAgent $functionName'",
+		"maxResponseBytes = 6 * 1024 * 1024 + 100",
+		"maxErrorMessageBytes = 32 * 1024",
+		"if ((env[nativeSubjectVar] ?? '').isNotEmpty) {",
+	} {
+		if !strings.Contains(native+lambda, s) {
+			t.Errorf("native.dart lacks %s", s)
+		}
+	}
+	if clientsdk.MaxLambdaResponseBytes != 6*1024*1024+100 || clientsdk.MaxErrorMessageBytes != 32*1024 {
+		t.Error("the Go limits differ from native.dart's")
+	}
+	if d, a := strings.Index(native, "nc.publish(control, const <int>[], headers: done)"), strings.Index(native, "nc.publish(reply, result)"); d < 0 || a < 0 || d > a {
+		t.Error("native.dart must send the done notice before the answer")
+	}
+	if got := keys(dartKeyRe, block(t, native, "final doc = <String, Object>{", "};")); !slices.Equal(got, []string{"code", "errorType", "errorMessage"}) {
+		t.Errorf("service error body keys %v", got)
+	}
+	if got := keys(jsonKeyRe, string((&clientsdk.Error{}).Body())); !slices.Equal(got, []string{"code", "errorType", "errorMessage"}) {
+		t.Errorf("Go service error body keys %v", got)
+	}
+
 	// Proxy response keys, in order.
 	resp := dartSource(t, "response.dart")
 	if got := keys(dartKeyRe, block(t, resp, "final out = <String, Object?>{", "};")); !slices.Equal(got, []string{"statusCode", "statusDescription", "headers", "body", "isBase64Encoded"}) {

@@ -24,7 +24,6 @@ import (
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // connectLine is the CONNECT of docs/protocol.md 4.1 for instance chat.0,
@@ -231,22 +230,7 @@ func TestWireNATSPubSub(t *testing.T) {
 // via internal/dartmimic on the real Runtime API server with its /w/ID path
 // prefix) and DartUp.request's NATS lines (4.6) against them.
 func TestWireRuntimeAPI(t *testing.T) {
-	b := testutil.StartBroker(t)
-	m, err := lambdas.New(testutil.Connect(t, b.NATSURL()), lambdas.WithNodeID("n1"), lambdas.WithStopGrace(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = m.Close(ctx)
-	})
-	bin := testutil.BuildGo(t, "./clientsdk/dart/internal/dartmimic")
-	js, _ := jetstream.New(testutil.Connect(t, b.NATSURL()))
-	apps, err := js.KeyValue(context.Background(), clientsdk.AppsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, m, bin, apps := mimicManager(t)
 	deploy := func(name string, env ...string) {
 		s := clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand,
 			Command: []string{"bootstrap"}, Lambda: &clientsdk.LambdaSpec{}, Revision: 1}.WithDefaults()

@@ -17,7 +17,7 @@ const completionTimeout = time.Second
 // enumFlags are the flags whose values completion offers.
 var enumFlags = map[string][]string{
 	"runtime":    {string(clientsdk.RuntimeExe), string(clientsdk.RuntimeAOT), string(clientsdk.RuntimeKernel), string(clientsdk.RuntimeCommand)},
-	"protocol":   {clientsdk.ProtocolRuntimeAPI, clientsdk.ProtocolStdio},
+	"protocol":   {clientsdk.ProtocolRuntimeAPI, clientsdk.ProtocolStdio, clientsdk.ProtocolNATS},
 	"http-event": {clientsdk.HTTPEventAPIGateway, clientsdk.HTTPEventALB, clientsdk.HTTPEventRaw},
 	"log-format": {"text", "json"},
 	"isolation":  {"auto", "required"},

@@ -81,6 +81,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
   dartup push --name api -j 2 --http api.example.com/ --ready http:/healthz ./api
   dartup push --name web -j 4 --port 8080 ./build/web  # fixed ports 8080-8083
   dartup push --lambda --name hello ./hello
+  dartup push --lambda --name fast --protocol nats ./fast     # native: app.ServeLambda or the Dart runLambda
   dartup push --lambda --name report --schedule '0 0 9 * * MON-FRI' --schedule-tz Europe/Berlin ./report
   dartup push --lambda --name mail --retries 5 --retry-backoff 1s,30s --on-failure mail.failed ./mail
   dartup push --name sass --runtime aot ./sass.snapshot --arg --watch --arg in.scss:out.css
@@ -122,7 +123,7 @@ app's ready instances, each on a free PORT its runner chooses.`,
 	f.wait.register(cmd)
 	fs.BoolVar(&f.wait.detach, "no-wait", false, "same as --detach")
 	_ = fs.MarkHidden("no-wait")
-	fs.StringVar(&f.protocol, "protocol", clientsdk.ProtocolRuntimeAPI, "lambda protocol: runtime-api (AWS Lambda Runtime API) or stdio")
+	fs.StringVar(&f.protocol, "protocol", clientsdk.ProtocolRuntimeAPI, "lambda protocol: runtime-api (AWS Lambda Runtime API), stdio (one process per request) or nats (native: app.ServeLambda, the Dart runLambda)")
 	fs.StringVar(&f.handler, "handler", "", "lambda handler, passed as _HANDLER")
 	fs.DurationVar(&f.keepWarm, "keep-warm", clientsdk.DefaultKeepWarm, "idle time before a lambda worker is stopped (0: after each request)")
 	fs.IntVar(&f.maxWorkers, "max-workers", clientsdk.DefaultMaxWorkers, "lambda workers per node")

@@ -1,7 +1,8 @@
 /// Run Dart programs on dartup.
 ///
 /// * Lambdas: [runLambda] runs a handler on the AWS Lambda Runtime API that
-///   dartup (and AWS Lambda) give every lambda worker:
+///   dartup (and AWS Lambda) give every lambda worker, or on dartup's native
+///   NATS protocol when the worker was pushed with `--protocol nats`:
 ///
 ///   ```dart
 ///   import 'package:dartup/dartup.dart';

@@ -14,9 +14,13 @@
 // StateError('boom'). With DARTMIMIC_INIT_FAIL=1 its init callback throws
 // StateError('init failed'): it posts /runtime/init/error and exits 255.
 //
+// With DARTUP_LAMBDA_SUBJECT set it speaks the native protocol instead, as
+// runLambda then does (native.go, docs/protocol.md section 7), with the same
+// handler; a raw event "huge" returns 6 MiB + 200 bytes (413).
+//
 // No Dart compiler can be installed on dartup's machines; this program is how
-// the Go tests replay the Dart side's HTTP exchanges against the real Runtime
-// API server.
+// the Go tests replay the Dart side's HTTP and NATS exchanges against the
+// real Runtime API server and the real native protocol.
 package main
 
 import (
@@ -245,6 +249,14 @@ func encode(r request, status int, text string) []byte {
 }
 
 func main() {
+	if subject := os.Getenv("DARTUP_LAMBDA_SUBJECT"); subject != "" {
+		control := os.Getenv("DARTUP_LAMBDA_CONTROL")
+		if control == "" {
+			die("Bad state: runLambda: DARTUP_LAMBDA_SUBJECT and DARTUP_LAMBDA_CONTROL must both be set")
+		}
+		runNative(subject, control)
+		return
+	}
 	api := os.Getenv("AWS_LAMBDA_RUNTIME_API")
 	if api == "" {
 		die("Bad state: runLambda: AWS_LAMBDA_RUNTIME_API is not set")

@@ -1,5 +1,6 @@
-/// What the AWS Lambda Runtime API says about one invocation, read from the
-/// headers of `GET /2018-06-01/runtime/invocation/next`.
+/// What dartup says about one invocation: read from the headers of
+/// `GET /2018-06-01/runtime/invocation/next` (Runtime API), or from the
+/// event's headers (native protocol).
 class LambdaContext {
   /// `Lambda-Runtime-Aws-Request-Id`: the invocation's id.
   final String requestId;
@@ -11,8 +12,13 @@ class LambdaContext {
   /// `Lambda-Runtime-Invoked-Function-Arn`, empty when not sent.
   final String invokedFunctionArn;
 
-  /// `Lambda-Runtime-Trace-Id`, empty when not sent.
+  /// `Lambda-Runtime-Trace-Id` (X-Ray form), empty when not sent; on the
+  /// native protocol, made from [traceparent].
   final String traceId;
+
+  /// The invocation's W3C `traceparent` on the native protocol (make your
+  /// spans its children); empty on the Runtime API.
+  final String traceparent;
 
   /// `Lambda-Runtime-Client-Context`, or null when not sent.
   final String? clientContext;
@@ -29,6 +35,7 @@ class LambdaContext {
     required this.deadline,
     this.invokedFunctionArn = '',
     this.traceId = '',
+    this.traceparent = '',
     this.clientContext,
     this.cognitoIdentity,
     this.functionName = '',

@@ -4,6 +4,7 @@ import 'dart:io';
 import 'dart:typed_data';
 
 import 'context.dart';
+import 'native.dart';
 import 'request.dart';
 import 'response.dart';
 import 'version.dart';
@@ -11,10 +12,15 @@ import 'version.dart';
 /// A lambda: answers one [Request] with a [Response].
 typedef LambdaHandler = FutureOr<Response> Function(Request request);
 
-/// Runs [handler] as an AWS Lambda custom runtime: forever, it fetches the
-/// next invocation from the Runtime API at `$AWS_LAMBDA_RUNTIME_API`, calls
-/// [handler] and posts its response, or posts the error when [handler]
-/// throws (the loop then goes on with the next invocation).
+/// Runs [handler] as a lambda: forever, it takes the next invocation, calls
+/// [handler] and sends its response, or the error when [handler] throws
+/// (the loop then goes on with the next invocation).
+///
+/// On dartup's native protocol (`dartup push --lambda --protocol nats`:
+/// `DARTUP_LAMBDA_SUBJECT` is set) the invocations come over NATS and the
+/// answers go straight to the callers ([runNativeLambda]); otherwise it is
+/// an AWS Lambda custom runtime on the Runtime API at
+/// `$AWS_LAMBDA_RUNTIME_API`.
 ///
 /// ```dart
 /// void main() => runLambda((req) async => Response.text('Hello, lambda world!'));
@@ -26,7 +32,8 @@ typedef LambdaHandler = FutureOr<Response> Function(Request request);
 ///
 /// [environment] replaces `Platform.environment` (for tests).
 ///
-/// The returned future never completes normally. It completes with a
+/// On the Runtime API the returned future never completes normally (on the
+/// native protocol it does when dartup stops the worker). It completes with a
 /// [StateError] when `AWS_LAMBDA_RUNTIME_API` is not set, and with a
 /// [RuntimeApiException] (or the socket's error) when the Runtime API answers
 /// with an unexpected status or goes away, like aws-lambda-go, which exits in
@@ -37,6 +44,9 @@ Future<void> runLambda(
   Map<String, String>? environment,
 }) async {
   final env = environment ?? Platform.environment;
+  if ((env[nativeSubjectVar] ?? '').isNotEmpty) {
+    return runNativeLambda(handler, init: init, environment: env);
+  }
   final api = env['AWS_LAMBDA_RUNTIME_API'] ?? '';
   if (api.isEmpty) {
     throw StateError('runLambda: AWS_LAMBDA_RUNTIME_API is not set; '

@@ -1,0 +1,278 @@
+package lambdas
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/loglimit"
+	"github.com/nats-io/nats.go"
+)
+
+// The native protocol (clientsdk.ProtocolNATS). The pool is the Runtime
+// API's — idle list, queue, limits, timeouts, keep-warm, init timeout,
+// stats, events — and only the hand-over differs:
+//
+//   - GET /next is a notice: the worker subscribes to its private subject
+//     (clientsdk.LambdaWorkerSubject, which only its own token may read) and
+//     sends "ready" to its control subject, the Manager's control inbox
+//     followed by the worker's 128-bit secret: no other worker knows it.
+//   - An invocation is one message to the worker's subject: the event, with
+//     the request id, deadline, trace and the caller's reply subject in
+//     headers. The worker answers the caller itself (workers may publish to
+//     reply inboxes) — dartup relays nothing.
+//   - POST …/response is a "done" notice with the request id and the
+//     outcome: the Manager frees the worker (or hands it the next waiting
+//     request) and records the invocation. A notice for any request but the
+//     worker's current one is ignored and logged.
+//
+// Timeouts (504, worker killed), worker death (502 from the process watch)
+// and throttling (429) are answered by dartup, as for the Runtime API.
+
+// nativeWorker is what a native worker has beyond a Runtime API one.
+type nativeWorker struct {
+	id      string // its id in its token and subject: 32 hex digits
+	subject string // clientsdk.LambdaWorkerSubject(app, id)
+	control string // the Manager's control inbox + "." + the worker's secret
+}
+
+func newNativeWorker(f *function, secret string) *nativeWorker {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	return &nativeWorker{id: id, subject: clientsdk.LambdaWorkerSubject(f.name, id), control: f.m.native.inbox + "." + secret}
+}
+
+// nativeEnv is what a native worker is told: its subject, its control
+// subject, and its own NATS token (when the runner signs tokens).
+func (f *function) nativeEnv(w *worker) []string {
+	env := []string{clientsdk.EnvLambdaSubject + "=" + w.native.subject, clientsdk.EnvLambdaControl + "=" + w.native.control}
+	if f.cmd.WorkerToken != nil {
+		env = append(env, "NATS_TOKEN="+f.cmd.WorkerToken(w.native.id))
+	}
+	return env
+}
+
+// passedHeaders are the caller's headers a worker is given as they came.
+var passedHeaders = [...]string{HeaderClientContext, HeaderCognitoIdentity}
+
+// deliver hands inv, just assigned to w, to the worker process.
+func (w *worker) deliver(inv *invocation) {
+	h := nats.Header{
+		clientsdk.HeaderRequestID:   {inv.id},
+		clientsdk.HeaderDeadline:    {strconv.FormatInt(inv.deadline.UnixMilli(), 10)},
+		clientsdk.HeaderTraceparent: {inv.tr.tc.String()},
+	}
+	if inv.msg != nil {
+		if inv.msg.Reply != "" {
+			h[clientsdk.HeaderLambdaReply] = []string{inv.msg.Reply}
+		}
+		for _, k := range passedHeaders {
+			if v := inv.msg.Header.Get(k); v != "" {
+				h[k] = []string{v}
+			}
+		}
+	}
+	inv.tr.coldStart(w.servedNone)
+	err := w.f.m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: h, Data: inv.event})
+	if err == nil {
+		return
+	}
+	// The event cannot reach the worker (the Manager's connection is
+	// closed, or the event does not fit it): the caller is told, and the
+	// worker, which holds the invocation, is replaced.
+	e := clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot hand the event to its worker: %v", w.f.name, err)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		e = clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) does not fit the NATS connection's payload limit", w.f.name, len(inv.event))
+	}
+	inv.fail(e)
+	w.f.mu.Lock()
+	w.stopping = true
+	w.f.mu.Unlock()
+	go w.kill()
+}
+
+// tellStop asks a native worker to stop (ServeLambda returns) before it is
+// sent SIGTERM; nothing for other workers.
+func (w *worker) tellStop() {
+	if w.native == nil {
+		return
+	}
+	_ = w.f.m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: nats.Header{clientsdk.HeaderLambdaStop: {"1"}}})
+}
+
+// nativeControl is a Manager's control inbox: one subscription on
+// "_INBOX.ID.*" receives every native worker's notices, each on its
+// worker's secret token.
+//
+// Notices and the requests of native lambdas are handled in the order they
+// arrive, by one goroutine: the subscriptions share one channel, which the
+// connection's reader fills in order. A worker sends its done notice before
+// its answer, so the done is ahead of a request the caller sends on that
+// answer, and the worker is idle again when that request is handled — with
+// a handler goroutine per subscription the request could win, find no idle
+// worker and start another one.
+type nativeControl struct {
+	inbox  string
+	ch     chan *nats.Msg
+	sub    *nats.Subscription
+	funcs  sync.Map // *nats.Subscription of lambda.NAME → *function
+	quit   chan struct{}
+	logged loglimit.Every
+}
+
+// nativeBacklog bounds the messages waiting for the dispatcher; beyond it
+// nats.go drops them as a slow consumer (and says so in the log).
+const nativeBacklog = 1 << 16
+
+func (c *nativeControl) start(m *Manager) error {
+	c.inbox = nats.NewInbox()
+	c.ch = make(chan *nats.Msg, nativeBacklog)
+	c.quit = make(chan struct{})
+	sub, err := m.nc.ChanSubscribe(c.inbox+".*", c.ch)
+	if err != nil {
+		return fmt.Errorf("lambdas: subscribe to the native workers' control inbox: %w", err)
+	}
+	c.sub = sub
+	go c.dispatch(m)
+	return nil
+}
+
+func (c *nativeControl) dispatch(m *Manager) {
+	for {
+		select {
+		case msg := <-c.ch:
+			if msg.Sub == c.sub {
+				m.onNotice(msg)
+			} else if f, ok := c.funcs.Load(msg.Sub); ok {
+				f.(*function).onMsg(msg)
+			}
+		case <-c.quit:
+			return
+		}
+	}
+}
+
+// subscribe subscribes f, a native lambda, to lambda.NAME in the queue
+// group, through the dispatcher.
+func (c *nativeControl) subscribe(m *Manager, f *function) (*nats.Subscription, error) {
+	sub, err := m.nc.ChanQueueSubscribe(clientsdk.LambdaSubject(f.name), clientsdk.LambdaQueueGroup, c.ch)
+	if err == nil {
+		c.funcs.Store(sub, f)
+	}
+	return sub, err
+}
+
+// forget drops f's subscription once f is gone.
+func (c *nativeControl) forget(f *function) {
+	if f.sub != nil {
+		c.funcs.Delete(f.sub)
+	}
+}
+
+func (c *nativeControl) stop() {
+	if c.sub != nil {
+		_ = c.sub.Unsubscribe()
+		close(c.quit)
+	}
+}
+
+// onNotice handles a native worker's notice.
+func (m *Manager) onNotice(msg *nats.Msg) {
+	w := m.worker(msg.Subject[len(m.native.inbox)+1:])
+	if w == nil || w.native == nil {
+		m.badNotice(nil, "a notice on an unknown control subject (a stopped worker's?)", msg)
+		return
+	}
+	f := w.f
+	switch msg.Header.Get(clientsdk.HeaderNotice) {
+	case clientsdk.NoticeReady:
+		f.nativeReady(w)
+	case clientsdk.NoticeDone:
+		inv, code := f.finish(w, msg.Header.Get(clientsdk.HeaderRequestID))
+		if code != 0 {
+			m.badNotice(w, "a done notice for a request that is not the worker's current one; ignored", msg)
+			return
+		}
+		inv.completed(noticeOutcome(f.name, msg.Header))
+		f.nativeReady(w)
+	case clientsdk.NoticeInitError:
+		f.mu.Lock()
+		ready := w.ready
+		f.mu.Unlock()
+		if ready {
+			m.badNotice(w, "an init-error notice after the worker was ready; ignored", msg)
+			return
+		}
+		e := &clientsdk.Error{Code: 500, Type: msg.Header.Get(clientsdk.HeaderErrorType), Message: "the function failed to initialize"}
+		decodeFunctionError(msg.Data, e)
+		if e.Type = clientsdk.CleanErrorType(e.Type); e.Type == "" {
+			e.Type = "Runtime.InitError"
+		}
+		f.initError(w, e)
+	default:
+		m.badNotice(w, "a notice of no known kind; ignored", msg)
+	}
+}
+
+// nativeReady is a native worker's GET /next: it gets the oldest waiting
+// request, or goes on the idle list, or is stopped.
+func (f *function) nativeReady(w *worker) {
+	if inv, err := f.takeNext(w); err == nil && inv != nil {
+		w.deliver(inv)
+	}
+}
+
+// noticeOutcome is the result a done notice reports: nil for a result,
+// 413 for one over the limit, else a function error of the reported type.
+func noticeOutcome(name string, h nats.Header) *clientsdk.Error {
+	switch h.Get(clientsdk.HeaderLambdaStatus) {
+	case "200":
+		return nil
+	case "413":
+		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s was over %d bytes; the worker answered 413", name, MaxResponseBytes)
+	}
+	typ := clientsdk.CleanErrorType(h.Get(clientsdk.HeaderErrorType))
+	if typ == "" {
+		typ = TypeUnhandled
+	}
+	return &clientsdk.Error{Code: 500, Type: typ, Message: "the function returned an error"}
+}
+
+// completed records inv, which its worker answered itself (the caller
+// already has the result or the error); it sends nothing.
+func (inv *invocation) completed(e *clientsdk.Error) {
+	if !inv.done.CompareAndSwap(false, true) {
+		return
+	}
+	inv.stopTimer()
+	inv.f.st.record(time.Since(inv.received), e)
+	inv.tr.end(e)
+	inv.f.m.kickStats(inv.f.name)
+}
+
+// badNotice logs a notice that was ignored, at most once every 10 s: a
+// worker flooding forged notices must not flood the log.
+func (m *Manager) badNotice(w *worker, what string, msg *nats.Msg) {
+	if !m.native.logged.Allow(time.Now(), 10*time.Second) {
+		return
+	}
+	args := []any{"notice", clip(msg.Header.Get(clientsdk.HeaderNotice)), "request_id", clip(msg.Header.Get(clientsdk.HeaderRequestID))}
+	if w != nil {
+		args = append(args, "app", w.f.name, "worker", w.id)
+	}
+	m.logger.Warn("native lambda worker: "+what, args...)
+}
+
+// clip bounds a worker-supplied value for the log.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
