@@ -230,13 +230,36 @@
     while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
   }
 
+  // RETRY_MS is how long a stream waits before it opens again after the
+  // browser gave it up: an EventSource reconnects by itself when a stream
+  // breaks, but not after an answer other than 200 (503 when the server
+  // has its most streams open, 502 from a proxy while it restarts).
+  const RETRY_MS = 5000;
+
+  // stream opens url as an EventSource with listeners (event name ->
+  // handler), and opens it again RETRY_MS after the browser gave up on it,
+  // until stop() is called. onState gets 'live' or 'down'.
+  function stream(url, listeners, onState) {
+    let es = null, timer = null, stopped = false;
+    const open = () => {
+      es = new EventSource(url);
+      es.addEventListener('open', () => onState('live'));
+      es.addEventListener('error', () => {
+        onState('down');
+        if (es.readyState === EventSource.CLOSED && !stopped) timer = setTimeout(open, RETRY_MS);
+      });
+      for (const [name, fn] of Object.entries(listeners)) es.addEventListener(name, fn);
+    };
+    open();
+    return { stop() { stopped = true; clearTimeout(timer); es.close(); } };
+  }
+
   function connect() {
     const conn = $('#conn');
-    const es = new EventSource('api/stream');
-    es.addEventListener('open', () => { conn.textContent = 'live'; conn.dataset.state = 'live'; });
-    es.addEventListener('error', () => { conn.textContent = 'reconnecting…'; conn.dataset.state = 'down'; });
-    es.addEventListener('snapshot', (m) => onSnapshot(JSON.parse(m.data)));
-    es.addEventListener('event', (m) => onEvent(JSON.parse(m.data)));
+    stream('api/stream', {
+      snapshot: (m) => onSnapshot(JSON.parse(m.data)),
+      event: (m) => onEvent(JSON.parse(m.data)),
+    }, (state) => { conn.textContent = state === 'live' ? 'live' : 'reconnecting…'; conn.dataset.state = state; });
   }
 
   // The log pane.
@@ -268,22 +291,20 @@
   }
 
   function follow(app) {
-    if (logSource) { logSource.close(); logSource = null; }
+    if (logSource) { logSource.stop(); logSource = null; }
     $('#log-app').value = app;
     $('#logs').replaceChildren();
     if (!app) { logState('', 'off'); return; }
     logState('connecting…', 'connecting');
-    const es = new EventSource('api/logs?app=' + encodeURIComponent(app));
-    logSource = es;
-    es.addEventListener('open', () => logState(`following ${app}`, 'live'));
-    es.addEventListener('error', () => logState('reconnecting…', 'down'));
-    es.addEventListener('line', (m) => {
-      if (paused) return;
-      const l = JSON.parse(m.data);
-      appendLine(`${l.app}.${l.instance} ${l.stream === 'err' ? '!' : '|'} ${l.line}`, 'stream-' + (l.stream === 'err' ? 'err' : 'out'));
-    });
-    es.addEventListener('dropped', (m) => appendLine(`… ${JSON.parse(m.data).count} lines left out (more than the dashboard forwards)`, 'note'));
-    es.addEventListener('failed', (m) => logState('failed: ' + JSON.parse(m.data).error, 'down'));
+    logSource = stream('api/logs?app=' + encodeURIComponent(app), {
+      line: (m) => {
+        if (paused) return;
+        const l = JSON.parse(m.data);
+        appendLine(`${l.app}.${l.instance} ${l.stream === 'err' ? '!' : '|'} ${l.line}`, 'stream-' + (l.stream === 'err' ? 'err' : 'out'));
+      },
+      dropped: (m) => appendLine(`… ${JSON.parse(m.data).count} lines left out (more than the dashboard forwards)`, 'note'),
+      failed: (m) => logState('failed: ' + JSON.parse(m.data).error, 'down'),
+    }, (state) => logState(state === 'live' ? `following ${app}` : 'reconnecting…', state));
   }
 
   $('#log-app').addEventListener('change', (e) => follow(e.target.value));

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/termquiet"
 )
 
 // exitError carries a specific exit code.
@@ -29,7 +30,12 @@ var errSilent = errors.New("")
 // usageErr marks err as the user's mistake (exit code 2).
 func usageErr(err error) error { return &exitError{code: 2, err: err} }
 
+// restoreTerm puts TERM back: it was "dumb" while the packages initialised,
+// so that bubbletea's init does not query the terminal (see termquiet).
+var restoreTerm = termquiet.Restore
+
 func main() {
+	restoreTerm()
 	os.Exit(run(context.Background(), os.Args[1:]))
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -222,4 +224,41 @@ func scaleTo3ThenBackWithTheBox(t *testing.T, s *server, ctx context.Context, pi
 		t.Errorf("scaling down replaced instance 0: pid %d, was %d", p, pid)
 	}
 	until(t, ctx, 20*time.Second, "one instance", `document.querySelectorAll('tr[data-instance^="uiapp."]').length === 1`)
+}
+
+// TestDashboardReconnectsAfterBusy: a page that finds every stream slot
+// taken (503, which makes a browser's EventSource give up for good) says
+// so and comes back live by itself once slots are free.
+func TestDashboardReconnectsAfterBusy(t *testing.T) {
+	chrome := chromium(t)
+	s := startServe(t, testutil.TempDir(t))
+	var held []io.Closer
+	release := func() {
+		for _, c := range held {
+			c.Close()
+		}
+		held = nil
+	}
+	t.Cleanup(release)
+	for {
+		res, err := http.Get(s.httpURL + "/ui/api/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == http.StatusServiceUnavailable {
+			res.Body.Close()
+			break
+		}
+		if res.StatusCode != http.StatusOK || len(held) > 64 {
+			t.Fatalf("stream %d: %s", len(held), res.Status)
+		}
+		held = append(held, res.Body)
+	}
+	ctx := browser(t, chrome)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.httpURL+"/ui/")); err != nil {
+		t.Fatal(err)
+	}
+	until(t, ctx, 20*time.Second, "the refused stream", `document.querySelector('#conn').dataset.state === 'down'`)
+	release()
+	until(t, ctx, 30*time.Second, "the live connection once streams are free", `document.querySelector('#conn').dataset.state === 'live'`)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,8 +33,8 @@ const maxEndpointLength = 2048
 // are sent to: an http or https URL with a host, without user name,
 // password, query or fragment (credentials go in the standard
 // OTEL_EXPORTER_OTLP_HEADERS environment variable, never on a command
-// line); a URL without a path (or "/") gets TracesPath, one with a path is
-// used as it is.
+// line), with a port from 1 to 65535 if it has one; a URL without a path
+// (or "/") gets TracesPath, one with a path is used as it is.
 func ParseEndpoint(s string) (string, error) {
 	const example = " (e.g. http://127.0.0.1:4318)"
 	if len(s) > maxEndpointLength {
@@ -55,6 +56,8 @@ func ParseEndpoint(s string) (string, error) {
 	}
 	if port := u.Port(); port == "" && strings.HasSuffix(u.Host, ":") {
 		return "", fmt.Errorf("--otlp-endpoint %q has an empty port%s", s, example)
+	} else if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return "", fmt.Errorf("--otlp-endpoint %q: port %s is not from 1 to 65535%s", s, port, example)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = TracesPath

@@ -25,6 +25,10 @@ func TestParseEndpoint(t *testing.T) {
 		{"http://127.0.0.1:4318/v1/traces?token=x", "", "query or fragment"},
 		{"http://127.0.0.1:4318/#x", "", "query or fragment"},
 		{"http://127.0.0.1:/", "", "empty port"},
+		{"http://127.0.0.1:65535", "http://127.0.0.1:65535/v1/traces", ""},
+		{"http://127.0.0.1:99999", "", "port 99999 is not from 1 to 65535"},
+		{"http://127.0.0.1:0", "", "port 0 is not from 1 to 65535"},
+		{"http://[::1]:070000/", "", "port 070000 is not from 1 to 65535"},
 		{"http://127.0.0.1:4318/\x7f", "", "not a URL"},
 		{"http://h/" + strings.Repeat("a", maxEndpointLength), "", "over 2048"},
 	}
