@@ -76,6 +76,7 @@ func (f *function) onMsg(msg *nats.Msg) {
 		return
 	}
 	f.submit(&invocation{id: requestID(msg), msg: msg, event: msg.Data, received: time.Now(), f: f})
+	f.m.kickStats(f.name) // its busy and queued figures changed
 }
 
 func (f *function) unavailable(reason string) *clientsdk.Error {

@@ -98,9 +98,15 @@ func (r *reporter) write(name string) {
 	if !ok {
 		return
 	}
+	busy, queued := m.load(name)
 	s := clientsdk.InstanceStatus{
 		App: name, Instance: -1, Node: m.opts.nodeID, State: clientsdk.StateStopped,
-		WarmWorkers: warm, Lambda: &st, SpecRevision: f.spec.Revision, UpdatedAt: time.Now().UTC(),
+		WarmWorkers: warm, BusyWorkers: busy, QueuedRequests: queued, Lambda: &st, SpecRevision: f.spec.Revision, UpdatedAt: time.Now().UTC(),
+	}
+	if busy > 0 || queued > 0 {
+		// Written again within statsInterval while it works, so that the
+		// busy and queued figures come back to 0 once it is done.
+		defer r.kick(name, false)
 	}
 	if warm > 0 {
 		s.State = clientsdk.StateRunning
@@ -111,6 +117,40 @@ func (r *reporter) write(name string) {
 	if _, err := m.opts.status.Put(ctx, clientsdk.LambdaStatusKey(name, m.opts.nodeID), b); err != nil {
 		m.logger.Warn("cannot write lambda status", "app", name, "err", err)
 	}
+}
+
+// load returns the workers of lambda name (every revision still here)
+// running an invocation, and the requests waiting for a worker.
+func (m *Manager) load(name string) (busy, queued int) {
+	m.mu.Lock()
+	fs := []*function{m.funcs[name]}
+	for r := range m.retiring {
+		if r.name == name {
+			fs = append(fs, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range fs {
+		if f != nil {
+			b, q := f.load()
+			busy, queued = busy+b, queued+q
+		}
+	}
+	return busy, queued
+}
+
+// load returns f's workers running an invocation (stdio: its processes)
+// and its queued requests.
+func (f *function) load() (busy, queued int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	busy = f.running
+	for w := range f.workers {
+		if w.current != nil {
+			busy++
+		}
+	}
+	return busy, len(f.queue)
 }
 
 // remove deletes name's status entry (after Undeploy).
