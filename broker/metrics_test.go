@@ -16,68 +16,7 @@ import (
 	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
-
-// scrape GETs a /metrics URL (with Basic auth when user is set) and parses
-// the answer with Prometheus's text parser; families is nil unless 200.
-func scrape(t *testing.T, url, user, pw string) (int, map[string]*dto.MetricFamily) {
-	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pw)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return resp.StatusCode, nil
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse %s: %v", url, err)
-	}
-	return resp.StatusCode, fams
-}
-
-// sample returns the value of the series of family name whose labels
-// include want: a counter's or gauge's value, a histogram's count.
-func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	for _, m := range fams[name].GetMetric() {
-		if !hasLabels(m, want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	got := map[string]string{}
-	for _, l := range m.GetLabel() {
-		got[l.GetName()] = l.GetValue()
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
-}
 
 // metricsRig is a broker with a lambda host that reports to the status
 // bucket, as a runner's does.
@@ -136,14 +75,14 @@ func TestMetricsCountInvocationsAndRequests(t *testing.T) {
 	var fams map[string]*dto.MetricFamily
 	testutil.WaitFor(t, 10*time.Second, "10 invocations of hello in /metrics", func() bool {
 		var code int
-		code, fams = scrape(t, url, "", "")
+		code, fams = testutil.Scrape(t, url, "", "")
 		if code != 200 {
 			t.Fatalf("GET /metrics from loopback without a password: %d", code)
 		}
 		hello := map[string]string{"app": "hello", "node": "n1"}
-		inv, _ := sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "hello", "node": "n1", "result": "ok"})
-		hist, _ := sample(fams, "dartup_lambda_duration_seconds", hello)
-		req, _ := sample(fams, "dartup_http_requests_total", map[string]string{"app": "hello", "route": "/hello", "method": "GET", "code": "200"})
+		inv, _ := testutil.Sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "hello", "node": "n1", "result": "ok"})
+		hist, _ := testutil.Sample(fams, "dartup_lambda_duration_seconds", hello)
+		req, _ := testutil.Sample(fams, "dartup_http_requests_total", map[string]string{"app": "hello", "route": "/hello", "method": "GET", "code": "200"})
 		return inv == 10 && hist == 10 && req == 10
 	})
 	want := []struct {
@@ -160,7 +99,7 @@ func TestMetricsCountInvocationsAndRequests(t *testing.T) {
 		{"dartup_lambda_dead_letters", map[string]string{"app": "hello"}, 0},
 	}
 	for _, w := range want {
-		if v, ok := sample(fams, w.name, w.labels); !ok || v != w.value {
+		if v, ok := testutil.Sample(fams, w.name, w.labels); !ok || v != w.value {
 			t.Errorf("%s%v = %v (found %v), want %v", w.name, w.labels, v, ok, w.value)
 		}
 	}
@@ -189,17 +128,17 @@ func TestMetricsAuthentication(t *testing.T) {
 		t.Fatal("no metrics listener")
 	}
 	for _, url := range []string{b.HTTPURL() + "/metrics", b.MetricsURL()} {
-		if code, _ := scrape(t, url, "", ""); code != http.StatusUnauthorized {
+		if code, _ := testutil.Scrape(t, url, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s without credentials: %d, want 401", url, code)
 		}
-		if code, _ := scrape(t, url, "alice", wrongPW); code != http.StatusUnauthorized {
+		if code, _ := testutil.Scrape(t, url, "alice", wrongPW); code != http.StatusUnauthorized {
 			t.Errorf("%s with a wrong password: %d, want 401", url, code)
 		}
-		code, fams := scrape(t, url, "alice", alicePW)
+		code, fams := testutil.Scrape(t, url, "alice", alicePW)
 		if code != 200 {
 			t.Fatalf("%s with Basic auth: %d, want 200", url, code)
 		}
-		if v, ok := sample(fams, "dartup_nats_connections", nil); !ok || v < 1 {
+		if v, ok := testutil.Sample(fams, "dartup_nats_connections", nil); !ok || v < 1 {
 			t.Errorf("%s: dartup_nats_connections = %v (found %v)", url, v, ok)
 		}
 		if _, ok := fams["go_goroutines"]; !ok {
@@ -211,7 +150,7 @@ func TestMetricsAuthentication(t *testing.T) {
 	}
 	open := testutil.StartBroker(t, func(c *broker.Config) { c.MetricsAddr = "127.0.0.1:0" })
 	for _, url := range []string{open.HTTPURL() + "/metrics", open.MetricsURL()} {
-		if code, _ := scrape(t, url, "", ""); code != 200 {
+		if code, _ := testutil.Scrape(t, url, "", ""); code != 200 {
 			t.Errorf("%s from loopback without --require-password: %d, want 200", url, code)
 		}
 	}
