@@ -1,11 +1,15 @@
 package broker
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +62,11 @@ func newMetrics(b *Broker) *metrics {
 		ErrorLog:            slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: metricsMaxScrapes,
-		Timeout:             30 * time.Second,
+		// No Timeout: it would buffer the whole answer; the collectors
+		// bound their own requests.
+		// Compressed by ServeHTTP at gzip's best speed: the default level
+		// took a quarter of a scrape's CPU for a few KB less.
+		DisableCompression: true,
 	})
 	return m
 }
@@ -72,7 +80,77 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.b.router != nil {
 		m.http.prune(m.b.router.routes())
 	}
-	m.handler.ServeHTTP(w, r)
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		m.handler.ServeHTTP(w, r)
+		return
+	}
+	gz := gzipWriters.Get().(*gzip.Writer)
+	gz.Reset(w)
+	defer gzipWriters.Put(gz)
+	w.Header().Set("Content-Encoding", "gzip")
+	gr := &gzipResponse{ResponseWriter: w, gz: gz}
+	m.handler.ServeHTTP(gr, r)
+	if gr.started && !gr.plain {
+		_ = gz.Close()
+	}
+}
+
+// gzipWriters are reused gzip writers at the best speed.
+var gzipWriters = sync.Pool{New: func() any {
+	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return gz
+}}
+
+// gzipResponse writes the body through a gzip writer, unless the handler
+// took the Content-Encoding header back before it wrote (promhttp does
+// for its plain-text errors).
+type gzipResponse struct {
+	http.ResponseWriter
+	gz      *gzip.Writer
+	started bool
+	plain   bool
+}
+
+func (g *gzipResponse) start() {
+	if !g.started {
+		g.started, g.plain = true, g.Header().Get("Content-Encoding") != "gzip"
+	}
+}
+
+// WriteHeader decides whether the body is compressed, and writes the header.
+func (g *gzipResponse) WriteHeader(code int) {
+	g.start()
+	g.ResponseWriter.WriteHeader(code)
+}
+
+// Write writes p, compressed or not.
+func (g *gzipResponse) Write(p []byte) (int, error) {
+	g.start()
+	if g.plain {
+		return g.ResponseWriter.Write(p)
+	}
+	return g.gz.Write(p)
+}
+
+// acceptsGzip reports whether Accept-Encoding values take gzip (with a
+// weight above 0, or none).
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			_, q, ok := strings.Cut(strings.ReplaceAll(params, " ", ""), "q=")
+			if !ok {
+				return true
+			}
+			w, err := strconv.ParseFloat(q, 64)
+			return err == nil && w > 0
+		}
+	}
+	return false
 }
 
 // listen serves /metrics alone on Config.MetricsAddr, under the gateway's

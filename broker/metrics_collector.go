@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -47,7 +48,42 @@ var (
 
 // stateCollector makes the state metrics at scrape time from the caches:
 // the router's apps, and the watched status and nodes buckets.
-type stateCollector struct{ m *metrics }
+type stateCollector struct {
+	m     *metrics
+	cache seriesCache
+}
+
+// seriesCache keeps the series made for each instance and lambda entry
+// from one scrape to the next: an entry that did not change (the same
+// write, the same truth) gives the same const metrics, made once. This
+// halves what a scrape allocates.
+type seriesCache struct {
+	mu         sync.Mutex // held for a whole Collect
+	prev, next map[seriesKey][]prometheus.Metric
+}
+
+// seriesKey identifies what an entry's series are made of.
+type seriesKey struct {
+	app, node    string
+	index        int
+	state        clientsdk.InstanceState
+	ready, alive bool
+	written      int64 // the entry's UpdatedAt: each write has its own
+}
+
+// series returns k's series: those of the scrape before, or made now (an
+// entry without a write time is made every time).
+func (c *seriesCache) series(k seriesKey, build func() []prometheus.Metric) []prometheus.Metric {
+	if k.written <= 0 {
+		return build()
+	}
+	m, ok := c.prev[k]
+	if !ok {
+		m = build()
+	}
+	c.next[k] = m
+	return m
+}
 
 // Describe sends every state metric's description.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -62,6 +98,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if b.router == nil {
 		return
 	}
+	c.cache.mu.Lock()
+	c.cache.next = map[seriesKey][]prometheus.Metric{}
+	defer func() {
+		c.cache.prev, c.cache.next = c.cache.next, nil
+		c.cache.mu.Unlock()
+	}()
 	now := time.Now()
 	specs := b.router.specs()
 	nodes := c.m.state.nodes.values()
@@ -73,9 +115,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		collectNode(ch, n.node, age, alive)
 	}
-	byApp := map[string][]clientsdk.InstanceStatus{}
+	daemons, lambdaNodes := map[string][]clientsdk.InstanceStatus{}, map[string][]clientsdk.InstanceStatus{}
 	for _, st := range c.m.state.status.values() {
-		byApp[st.App] = append(byApp[st.App], st)
+		if st.Lambda != nil {
+			lambdaNodes[st.App] = append(lambdaNodes[st.App], st)
+		} else {
+			daemons[st.App] = append(daemons[st.App], st)
+		}
 	}
 	var lambdas []string
 	for _, s := range specs {
@@ -83,32 +129,25 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAppStopped, prometheus.GaugeValue, boolValue(s.Stopped), s.Name)
 		if s.Kind == clientsdk.KindLambda {
 			lambdas = append(lambdas, s.Name)
-			for _, st := range byApp[s.Name] {
-				if st.Lambda != nil {
-					_, alive := live[st.Node]
-					collectLambda(ch, st, alive)
-				}
+			for _, st := range lambdaNodes[s.Name] {
+				_, alive := live[st.Node]
+				k := seriesKey{app: st.App, node: st.Node, index: st.Instance, alive: alive, written: st.UpdatedAt.UnixNano()}
+				send(ch, c.cache.series(k, func() []prometheus.Metric { return lambdaSeries(st, alive) }))
 			}
 			continue
 		}
-		sum := summarizeDaemon(s, daemonStatuses(byApp[s.Name]), live, now)
+		sum := summarizeDaemon(s, daemons[s.Name], live, now)
 		ch <- prometheus.MustNewConstMetric(descAppDesired, prometheus.GaugeValue, float64(sum.Desired), s.Name)
 		for _, st := range sum.Instances {
-			collectInstance(ch, st, now)
+			k := seriesKey{app: st.App, node: st.Node, index: st.Instance, state: st.State, ready: st.Ready, written: st.UpdatedAt.UnixNano()}
+			send(ch, c.cache.series(k, func() []prometheus.Metric { return instanceSeries(st) }))
+			if st.State == clientsdk.StateRunning && !st.StartedAt.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, max(now.Sub(st.StartedAt), 0).Seconds(),
+					st.App, strconv.Itoa(st.Instance), st.Node)
+			}
 		}
 	}
 	c.collectAsync(ch, lambdas)
-}
-
-// daemonStatuses keeps the instances' entries of st (not lambda ones).
-func daemonStatuses(st []clientsdk.InstanceStatus) []clientsdk.InstanceStatus {
-	out := st[:0:0]
-	for _, s := range st {
-		if s.Lambda == nil {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // heartbeatAge returns how long ago n's heartbeat was stored, and whether
@@ -130,40 +169,44 @@ func collectNode(ch chan<- prometheus.Metric, n clientsdk.Node, age time.Duratio
 	ch <- prometheus.MustNewConstMetric(descNodeLoad1, prometheus.GaugeValue, n.Load1, n.ID)
 }
 
-// collectInstance sends one daemon instance's series.
-func collectInstance(ch chan<- prometheus.Metric, st clientsdk.InstanceStatus, now time.Time) {
-	lv := []string{st.App, strconv.Itoa(st.Instance), st.Node}
-	gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(lv, extra...)...)
+func send(ch chan<- prometheus.Metric, ms []prometheus.Metric) {
+	for _, m := range ms {
+		ch <- m
 	}
-	counter := func(d *prometheus.Desc, v float64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, append(lv, extra...)...)
-	}
-	gauge(descInstanceState, 1, stateLabel(st.State))
-	gauge(descInstanceReady, boolValue(st.Ready))
-	counter(descRestarts, float64(st.Restarts))
-	for code, n := range exitCounts(st.Exits) {
-		counter(descExits, float64(n), code)
-	}
-	if st.State == clientsdk.StateRunning && !st.StartedAt.IsZero() {
-		gauge(descUptime, max(now.Sub(st.StartedAt), 0).Seconds())
-	}
-	counter(descCPU, st.CPUSeconds)
-	gauge(descRSS, float64(st.MemoryBytes))
 }
 
-// collectLambda sends one lambda's series on one node; its workers count
+// instanceSeries makes one daemon instance's series (its uptime aside,
+// which changes at every scrape).
+func instanceSeries(st clientsdk.InstanceStatus) []prometheus.Metric {
+	lv := []string{st.App, strconv.Itoa(st.Instance), st.Node}
+	out := make([]prometheus.Metric, 0, 6+len(st.Exits))
+	add := func(d *prometheus.Desc, t prometheus.ValueType, v float64, extra ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, t, v, append(lv, extra...)...))
+	}
+	add(descInstanceState, prometheus.GaugeValue, 1, stateLabel(st.State))
+	add(descInstanceReady, prometheus.GaugeValue, boolValue(st.Ready))
+	add(descRestarts, prometheus.CounterValue, float64(st.Restarts))
+	for code, n := range exitCounts(st.Exits) {
+		add(descExits, prometheus.CounterValue, float64(n), code)
+	}
+	add(descCPU, prometheus.CounterValue, st.CPUSeconds)
+	add(descRSS, prometheus.GaugeValue, float64(st.MemoryBytes))
+	return out
+}
+
+// lambdaSeries makes one lambda's series on one node; its workers count
 // as none when the node is not alive.
-func collectLambda(ch chan<- prometheus.Metric, st clientsdk.InstanceStatus, alive bool) {
+func lambdaSeries(st clientsdk.InstanceStatus, alive bool) []prometheus.Metric {
 	l := st.Lambda
+	var out []prometheus.Metric
 	counter := func(d *prometheus.Desc, v uint64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{st.App, st.Node}, extra...)...)
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{st.App, st.Node}, extra...)...))
 	}
 	gauge := func(d *prometheus.Desc, v int) {
 		if !alive {
 			v = 0
 		}
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), st.App, st.Node)
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), st.App, st.Node))
 	}
 	ok, failed, timeouts := invocationResults(*l)
 	counter(descInvocations, ok, "ok")
@@ -177,11 +220,12 @@ func collectLambda(ch chan<- prometheus.Metric, st clientsdk.InstanceStatus, ali
 			buckets[clientsdk.LambdaDurationBounds[i]] = n
 		}
 		count := max(l.Invocations, l.DurationBuckets[len(l.DurationBuckets)-1])
-		ch <- prometheus.MustNewConstHistogram(descDuration, count, l.DurationSum, buckets, st.App, st.Node)
+		out = append(out, prometheus.MustNewConstHistogram(descDuration, count, l.DurationSum, buckets, st.App, st.Node))
 	}
 	gauge(descWarm, st.WarmWorkers)
 	gauge(descBusy, st.BusyWorkers)
 	gauge(descQueued, st.QueuedRequests)
+	return out
 }
 
 // invocationResults splits a lambda's invocations into those that
