@@ -53,7 +53,7 @@ func startGateway(b *Broker) (*gateway, error) {
 		return nil, err
 	}
 	g.mux.HandleFunc("GET /healthz", g.healthz)
-	g.mux.Handle("GET /metrics", b.metrics)
+	g.mux.HandleFunc("GET /metrics", g.metricsOrRoute)
 	g.mux.HandleFunc("/", g.route)
 	g.srv = &http.Server{
 		Handler: b.metrics.http.instrument(g.authenticate(g.mux)),

@@ -52,6 +52,27 @@ func newHTTPMetrics() *httpMetrics {
 	}
 }
 
+// metricsOrRoute serves the gateway's GET /metrics, unless an app routes
+// the request's host (api.example.com/…): such a host is the app's, its
+// own /metrics included. /metrics on --metrics-addr is always dartup's.
+func (g *gateway) metricsOrRoute(w http.ResponseWriter, r *http.Request) {
+	if t := g.b.router.routes(); t.hostRouted(requestHost(r.Host)) {
+		g.route(w, r)
+		return
+	}
+	g.b.metrics.ServeHTTP(w, r)
+}
+
+// hostRouted reports whether a prefix route names host.
+func (t *routeTable) hostRouted(host string) bool {
+	for _, r := range t.prefixes {
+		if r.Host != "" && r.Host == host {
+			return true
+		}
+	}
+	return false
+}
+
 // reqRoute is what the gateway learns, while it serves a request, about
 // the route that took it: route fills it in (see noteRoute), instrument
 // reads it once the request is done, so the route is matched once.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -183,5 +185,34 @@ func TestMetricsAddrChecked(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%q: %v, want an error naming %s", c.cfg.MetricsAddr, err, c.want)
 		}
+	}
+}
+
+// A host an app routes is the app's, its /metrics included; other hosts
+// get the gateway's.
+func TestMetricsYieldToHostRoutes(t *testing.T) {
+	r := metricsRig(t)
+	rt, err := clientsdk.ParseRoute("metrics.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := clientsdk.AppSpec{Name: "site", Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeCommand, Command: []string{"x"}, HTTP: []clientsdk.HTTPRoute{rt}}.WithDefaults()
+	data, _ := json.Marshal(spec)
+	if _, err := r.apps.Put(context.Background(), "site", data); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the site's host to take /metrics", func() bool {
+		req, _ := http.NewRequest("GET", r.b.HTTPURL()+"/metrics", nil)
+		req.Host = "metrics.example.com"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable && !strings.Contains(string(body), "dartup_nats_connections")
+	})
+	if resp, body := r.do("GET", "/metrics", nil, nil); resp.StatusCode != 200 || !strings.Contains(string(body), "dartup_nats_connections") {
+		t.Fatalf("GET /metrics on the gateway's address: %d", resp.StatusCode)
 	}
 }
