@@ -81,6 +81,8 @@ func (c *stateCache) ensure(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// start follows both buckets in the background; a bucket that cannot be
+// opened or watched now (a cluster electing a leader) is tried again.
 func (c *stateCache) start() {
 	c.started.Lock()
 	defer c.started.Unlock()
@@ -91,26 +93,10 @@ func (c *stateCache) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	open := func(bucket string) jetstream.KeyValue {
-		kv, err := c.b.js.KeyValue(ctx, bucket)
-		if err != nil {
-			c.failed = errors.Join(c.failed, err)
-		}
-		return kv
-	}
-	skv, nkv := open(clientsdk.StatusBucket), open(clientsdk.NodesBucket)
-	if c.failed != nil {
-		close(c.ready)
-		return
-	}
 	var both sync.WaitGroup
 	both.Add(2)
-	for _, f := range []func(){
-		func() { c.status.follow(ctx, skv, c.logger, both.Done) },
-		func() { c.nodes.follow(ctx, nkv, c.logger, both.Done) },
-	} {
-		c.done.Go(f)
-	}
+	c.done.Go(func() { c.status.follow(ctx, c.b.js, clientsdk.StatusBucket, c.logger, both.Done) })
+	c.done.Go(func() { c.nodes.follow(ctx, c.b.js, clientsdk.NodesBucket, c.logger, both.Done) })
 	go func() { both.Wait(); close(c.ready) }()
 }
 
@@ -137,17 +123,17 @@ func newKVMirror[T any](decode func(jetstream.KeyValueEntry) (T, bool)) *kvMirro
 	return &kvMirror[T]{decode: decode, m: map[string]T{}}
 }
 
-// follow watches kv until ctx ends, calling ready once its entries were
-// first read. After a broken watch the entries are read again into a new
-// map, which replaces the old one once complete (so deletions missed in
-// between do not linger).
-func (k *kvMirror[T]) follow(ctx context.Context, kv jetstream.KeyValue, logger *slog.Logger, ready func()) {
+// follow watches bucket until ctx ends, calling ready once its entries
+// were first read (or ctx ended). After a broken watch the entries are
+// read again into a new map, which replaces the old one once complete (so
+// deletions missed in between do not linger).
+func (k *kvMirror[T]) follow(ctx context.Context, js jetstream.JetStream, bucket string, logger *slog.Logger, ready func()) {
 	readyOnce := sync.OnceFunc(ready)
 	defer readyOnce()
 	for ctx.Err() == nil {
-		w, err := kv.WatchAll(ctx)
+		w, err := k.watch(ctx, js, bucket)
 		if err != nil {
-			logger.Warn("cannot watch a bucket for the metrics; retrying", "bucket", kv.Bucket(), "err", err)
+			logger.Warn("cannot watch a bucket for the metrics; retrying", "bucket", bucket, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -167,6 +153,15 @@ func (k *kvMirror[T]) follow(ctx context.Context, kv jetstream.KeyValue, logger 
 		}
 		_ = w.Stop()
 	}
+}
+
+// watch opens bucket and watches all of it.
+func (k *kvMirror[T]) watch(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyWatcher, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return kv.WatchAll(ctx)
 }
 
 // apply takes one entry into fresh (while the first reading is not
