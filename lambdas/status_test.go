@@ -62,3 +62,53 @@ func TestStatusBusyAndQueued(t *testing.T) {
 		return st.BusyWorkers == 0 && st.QueuedRequests == 0 && st.Lambda != nil && st.Lambda.Invocations == 4 && len(st.Lambda.DurationBuckets) > 0
 	})
 }
+
+// A long invocation is written once as busy, not once a second: an entry
+// that did not change is not written again.
+func TestStatusNotRewrittenWhileUnchanged(t *testing.T) {
+	var status jetstream.KeyValue
+	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err = js.KeyValue(context.Background(), clientsdk.StatusBucket); err != nil {
+			t.Fatal(err)
+		}
+		return []lambdas.Option{lambdas.WithStatusBucket(status)}
+	})
+	r.deployGo("long", helloPkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
+	if _, e := r.invoke("long", map[string]any{}); e != nil {
+		t.Fatal(e)
+	}
+	w, err := status.Watch(context.Background(), clientsdk.LambdaStatusKey("long", "n1"), jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, e := r.invoke("long", map[string]any{"sleep_ms": 3500}); e != nil {
+		t.Fatal(e)
+	}
+	busyWrites := 0
+	testutil.WaitFor(t, 5*time.Second, "the entry written with no busy worker after the invocation", func() bool {
+		for {
+			select {
+			case e := <-w.Updates():
+				var st clientsdk.InstanceStatus
+				if e == nil || json.Unmarshal(e.Value(), &st) != nil {
+					continue
+				}
+				if st.BusyWorkers > 0 {
+					busyWrites++
+					continue
+				}
+				return st.Lambda != nil && st.Lambda.Invocations == 2
+			default:
+				return false
+			}
+		}
+	})
+	if busyWrites != 1 {
+		t.Fatalf("a 3.5 s invocation was written %d times as busy, want once", busyWrites)
+	}
+}
