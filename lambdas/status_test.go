@@ -44,16 +44,18 @@ func TestStatusBusyAndQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if err := r.client.PublishRequest(clientsdk.LambdaSubject("slow"), inbox, []byte(`{"sleep_ms":700}`)); err != nil {
+		if err := r.client.PublishRequest(clientsdk.LambdaSubject("slow"), inbox, []byte(`{"sleep_ms":2000}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "1 busy worker and 2 queued requests in the status entry", func() bool {
+	// The first request runs for 2 s: the entry (written at most once a
+	// second) shows the other two waiting.
+	testutil.WaitFor(t, 10*time.Second, "1 busy worker and 2 queued requests in the status entry", func() bool {
 		st := entry()
 		return st.BusyWorkers == 1 && st.QueuedRequests == 2
 	})
 	for i := 0; i < 3; i++ {
-		if _, err := answers.NextMsg(10 * time.Second); err != nil {
+		if _, err := answers.NextMsg(20 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
