@@ -13,9 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The status entry tells how many workers run an invocation and how many
-// requests wait, while they do, and comes back to 0 once they are done.
-func TestStatusBusyAndQueued(t *testing.T) {
+// statusRig is a rig whose Manager reports to the status bucket, and the
+// bucket.
+func statusRig(t *testing.T) (*rig, jetstream.KeyValue) {
+	t.Helper()
 	var status jetstream.KeyValue
 	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {
 		js, err := jetstream.New(nc)
@@ -27,6 +28,13 @@ func TestStatusBusyAndQueued(t *testing.T) {
 		}
 		return []lambdas.Option{lambdas.WithStatusBucket(status)}
 	})
+	return r, status
+}
+
+// The status entry tells how many workers run an invocation and how many
+// requests wait, while they do, and comes back to 0 once they are done.
+func TestStatusBusyAndQueued(t *testing.T) {
+	r, status := statusRig(t)
 	r.deployGo("slow", helloPkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 8 })
 	if _, e := r.invoke("slow", map[string]any{}); e != nil { // a warm worker
 		t.Fatal(e)
@@ -68,17 +76,7 @@ func TestStatusBusyAndQueued(t *testing.T) {
 // A long invocation is written once as busy, not once a second: an entry
 // that did not change is not written again.
 func TestStatusNotRewrittenWhileUnchanged(t *testing.T) {
-	var status jetstream.KeyValue
-	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, err = js.KeyValue(context.Background(), clientsdk.StatusBucket); err != nil {
-			t.Fatal(err)
-		}
-		return []lambdas.Option{lambdas.WithStatusBucket(status)}
-	})
+	r, status := statusRig(t)
 	r.deployGo("long", helloPkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
 	if _, e := r.invoke("long", map[string]any{}); e != nil {
 		t.Fatal(e)
