@@ -31,7 +31,7 @@ import (
 )
 
 // figureIDs are the figures in the order they run.
-var figureIDs = []string{"serve", "pubsub", "push", "daemons", "gateway", "warm", "cold", "concurrency", "async"}
+var figureIDs = []string{"serve", "pubsub", "push", "daemons", "gateway", "warm", "cold", "concurrency", "async", "metrics"}
 
 type config struct {
 	quick     bool
@@ -191,6 +191,7 @@ func run(ctx context.Context, cfg config, progress *os.File) (*Results, error) {
 		"cold":        h.figCold,
 		"concurrency": h.figConcurrency,
 		"async":       h.figAsync,
+		"metrics":     h.figMetrics,
 	}
 	for _, id := range figureIDs {
 		if len(cfg.only) > 0 && !slices.Contains(cfg.only, id) {

@@ -57,7 +57,7 @@ const MinClusterSecret = 16
 // required. --insecure (Config.Insecure) lifts the rule. It matches
 // ErrInsecureBind.
 type InsecureBindError struct {
-	// Listener is "NATS", "HTTP" or "cluster".
+	// Listener is "NATS", "HTTP", "metrics" or "cluster".
 	Listener string
 	// Addr is the listen address, host:port.
 	Addr string
@@ -98,6 +98,10 @@ type Config struct {
 	NATSAddr string
 	// HTTPAddr is host:port for the HTTP gateway; "" disables it; port 0 picks a free port.
 	HTTPAddr string
+	// MetricsAddr is host:port for a listener that serves /metrics alone
+	// (under the gateway's authentication rule); "" for none: /metrics is
+	// on the gateway either way.
+	MetricsAddr string
 	// HTTPMaxConns caps the gateway's open client connections (0: a quarter
 	// of the process's file descriptor limit): idle clients cannot take the
 	// descriptors NATS and JetStream need. Connections over the cap wait to
@@ -202,7 +206,7 @@ func (c *Config) Check() error {
 		}
 	}
 	type l struct{ what, addr, flag string }
-	for _, x := range []l{{"NATS", c.NATSAddr, "--nats-addr"}, {"HTTP", c.HTTPAddr, "--address/--port"}, {"cluster", c.ClusterAddr, "--cluster-addr"}} {
+	for _, x := range []l{{"NATS", c.NATSAddr, "--nats-addr"}, {"HTTP", c.HTTPAddr, "--address/--port"}, {"metrics", c.MetricsAddr, "--metrics-addr"}, {"cluster", c.ClusterAddr, "--cluster-addr"}} {
 		if x.addr == "" {
 			continue
 		}
@@ -285,6 +289,7 @@ type Broker struct {
 	js        jetstream.JetStream
 	api       *api
 	gw        *gateway
+	metrics   *metrics
 	lock      *os.File
 	passwords *Passwords
 	auth      *authenticator
@@ -408,9 +413,15 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	ddone := make(chan struct{})
 	go func() { defer close(ddone); b.disk.run(dctx) }()
 	b.diskStop = func() { dcancel(); <-ddone }
+	b.metrics = newMetrics(b)
 	if cfg.HTTPAddr != "" {
 		b.gw, err = startGateway(b)
 		if err != nil {
+			return b, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := b.metrics.listen(); err != nil {
 			return b, err
 		}
 	}
@@ -717,6 +728,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	var errs []error
 	if b.gw != nil {
 		errs = append(errs, b.gw.shutdown(ctx))
+	}
+	if b.metrics != nil {
+		errs = append(errs, b.metrics.stop(ctx))
 	}
 	if b.async != nil {
 		b.async.stop()

@@ -53,9 +53,10 @@ func startGateway(b *Broker) (*gateway, error) {
 		return nil, err
 	}
 	g.mux.HandleFunc("GET /healthz", g.healthz)
+	g.mux.HandleFunc("GET /metrics", g.metricsOrRoute)
 	g.mux.HandleFunc("/", g.route)
 	g.srv = &http.Server{
-		Handler: g.traced(g.authenticate(g.mux)),
+		Handler: b.metrics.http.instrument(g.traced(g.authenticate(g.mux))),
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
 			return context.WithValue(ctx, connInfoKey{}, &connInfo{})
 		},
@@ -165,6 +166,7 @@ func (g *gateway) isSelf(addr string) bool {
 // exists).
 func (g *gateway) route(w http.ResponseWriter, r *http.Request) {
 	m, ok := g.b.router.routes().match(r.Host, r.Method, r.URL.EscapedPath())
+	noteRoute(r, m, ok)
 	switch {
 	case ok && m.allow != nil:
 		methodNotAllowed(w, r, m.allow)

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"bufio"
-	"net"
 	"net/http"
 	"net/http/httputil"
 
@@ -106,23 +104,23 @@ func serveSpan(tracer trace.Tracer, w http.ResponseWriter, r *http.Request, in c
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("http.request.method", method)))
 	defer span.End()
 	setHop(r.Header, hop)
-	sw := &statusWriter{ResponseWriter: w}
-	next.ServeHTTP(sw, r.WithContext(ctx))
-	code := sw.code
-	if code == 0 {
-		code = http.StatusOK
+	sw, ok := w.(*statusWriter) // the request metrics' (metrics_http.go), when they wrap this
+	if !ok {
+		sw = &statusWriter{ResponseWriter: w}
 	}
+	next.ServeHTTP(sw, r.WithContext(ctx))
+	code := sw.status()
 	span.SetAttributes(attribute.Int("http.response.status_code", code))
 	if code >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(code))
 	}
 }
 
-// noteRoute names r's span after the route that took it, once its owner
+// nameSpan names r's span after the route that took it, once its owner
 // is known to exist: owner is the app or lambda, route the declared route
 // ("/users/{id}", a daemon's prefix, "/NAME" for a lambda's own path).
 // Span names and attributes never hold a raw path or a request id.
-func noteRoute(span trace.Span, method, kind, owner, route string) {
+func nameSpan(span trace.Span, method, kind, owner, route string) {
 	span.SetName(spanMethod(method) + " " + route)
 	span.SetAttributes(attribute.String("http.route", route), attribute.String("dartup.route.kind", kind),
 		attribute.String("dartup.route.owner", owner))
@@ -135,14 +133,14 @@ func noteLambda(r *http.Request, name string, info clientsdk.HTTPRequestInfo) {
 		if route == "" {
 			route = "/" + name
 		}
-		noteRoute(span, r.Method, "lambda", name, route)
+		nameSpan(span, r.Method, "lambda", name, route)
 	}
 }
 
 // noteDaemon notes a daemon's route in r's span, if it records one.
 func noteDaemon(r *http.Request, rt route) {
 	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
-		noteRoute(span, r.Method, "daemon", rt.app, rt.Host+rt.Prefix)
+		nameSpan(span, r.Method, "daemon", rt.app, rt.Host+rt.Prefix)
 	}
 }
 
@@ -156,46 +154,6 @@ func spanMethod(m string) string {
 		return m
 	}
 	return "_OTHER"
-}
-
-// statusWriter records the status a handler answered.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 && code >= 200 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes,
-// upgrades, deadlines).
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Flush passes flushes on (streamed proxy responses).
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Hijack passes an upgrade (a WebSocket through the proxy) on; the status
-// is 101.
-func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if s.code == 0 {
-		s.code = http.StatusSwitchingProtocols
-	}
-	return http.NewResponseController(s.ResponseWriter).Hijack()
 }
 
 // setAmznTraceID puts the gateway's hop in X-Ray's form in h's

@@ -83,8 +83,8 @@ func (r HTTPRoute) check() string {
 		return fmt.Sprintf("the path is over %d bytes", MaxPathLength)
 	case strings.ContainsAny(r.Prefix, "?#%* \t\r\n\x00") || strings.Contains(r.Prefix, "//") || hasDotSegment(r.Prefix):
 		return "the path may not hold ?, #, %, *, spaces, //, . or .. segments"
-	case GatewayPath(r.Prefix) != "":
-		return GatewayPath(r.Prefix) + ", on every host name"
+	case GatewayPath(r.Prefix) != "" && (r.Host == "" || !PathUnder(r.Prefix, "/metrics")):
+		return GatewayPath(r.Prefix) + gatewayPathHosts(r.Prefix)
 	case len(r.Prefix) > 1 && strings.HasSuffix(r.Prefix, "/"):
 		return "the path may not end in / (except the root)"
 	}
@@ -281,8 +281,9 @@ type GatewayDrainReply struct {
 }
 
 // GatewayPath says why path is the gateway's own (/healthz, /metrics, /ui
-// and what is under them, whatever the request's host), or "" when an app
-// may have it.
+// and what is under them), or "" when an app may have it. /healthz and /ui
+// are the gateway's on every host name; /metrics is an app's on a host that
+// an app routes (api.example.com/metrics).
 func GatewayPath(path string) string {
 	switch {
 	case PathUnder(path, "/healthz"):
@@ -293,4 +294,12 @@ func GatewayPath(path string) string {
 		return "/ui is the gateway's dashboard"
 	}
 	return ""
+}
+
+// gatewayPathHosts says on which hosts the gateway keeps path.
+func gatewayPathHosts(path string) string {
+	if PathUnder(path, "/metrics") {
+		return " (route the app by host, e.g. api.example.com/metrics)"
+	}
+	return ", on every host name"
 }

@@ -356,6 +356,13 @@ type InstanceStatus struct {
 	// CPUPercent and MemoryBytes are sampled from /proc on the runner.
 	CPUPercent  float64 `json:"cpu_percent,omitempty"`
 	MemoryBytes uint64  `json:"memory_bytes,omitempty"`
+	// CPUSeconds is the user and system CPU time of the current worker
+	// process (its last sample; it starts again from 0 with a new process).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	// Exits counts the instance's worker exits by exit code ("0".."255")
+	// or signal name ("SIGKILL"), at most MaxExitKinds kinds ("other"
+	// beyond), since its runner took it.
+	Exits map[string]uint64 `json:"exits,omitempty"`
 	// SpecRevision is the AppSpec revision this instance runs.
 	SpecRevision uint64 `json:"spec_revision,omitempty"`
 	// Address is where the instance serves (the node's advertised host and
@@ -371,6 +378,11 @@ type InstanceStatus struct {
 	// WarmWorkers is, for a lambda's per-node entry (LambdaStatusKey), the
 	// number of live workers on that node.
 	WarmWorkers int `json:"warm_workers,omitempty"`
+	// BusyWorkers and QueuedRequests are, for a lambda's per-node entry,
+	// the workers running an invocation and the requests waiting for one
+	// when the entry was written.
+	BusyWorkers    int `json:"busy_workers,omitempty"`
+	QueuedRequests int `json:"queued_requests,omitempty"`
 	// Lambda holds a lambda's per-node invocation stats.
 	Lambda    *LambdaStats `json:"lambda,omitempty"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -388,7 +400,21 @@ type LambdaStats struct {
 	RefusedReplies uint64   `json:"refused_replies,omitempty"`
 	P50            Duration `json:"p50"`
 	P99            Duration `json:"p99"`
+	// DurationBuckets are the cumulative counts of invocations that took at
+	// most each of LambdaDurationBounds (so its last is at most
+	// Invocations: the count of the histogram is Invocations), and
+	// DurationSum their total in seconds. Throttled requests are not in it.
+	DurationBuckets []uint64 `json:"duration_buckets,omitempty"`
+	DurationSum     float64  `json:"duration_sum,omitempty"`
 }
+
+// LambdaDurationBounds are the upper bounds, in seconds, of the buckets of
+// LambdaStats.DurationBuckets (and of the dartup_lambda_duration_seconds
+// histogram). An array: a runner counts into a fixed-size one.
+var LambdaDurationBounds = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900}
+
+// MaxExitKinds bounds the kinds of exit counted in InstanceStatus.Exits.
+const MaxExitKinds = 32
 
 // AppState is dart_up's three-valued summary of an app.
 type AppState string

@@ -78,6 +78,7 @@ func (f *function) onMsg(msg *nats.Msg) {
 		return
 	}
 	f.submit(inv)
+	f.m.kickStats(f.name) // its busy and queued figures changed
 }
 
 func (f *function) unavailable(reason string) *clientsdk.Error {

@@ -130,6 +130,23 @@ type stats struct {
 	refused     uint64
 	durs        [statsWindow]time.Duration
 	n           int
+	// buckets counts the durations per bucket of
+	// clientsdk.LambdaDurationBounds (the last: above every bound), sum
+	// adds them up in seconds: a histogram without allocation per record.
+	buckets [len(clientsdk.LambdaDurationBounds) + 1]uint64
+	sum     float64
+}
+
+// durationBucket returns the index of the bucket d falls in: the first
+// bound at or above it, or the last bucket above them all.
+func durationBucket(d time.Duration) int {
+	sec := d.Seconds()
+	for i, b := range clientsdk.LambdaDurationBounds {
+		if sec <= b {
+			return i
+		}
+	}
+	return len(clientsdk.LambdaDurationBounds)
 }
 
 func (s *stats) record(d time.Duration, e *clientsdk.Error) {
@@ -148,6 +165,8 @@ func (s *stats) record(d time.Duration, e *clientsdk.Error) {
 	}
 	s.durs[s.n%statsWindow] = d
 	s.n++
+	s.buckets[durationBucket(d)]++
+	s.sum += d.Seconds()
 }
 
 // refuse counts a request refused for its reply subject.
@@ -166,7 +185,13 @@ func (s *stats) coldStart() {
 func (s *stats) snapshot() clientsdk.LambdaStats {
 	s.mu.Lock()
 	out := clientsdk.LambdaStats{Invocations: s.invocations, Errors: s.errors, ColdStarts: s.coldStarts,
-		Throttled: s.throttled, Timeouts: s.timeouts, RefusedReplies: s.refused}
+		Throttled: s.throttled, Timeouts: s.timeouts, RefusedReplies: s.refused, DurationSum: s.sum}
+	out.DurationBuckets = make([]uint64, len(clientsdk.LambdaDurationBounds))
+	var cum uint64
+	for i := range out.DurationBuckets {
+		cum += s.buckets[i]
+		out.DurationBuckets[i] = cum
+	}
 	d := slices.Clone(s.durs[:min(s.n, statsWindow)])
 	s.mu.Unlock()
 	if len(d) > 0 {

@@ -195,7 +195,7 @@ func (s *supervisor) await(sample <-chan time.Time) event {
 				continue
 			}
 			if cpu, mem, ok := s.usage.sample(s.cur.p.PID()); ok {
-				return event{kind: evSample, cpu: cpu, mem: mem}
+				return event{kind: evSample, cpu: cpu, mem: mem, cpuSec: float64(s.usage.lastTicks) / clockTicks}
 			}
 		}
 	}

@@ -56,6 +56,7 @@ type event struct {
 	reason    stopReason
 	cpu       float64
 	mem       uint64
+	cpuSec    float64 // the worker's CPU time so far
 }
 
 // effectKind is something the supervisor must do.
@@ -157,6 +158,7 @@ func (m *machine) on(ev event, now time.Time) []effect {
 		if m.phase != phaseRunning && m.phase != phaseReplacing {
 			return nil
 		}
+		m.status.CPUSeconds = ev.cpuSec // written with the next status, whatever its cause
 		if !usageWorthWriting(m.status.CPUPercent, m.status.MemoryBytes, ev.cpu, ev.mem, m.usageAt, now) {
 			return nil
 		}
@@ -284,7 +286,7 @@ func (m *machine) onStarted(ev event) []effect {
 	m.phase = phaseRunning
 	st := &m.status
 	st.State, st.PID, st.StartedAt, st.SpecRevision = clientsdk.StateRunning, ev.pid, ev.started.UTC(), m.spec.Revision
-	st.CPUPercent, st.MemoryBytes, st.NextRestartAt, st.Address = 0, 0, time.Time{}, ev.addr
+	st.CPUPercent, st.MemoryBytes, st.CPUSeconds, st.NextRestartAt, st.Address = 0, 0, 0, time.Time{}, ev.addr
 	if st.FailedRevision <= m.spec.Revision { // keep why a newer revision failed
 		st.LastError, st.FailedRevision = "", 0
 	}
@@ -329,7 +331,7 @@ func (m *machine) promote() []effect {
 	m.prev, m.phase = nil, phaseRunning
 	st := &m.status
 	st.State, st.PID, st.StartedAt, st.Address, st.Ready = clientsdk.StateRunning, m.next.pid, m.next.started, m.next.addr, true
-	st.SpecRevision, st.LastError, st.FailedRevision, st.CPUPercent, st.MemoryBytes = m.spec.Revision, "", 0, 0, 0
+	st.SpecRevision, st.LastError, st.FailedRevision, st.CPUPercent, st.MemoryBytes, st.CPUSeconds = m.spec.Revision, "", 0, 0, 0, 0
 	msg := fmt.Sprintf("pid %d", st.PID)
 	if st.Address != "" {
 		msg += " at " + st.Address
@@ -441,6 +443,7 @@ func (m *machine) goBack(why string) []effect {
 // replacement that exits stops the rollout; a worker being replaced that
 // exits is only forgotten (its replacement takes over once ready).
 func (m *machine) onExited(ev event, now time.Time) []effect {
+	m.status.Exits = countExit(m.status.Exits, ev.exit)
 	if ev.next {
 		if m.phase != phaseReplacing {
 			return nil

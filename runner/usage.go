@@ -1,6 +1,13 @@
 package runner
 
-import "time"
+import (
+	"maps"
+	"strconv"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
+)
 
 // Usage samples are taken every UsageInterval, but written to the status
 // bucket only when they changed enough to matter to someone reading `list
@@ -27,4 +34,31 @@ func usageWorthWriting(oldCPU float64, oldMem uint64, cpu float64, mem uint64, w
 	}
 	lo, hi := min(oldMem, mem), max(oldMem, mem)
 	return float64(hi-lo) > usageMemStep*float64(max(oldMem, 1))
+}
+
+// exitKind names how a worker ended, as InstanceStatus.Exits counts it:
+// its exit code ("0".."255"), the name of the signal that killed it
+// ("SIGKILL"), or "unknown" when neither is known.
+func exitKind(ex proc.Exit) string {
+	switch {
+	case ex.Signal != "":
+		return ex.Signal
+	case ex.Code >= 0 && ex.Code <= 255:
+		return strconv.Itoa(ex.Code)
+	}
+	return "unknown"
+}
+
+// countExit returns a copy of exits with ex counted (a copy: the status
+// written before may still be read). Beyond clientsdk.MaxExitKinds kinds,
+// new ones count as "other".
+func countExit(exits map[string]uint64, ex proc.Exit) map[string]uint64 {
+	out := make(map[string]uint64, len(exits)+1)
+	maps.Copy(out, exits)
+	k := exitKind(ex)
+	if _, ok := out[k]; !ok && len(out) >= clientsdk.MaxExitKinds-1 {
+		k = "other"
+	}
+	out[k]++
+	return out
 }

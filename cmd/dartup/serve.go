@@ -34,6 +34,7 @@ type serveFlags struct {
 	address         string
 	port            int
 	noHTTP          bool
+	metricsAddr     string
 	requirePassword bool
 	insecure        bool
 	xff             bool
@@ -91,6 +92,7 @@ rules when something else guards the network.`,
 		Example: `  dartup serve                              # NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:2374, data in ./.dartup
   dartup serve --data /var/lib/dartup -p 8080
   dartup serve --otlp-endpoint http://127.0.0.1:4318   # spans to an OpenTelemetry collector
+  dartup serve --metrics-addr 127.0.0.1:9374        # Prometheus scrapes http://127.0.0.1:9374/metrics
   dartup serve --require-password --tls-self-signed -a 0.0.0.0 --nats-addr 0.0.0.0:4222
   dartup serve --require-password --tls-cert /etc/dartup/server.pem --tls-key /etc/dartup/server-key.pem \
     --tls-ca /etc/dartup/ca.pem --nats-addr 0.0.0.0:4222 -a 0.0.0.0 \
@@ -104,6 +106,7 @@ rules when something else guards the network.`,
 	fs.StringVarP(&f.address, "address", "a", "127.0.0.1", "HTTP gateway listen address")
 	fs.IntVarP(&f.port, "port", "p", 2374, "HTTP gateway port (0 picks a free one)")
 	fs.BoolVar(&f.noHTTP, "no-http", false, "do not start the HTTP gateway")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "also serve Prometheus /metrics alone on this host:port, under the gateway's password rule (it is on the gateway either way; docs/metrics.md)")
 	fs.BoolVar(&f.requirePassword, "require-password", false, "every NATS connection and HTTP request must authenticate")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow non-loopback listeners without --require-password")
 	fs.BoolVar(&f.xff, "x-forwarded-for", true, "judge the HTTP loopback exemption on the last X-Forwarded-For hop from a local proxy")
@@ -246,6 +249,7 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 		RequirePassword:    f.requirePassword,
 		Insecure:           f.insecure,
 		TrustXForwardedFor: f.xff && !f.noXFF,
+		MetricsAddr:        f.metricsAddr,
 		ServerName:         f.name,
 		ClusterAddr:        f.clusterAddr,
 		Routes:             f.routes,
