@@ -70,6 +70,7 @@ func TestNativeWorkerCredentials(t *testing.T) {
 	if _, err := c.Push(context.Background(), spec, testutil.BuildGo(t, "./internal/testutil/workers/lambdanative"), nil); err != nil {
 		t.Fatal(err)
 	}
+	testutil.WaitHosted(t, nc, "fn")
 	invoke := func(event any) string {
 		t.Helper()
 		b, _ := json.Marshal(event)
@@ -78,7 +79,7 @@ func TestNativeWorkerCredentials(t *testing.T) {
 		}
 		var out []byte
 		testutil.WaitFor(t, 20*time.Second, "lambda fn to answer", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			out, err = c.Invoke(ctx, "fn", b)
 			var e *clientsdk.Error

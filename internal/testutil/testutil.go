@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/broker"
+	"github.com/dartup/dartup/clientsdk"
 	"github.com/nats-io/nats.go"
 )
 
@@ -152,4 +153,17 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 		t.Fatalf("required in CI: %s", msg)
 	}
 	t.Skipf("SKIPPED (would fail in CI): %s", msg)
+}
+
+// WaitHosted waits until a runner hosts lambda name (answers its presence
+// probe, which a runner subscribes to after lambda.NAME): a request sent
+// after that reaches the runner. One sent while the runner subscribes can be
+// lost (the broker's catch-all sees it, and the probe it then makes finds
+// the runner, which subscribed just after the request passed).
+func WaitHosted(t testing.TB, nc *nats.Conn, name string) {
+	t.Helper()
+	WaitFor(t, 30*time.Second, "a runner to host lambda "+name, func() bool {
+		_, err := nc.Request(clientsdk.LambdaHostedSubject(name), nil, time.Second)
+		return err == nil
+	})
 }
