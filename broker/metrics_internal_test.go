@@ -232,3 +232,28 @@ func TestRequestMetricsStatus(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLostInstanceIsNotReady: an instance whose node stopped sending
+// heartbeats is lost, and not ready either (dartup_instance_ready 0), or
+// the dashboard's "running but not ready" goes below zero and a sum of
+// ready instances counts those of a dead machine; while its node lives it
+// keeps its own readiness.
+func TestLostInstanceIsNotReady(t *testing.T) {
+	spec := clientsdk.AppSpec{Name: "web", Kind: clientsdk.KindDaemon, Instances: 2}
+	st := []clientsdk.InstanceStatus{
+		{App: "web", Instance: 0, Node: "dead", State: clientsdk.StateRunning, Ready: true, PID: 10},
+		{App: "web", Instance: 1, Node: "live", State: clientsdk.StateRunning, Ready: true, PID: 11},
+	}
+	live := map[string]clientsdk.Node{"live": {ID: "live"}}
+	sum := summarizeDaemon(spec, st, live, time.Now())
+	for _, tc := range []struct {
+		index int
+		state clientsdk.InstanceState
+		ready bool
+	}{{0, clientsdk.StateLost, false}, {1, clientsdk.StateRunning, true}} {
+		got := sum.Instances[tc.index]
+		if got.State != tc.state || got.Ready != tc.ready {
+			t.Errorf("instance %d: state %s ready %v, want %s ready %v", tc.index, got.State, got.Ready, tc.state, tc.ready)
+		}
+	}
+}

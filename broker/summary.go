@@ -65,14 +65,14 @@ func summarizeDaemon(spec clientsdk.AppSpec, st []clientsdk.InstanceStatus, live
 }
 
 // instanceTruth returns what instance i really is: its status while its
-// node is live; lost when its node is not; pending (with the reason) or
-// starting when it has no status.
+// node is live; lost (and not ready) when its node is not; pending (with
+// the reason) or starting when it has no status.
 func instanceTruth(spec clientsdk.AppSpec, s clientsdk.InstanceStatus, ok bool, i int, live map[string]clientsdk.Node) clientsdk.InstanceStatus {
 	if ok {
 		if _, alive := live[s.Node]; alive || s.State == clientsdk.StateStopped {
 			return s
 		}
-		s.State, s.PID, s.StartedAt, s.CPUPercent, s.MemoryBytes = clientsdk.StateLost, 0, time.Time{}, 0, 0
+		s.State, s.Ready, s.PID, s.StartedAt, s.CPUPercent, s.MemoryBytes = clientsdk.StateLost, false, 0, time.Time{}, 0, 0
 		s.LastError = "node " + s.Node + " stopped sending heartbeats"
 		if why := unplaceable(spec, live); why != "" && !spec.Stopped {
 			s.LastError += "; it cannot move: " + why

@@ -83,14 +83,24 @@ func (w *worker) deliver(inv *invocation) {
 	if err == nil {
 		return
 	}
-	// The event cannot reach the worker (the Manager's connection is
-	// closed, or the event does not fit it): the caller is told, and the
-	// worker, which holds the invocation, is replaced.
-	e := clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot hand the event to its worker: %v", w.f.name, err)
 	if errors.Is(err, nats.ErrMaxPayload) {
-		e = clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) does not fit the NATS connection's payload limit", w.f.name, len(inv.event))
+		// The event with the caller's headers does not fit: nothing was
+		// sent (nats.go checks the size first), so the worker, which never
+		// saw it, takes the next request — a caller may not have warm
+		// workers killed.
+		w.f.mu.Lock()
+		if w.current == inv {
+			w.current = nil
+		}
+		w.f.mu.Unlock()
+		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) with the caller's headers does not fit the NATS connection's payload limit (%d bytes)", w.f.name, len(inv.event), w.f.m.nc.MaxPayload()))
+		w.f.nativeReady(w)
+		return
 	}
-	inv.fail(e)
+	// The event cannot reach the worker (the Manager's connection is
+	// closed): the caller is told, and the worker, which holds the
+	// invocation, is replaced.
+	inv.fail(clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot hand the event to its worker: %v", w.f.name, err))
 	w.f.mu.Lock()
 	w.stopping = true
 	w.f.mu.Unlock()

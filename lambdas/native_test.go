@@ -212,6 +212,36 @@ func TestNativeHostileNotices(t *testing.T) {
 	}
 }
 
+// A caller whose headers make the event too big to hand over (the event
+// under 6 MiB, a client context of 2 MiB, the whole just under the
+// server's payload limit before dartup adds its own headers) gets 413,
+// and the worker, which never saw it, stays: a caller may not kill warm
+// workers, one cold start per request.
+func TestNativeOversizedHandOverKeepsTheWorker(t *testing.T) {
+	r := newRig(t)
+	r.deployNative("big", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
+	pid := r.pid("big")
+	req := nats.NewMsg(clientsdk.LambdaSubject("big"))
+	req.Data = []byte(strings.Repeat("a", lambdas.MaxEventBytes))
+	req.Header.Set(lambdas.HeaderClientContext, strings.Repeat("b", int(r.client.MaxPayload())-lambdas.MaxEventBytes-100))
+	msg, err := r.client.RequestMsg(req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := clientsdk.ErrorFromMsg(msg)
+	wantCode(t, e, 413)
+	if e.Type != lambdas.TypeRequestTooLarge {
+		t.Fatalf("413 type %q", e.Type)
+	}
+	if p := r.pid("big"); p != pid {
+		t.Fatalf("an event that could not be handed over replaced the worker: pid %d, then %d", pid, p)
+	}
+	st, _, _ := r.m.Stats("big")
+	if st.Invocations != 3 || st.Errors != 1 || st.ColdStarts != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
 // A native worker's secret is no Runtime API path.
 func TestNativeSecretIsNoRuntimeAPIPath(t *testing.T) {
 	r := newRig(t)
