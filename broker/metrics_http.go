@@ -180,8 +180,6 @@ func (h *httpMetrics) observe(rr *reqRoute, path, method, code string, status in
 	l := rr.label
 	if !rr.set {
 		l = routeLabel{route: builtinRoute(path)}
-	} else if l.app != "" {
-		h.remember(l)
 	}
 	if code == "" {
 		code = codeLabel(status)
@@ -189,6 +187,11 @@ func (h *httpMetrics) observe(rr *reqRoute, path, method, code string, status in
 	m := methodLabel(method)
 	h.requests.WithLabelValues(l.app, l.route, m, code).Inc()
 	h.duration.WithLabelValues(l.app, l.route, m).Observe(d.Seconds())
+	if rr.set && l.app != "" {
+		// After the series exist: a prune in between would miss them, and
+		// the route would keep them after its app is gone.
+		h.remember(l)
+	}
 }
 
 // remember notes that declared route l has series.
