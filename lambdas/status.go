@@ -48,8 +48,12 @@ func startReporter(m *Manager) *reporter {
 // otherwise (stats only) at most every statsInterval.
 func (r *reporter) kick(name string, urgent bool) {
 	r.dmu.Lock()
-	r.dirty[name] = r.dirty[name] || urgent
+	was, dirty := r.dirty[name]
+	r.dirty[name] = was || urgent
 	r.dmu.Unlock()
+	if dirty && (was || !urgent) {
+		return // the loop knows already (a request's kick costs no wake-up)
+	}
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -87,6 +91,7 @@ func (r *reporter) loop() {
 			select {
 			case <-r.done:
 				return
+			case <-r.wake: // an urgent change does not wait for the stats' turn
 			case <-time.After(reportInterval):
 			}
 		}
