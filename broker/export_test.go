@@ -34,6 +34,12 @@ func (b *Broker) BcryptChecks() int64 { return b.passwords.bcrypts.Load() }
 // LimitedLogins returns how many login attempts b refused without a check.
 func (b *Broker) LimitedLogins() int64 { return b.logins.limited.Load() }
 
+// CollectDeadNodeLambdas runs one collection of the lambda status entries
+// of nodes that are not alive, written more than age ago.
+func (b *Broker) CollectDeadNodeLambdas(ctx context.Context, age time.Duration) (int, error) {
+	return b.api.collectDeadNodeLambdas(ctx, age)
+}
+
 // CollectOrphans runs one collection of unused uploads older than age.
 func (b *Broker) CollectOrphans(ctx context.Context, age time.Duration) (chunks, objects int, err error) {
 	return b.api.collectOrphans(ctx, age)

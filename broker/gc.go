@@ -40,6 +40,13 @@ func (a *api) gcLoop(ctx context.Context) {
 		case chunks+objects > 0:
 			a.logger.Info("collected unused uploads", "unfinished_uploads", chunks, "unused_artifacts", objects)
 		}
+		cctx, cancel = context.WithTimeout(ctx, time.Minute)
+		if n, err := a.collectDeadNodeLambdas(cctx, deadNodeAge); err != nil {
+			a.logger.Warn("could not collect the lambda entries of dead nodes", "err", err)
+		} else if n > 0 {
+			a.logger.Info("collected the lambda entries of nodes silent for "+deadNodeAge.String(), "entries", n)
+		}
+		cancel()
 	}
 }
 
