@@ -30,9 +30,11 @@ type Spec struct {
 	Dir string
 	// Stdin, when set, is the process's standard input (nil: /dev/null).
 	Stdin io.Reader
-	// OnStdout and OnStderr receive each output line without its newline.
-	// They run on the reader goroutines and must not block for long. When nil,
-	// the stream is discarded.
+	// OnStdout and OnStderr receive each output line without its newline
+	// (the slice is valid only during the call). They run on the goroutine
+	// that reads every process's output, one line at a time, and must not
+	// block for long: other workers' lines wait meanwhile (their exits do
+	// not). When nil, the stream is discarded.
 	OnStdout func(line []byte)
 	OnStderr func(line []byte)
 	// RawStdout, when set, receives stdout bytes unsplit instead of OnStdout.
