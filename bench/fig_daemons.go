@@ -44,7 +44,7 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	resp := &Figure{ID: "respawn", Num: 4, Title: "daemon respawn after SIGKILL (first restart), dartup vs PM2",
 		Goal: "dartup p50 ≤ 0.5× PM2"}
 	mem := &Figure{ID: "rss", Num: 4, Title: fmt.Sprintf("supervisor memory with %d idle daemons, dartup vs PM2", apps),
-		Goal: "dartup serve RSS ≤ 0.7× the PM2 daemon's"}
+		Goal: "dartup serve RSS ≤ 0.6× the PM2 daemon's"}
 
 	// the variants that explain the memory figure, one at a time.
 	dc := h.daemonsDartup(ctx, apps, true, false)
@@ -59,11 +59,14 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 	defer p.close()
 	// idle growth: both fleets sit idle a while longer, then RSS again.
 	var dGrow, pGrow float64
+	var d2, p2 []float64
 	growOK := false
-	if d.err == nil && p.err == nil && sleepCtx(ctx, time.Duration(h.n(15, 5))*time.Second) == nil {
-		d2, e1 := rssSamples(ctx, d.pid, 5, 200*time.Millisecond)
+	idleFor := time.Duration(h.n(15, 5)) * time.Second
+	if d.err == nil && p.err == nil && sleepCtx(ctx, idleFor) == nil {
+		var e1, e2 error
+		d2, e1 = rssSamples(ctx, d.pid, 5, 200*time.Millisecond)
 		dt := time.Since(d.rssAt).Minutes()
-		p2, e2 := rssSamples(ctx, p.pid, 5, 200*time.Millisecond)
+		p2, e2 = rssSamples(ctx, p.pid, 5, 200*time.Millisecond)
 		pt := time.Since(p.rssAt).Minutes()
 		if e1 == nil && e2 == nil {
 			dGrow = (summarize(d2, false).Median - summarize(d.rssMB, false).Median) / dt
@@ -125,6 +128,13 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 		mem.add(valueRow("PM2 God daemon RSS with no apps (for reference, after `pm2 ping`)", "peer", "MB", p.idleMB))
 	}
 	if growOK {
+		later := func(who string) string {
+			return fmt.Sprintf("%s RSS %.0f s later, the daemons still idle", who, idleFor.Seconds())
+		}
+		dl := mem.add(valueRow(later("dartup serve"), "dartup", "MB", d2))
+		pl := mem.add(valueRow(later("PM2 God daemon"), "peer", "MB", p2))
+		pl.Short = "PM2 later"
+		ratio(dl, pl)
 		mem.add(&Row{Label: "dartup serve RSS growth while the daemons idle", Role: "dartup", Measured: true, Unit: "MB/min", N: 2, Median: dGrow, P99: dGrow,
 			Note: "from the first RSS sample to a second one taken 15–30 s later, before the kills; over so short a window a garbage-collected heap growing between collections shows up too, so this alone does not prove a leak"})
 		mem.add(&Row{Label: "PM2 God daemon RSS growth while the daemons idle", Role: "peer", Measured: true, Unit: "MB/min", N: 2, Median: pGrow, P99: pGrow})
@@ -134,7 +144,7 @@ func (h *harness) figDaemons(ctx context.Context) []*Figure {
 		r          *Row
 		limit      float64
 		dErr, pErr error
-	}{{resp, dr, 0.5, dKill, pKill}, {mem, dm, 0.7, d.err, p.err}} {
+	}{{resp, dr, 0.5, dKill, pKill}, {mem, dm, 0.6, d.err, p.err}} {
 		switch {
 		case x.r != nil && x.r.Ratio > 0:
 			x.f.judge(x.r.Ratio, x.limit, "×")
@@ -278,28 +288,11 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 		return supervisorRun{err: err}
 	}
 	pidfiles := make([]string, apps)
-	var wg sync.WaitGroup
-	errs := make([]error, apps)
-	sem := make(chan struct{}, 4)
-	t0 := time.Now()
 	for i := range apps {
 		pidfiles[i] = filepath.Join(dir, fmt.Sprintf("d%03d.pid", i))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			spec := clientsdk.AppSpec{Name: fmt.Sprintf("d%03d", i), Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeExe,
-				Env: map[string]string{"WORKER_PIDFILE": pidfiles[i]}}
-			file := h.bins.daemon
-			if command {
-				spec.Runtime, spec.Command, file = clientsdk.RuntimeCommand, []string{h.bins.daemon}, ""
-			}
-			_, errs[i] = c.Push(ctx, spec, file, nil)
-		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	t0 := time.Now()
+	if err := h.pushDaemons(ctx, c, pidfiles, command); err != nil {
 		return supervisorRun{err: err}
 	}
 	if !noRunner {
@@ -316,6 +309,41 @@ func (h *harness) daemonsDartup(ctx context.Context, apps int, command, noRunner
 	}
 	res.pidfiles, res.pid, res.rssAt = pidfiles, s.pid(), time.Now()
 	return res
+}
+
+// pushDaemons pushes one idle daemon app per pid file: the first alone,
+// so that it uploads the artifact once, then the others four at a time,
+// which find it stored (one build deployed as many apps). Pushed all at
+// once, the first four would each upload it, replacing the object while
+// the runner reads it.
+func (h *harness) pushDaemons(ctx context.Context, c *clientsdk.Client, pidfiles []string, command bool) error {
+	push := func(i int) error {
+		spec := clientsdk.AppSpec{Name: fmt.Sprintf("d%03d", i), Kind: clientsdk.KindDaemon, Runtime: clientsdk.RuntimeExe,
+			Env: map[string]string{"WORKER_PIDFILE": pidfiles[i]}}
+		file := h.bins.daemon
+		if command {
+			spec.Runtime, spec.Command, file = clientsdk.RuntimeCommand, []string{h.bins.daemon}, ""
+		}
+		_, err := c.Push(ctx, spec, file, nil)
+		return err
+	}
+	if err := push(0); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(pidfiles))
+	sem := make(chan struct{}, 4)
+	for i := 1; i < len(pidfiles); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = push(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // installPM2 installs the npm package pm2 into dir and returns the pm2 script.

@@ -146,14 +146,14 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 	if err != nil {
 		return "", fmt.Errorf("%w %s: fetch: %w", ErrArtifact, ref.Object, err)
 	}
-	defer r.Close()
 	tmp, err := os.CreateTemp(c.dir, ".fetch-*")
 	if err != nil {
+		go r.Close()
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	n, err := copyUnstalled(io.MultiWriter(tmp, h), r, fetchStall)
 	if err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("%w %s: fetch: %w", ErrArtifact, ref.Object, err)
@@ -174,6 +174,69 @@ func (c *cache) fetch(ctx context.Context, ref *clientsdk.ArtifactRef) (string, 
 	c.remember(ref.SHA256, final)
 	return final, nil
 }
+
+// fetchStall is how long a fetch may go without a byte before it is given
+// up (and retried): when the object is replaced while it is read (pushes of
+// the same new file racing), the chunks being read are purged, and the
+// object store's reader would wait for them until the fetch's deadline,
+// five minutes, with every instance of the app waiting behind it.
+const fetchStall = 15 * time.Second
+
+// copyUnstalled copies r into w and closes r. When no byte has come for
+// stall it gives up: r's Read may block until the deadline of the Get, and
+// so would its Close, so both are left to finish in the background, and the
+// abandoned copy writes nothing more into w.
+func copyUnstalled(w io.Writer, r io.ReadCloser, stall time.Duration) (int64, error) {
+	var mu sync.Mutex
+	abandoned := false
+	progress := make(chan struct{}, 1)
+	guarded := writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			return 0, errAbandoned
+		}
+		select {
+		case progress <- struct{}{}:
+		default:
+		}
+		return w.Write(b)
+	})
+	type copied struct {
+		n   int64
+		err error
+	}
+	done := make(chan copied, 1)
+	go func() {
+		n, err := io.Copy(guarded, r)
+		done <- copied{n, err}
+	}()
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		select {
+		case c := <-done:
+			if err := r.Close(); c.err == nil {
+				c.err = err
+			}
+			return c.n, c.err
+		case <-progress:
+			t.Reset(stall)
+		case <-t.C:
+			mu.Lock()
+			abandoned = true
+			mu.Unlock()
+			go r.Close()
+			return 0, fmt.Errorf("no data for %s (the object was replaced while it was read?)", stall)
+		}
+	}
+}
+
+var errAbandoned = errors.New("copy abandoned")
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // prune deletes cached artifacts whose digest no spec in keep uses, and fetch
 // leftovers older than an hour (a crash mid-fetch). A running worker keeps its

@@ -54,7 +54,7 @@ type instance struct {
 	app   string
 	index int
 
-	specCh chan clientsdk.AppSpec
+	specCh chan *clientsdk.AppSpec
 	stopCh chan stopReason
 	// ctx ends when a stop is requested, cancelling an artifact fetch.
 	ctx    context.Context
@@ -73,7 +73,7 @@ type instance struct {
 func newInstance(r *Runner, key, app string, index int) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{r: r, key: key, app: app, index: index, ctx: ctx, cancel: cancel,
-		specCh: make(chan clientsdk.AppSpec, 1), stopCh: make(chan stopReason, 1), done: make(chan struct{})}
+		specCh: make(chan *clientsdk.AppSpec, 1), stopCh: make(chan stopReason, 1), done: make(chan struct{})}
 }
 
 // updateSpec hands the supervisor a newer spec; only the latest is kept.
@@ -82,7 +82,7 @@ func (in *instance) updateSpec(s clientsdk.AppSpec) {
 	case <-in.specCh:
 	default:
 	}
-	in.specCh <- s
+	in.specCh <- &s
 }
 
 func (in *instance) requestStop(reason stopReason) {
@@ -120,22 +120,31 @@ type supervisor struct {
 }
 
 // run supervises the instance until it is stopped; its status starts with
-// the failed rollout it carries over, if any.
-func (in *instance) run(spec clientsdk.AppSpec, failed rolloutFailure) {
+// the failed rollout it carries over, if any. spec is taken by pointer and
+// the supervisor made by newSupervisor, so that the frames that stay on an
+// idle supervisor's stack are small: the runtime then shrinks the stack of
+// a long-lived, mostly idle goroutine to a few KiB.
+func (in *instance) run(spec *clientsdk.AppSpec, failed rolloutFailure) {
 	defer close(in.done)
-	m, effects := newMachine(in.r.nodeID, in.index, spec)
-	m.status.FailedRevision, m.status.LastError = failed.rev, failed.why
-	s := &supervisor{in: in, m: m, probes: make(chan event, 4)}
+	s, effects := in.newSupervisor(spec, failed)
 	sample := time.NewTicker(UsageInterval)
 	defer sample.Stop()
 	defer s.closeAll()
 	for {
 		s.apply(effects)
-		if m.phase == phaseDone {
+		if s.m.phase == phaseDone {
 			return
 		}
-		effects = m.on(s.await(sample.C), time.Now())
+		effects = s.m.on(s.await(sample.C), time.Now())
 	}
+}
+
+// newSupervisor returns the supervisor of in for spec and the effects that
+// begin it.
+func (in *instance) newSupervisor(spec *clientsdk.AppSpec, failed rolloutFailure) (*supervisor, []effect) {
+	m, effects := newMachine(in.r.nodeID, in.index, *spec)
+	m.status.FailedRevision, m.status.LastError = failed.rev, failed.why
+	return &supervisor{in: in, m: m, probes: make(chan event, 4)}, effects
 }
 
 // closeAll stops whatever workers are left when the supervisor ends (none
@@ -161,8 +170,10 @@ func (s *supervisor) apply(effects []effect) {
 }
 
 // await waits for the next event: a worker's exit, a probe's result, the
-// backoff timer, a newer spec, a stop request, or a usage sample.
-func (s *supervisor) await(sample <-chan time.Time) event {
+// backoff timer, a newer spec, a stop request, or a usage sample. It fills
+// its one result in place (the supervisor waits here, so its frame stays
+// small).
+func (s *supervisor) await(sample <-chan time.Time) (ev event) {
 	var exited, nextExited <-chan struct{}
 	if s.cur != nil {
 		exited = s.cur.p.Done()
@@ -177,25 +188,32 @@ func (s *supervisor) await(sample <-chan time.Time) event {
 	for {
 		select {
 		case <-exited:
-			return event{kind: evExited, exit: s.cur.p.Exit(), uptime: time.Since(s.cur.p.Started())}
+			ev.kind, ev.exit, ev.uptime = evExited, s.cur.p.Exit(), time.Since(s.cur.p.Started())
+			return ev
 		case <-nextExited:
-			return event{kind: evExited, next: true, exit: s.next.p.Exit(), uptime: time.Since(s.next.p.Started())}
-		case ev := <-s.probes:
+			ev.kind, ev.next, ev.exit, ev.uptime = evExited, true, s.next.p.Exit(), time.Since(s.next.p.Started())
+			return ev
+		case ev = <-s.probes:
 			return ev
 		case <-timer:
 			s.timer = nil
-			return event{kind: evTimer}
-		case ns := <-s.in.specCh:
-			return event{kind: evSpec, spec: ns}
-		case reason := <-s.in.stopCh:
+			ev.kind = evTimer
+			return ev
+		case ev.spec = <-s.in.specCh:
+			ev.kind = evSpec
+			return ev
+		case ev.reason = <-s.in.stopCh:
 			s.stopTimer()
-			return event{kind: evStop, reason: reason}
+			ev.kind = evStop
+			return ev
 		case <-sample:
 			if s.cur == nil {
 				continue
 			}
-			if cpu, mem, ok := s.usage.sample(s.cur.p.PID()); ok {
-				return event{kind: evSample, cpu: cpu, mem: mem, cpuSec: float64(s.usage.lastTicks) / clockTicks}
+			var ok bool
+			if ev.cpu, ev.mem, ok = s.usage.sample(s.cur.p.PID()); ok {
+				ev.kind, ev.cpuSec = evSample, float64(s.usage.lastTicks)/clockTicks
+				return ev
 			}
 		}
 	}

@@ -52,7 +52,7 @@ type event struct {
 	aborted   bool // the start was cut short by a stop request
 	exit      proc.Exit
 	uptime    time.Duration
-	spec      clientsdk.AppSpec
+	spec      *clientsdk.AppSpec // evSpec; a pointer keeps events (and the supervisor's idle stack) small
 	reason    stopReason
 	cpu       float64
 	mem       uint64
@@ -131,7 +131,7 @@ func newMachine(node string, index int, spec clientsdk.AppSpec) (*machine, []eff
 func (m *machine) on(ev event, now time.Time) []effect {
 	switch ev.kind {
 	case evSpec:
-		return m.onSpec(ev.spec)
+		return m.onSpec(*ev.spec)
 	case evStop:
 		return m.onStop(ev.reason)
 	case evStarted:

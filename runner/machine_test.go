@@ -124,7 +124,7 @@ func TestMachineTable(t *testing.T) {
 		}},
 		{"a start that fails for good is errored until a new spec", plain, []step{
 			{event{kind: evStartFailed, err: errors.New("/x/dart does not exist on node")}, []string{"status errored", "event errored"}, phaseIdle},
-			{event{kind: evSpec, spec: newer}, []string{"start"}, phaseStarting},
+			{event{kind: evSpec, spec: &newer}, []string{"start"}, phaseStarting},
 		}},
 		{"a server that does not answer is retried like a crash", plain, []step{
 			{event{kind: evStartFailed, err: errors.New("timeout"), transient: true}, []string{"status backoff", "wait 100ms"}, phaseBackoff},
@@ -136,30 +136,30 @@ func TestMachineTable(t *testing.T) {
 		}},
 		{"a material spec change rolls out: the new worker gets ready, then the old one retires", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: newer}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &newer}, []string{"start-next"}, phaseReplacing},
 			{startedNext, []string{"probe-next"}, phaseReplacing},
 			{event{kind: evSample, cpu: 1}, []string{"status running"}, phaseReplacing},
 			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=false"}, phaseRunning},
 		}},
 		{"scaling does not replace a running worker", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: scaled}, []string{"status running"}, phaseRunning},
+			{event{kind: evSpec, spec: &scaled}, []string{"status running"}, phaseRunning},
 		}},
 		{"the same revision again changes nothing", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: plain}, nil, phaseRunning},
+			{event{kind: evSpec, spec: &plain}, nil, phaseRunning},
 		}},
 		{"a new spec during backoff starts at once", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
 			{exited(1, time.Millisecond), []string{"reap", "event crashed", "event restarted", "start"}, phaseStarting},
 			{started, []string{"status running", "event started"}, phaseRunning},
 			{exited(1, time.Millisecond), []string{"reap+drain", "event crashed", "status backoff", "wait 100ms"}, phaseBackoff},
-			{event{kind: evSpec, spec: newer}, []string{"start"}, phaseStarting},
+			{event{kind: evSpec, spec: &newer}, []string{"start"}, phaseStarting},
 		}},
 		{"kill: stopping is written, then stopped", plain, []step{
 			{started, []string{"status running", "event started"}, phaseRunning},
 			{event{kind: evStop, reason: stopKilled}, []string{"status stopping", "stop 5s"}, phaseStopping},
-			{event{kind: evSpec, spec: newer}, nil, phaseStopping},
+			{event{kind: evSpec, spec: &newer}, nil, phaseStopping},
 			{event{kind: evStopped, exit: proc.Exit{Code: -1, Signal: "SIGTERM"}}, []string{"status stopped", "event killed"}, phaseDone},
 		}},
 		{"remove: stopping is written, then the status is left to the runner", plain, []step{
@@ -265,40 +265,40 @@ func TestMachineRollouts(t *testing.T) {
 		{"rollout: the replacement takes over once ready, the old one is drained", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{startedNext, []string{"probe-next"}, phaseReplacing},
 			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=true"}, phaseRunning},
 		}},
 		{"rollout: a replacement that never gets ready is stopped, the old one keeps serving", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{startedNext, []string{"probe-next"}, phaseReplacing},
 			{event{kind: evNotReady, pid: 43, next: true, err: errors.New("timeout")}, []string{"stop-next", "status running", "event rollout-failed"}, phaseRunning},
 		}},
 		{"rollout: a replacement that crashes is stopped, the old one keeps serving", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{startedNext, []string{"probe-next"}, phaseReplacing},
 			{event{kind: evExited, next: true, exit: proc.Exit{Code: 1}}, []string{"stop-next", "status running", "event rollout-failed"}, phaseRunning},
 		}},
 		{"rollout: a newer spec abandons the replacement and rolls out again", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
-			{event{kind: evSpec, spec: v3}, []string{"stop-next", "start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v3}, []string{"stop-next", "start-next"}, phaseReplacing},
 		}},
 		{"rollout: a stop abandons the replacement and drains the old one", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{event{kind: evStop, reason: stopRemoved}, []string{"stop-next", "status stopping", "stop+drain 5s"}, phaseStopping},
 		}},
 		{"rollout: the old worker dies meanwhile; the replacement takes over alone", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{exited(1, time.Hour), []string{"reap", "event crashed", "status starting"}, phaseReplacing},
 			{startedNext, []string{"probe-next"}, phaseReplacing},
 			{event{kind: evReady, pid: 43, next: true}, []string{"promote", "status running", "event ready", "retire 5s drain=false"}, phaseRunning},
@@ -306,28 +306,28 @@ func TestMachineRollouts(t *testing.T) {
 		{"rollout: the old worker died and the replacement failed: the old version starts again", web, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: v2}, []string{"start-next"}, phaseReplacing},
+			{event{kind: evSpec, spec: &v2}, []string{"start-next"}, phaseReplacing},
 			{exited(1, time.Hour), []string{"reap", "event crashed", "status starting"}, phaseReplacing},
 			{event{kind: evStartFailed, next: true, err: errors.New("no such file")}, []string{"stop-next", "status starting", "event rollout-failed", "start"}, phaseStarting},
 		}},
 		{"fixed port: the old worker is drained and stopped first; a new one that fails brings the old version back", fixed, []step{
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
-			{event{kind: evSpec, spec: fixed2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{event{kind: evSpec, spec: &fixed2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{notReady, []string{"kill 5s"}, phaseRunning},
 			{exited(-1, time.Minute), []string{"reap", "status starting", "event rollout-failed", "start"}, phaseStarting},
 		}},
 		{"fixed port, no probe: the new worker is ready only once it stayed up; one that exits before brings the old version back", fixedNoProbe, []step{
 			{up, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{event{kind: evSpec, spec: &fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{exited(1, 300*time.Millisecond), []string{"reap", "status starting", "event rollout-failed", "start"}, phaseStarting},
 			{up, []string{"status running", "event started"}, phaseRunning},
 		}},
 		{"fixed port, no probe: a new worker that stays up takes over", fixedNoProbe, []step{
 			{up, []string{"status running", "event started"}, phaseRunning},
-			{event{kind: evSpec, spec: fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
+			{event{kind: evSpec, spec: &fixedNoProbe2}, []string{"status running", "demote", "retire 5s drain=true", "start"}, phaseStarting},
 			{up, []string{"status running", "event started", "probe"}, phaseRunning},
 			{ready, []string{"status running", "event ready"}, phaseRunning},
 			{exited(1, time.Hour), []string{"reap", "event crashed", "event restarted", "start"}, phaseStarting},
@@ -346,7 +346,7 @@ func TestMachineRolloutFailureIsTold(t *testing.T) {
 	m, _ := newMachine("n1", 0, web)
 	m.on(event{kind: evStarted, pid: 42, started: t0, addr: "h:1"}, t0)
 	m.on(event{kind: evReady, pid: 42}, t0)
-	m.on(event{kind: evSpec, spec: v2}, t0)
+	m.on(event{kind: evSpec, spec: &v2}, t0)
 	m.on(startedNext, t0)
 	m.on(event{kind: evNotReady, pid: 43, next: true, err: errors.New("not ready after 1m0s: GET /healthz answered 503")}, t0)
 	st := m.status

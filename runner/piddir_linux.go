@@ -60,7 +60,8 @@ func (d *pidDir) killLeftovers() int {
 	return n
 }
 
-// usageSampler computes CPU% between samples (proc.CPUTicks) and RSS from /proc/PID/statm.
+// usageSampler computes CPU% between samples and the resident memory, from
+// one read of /proc/PID/stat (proc.Usage).
 type usageSampler struct {
 	lastTicks uint64
 	lastAt    time.Time
@@ -69,7 +70,7 @@ type usageSampler struct {
 const clockTicks = 100 // USER_HZ on Linux
 
 func (u *usageSampler) sample(pid int) (cpu float64, rss uint64, ok bool) {
-	ticks, ok := proc.CPUTicks(pid)
+	ticks, rss, ok := proc.Usage(pid)
 	if !ok {
 		return 0, 0, false
 	}
@@ -78,13 +79,6 @@ func (u *usageSampler) sample(pid int) (cpu float64, rss uint64, ok bool) {
 		cpu = float64(ticks-u.lastTicks) / clockTicks / now.Sub(u.lastAt).Seconds() * 100
 	}
 	u.lastTicks, u.lastAt = ticks, now
-	if m, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm"); err == nil {
-		mf := strings.Fields(string(m))
-		if len(mf) > 1 {
-			pages, _ := strconv.ParseUint(mf[1], 10, 64)
-			rss = pages * uint64(os.Getpagesize())
-		}
-	}
 	return cpu, rss, true
 }
 

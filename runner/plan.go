@@ -30,7 +30,9 @@ type view struct {
 	resync   bool
 	draining bool
 
-	specs  map[string]clientsdk.AppSpec
+	// specs are shared with the runner, which never changes a stored spec
+	// (it replaces it): plan and its actions point at them, copying none.
+	specs  map[string]*clientsdk.AppSpec
 	nodes  map[string]nodeSeen
 	claims map[string]claim
 	// local are the keys of the instances this node supervises.
@@ -58,7 +60,7 @@ const (
 // claiming it first when claim says so.
 type action struct {
 	key   string
-	spec  clientsdk.AppSpec
+	spec  *clientsdk.AppSpec // shared: never changed
 	index int
 	claim claimKind
 	rev   uint64 // the dead owner's claim revision, for claimTakeover
@@ -110,8 +112,8 @@ func plan(v view) actions {
 	for _, name := range sortedKeys(v.specs) {
 		spec := v.specs[name]
 		if spec.Kind == clientsdk.KindLambda {
-			if v.hostsLambda(spec) {
-				a.lambdas[name] = spec
+			if v.hostsLambda(*spec) {
+				a.lambdas[name] = *spec
 			}
 			continue
 		}
@@ -136,7 +138,7 @@ func plan(v view) actions {
 // placeOne decides about one desired instance: run it here (claiming it
 // first if need be) or leave it. It records in since when the key was first
 // seen without a live owner, and counts a claim in load.
-func (v view) placeOne(key string, spec clientsdk.AppSpec, index int, live map[string]clientsdk.Node, load map[string]int, running int, since map[string]time.Time) (action, bool) {
+func (v view) placeOne(key string, spec *clientsdk.AppSpec, index int, live map[string]clientsdk.Node, load map[string]int, running int, since map[string]time.Time) (action, bool) {
 	c, claimed := v.claims[key]
 	switch {
 	case v.stopping[key]:
@@ -159,12 +161,12 @@ func (v view) placeOne(key string, spec clientsdk.AppSpec, index int, live map[s
 		first = v.now
 	}
 	since[key] = first
-	pick := pickNode(key, spec, live, load)
+	pick := pickNode(key, *spec, live, load)
 	if pick == "" {
 		return action{}, false
 	}
 	load[pick]++
-	late := v.now.Sub(first) > 2*v.nodeTimeout && eligible(spec, v.labels) && v.hasRoom(running) && !v.draining
+	late := v.now.Sub(first) > 2*v.nodeTimeout && eligible(*spec, v.labels) && v.hasRoom(running) && !v.draining
 	if pick != v.self && !late {
 		return action{}, false
 	}

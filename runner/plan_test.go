@@ -50,10 +50,10 @@ func labels(kv ...string) func(*clientsdk.Node) {
 // baseView is a healthy node "a" among nodes, with specs and claims.
 func baseView(self string, specs []clientsdk.AppSpec, nodes []nodeSeen, claims map[string]claim) view {
 	v := view{self: self, now: t0, nodeTimeout: 3 * time.Second, selfOK: true, stableView: true,
-		specs: map[string]clientsdk.AppSpec{}, nodes: map[string]nodeSeen{}, claims: claims,
+		specs: map[string]*clientsdk.AppSpec{}, nodes: map[string]nodeSeen{}, claims: claims,
 		local: map[string]bool{}, stopping: map[string]bool{}, unclaimedSince: map[string]time.Time{}, hostedElsewhere: map[string]bool{}}
 	for _, s := range specs {
-		v.specs[s.Name] = s
+		v.specs[s.Name] = &s
 	}
 	for _, n := range nodes {
 		v.nodes[n.node.ID] = n

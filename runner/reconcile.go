@@ -340,5 +340,5 @@ func (r *Runner) ensureRunning(key string, spec clientsdk.AppSpec, index int, fa
 	in := newInstance(r, key, spec.Name, index)
 	in.sentRev, in.sentSpec = spec.Revision, spec
 	r.instances[key] = in
-	go in.run(spec, failed)
+	go in.run(&spec, failed)
 }

@@ -60,7 +60,7 @@ func inRollout(st clientsdk.InstanceStatus, rev uint64) bool {
 func (r *Runner) gateOpen(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) bool {
 	r.mu.Lock()
 	in, ok := r.instances[a.key]
-	held := ok && in.sentRev != a.spec.Revision && material(in.sentSpec, a.spec)
+	held := ok && in.sentRev != a.spec.Revision && material(in.sentSpec, *a.spec)
 	r.mu.Unlock()
 	if !held {
 		return true
@@ -72,9 +72,9 @@ func (r *Runner) gateOpen(ctx context.Context, a action, seen map[string]map[int
 	if !in.routed.Load() {
 		// Not serving: nothing to keep up, so no order to keep; only a
 		// rollout that failed keeps the new revision away.
-		return failedRollout(a.spec, statuses) == 0
+		return failedRollout(*a.spec, statuses) == 0
 	}
-	open, why := rolloutGate(a.spec, a.index, statuses)
+	open, why := rolloutGate(*a.spec, a.index, statuses)
 	r.mu.Lock()
 	changed := in.gateWhy != why
 	in.gateWhy = why
@@ -122,24 +122,24 @@ type rolloutFailure struct {
 // version that failed, and the failure to carry over.
 func (r *Runner) specToRun(ctx context.Context, a action, seen map[string]map[int]clientsdk.InstanceStatus) (clientsdk.AppSpec, rolloutFailure) {
 	if a.claim != claimTakeover {
-		return a.spec, rolloutFailure{}
+		return *a.spec, rolloutFailure{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	e, err := r.status.Get(ctx, a.key)
 	var own clientsdk.InstanceStatus
 	if err != nil || json.Unmarshal(e.Value(), &own) != nil || own.SpecRevision == 0 || own.SpecRevision == a.spec.Revision {
-		return a.spec, rolloutFailure{}
+		return *a.spec, rolloutFailure{}
 	}
 	statuses := r.statusesOnce(ctx, a.spec.Name, seen)
-	good := failedRollout(a.spec, statuses)
+	good := failedRollout(*a.spec, statuses)
 	if good == 0 {
-		return a.spec, rolloutFailure{}
+		return *a.spec, rolloutFailure{}
 	}
 	old, err := r.apps.GetRevision(ctx, a.spec.Name, good)
 	var s clientsdk.AppSpec
 	if err != nil || json.Unmarshal(old.Value(), &s) != nil {
-		return a.spec, rolloutFailure{}
+		return *a.spec, rolloutFailure{}
 	}
 	r.logger.Info("the rollout of this app failed: starting the revision its instances run", "key", a.key, "revision", good, "failed", a.spec.Revision)
 	why := own.LastError

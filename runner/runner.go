@@ -253,7 +253,7 @@ type Runner struct {
 	started time.Time
 
 	mu             sync.Mutex
-	specs          map[string]clientsdk.AppSpec
+	specs          map[string]*clientsdk.AppSpec // never changed once stored: replaced
 	liveNodes      map[string]nodeSeen
 	claims         map[string]claim
 	unclaimedSince map[string]time.Time
@@ -352,7 +352,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Runner, error) {
 	}
 	o.logger = o.logger.With("component", "runner", "node", o.nodeID)
 	r := &Runner{options: o, nc: nc, kick: make(chan struct{}, 1), ports: newPortPool(),
-		specs: map[string]clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
+		specs: map[string]*clientsdk.AppSpec{}, liveNodes: map[string]nodeSeen{}, claims: map[string]claim{},
 		unclaimedSince: map[string]time.Time{}, instances: map[string]*instance{}, stopping: map[string]bool{}}
 
 	if r.js, err = jetstream.New(nc); err != nil {
@@ -629,7 +629,8 @@ func (r *Runner) applyApp(e jetstream.KeyValueEntry, _ bool) {
 		r.logger.Error("ignoring undecodable app spec", "app", e.Key(), "err", err)
 		return
 	}
-	r.specs[e.Key()] = r.runnable(s, e.Revision())
+	spec := r.runnable(s, e.Revision())
+	r.specs[e.Key()] = &spec
 }
 
 // runnable returns a stored spec as runners use it: defaulted, with its

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/internal/datadir"
+	"github.com/dartup/dartup/internal/memtrim"
 	"github.com/dartup/dartup/internal/version"
 	"github.com/dartup/dartup/runner"
 	"github.com/spf13/cobra"
@@ -183,6 +184,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if os.Getenv("DARTUP_MEMTRIM") != "off" { // docs/operations.md
+		go memtrim.Run(ctx, logger.With("component", "memtrim"))
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -96,26 +95,31 @@ func reap(pid int) {
 func isOrphanChild(pid int) bool {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
-	return registry.on && !registry.known[pid] && parentOf(pid) == strconv.Itoa(os.Getpid())
+	return registry.on && !registry.known[pid] && parentOf(pid) == os.Getpid()
 }
 
 // orphans returns this process's children that Start did not start and
 // whose environment has DARTUP_APP: workers' descendants re-parented here.
+// It runs every sweepInterval over every process of the machine, so it
+// reads only each one's stat line, into a buffer on the stack, and the
+// environment of this process's unknown children alone.
 func orphans() []int {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
-	self := strconv.Itoa(os.Getpid())
-	ents, err := os.ReadDir("/proc")
+	self := os.Getpid()
+	d, err := os.Open("/proc")
 	if err != nil {
 		return nil
 	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
 		if err != nil || registry.known[pid] || parentOf(pid) != self {
 			continue
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		env, err := os.ReadFile("/proc/" + name + "/environ")
 		if err == nil && (bytes.HasPrefix(env, []byte("DARTUP_APP=")) || bytes.Contains(env, []byte("\x00DARTUP_APP="))) {
 			out = append(out, pid)
 		}
@@ -123,42 +127,8 @@ func orphans() []int {
 	return out
 }
 
-// parentOf returns the PPid of pid as /proc shows it ("" when unknown).
-func parentOf(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// awaitExit returns once process pid has exited, without reaping it and
-// without holding an OS thread while it waits: its pidfd (non-blocking)
-// waits in Go's network poller, where any number of waits cost no thread.
-// The caller's cmd.Wait then reaps a zombie and returns at once. It returns
-// false when the pidfd cannot be used; the caller then just waits.
-func awaitExit(pid int) bool {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if err != nil {
-		return false
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
-	exited := false
-	err = rc.Read(func(fd uintptr) bool {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-		exited = err != nil || info.Signo != 0 // an error: let the caller's Wait say what it is
-		return exited
-	})
-	return err == nil && exited
+// parentOf returns the parent of pid as /proc shows it (0 when unknown).
+func parentOf(pid int) int {
+	st, _ := readProcStat(pid)
+	return st.ppid
 }

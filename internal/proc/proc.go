@@ -6,7 +6,6 @@
 package proc
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -31,9 +30,11 @@ type Spec struct {
 	Dir string
 	// Stdin, when set, is the process's standard input (nil: /dev/null).
 	Stdin io.Reader
-	// OnStdout and OnStderr receive each output line without its newline.
-	// They run on the reader goroutines and must not block for long. When nil,
-	// the stream is discarded.
+	// OnStdout and OnStderr receive each output line without its newline
+	// (the slice is valid only during the call). They run on the goroutine
+	// that reads every process's output, one line at a time, and must not
+	// block for long: other workers' lines wait meanwhile (their exits do
+	// not). When nil, the stream is discarded.
 	OnStdout func(line []byte)
 	OnStderr func(line []byte)
 	// RawStdout, when set, receives stdout bytes unsplit instead of OnStdout.
@@ -90,25 +91,28 @@ func start(s Spec) (*Process, error) {
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 
 	var closeAfterStart []*os.File
+	defer func() {
+		for _, f := range closeAfterStart {
+			f.Close()
+		}
+	}()
 	if s.RawStdout != nil {
 		cmd.Stdout = s.RawStdout
 	} else if s.OnStdout != nil {
-		r, w, err := os.Pipe()
+		w, err := p.outputPipe(s.OnStdout)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("start %s: stdout pipe: %w", s.Path, err)
 		}
 		cmd.Stdout = w
 		closeAfterStart = append(closeAfterStart, w)
-		p.readLines(r, s.OnStdout)
 	}
 	if s.OnStderr != nil {
-		r, w, err := os.Pipe()
+		w, err := p.outputPipe(s.OnStderr)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("start %s: stderr pipe: %w", s.Path, err)
 		}
 		cmd.Stderr = w
 		closeAfterStart = append(closeAfterStart, w)
-		p.readLines(r, s.OnStderr)
 	}
 	registry.mu.Lock() // the orphan sweeper must not see this child unregistered
 	err := startCmd(cmd)
@@ -116,70 +120,34 @@ func start(s Spec) (*Process, error) {
 		register(cmd.Process.Pid)
 	}
 	registry.mu.Unlock()
-	for _, f := range closeAfterStart {
-		f.Close()
-	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Path, err)
 	}
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
-	go func() {
-		awaitExit(p.pid) // the wait costs no thread; Wait then only reaps
-		err := cmd.Wait()
-		forget(p.pid)
-		p.mu.Lock()
-		p.state = cmd.ProcessState
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
-			p.err = err
-		}
-		p.mu.Unlock()
-		close(p.done)
-	}()
+	p.watchExit()
 	return p, nil
 }
 
-// readLines scans r into lines until EOF (when every holder of the pipe's
-// write end, the process and any child it forked, has closed it).
-func (p *Process) readLines(r *os.File, fn func([]byte)) {
-	p.readers.Add(1)
-	go func() {
-		defer p.readers.Done()
-		defer r.Close()
-		// A small reader: most lines are short, and a supervisor of many
-		// workers keeps two of these per worker. A longer line is assembled in
-		// long, up to MaxLineBytes, and split there.
-		br := bufio.NewReaderSize(r, lineBufBytes)
-		var long []byte
-		for {
-			chunk, err := br.ReadSlice('\n')
-			full := errors.Is(err, bufio.ErrBufferFull)
-			if full || long != nil {
-				long = append(long, chunk...)
-				chunk = long
-			}
-			if len(chunk) > 0 && (!full || len(chunk) >= MaxLineBytes) {
-				if chunk[len(chunk)-1] == '\n' {
-					chunk = chunk[:len(chunk)-1]
-				}
-				fn(chunk)
-				long = nil
-			}
-			if err != nil && !full {
-				return
-			}
-		}
-	}()
+// reap waits for the exited process (at once: it has exited, unless the
+// exit watcher could not be used), records how it ended and closes done.
+func (p *Process) reap() {
+	err := p.cmd.Wait()
+	forget(p.pid)
+	p.mu.Lock()
+	p.state = p.cmd.ProcessState
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) && !errors.Is(err, exec.ErrWaitDelay) {
+		p.err = err
+	}
+	p.mu.Unlock()
+	close(p.done)
 }
 
 // OutputWaitDelay bounds how long, after a process exited, its exit waits
 // for the output that Spec.RawStdout copies: a descendant that escaped its
 // group may hold it open for as long as it lives.
 const OutputWaitDelay = 500 * time.Millisecond
-
-// lineBufBytes is the read buffer of one output stream.
-const lineBufBytes = 4 << 10
 
 // PID returns the process id (also its process group id).
 func (p *Process) PID() int { return p.pid }

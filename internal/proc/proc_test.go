@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,18 @@ func TestProcStat(t *testing.T) {
 	}
 	if ticks, ok := proc.CPUTicks(os.Getpid()); !ok || ticks == 0 {
 		t.Fatalf("CPU ticks of a process that just spun: %d %v", ticks, ok)
+	}
+	ticks, rss, ok := proc.Usage(os.Getpid())
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, _ := strconv.ParseUint(strings.Fields(string(statm))[1], 10, 64)
+	if want := pages * uint64(os.Getpagesize()); !ok || ticks == 0 || rss < want*3/4 || rss > want*5/4 {
+		t.Fatalf("usage: %d ticks, %d bytes resident (statm says %d), %v", ticks, rss, want, ok)
+	}
+	if _, _, ok := proc.Usage(1 << 30); ok {
+		t.Fatal("a process that does not exist has usage")
 	}
 	if _, ok := proc.CPUTicks(1 << 30); ok || proc.StartTime(1<<30) != 0 {
 		t.Fatal("a process that does not exist has stats")
@@ -211,4 +224,98 @@ func threads(t *testing.T) int {
 	}
 	t.Fatal("no Threads line")
 	return 0
+}
+
+// An idle process costs no goroutine: its output pipes and its exit are
+// waited for by the shared watchers, and nothing reads or buffers until it
+// writes.
+func TestIdleProcessesCostNoGoroutine(t *testing.T) {
+	warm := runOutput(t, proc.Spec{Path: "/bin/echo", Args: []string{"warm"}}) // the watchers start with the first process
+	if warm != "warm\n" {
+		t.Fatalf("echo printed %q", warm)
+	}
+	before := runtime.NumGoroutine()
+	var ps []*proc.Process
+	for range 50 {
+		p, err := proc.Start(proc.Spec{Path: "/bin/sleep", Args: []string{"1000"},
+			OnStdout: func([]byte) {}, OnStderr: func([]byte) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	during := runtime.NumGoroutine()
+	for _, p := range ps {
+		if ex := p.Kill(); ex.Signal != "SIGKILL" {
+			t.Fatalf("killed process exit %+v", ex)
+		}
+		p.WaitOutput(5 * time.Second)
+	}
+	t.Logf("goroutines: %d before, %d with 50 idle processes", before, during)
+	if during-before > 5 {
+		t.Fatalf("%d goroutines for 50 idle processes (from %d)", during-before, before)
+	}
+}
+
+// Many processes writing at once: each stream gets all its own lines, in
+// order, and nothing of another's.
+func TestManyStreamsAtOnce(t *testing.T) {
+	const procs, lines = 20, 3000
+	type got struct {
+		mu       sync.Mutex
+		out, err []string
+	}
+	res := make([]*got, procs)
+	var ps []*proc.Process
+	for i := range procs {
+		g := &got{}
+		res[i] = g
+		script := fmt.Sprintf("seq -f 'p%d out %%g' 1 %d; seq -f 'p%d err %%g' 1 %d >&2", i, lines, i, lines/3)
+		p, err := proc.Start(proc.Spec{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
+			OnStdout: func(l []byte) { g.mu.Lock(); g.out = append(g.out, string(l)); g.mu.Unlock() },
+			OnStderr: func(l []byte) { g.mu.Lock(); g.err = append(g.err, string(l)); g.mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		<-p.Done()
+		p.WaitOutput(10 * time.Second)
+		g := res[i]
+		g.mu.Lock()
+		check := func(stream string, ls []string, n int) {
+			if len(ls) != n {
+				t.Fatalf("p%d %s: %d lines, want %d", i, stream, len(ls), n)
+			}
+			for j, l := range ls {
+				if want := fmt.Sprintf("p%d %s %d", i, stream, j+1); l != want {
+					t.Fatalf("p%d %s line %d: %q, want %q", i, stream, j, l, want)
+				}
+			}
+		}
+		check("out", g.out, lines)
+		check("err", g.err, lines/3)
+		g.mu.Unlock()
+	}
+}
+
+// A child that outlives the process keeps its output open: its lines still
+// arrive, and WaitOutput waits for them.
+func TestOutputOfALeftoverChild(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	p, err := proc.Start(proc.Spec{Path: "/bin/sh", Args: []string{"-c", "(sleep 0.3; echo late) & echo early"},
+		Env:      []string{"PATH=/usr/bin:/bin"},
+		OnStdout: func(l []byte) { mu.Lock(); got = append(got, string(l)); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	p.WaitOutput(10 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, ",") != "early,late" {
+		t.Fatalf("lines %q, want early and late", got)
+	}
 }
