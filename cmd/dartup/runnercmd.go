@@ -94,8 +94,10 @@ func runRunner(cmd *cobra.Command, f *runnerFlags) error {
 			return err
 		}
 	}
+	leanSupervisor()
 	ctx, stop := context.WithCancel(cmd.Context())
 	defer stop()
+	startMemtrim(ctx, logger)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
