@@ -107,7 +107,7 @@ func TestWireNative(t *testing.T) {
 
 // mimicManager starts a broker and a real lambdas.Manager on it, builds
 // dartmimic, and opens the apps bucket (a deployed spec is stored there too,
-// as after a push, so that the brokers' lambda.* catch-all stays silent).
+// as after a push).
 func mimicManager(t *testing.T) (*broker.Broker, *lambdas.Manager, string, jetstream.KeyValue) {
 	t.Helper()
 	b := testutil.StartBroker(t)
