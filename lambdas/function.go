@@ -20,6 +20,7 @@ type function struct {
 	cmd  Command
 	st   *stats
 	log  *slog.Logger
+	arn  string // its ARN for the Runtime API (Lambda-Runtime-Invoked-Function-Arn)
 	sub  *nats.Subscription
 
 	mu        sync.Mutex
@@ -45,6 +46,7 @@ func newFunction(m *Manager, spec clientsdk.AppSpec, cmd Command, st *stats) *fu
 	return &function{
 		m: m, name: spec.Name, spec: spec, l: *spec.Lambda, cmd: cmd, st: st,
 		log:     m.logger.With("app", spec.Name, "revision", spec.Revision),
+		arn:     "arn:aws:lambda:" + m.opts.region + ":000000000000:function:" + spec.Name,
 		workers: map[*worker]struct{}{},
 		stdio:   map[*stdioRun]struct{}{},
 		drained: make(chan struct{}),

@@ -293,13 +293,10 @@ func (f *function) watch(w *worker) {
 	f.m.kick(f.name)
 }
 
-// next is GET /runtime/invocation/next: it returns the worker's next
-// invocation, waiting for one while the worker is warm.
-func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
-	inv, err := f.takeNext(w)
-	if inv != nil || err != nil {
-		return inv, err
-	}
+// await is the wait of a Runtime API worker's GET /next once takeNext put
+// it on the idle list: for an invocation, for w's stop (errStopping), or for ctx (the worker hung up:
+// an invocation assigned meanwhile goes back to the queue).
+func (f *function) await(ctx context.Context, w *worker) (*invocation, error) {
 	select {
 	case inv := <-w.assign:
 		return inv, nil
