@@ -32,14 +32,18 @@ type reporter struct {
 	// (guarded by mu): an entry that did not change is not written again
 	// for sameRefresh.
 	written map[string]writtenEntry
-	dmu     sync.Mutex
-	wake    chan struct{}
-	done    chan struct{}
-	exit    chan struct{}
+	dmu  sync.Mutex
+	wake chan struct{}
+	// urgent wakes the loop also while it waits for stats to come due:
+	// a worker change is written at once.
+	urgent chan struct{}
+	done   chan struct{}
+	exit   chan struct{}
 }
 
 func startReporter(m *Manager) *reporter {
-	r := &reporter{m: m, dirty: map[string]bool{}, last: map[string]time.Time{}, written: map[string]writtenEntry{}, wake: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+	r := &reporter{m: m, dirty: map[string]bool{}, last: map[string]time.Time{}, written: map[string]writtenEntry{},
+		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -50,19 +54,26 @@ func (r *reporter) kick(name string, urgent bool) {
 	r.dmu.Lock()
 	r.dirty[name] = r.dirty[name] || urgent
 	r.dmu.Unlock()
+	ch := r.wake
+	if urgent {
+		ch = r.urgent
+	}
 	select {
-	case r.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
 func (r *reporter) loop() {
 	defer close(r.exit)
+	pause := time.NewTimer(reportInterval)
+	pause.Stop()
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-r.wake:
+		case <-r.urgent:
 		}
 		for {
 			r.dmu.Lock()
@@ -84,10 +95,13 @@ func (r *reporter) loop() {
 			if pending == 0 {
 				break
 			}
+			pause.Reset(reportInterval)
 			select {
 			case <-r.done:
 				return
-			case <-time.After(reportInterval):
+			case <-pause.C:
+			case <-r.urgent:
+				pause.Stop()
 			}
 		}
 	}
@@ -102,6 +116,7 @@ func (r *reporter) write(name string) {
 	if f == nil {
 		return
 	}
+	f.st.dirty.Store(false) // changes from now on kick again
 	st, warm, ok := m.Stats(name)
 	if !ok {
 		return

@@ -49,7 +49,19 @@ type worker struct {
 	lastDone   string
 	served     int
 	returning  bool // answered, not yet back in GET /next
-	idleTimer  *time.Timer
+	// idleTimer stops the worker after KeepWarm on the idle list (since
+	// idleSince); execTimer enforces its invocations' Timeout. Both are
+	// made once and set again, never one per invocation.
+	idleTimer *time.Timer
+	idleSince time.Time
+	execTimer *time.Timer
+}
+
+// stopIdleTimer stops w's keep-warm timer (w leaves the idle list).
+func (w *worker) stopIdleTimer() {
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+	}
 }
 
 func newWorker(f *function, index int) *worker {
@@ -187,9 +199,10 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer, lim *logli
 		if !ok {
 			return
 		}
-		data := append([]byte(nil), line...)
-		_ = f.m.nc.Publish(subject, data)
-		f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
+		_ = f.m.nc.Publish(subject, line) // copied into the connection's buffer
+		if f.log.Enabled(context.Background(), f.m.opts.appLogLevel) { // string(line) is a copy: only when it is logged
+			f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
+		}
 	}
 }
 
@@ -309,20 +322,14 @@ func (f *function) await(ctx context.Context, w *worker) (*invocation, error) {
 	if i := slices.Index(f.idle, w); i >= 0 {
 		f.idle = append(f.idle[:i], f.idle[i+1:]...)
 	}
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-		w.idleTimer = nil
-	}
+	w.stopIdleTimer()
 	var spawn []*worker
 	select {
 	case inv := <-w.assign:
 		if w.current == inv {
 			w.current = nil
-			if inv.timer != nil {
-				inv.timer.Stop()
-			}
 			f.queue = append([]*invocation{inv}, f.queue...)
-			inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+			f.armQueueLocked(inv)
 			spawn = f.spawnNeededLocked()
 		}
 	default:
@@ -382,7 +389,12 @@ func (f *function) takeNext(w *worker) (*invocation, error) {
 		return nil, errStopping
 	}
 	f.idle = append(f.idle, w)
-	w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
+	w.idleSince = time.Now()
+	if w.idleTimer == nil {
+		w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
+	} else {
+		w.idleTimer.Reset(f.keepWarm())
+	}
 	f.mu.Unlock()
 	return nil, nil
 }
