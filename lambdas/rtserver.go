@@ -263,6 +263,9 @@ func (c *rtConn) pollWaiter() {
 }
 
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
