@@ -222,8 +222,14 @@ func (r *lambdaRouter) waitApplied(ctx context.Context, name string, rev uint64,
 func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec, bool) {
 	select {
 	case <-r.ready:
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
+	default: // only until the first listing of the bucket: no timer per call after
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-r.ready:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	r.mu.RLock()
 	s, ok := r.apps[name]
