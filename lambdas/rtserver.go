@@ -23,9 +23,14 @@ import (
 
 // Limits of the server.
 const (
-	// rtIdleTimeout bounds the wait for a request (and the reading of it):
-	// a worker's GET /next that waits for an event is not idle.
+	// rtIdleTimeout bounds the wait for a request (and the reading of it)
+	// on a connection that made a worker's request: a worker's GET /next
+	// that waits for an event is not idle.
 	rtIdleTimeout = 2 * time.Minute
+	// rtStrangerTimeout is rtIdleTimeout for a connection that has not
+	// (another local user's: the port is on loopback, and a slow request
+	// must not hold a connection for long).
+	rtStrangerTimeout = 10 * time.Second
 	// rtMaxHeaderBytes bounds a request's line and headers together.
 	rtMaxHeaderBytes = 64 << 10
 	// rtReadBuffer is a connection's read buffer: the longest line taken.
@@ -148,6 +153,9 @@ type rtConn struct {
 	cancel context.CancelFunc
 	// deadline is the read deadline set last.
 	deadline time.Time
+	// worker: a request named a worker (rtIdleTimeout applies, else
+	// rtStrangerTimeout).
+	worker bool
 
 	// The waiter: pending says a GET /next is with it; waitCh hands it the
 	// worker, waitDone says it answered (false: the write failed).
@@ -218,10 +226,14 @@ func (c *rtConn) closeGracefully() {
 // counts from the answer. It reports false when the connection is to end.
 func (c *rtConn) awaitRequest() bool {
 	for {
-		if now := time.Now(); c.deadline.Sub(now) < rtIdleTimeout-time.Second {
+		idle := rtStrangerTimeout
+		if c.worker {
+			idle = rtIdleTimeout
+		}
+		if now := time.Now(); c.deadline.Sub(now) < idle-time.Second {
 			// Refreshed at most once a second: a busy worker's requests
 			// cost no deadline change each.
-			c.deadline = now.Add(rtIdleTimeout)
+			c.deadline = now.Add(idle)
 			_ = c.nc.SetReadDeadline(c.deadline)
 		}
 		wasPending := c.pending

@@ -261,3 +261,32 @@ func TestRuntimeAPIHangUpWhileWaiting(t *testing.T) {
 		}
 	}
 }
+
+// A connection that never names a worker (another local user's: the port
+// is on loopback) is closed after 10 s without a complete request, so that
+// slow requests cannot hold connections for long; a worker's connection
+// waits for its next request much longer.
+func TestRuntimeAPIStrangerTimeout(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "slowloris", 1, nil))
+	invokeAsync(t, r, "slowloris", []byte("x"))
+	base := workerBase(t, apiFile)
+	stranger, worker := dialRuntime(t, base), dialRuntime(t, base)
+	stranger.send("GET /w/nobody/2018-06-01/runtime/invocation/next HTTP/1.1\r\nX-Slow: ")
+	worker.send("GET " + worker.path + "invocation/next HTTP/1.1\r\n\r\n")
+	if resp, body, _ := worker.answer(); resp.StatusCode != 200 || body != "x" {
+		t.Fatalf("GET next: %d %q", resp.StatusCode, body)
+	}
+	start := time.Now()
+	if !stranger.closed() {
+		t.Fatal("the stranger's connection was not closed")
+	}
+	if took := time.Since(start); took < 5*time.Second || took > 15*time.Second {
+		t.Fatalf("the stranger's connection was closed after %s, want about 10 s", took)
+	}
+	worker.send("GET " + worker.path + "invocation/nope HTTP/1.1\r\n\r\n") // still open
+	if resp, _, ok := worker.answer(); !ok || resp.StatusCode != 404 {
+		t.Fatalf("the worker's connection after 10 s: %v", resp)
+	}
+}

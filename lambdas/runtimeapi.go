@@ -81,6 +81,7 @@ func (c *rtConn) dispatch(req *rtRequest) bool {
 	if wk == nil {
 		return c.refuse(req, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
 	}
+	c.worker = true
 	switch req.route {
 	case routeNext:
 		return c.next(req, wk)
