@@ -32,8 +32,8 @@ type reporter struct {
 	// (guarded by mu): an entry that did not change is not written again
 	// for sameRefresh.
 	written map[string]writtenEntry
-	dmu  sync.Mutex
-	wake chan struct{}
+	dmu     sync.Mutex
+	wake    chan struct{}
 	// urgent wakes the loop also while it waits for stats to come due:
 	// a worker change is written at once.
 	urgent chan struct{}

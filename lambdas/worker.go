@@ -199,8 +199,10 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer, lim *logli
 		if !ok {
 			return
 		}
-		_ = f.m.nc.Publish(subject, line) // copied into the connection's buffer
-		if f.log.Enabled(context.Background(), f.m.opts.appLogLevel) { // string(line) is a copy: only when it is logged
+		// Publish copies line; string(line) is a copy too: made only when
+		// the line is logged.
+		_ = f.m.nc.Publish(subject, line)
+		if f.log.Enabled(context.Background(), f.m.opts.appLogLevel) {
 			f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
 		}
 	}
