@@ -84,69 +84,66 @@ func appendBool(b []byte, v bool) []byte {
 	return append(b, "false"...)
 }
 
-// sortedKeys returns m's keys in the order encoding/json writes them.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// appendMap appends m as a JSON object with sorted keys, as encoding/json
+// writes maps (nil: null), each value by value.
+func appendMap[V any](b []byte, m map[string]V, value func([]byte, V) []byte) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	keys := make([]string, 0, len(m)) // sized once (slices.Sorted(maps.Keys(m)) grows it)
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	return keys
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = value(b, m[k])
+	}
+	return append(b, '}')
 }
 
-// appendStringMap appends m as a JSON object with sorted keys (nil: null).
+// appendStringMap appends a map of strings (nil: null).
 func appendStringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, m[k])
-	}
-	return append(b, '}')
+	return appendMap(b, m, appendJSONString)
 }
 
-// appendStringsMap appends m as a JSON object of string arrays with sorted
-// keys (nil map or array: null).
+// appendStringsMap appends a map of string arrays (nil map or array: null).
 func appendStringsMap(b []byte, m map[string][]string) []byte {
-	if m == nil {
+	return appendMap(b, m, appendStrings)
+}
+
+// appendStrings appends a string array (nil: null).
+func appendStrings(b []byte, vs []string) []byte {
+	if vs == nil {
 		return append(b, "null"...)
 	}
-	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
+	b = append(b, '[')
+	for j, v := range vs {
+		if j > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		vs := m[k]
-		if vs == nil {
-			b = append(b, "null"...)
-			continue
-		}
-		b = append(b, '[')
-		for j, v := range vs {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, v)
-		}
-		b = append(b, ']')
+		b = appendJSONString(b, v)
 	}
-	return append(b, '}')
+	return append(b, ']')
+}
+
+// appendStringFields appends string fields: name, value, name, value, … (the
+// first without a comma before it when first).
+func appendStringFields(b []byte, first bool, nameValues ...string) []byte {
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		b = appendJSONString(appendField(b, nameValues[i], first && i == 0), nameValues[i+1])
+	}
+	return b
 }
 
 // appendJSON appends ev as json.Marshal writes it.
 func (ev *APIGatewayProxyRequest) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendJSONString(appendField(b, "resource", true), ev.Resource)
-	b = appendJSONString(appendField(b, "path", false), ev.Path)
-	b = appendJSONString(appendField(b, "httpMethod", false), ev.HTTPMethod)
+	b = appendStringFields(append(b, '{'), true, "resource", ev.Resource, "path", ev.Path, "httpMethod", ev.HTTPMethod)
 	b = appendStringMap(appendField(b, "headers", false), ev.Headers)
 	b = appendStringsMap(appendField(b, "multiValueHeaders", false), ev.MultiValueHeaders)
 	b = appendStringMap(appendField(b, "queryStringParameters", false), ev.QueryStringParameters)
@@ -160,34 +157,20 @@ func (ev *APIGatewayProxyRequest) appendJSON(b []byte) []byte {
 }
 
 func (c *APIGatewayRequestContext) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendJSONString(appendField(b, "accountId", true), c.AccountID)
-	b = appendJSONString(appendField(b, "resourceId", false), c.ResourceID)
-	b = appendJSONString(appendField(b, "stage", false), c.Stage)
-	b = appendJSONString(appendField(b, "requestId", false), c.RequestID)
-	b = appendField(b, "identity", false)
-	b = appendJSONString(appendField(append(b, '{'), "sourceIp", true), c.Identity.SourceIP)
-	b = appendJSONString(appendField(b, "userAgent", false), c.Identity.UserAgent)
+	b = appendStringFields(append(b, '{'), true, "accountId", c.AccountID, "resourceId", c.ResourceID, "stage", c.Stage, "requestId", c.RequestID)
+	b = appendStringFields(append(appendField(b, "identity", false), '{'), true, "sourceIp", c.Identity.SourceIP, "userAgent", c.Identity.UserAgent)
 	if c.Identity.User != "" {
-		b = appendJSONString(appendField(b, "user", false), c.Identity.User)
+		b = appendStringFields(b, false, "user", c.Identity.User)
 	}
-	b = append(b, '}')
-	b = appendJSONString(appendField(b, "resourcePath", false), c.ResourcePath)
-	b = appendJSONString(appendField(b, "httpMethod", false), c.HTTPMethod)
-	b = appendJSONString(appendField(b, "apiId", false), c.APIID)
-	b = appendJSONString(appendField(b, "path", false), c.Path)
-	b = appendJSONString(appendField(b, "protocol", false), c.Protocol)
-	b = appendJSONString(appendField(b, "domainName", false), c.DomainName)
-	b = appendJSONString(appendField(b, "requestTime", false), c.RequestTime)
+	b = appendStringFields(append(b, '}'), false, "resourcePath", c.ResourcePath, "httpMethod", c.HTTPMethod, "apiId", c.APIID,
+		"path", c.Path, "protocol", c.Protocol, "domainName", c.DomainName, "requestTime", c.RequestTime)
 	b = strconv.AppendInt(appendField(b, "requestTimeEpoch", false), c.RequestTimeEpoch, 10)
 	return append(b, '}')
 }
 
 // appendJSON appends ev as json.Marshal writes it.
 func (ev *ALBTargetGroupRequest) appendJSON(b []byte) []byte {
-	b = append(b, '{')
-	b = appendJSONString(appendField(b, "httpMethod", true), ev.HTTPMethod)
-	b = appendJSONString(appendField(b, "path", false), ev.Path)
+	b = appendStringFields(append(b, '{'), true, "httpMethod", ev.HTTPMethod, "path", ev.Path)
 	b = appendStringMap(appendField(b, "queryStringParameters", false), ev.QueryStringParameters)
 	if len(ev.MultiValueQueryStringParameters) > 0 {
 		b = appendStringsMap(appendField(b, "multiValueQueryStringParameters", false), ev.MultiValueQueryStringParameters)

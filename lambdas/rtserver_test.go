@@ -94,6 +94,20 @@ func reply(t *testing.T, replies chan *nats.Msg) *nats.Msg {
 	return nil
 }
 
+// puppetInvoked deploys a puppet lambda name (the test is its runtime),
+// invokes it with event and takes the event with GET …/next: it returns
+// the rig, where the caller's reply comes, the worker's base URL, the
+// request id, and a raw connection to the worker's Runtime API.
+func puppetInvoked(t *testing.T, name string, event []byte) (*rig, chan *nats.Msg, string, string, *rawRuntime) {
+	t.Helper()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, name, 1, nil))
+	replies := invokeAsync(t, r, name, event)
+	base := workerBase(t, apiFile)
+	id := getNext(t, base, event)
+	return r, replies, base, id, dialRuntime(t, base)
+}
+
 // The Runtime API's server reads what HTTP/1.1 runtimes send: a chunked
 // response with the error in trailers (aws-lambda-go), Expect:
 // 100-continue (curl), two requests in one write, HTTP/1.0, and it answers
@@ -165,12 +179,7 @@ func TestRuntimeAPIWire(t *testing.T) {
 // routes, methods and unclean paths 404 with an AWS error body (HEAD
 // without it); a body over 6 MiB is 413 for the runtime and the caller.
 func TestRuntimeAPIRefusals(t *testing.T) {
-	r := newRig(t)
-	apiFile := r.deployPuppet(spec(t, "refuse", 1, nil))
-	replies := invokeAsync(t, r, "refuse", []byte("x"))
-	base := workerBase(t, apiFile)
-	id := getNext(t, base, []byte("x"))
-	rr := dialRuntime(t, base)
+	_, replies, base, id, rr := puppetInvoked(t, "refuse", []byte("x"))
 	for _, tc := range []struct {
 		name, req string
 		code      int
@@ -226,12 +235,7 @@ func TestRuntimeAPIRefusals(t *testing.T) {
 // the event that comes later goes to the next GET /next, not to the
 // connection that is gone (whose caller would get a 502).
 func TestRuntimeAPIHangUpWhileWaiting(t *testing.T) {
-	r := newRig(t)
-	apiFile := r.deployPuppet(spec(t, "hang", 1, nil))
-	first := invokeAsync(t, r, "hang", []byte("a"))
-	base := workerBase(t, apiFile)
-	id := getNext(t, base, []byte("a"))
-	rr := dialRuntime(t, base)
+	r, first, base, id, rr := puppetInvoked(t, "hang", []byte("a"))
 	rr.send("POST " + rr.path + "invocation/" + id + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nA")
 	if resp, _, _ := rr.answer(); resp.StatusCode != 202 {
 		t.Fatalf("response: %d", resp.StatusCode)
