@@ -276,7 +276,7 @@ func nativeWhy(nat, floor *Row) string {
 	if !floor.Measured || nat.Ratio <= 1.3 {
 		return ""
 	}
-	return fmt.Sprintf("**Why the goal is missed:** the protocol floor — one more message than bare request-reply and nothing else — is itself %.2f× bare NATS here; dartup adds %s at p50 on top of it (the runner's queue, limits, timer and stats, its done notice, and the broker's catch-all sharing the serve process). ", floor.Ratio, fmtVal(nat.Median-floor.Median, "µs"))
+	return fmt.Sprintf("**Why the goal is missed:** the protocol floor — one more message than bare request-reply and nothing else — is itself %.2f× bare NATS here; dartup adds %s at p50 on top of it (the runner's queue, limits, timer and stats, and its done notice). ", floor.Ratio, fmtVal(nat.Median-floor.Median, "µs"))
 }
 
 // figConcurrency: 32 callers, 4 workers (figure 3).

@@ -179,9 +179,7 @@ func (h *harness) metricsState(ctx context.Context, c *clientsdk.Client) error {
 }
 
 // waitHosted waits until a node reports each lambda of names (its status
-// entry): a request sent while a lambda is being deployed may be lost (the
-// brokers' catch-all takes the runner, which subscribed a moment later, as
-// present and stays silent).
+// entry), so that the measured invocations do not include deployments.
 func waitHosted(ctx context.Context, c *clientsdk.Client, names []string) error {
 	deadline := time.Now().Add(time.Minute)
 	for {

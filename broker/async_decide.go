@@ -36,19 +36,24 @@ const (
 )
 
 // classifyAnswer classifies the answer (msg, err) to a request on
-// lambda.NAME made with a deadline of wait, and returns the error to record
-// (nil on success). The caller handles its own shutdown first: a request
-// it gave up on is neither an attempt nor a failure.
+// lambda.NAME made with a deadline of wait (by clientsdk.RequestLambda: a
+// request that found no responders comes back as the *clientsdk.Error that
+// says why), and returns the error to record (nil on success). The caller
+// handles its own shutdown first: a request it gave up on is neither an
+// attempt nor a failure.
 func classifyAnswer(name string, msg *nats.Msg, err error, wait time.Duration) (asyncResult, *clientsdk.Error) {
+	var e *clientsdk.Error
 	switch {
+	case errors.As(err, &e): // no responders, and why
 	case errors.Is(err, nats.ErrNoResponders):
 		return resultBusy, clientsdk.Errorf(503, "NoRunner", "nothing answers %s", clientsdk.LambdaSubject(name))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return resultFailed, clientsdk.Errorf(504, "Dartup.NoAnswer", "no answer from %s within %s: the worker or its node died mid-invocation, or it was lost", clientsdk.LambdaSubject(name), wait)
 	case err != nil:
 		return resultBusy, clientsdk.Errorf(503, "InvokeError", "cannot invoke %s: %v", clientsdk.LambdaSubject(name), err)
+	default:
+		e = clientsdk.ErrorFromMsg(msg)
 	}
-	e := clientsdk.ErrorFromMsg(msg)
 	switch {
 	case e == nil:
 		return resultOK, nil

@@ -35,6 +35,12 @@ func TestClassifyAnswer(t *testing.T) {
 		{"not hosted", errReply(503, "NoRunner"), nil, resultBusy, 503},
 		{"stopped", errReply(503, "Stopped"), nil, resultBusy, 503},
 		{"no responders", nil, nats.ErrNoResponders, resultBusy, 503},
+		// No responders, explained by the router (clientsdk.RequestLambda).
+		{"why: no runner", nil, clientsdk.Errorf(503, "NoRunner", "no runner"), resultBusy, 503},
+		{"why: stopped", nil, clientsdk.Errorf(503, "Stopped", "stopped"), resultBusy, 503},
+		{"why: cannot start", nil, clientsdk.Errorf(502, "Runtime.StartError", "cannot start"), resultFailed, 502},
+		{"why: removed", nil, clientsdk.Errorf(404, "NotFound", "gone"), resultUnrunnable, 404},
+		{"why: daemon", nil, clientsdk.Errorf(403, "NotALambda", "a daemon"), resultUnrunnable, 403},
 		{"connection closed", nil, nats.ErrConnectionClosed, resultBusy, 503},
 		{"no answer", nil, context.DeadlineExceeded, resultFailed, 504},
 		{"nats timeout", nil, nats.ErrTimeout, resultFailed, 504},

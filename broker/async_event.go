@@ -68,7 +68,8 @@ func (l *asyncLoop) handle(m jetstream.Msg) {
 }
 
 // call invokes the lambda with the event and its request id, waiting at
-// most wait for the answer.
+// most wait for the answer; a request nobody took comes back as the error
+// that says why (clientsdk.RequestLambda).
 func (l *asyncLoop) call(ev asyncEvent, wait time.Duration) (*nats.Msg, error) {
 	req := nats.NewMsg(clientsdk.LambdaSubject(l.name))
 	req.Header.Set(clientsdk.HeaderRequestID, ev.id)
@@ -78,7 +79,7 @@ func (l *asyncLoop) call(ev asyncEvent, wait time.Duration) (*nats.Msg, error) {
 	req.Data = ev.body
 	ctx, cancel := context.WithTimeout(l.ctx, wait)
 	defer cancel()
-	return l.d.b.nc.RequestMsgWithContext(ctx, req)
+	return clientsdk.RequestLambda(ctx, l.d.b.nc, l.name, req, l.d.b.router.why)
 }
 
 // finish applies a decision that ends the delivery. last is when the call

@@ -283,7 +283,7 @@ type Broker struct {
 	// apiNC serves the control API: it may only receive API requests and
 	// publish replies (apiConnName).
 	apiNC *nats.Conn
-	// replies answers lambda.* requests no runner takes, over a reply-only
+	// replies answers dartup.lambda.why.NAME requests, over a reply-only
 	// connection.
 	replies   *replies.Replier
 	js        jetstream.JetStream
@@ -396,7 +396,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	if err != nil {
 		return b, err
 	}
-	// The lambda router answers lambda.* requests no runner takes (404, 403, 503).
+	// The lambda router says why lambda.NAME requests found no responders (404, 403, 503, 502).
 	if b.router, err = startLambdaRouter(actx, b); err != nil {
 		return b, err
 	}
@@ -805,7 +805,7 @@ func (b *Broker) kickWorkers(app string) {
 func (b *Broker) ReplyPrefixes() []string { return b.cfg.ReplyPrefixes }
 
 // RefusedRequests returns how many requests the broker refused because
-// their reply subject was not an inbox (control API and lambda catch-all).
+// their reply subject was not an inbox (control API and dartup.lambda.why.NAME).
 func (b *Broker) RefusedRequests() uint64 {
 	n := b.replies.Refused()
 	if b.api != nil {

@@ -93,11 +93,14 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), invokeWait(spec.Lambda.Timeout.D()))
 	defer cancel()
-	msg, err := g.b.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: clientsdk.LambdaSubject(name), Header: natsTrace(r), Data: event})
+	msg, err := clientsdk.RequestLambda(ctx, g.b.nc, name, &nats.Msg{Subject: clientsdk.LambdaSubject(name), Header: natsTrace(r), Data: event}, g.b.router.why)
+	var unhosted *clientsdk.Error
 	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		g.warnRequest(r, "no runner hosts the lambda", "lambda", name)
-		writeError(w, http.StatusServiceUnavailable, "NoRunner", "no runner hosts lambda "+name+" right now")
+	case errors.As(err, &unhosted): // no responders, and why
+		if unhosted.Code >= http.StatusInternalServerError {
+			g.warnRequest(r, "no runner hosts the lambda", "lambda", name, "code", unhosted.Code, "type", unhosted.Type)
+		}
+		writeError(w, lambdaHTTPStatus(unhosted.Code), unhosted.Type, unhosted.Message)
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		if r.Context().Err() == nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,26 +233,48 @@ func TestLambdaGatewayErrors(t *testing.T) {
 	}
 }
 
-// `nats req lambda.NAME` answers 404/403/503 instead of "no responders",
-// and a hosted lambda gets exactly one reply.
-func TestLambdaCatchAll(t *testing.T) {
+// No dartup server subscribes lambda.NAME: a request nobody takes gets "no
+// responders" at once (the stock `nats req` says so), and
+// dartup.lambda.why.NAME, the gateway and clientsdk's Invoke say why: 404
+// unknown, 403 a daemon, 503 no runner or stopped. A hosted lambda gets
+// exactly one reply.
+func TestLambdaNoResponders(t *testing.T) {
 	r := newLambdaRig(t)
 	r.put("daemon", clientsdk.KindDaemon, nil)
 	r.put("orphan", clientsdk.KindLambda, nil)
+	r.putStopped("off")
 	r.host("hello", helloPkg, nil)
 	natsBin := testutil.NATSCLI(t)
-	for name, want := range map[string]string{"unknown": "404", "daemon": "403", "orphan": "503"} {
+	c, err := clientsdk.Connect(context.Background(), clientsdk.WithConn(r.nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]clientsdk.Error{"unknown": {Code: 404, Type: "NotFound"}, "daemon": {Code: 403, Type: "NotALambda"},
+		"orphan": {Code: 503, Type: "NoRunner"}, "off": {Code: 503, Type: "Stopped"}} {
 		out, _ := exec.Command(natsBin, "--server", r.b.NATSURL(), "req", "lambda."+name, "x").CombinedOutput()
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(strings.ToLower(string(out)), "no responders") {
 			t.Errorf("nats req lambda.%s printed:\n%s", name, out)
 		}
-		msg, err := r.nc.Request("lambda."+name, nil, 5*time.Second)
-		if err != nil {
-			t.Fatalf("lambda.%s: %v", name, err)
+		out, _ = exec.Command(natsBin, "--server", r.b.NATSURL(), "req", clientsdk.LambdaWhySubject(name), "").CombinedOutput()
+		if !strings.Contains(string(out), strconv.Itoa(want.Code)) {
+			t.Errorf("nats req %s printed:\n%s", clientsdk.LambdaWhySubject(name), out)
 		}
-		if e := clientsdk.ErrorFromMsg(msg); e == nil || want != strings.TrimSpace(msg.Header.Get(clientsdk.HeaderServiceErrorCode)) {
-			t.Errorf("lambda.%s answered %v", name, e)
+		start := time.Now()
+		if _, err := r.nc.Request("lambda."+name, nil, 5*time.Second); !errors.Is(err, nats.ErrNoResponders) || time.Since(start) > 2*time.Second {
+			t.Errorf("lambda.%s: %v after %s, want no responders at once", name, err, time.Since(start))
 		}
+		var e *clientsdk.Error
+		if _, err := c.Invoke(context.Background(), name, nil); !errors.As(err, &e) || e.Code != want.Code || e.Type != want.Type || e.Message == "" {
+			t.Errorf("Invoke(%s) = %v, want %d %s", name, err, want.Code, want.Type)
+		}
+		resp, body := r.do("POST", "/"+name, nil, nil)
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != want.Code || e.Type != want.Type {
+			t.Errorf("POST /%s: %d %s, want %d %s", name, resp.StatusCode, body, want.Code, want.Type)
+		}
+	}
+	// A hosted lambda: why answers with no error (send it again).
+	if m, err := r.nc.Request(clientsdk.LambdaWhySubject("hello"), nil, 5*time.Second); err != nil || clientsdk.ErrorFromMsg(m) != nil {
+		t.Fatalf("why of a hosted lambda: %v %v", err, clientsdk.ErrorFromMsg(m))
 	}
 	// Count replies to a hosted lambda: exactly one.
 	inbox := nats.NewInbox()
@@ -272,6 +296,17 @@ func TestLambdaCatchAll(t *testing.T) {
 	}
 	if n, _, _ := replies.Pending(); n != 0 {
 		t.Fatalf("%d more replies to one request", n)
+	}
+}
+
+// putStopped stores a killed lambda's spec.
+func (r *lambdaRig) putStopped(name string) {
+	r.t.Helper()
+	s := clientsdk.AppSpec{Name: name, Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"x"},
+		Lambda: &clientsdk.LambdaSpec{}, Stopped: true}.WithDefaults()
+	b, _ := json.Marshal(s)
+	if _, err := r.apps.Put(context.Background(), name, b); err != nil {
+		r.t.Fatal(err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,21 +16,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// lambdaCatchAllGroup is the queue group of the brokers' "lambda.*"
-// subscription that answers requests no runner takes.
-const lambdaCatchAllGroup = "dartup-lambda-catchall"
-
-// hostedTTL is how long a positive presence probe is trusted: the catch-all
-// probes each busy lambda at most this often.
-const hostedTTL = 500 * time.Millisecond
+// lambdaWhyGroup is the queue group of the brokers' subscription on
+// clientsdk.LambdaWhySubject("*"): one server of a cluster answers.
+const lambdaWhyGroup = "dartup-lambda-why"
 
 // hostedProbeTimeout bounds a presence probe; a runner that is slow to
-// answer it is taken as present (never reply twice).
+// answer it is taken as present.
 const hostedProbeTimeout = time.Second
 
 // lambdaRouter knows the apps (a watcher cache of AppsBucket) for the HTTP
-// gateway, and answers "lambda.NAME" requests that no runner will: 404 for
-// an unknown name, 403 for a daemon, 503 for a lambda no runner hosts.
+// gateway, and says why a request on "lambda.NAME" found no responders (no
+// runner subscribes it): 404 for an unknown name, 403 for a daemon, 503 for
+// a lambda no runner hosts, 502 for one that cannot start (lambda_why.go).
+// It never subscribes lambda.NAME itself: each request is delivered once,
+// to a runner, and one nobody takes is refused by the server at once.
 type lambdaRouter struct {
 	b      *Broker
 	kv     jetstream.KeyValue
@@ -40,9 +38,8 @@ type lambdaRouter struct {
 	logger *slog.Logger
 	ready  chan struct{}
 
-	mu     sync.RWMutex
-	apps   map[string]clientsdk.AppSpec
-	hostOK map[string]time.Time // name → presence confirmed until
+	mu   sync.RWMutex
+	apps map[string]clientsdk.AppSpec
 	// table is the HTTP route table of apps, rebuilt on its first use
 	// after a change (nil: to rebuild).
 	table *routeTable
@@ -58,6 +55,8 @@ type lambdaRouter struct {
 	// a flood of requests for names that do not exist costs one read per
 	// name per missingTTL, not one per request.
 	missing map[string]time.Time
+	// presence holds the last presence probe of each lambda (hosted).
+	presence map[string]presenceAt
 	// changed is closed, and replaced, each time an entry is applied
 	// (waitApplied waits on it).
 	changed chan struct{}
@@ -88,14 +87,14 @@ func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	r := &lambdaRouter{b: b, kv: kv, cancel: cancel, logger: b.logger.With("component", "lambda-router"),
-		ready: make(chan struct{}), apps: map[string]clientsdk.AppSpec{}, hostOK: map[string]time.Time{}}
+		ready: make(chan struct{}), apps: map[string]clientsdk.AppSpec{}}
 	w, err := kv.WatchAll(wctx)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("lambda router: watch %s: %w", clientsdk.AppsBucket, err)
 	}
 	go r.watch(wctx, w)
-	r.sub, err = b.nc.QueueSubscribe(clientsdk.LambdaPrefix+".*", lambdaCatchAllGroup, r.catchAll)
+	r.sub, err = b.nc.QueueSubscribe(clientsdk.LambdaWhySubject("*"), lambdaWhyGroup, r.answerWhy)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("lambda router: subscribe: %w", err)
@@ -144,9 +143,7 @@ func (r *lambdaRouter) apply(e jetstream.KeyValueEntry) {
 	r.changed = make(chan struct{})
 	r.table = nil
 	delete(r.missing, e.Key())
-	// A new spec (killed, started, a new version) may be hosted
-	// differently: probe again rather than trust an answer from before.
-	delete(r.hostOK, e.Key())
+	delete(r.presence, e.Key()) // killed, started, moved: probe again
 	old, had := r.apps[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.apps, e.Key())
@@ -225,8 +222,14 @@ func (r *lambdaRouter) waitApplied(ctx context.Context, name string, rev uint64,
 func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec, bool) {
 	select {
 	case <-r.ready:
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
+	default: // only until the first listing of the bucket: no timer per call after
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-r.ready:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	r.mu.RLock()
 	s, ok := r.apps[name]
@@ -253,122 +256,6 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 	r.mu.RUnlock()
 	return s, ok
 }
-
-// hosted reports whether a runner hosts lambda name: one answers the
-// presence probe on clientsdk.LambdaHostedSubject(name). A positive answer
-// is trusted for hostedTTL.
-func (r *lambdaRouter) hosted(ctx context.Context, name string) bool {
-	r.mu.RLock()
-	until := r.hostOK[name]
-	r.mu.RUnlock()
-	if time.Now().Before(until) {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(ctx, hostedProbeTimeout)
-	defer cancel()
-	_, err := r.b.nc.RequestWithContext(ctx, clientsdk.LambdaHostedSubject(name), nil)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return false
-	}
-	if err == nil {
-		r.mu.Lock()
-		r.hostOK[name] = time.Now().Add(hostedTTL)
-		r.mu.Unlock()
-	}
-	return true
-}
-
-// lookup classifies a request for name: a nil error means "invoke it";
-// otherwise the error to answer with. With checkHosted, a lambda no runner
-// hosts is a 503.
-func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool) (clientsdk.AppSpec, *clientsdk.Error) {
-	s, ok := r.spec(ctx, name)
-	switch {
-	case !ok:
-		return s, clientsdk.Errorf(404, "NotFound", "no lambda named %q; push one with `dartup push FILE --lambda --name %s`", name, name)
-	case s.Kind != clientsdk.KindLambda:
-		return s, clientsdk.Errorf(403, "NotALambda", "%s is a daemon, not a lambda; only lambdas can be invoked", name)
-	case !checkHosted:
-	case s.Stopped && !r.hosted(ctx, name):
-		return s, clientsdk.Errorf(503, "Stopped", "lambda %s is stopped; start it with `dartup start %s`", name, name)
-	case !r.hosted(ctx, name):
-		cause, pending := r.cachedStartFailure(ctx, s)
-		switch {
-		case cause != "" && !pending:
-			return s, clientsdk.Errorf(502, "Runtime.StartError", "lambda %s cannot start: %s", name, cause)
-		case cause != "":
-			return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s: %s", name, cause)
-		}
-		return s, clientsdk.Errorf(503, "NoRunner", "no runner hosts lambda %s right now; check `dartup nodes`", name)
-	}
-	return s, nil
-}
-
-// cachedStartFailure is startFailure, reused for causeTTL per revision.
-func (r *lambdaRouter) cachedStartFailure(ctx context.Context, spec clientsdk.AppSpec) (cause string, pending bool) {
-	r.mu.RLock()
-	c, ok := r.causes[spec.Name]
-	r.mu.RUnlock()
-	if ok && c.revision == spec.Revision && time.Since(c.at) < causeTTL {
-		return c.cause, c.pending
-	}
-	cause, pending = r.startFailure(ctx, spec)
-	r.mu.Lock()
-	if r.causes == nil || len(r.causes) >= maxMissing {
-		r.causes = map[string]cachedCause{}
-	}
-	r.causes[spec.Name] = cachedCause{revision: spec.Revision, cause: cause, pending: pending, at: time.Now()}
-	r.mu.Unlock()
-	return cause, pending
-}
-
-// startFailure returns why no live node hosts lambda spec: the causes of
-// the nodes that tried and could not (their errored status entries for its
-// revision), or, with pending, why no node may host it; "" when unknown.
-func (r *lambdaRouter) startFailure(ctx context.Context, spec clientsdk.AppSpec) (cause string, pending bool) {
-	if r.b.api == nil {
-		return "", false
-	}
-	sum, err := r.b.api.summarize(ctx, spec)
-	switch {
-	case err != nil:
-		return "", false
-	case sum.State == clientsdk.AppError:
-		return strings.TrimPrefix(sum.Message, "cannot start: "), false
-	case strings.HasPrefix(sum.Message, "pending: "):
-		return strings.TrimPrefix(sum.Message, "pending: "), true
-	}
-	return "", false
-}
-
-// catchAll answers requests on "lambda.*" that no runner takes. It answers
-// only inbox reply subjects, over the broker's reply-only connection.
-func (r *lambdaRouter) catchAll(m *nats.Msg) {
-	if !r.b.replies.Allowed(m) {
-		return
-	}
-	name := strings.TrimPrefix(m.Subject, clientsdk.LambdaPrefix+".")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, e := r.lookup(ctx, name, true); e != nil {
-		if err := r.b.replies.RespondError(m, e); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			r.answerFailed(name, err)
-		}
-	}
-}
-
-// answerFailed logs a failed answer of the catch-all: the first, then at
-// most one line per answerLogEvery with the count since.
-func (r *lambdaRouter) answerFailed(name string, err error) {
-	n := r.failedAnswers.Add(1)
-	if !r.failedLogged.Allow(time.Now(), answerLogEvery) {
-		return
-	}
-	r.logger.Warn("cannot answer lambda requests", "app", name, "err", err, "failed_total", n)
-}
-
-// answerLogEvery bounds the catch-all's log lines about failed answers.
-const answerLogEvery = 10 * time.Second
 
 // lambdaHTTPStatus maps an invocation error code to the gateway's HTTP status.
 func lambdaHTTPStatus(code int) int {

@@ -129,10 +129,11 @@ func TestPushAfterCallerGaveUpIsNotApplied(t *testing.T) {
 	}
 }
 
-// TestLambdaFloodIsBounded floods lambda.* with requests for lambdas that
-// do not exist and for one that no runner hosts: the server's log stays
-// short (a line per kind per period, not one per request), and a request
-// after the flood is answered at once.
+// TestLambdaFloodIsBounded floods lambda.* and dartup.lambda.why.* with
+// requests for lambdas that do not exist and for one that no runner hosts:
+// the server refuses the lambda.* ones itself (no responders), the
+// brokers' log stays short (a line per kind per period, not one per
+// request), and an invocation after the flood is answered with its cause.
 func TestLambdaFloodIsBounded(t *testing.T) {
 	var log testutil.SyncBuffer
 	b := testutil.StartBroker(t, func(c *broker.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
@@ -145,8 +146,13 @@ func TestLambdaFloodIsBounded(t *testing.T) {
 	if _, err := c.Push(context.Background(), clientsdk.AppSpec{Name: "unhosted", Kind: clientsdk.KindLambda, Runtime: clientsdk.RuntimeCommand, Command: []string{"/bin/true"}}, "", nil); err != nil {
 		t.Fatal(err)
 	}
-	var answered atomic.Int64
-	sub, err := nc.Subscribe("_INBOX.flood.>", func(*nats.Msg) { answered.Add(1) })
+	var answered, noResponders atomic.Int64
+	sub, err := nc.Subscribe("_INBOX.flood.>", func(m *nats.Msg) {
+		answered.Add(1)
+		if m.Header.Get("Status") == "503" && len(m.Data) == 0 {
+			noResponders.Add(1)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +160,13 @@ func TestLambdaFloodIsBounded(t *testing.T) {
 	before := strings.Count(log.String(), "\n")
 	const flood = 50000
 	for i := range flood {
-		subject := fmt.Sprintf("lambda.flood%d", i%500)
+		name := fmt.Sprintf("flood%d", i%500)
+		if i%4 < 2 {
+			name = "unhosted"
+		}
+		subject := clientsdk.LambdaSubject(name)
 		if i%2 == 0 {
-			subject = "lambda.unhosted"
+			subject = clientsdk.LambdaWhySubject(name)
 		}
 		if err := nc.PublishRequest(subject, fmt.Sprintf("_INBOX.flood.%d", i), nil); err != nil {
 			t.Fatal(err)
@@ -166,14 +176,14 @@ func TestLambdaFloodIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	msg, err := nc.Request("lambda.afterflood", nil, 20*time.Second)
-	if err != nil {
-		t.Fatalf("a request after the flood: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Invoke(ctx, "afterflood", nil); !errors.Is(err, clientsdk.ErrNotFound) {
+		t.Fatalf("an invocation after the flood: %v, want 404", err)
 	}
-	if e := clientsdk.ErrorFromMsg(msg); e == nil || e.Code != 404 {
-		t.Fatalf("a request after the flood answered %v, want 404", e)
-	}
-	t.Logf("%d of %d flood requests answered; the next one answered %s after the flood was sent", answered.Load(), flood, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d of %d flood requests answered (%d no responders); the next invocation answered %s after the flood was sent",
+		answered.Load(), flood, noResponders.Load(), time.Since(start).Round(time.Millisecond))
+	testutil.WaitFor(t, 10*time.Second, "the server to refuse every lambda.* request of the flood", func() bool { return noResponders.Load() == flood/2 })
 	if lines := strings.Count(log.String(), "\n") - before; lines > 20 {
 		out := log.String()
 		t.Fatalf("the flood wrote %d log lines; the last ones:\n%s", lines, out[max(0, len(out)-2000):])

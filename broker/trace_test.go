@@ -253,10 +253,10 @@ func TestGatewayLogsTraceID(t *testing.T) {
 		t.Fatalf("GET /orphan: %d %s", resp.StatusCode, body)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool {
-		return strings.Contains(logs.String(), "lambda invocation failed")
+		return strings.Contains(logs.String(), "no runner hosts the lambda")
 	})
 	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "lambda invocation failed") && !strings.Contains(line, "trace_id="+callerTrace) {
+		if strings.Contains(line, "no runner hosts the lambda") && !strings.Contains(line, "trace_id="+callerTrace) {
 			t.Fatalf("the warning has no trace id: %s", line)
 		}
 	}

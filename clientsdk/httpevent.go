@@ -147,8 +147,8 @@ func NewAPIGatewayProxyRequest(r *http.Request, body []byte, info HTTPRequestInf
 		Resource:                        "/{proxy+}",
 		Path:                            info.Path,
 		HTTPMethod:                      r.Method,
-		Headers:                         map[string]string{},
-		MultiValueHeaders:               map[string][]string{},
+		Headers:                         make(map[string]string, len(r.Header)+1),
+		MultiValueHeaders:               make(map[string][]string, len(r.Header)+1),
 		QueryStringParameters:           map[string]string{},
 		MultiValueQueryStringParameters: map[string][]string{},
 		PathParameters:                  map[string]string{"proxy": strings.TrimPrefix(info.Path, "/")},
@@ -212,11 +212,17 @@ func HTTPEvent(kind string, r *http.Request, body []byte, info HTTPRequestInfo) 
 	case HTTPEventRaw:
 		return body, nil
 	case HTTPEventALB:
-		return json.Marshal(NewALBTargetGroupRequest(r, body, info))
+		ev := NewALBTargetGroupRequest(r, body, info)
+		return ev.appendJSON(make([]byte, 0, eventCap(body))), nil
 	default:
-		return json.Marshal(NewAPIGatewayProxyRequest(r, body, info))
+		ev := NewAPIGatewayProxyRequest(r, body, info)
+		return ev.appendJSON(make([]byte, 0, eventCap(body))), nil
 	}
 }
+
+// eventCap is a first guess of an event's size: the body in base64 and
+// the rest of a usual request.
+func eventCap(body []byte) int { return 2048 + len(body)*4/3 }
 
 // ParseProxyResponse returns the ProxyResponse in reply when reply is a JSON
 // object with a numeric statusCode between 100 and 999; ok is false for any

@@ -91,23 +91,34 @@ func (t TraceContext) String() string {
 // "Root=1-<first 8 hex of the trace id>-<its other 24>;Parent=<parent
 // id>;Sampled=<0|1>".
 func (t TraceContext) XRay() string {
-	var b [len("Root=1-") + 8 + 1 + 24 + len(";Parent=") + 16 + len(";Sampled=") + 1]byte
-	n := copy(b[:], "Root=1-")
-	hex.Encode(b[n:n+8], t.TraceID[:4])
-	n += 8
-	b[n] = '-'
-	n++
-	hex.Encode(b[n:n+24], t.TraceID[4:])
-	n += 24
-	n += copy(b[n:], ";Parent=")
-	hex.Encode(b[n:n+16], t.ParentID[:])
-	n += 16
-	n += copy(b[n:], ";Sampled=")
-	b[n] = '0'
+	var b [xrayLen]byte
+	return string(t.AppendXRay(b[:0]))
+}
+
+// xrayLen is the length of TraceContext.XRay's form.
+const xrayLen = len("Root=1-") + 8 + 1 + 24 + len(";Parent=") + 16 + len(";Sampled=") + 1
+
+// AppendXRay appends t's X-Ray form (see XRay) to b.
+func (t TraceContext) AppendXRay(b []byte) []byte {
+	n := len(b)
+	b = append(b, make([]byte, xrayLen)...)
+	x := b[n:]
+	i := copy(x, "Root=1-")
+	hex.Encode(x[i:i+8], t.TraceID[:4])
+	i += 8
+	x[i] = '-'
+	i++
+	hex.Encode(x[i:i+24], t.TraceID[4:])
+	i += 24
+	i += copy(x[i:], ";Parent=")
+	hex.Encode(x[i:i+16], t.ParentID[:])
+	i += 16
+	i += copy(x[i:], ";Sampled=")
+	x[i] = '0'
 	if t.Sampled() {
-		b[n] = '1'
+		x[i] = '1'
 	}
-	return string(b[:])
+	return b
 }
 
 // NewTrace starts a trace: a new trace id whose first 4 bytes are the

@@ -88,7 +88,9 @@ func WorkerInboxPrefix(app string) string { return AppInboxPrefix + "." + app }
 
 // WorkerPermissions lists what an app's workers may publish and subscribe to:
 // they publish the app's own subjects ("dartup.app.APP.>"), lambda requests
-// ("lambda.*"), async invocations of any lambda ("dartup.async.*": stored by
+// ("lambda.*") and why one found no responders ("dartup.lambda.why.*",
+// answered by the brokers with what the lambda's caller may know), async
+// invocations of any lambda ("dartup.async.*": stored by
 // the async stream, whose acknowledgement comes back to the worker's inbox
 // when it publishes as a request) and replies (to reply inboxes: "_INBOX.>", "_INBOX_APP.>" and
 // the server's extra reply prefixes), and subscribe to the app's subjects and
@@ -99,7 +101,7 @@ func WorkerInboxPrefix(app string) string { return AppInboxPrefix + "." + app }
 // a message it sent itself with any reply subject, and so publish anywhere.
 func WorkerPermissions(app string, extraReplyPrefixes ...string) (publish, subscribe []string) {
 	own := "dartup.app." + app + ".>"
-	publish = append([]string{own, LambdaPrefix + ".*", AsyncPrefix + ".*"}, ReplyPublishPermissions(extraReplyPrefixes...)...)
+	publish = append([]string{own, LambdaPrefix + ".*", LambdaWhyPrefix + ".*", AsyncPrefix + ".*"}, ReplyPublishPermissions(extraReplyPrefixes...)...)
 	return publish, []string{own, WorkerInboxPrefix(app) + ".>"}
 }
 

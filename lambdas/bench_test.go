@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,4 +222,67 @@ func BenchmarkColdInvoke(b *testing.B) {
 	b.ReportMetric(float64(pct(cold, 99).Microseconds()), "cold-p99-µs")
 	b.ReportMetric(float64(ap50.Microseconds()), "alone-p50-µs")
 	b.ReportMetric(float64((cp50 - ap50).Microseconds()), "overhead-p50-µs")
+}
+
+// BenchmarkInvokeCost measures what a warm invocation costs this process
+// (the NATS server, the Manager and its Runtime API, the caller; not the
+// worker): allocations and CPU µs per invocation, which vary less than
+// latency on a shared machine. serial: one caller; 32x4: 32 callers on 4
+// workers, as the bench's concurrency figure. Compare two trees with
+// benchstat:
+//
+//	go test -run '^$' -bench InvokeCost -benchmem -count 6 ./lambdas/ > new.txt
+func BenchmarkInvokeCost(b *testing.B) {
+	for _, p := range []struct{ name, pkg string }{{"runtime-api", helloPkg}, {"native", nativePkg}} {
+		proto := clientsdk.ProtocolRuntimeAPI
+		if p.pkg == nativePkg {
+			proto = clientsdk.ProtocolNATS
+		}
+		b.Run(p.name+"/serial", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, 1, 1) })
+		b.Run(p.name+"/32x4", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, 32, 4) })
+	}
+}
+
+func benchInvokeCost(b *testing.B, pkg, proto string, callers, workers int) {
+	r, _ := statusRig(b) // with its status reports, as in dartup serve
+	r.deployGo("cost", pkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers, l.Protocol = workers, proto },
+		"NATS_URL="+r.b.NATSURL(), "DARTUP_APP=cost")
+	payload := []byte(`{"name":"bench"}`)
+	var wg sync.WaitGroup
+	for range 2 * workers { // start the workers
+		wg.Go(func() { r.mustInvoke("cost", map[string]any{"sleep_ms": 50}) })
+	}
+	wg.Wait()
+	conns := make([]*nats.Conn, min(callers, 4))
+	for i := range conns {
+		conns[i] = testutil.Connect(b, r.b.NATSURL())
+	}
+	for range 100 {
+		r.mustInvoke("cost", payload)
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var next atomic.Int64
+	for c := range callers {
+		wg.Go(func() {
+			nc := conns[c%len(conns)]
+			for next.Add(1) <= int64(b.N) {
+				if _, err := nc.Request(clientsdk.LambdaSubject("cost"), payload, 10*time.Second); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

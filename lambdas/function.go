@@ -20,6 +20,7 @@ type function struct {
 	cmd  Command
 	st   *stats
 	log  *slog.Logger
+	arn  string // its ARN for the Runtime API (Lambda-Runtime-Invoked-Function-Arn)
 	sub  *nats.Subscription
 
 	mu        sync.Mutex
@@ -35,6 +36,11 @@ type function struct {
 	closed    bool // undeployed or manager closed: answer 503
 	drained   chan struct{}
 	drainedC  bool
+	// qTimer fires when the earliest queue deadline of the waiting requests
+	// may have passed (queueCheck); qArmed says it is set. One timer for
+	// the queue, not one per request.
+	qTimer *time.Timer
+	qArmed bool
 }
 
 // newFunction makes the function of spec, with its counts and durations
@@ -45,6 +51,7 @@ func newFunction(m *Manager, spec clientsdk.AppSpec, cmd Command, st *stats) *fu
 	return &function{
 		m: m, name: spec.Name, spec: spec, l: *spec.Lambda, cmd: cmd, st: st,
 		log:     m.logger.With("app", spec.Name, "revision", spec.Revision),
+		arn:     "arn:aws:lambda:" + m.opts.region + ":000000000000:function:" + spec.Name,
 		workers: map[*worker]struct{}{},
 		stdio:   map[*stdioRun]struct{}{},
 		drained: make(chan struct{}),
@@ -67,7 +74,7 @@ func (f *function) onMsg(msg *nats.Msg) {
 	// before it runs: answering it would publish with the runner's rights.
 	if msg.Reply != "" && !f.m.replies.Allowed(msg) {
 		f.st.refuse()
-		f.m.kickStats(f.name)
+		f.m.kickStats(f)
 		return
 	}
 	inv := &invocation{id: requestID(msg), msg: msg, event: msg.Data, received: time.Now(), f: f}
@@ -78,7 +85,7 @@ func (f *function) onMsg(msg *nats.Msg) {
 		return
 	}
 	f.submit(inv)
-	f.m.kickStats(f.name) // its busy and queued figures changed
+	f.m.kickStats(f) // its busy and queued figures changed
 }
 
 func (f *function) unavailable(reason string) *clientsdk.Error {
@@ -128,7 +135,22 @@ func (f *function) submit(inv *invocation) {
 
 func (f *function) enqueueLocked(inv *invocation) {
 	f.queue = append(f.queue, inv)
-	inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+	f.armQueueLocked(inv)
+}
+
+// armQueueLocked gives inv, just queued, its queue deadline (Timeout from
+// now), and arms the queue timer when it is not.
+func (f *function) armQueueLocked(inv *invocation) {
+	inv.queuedUntil = time.Now().Add(f.timeout())
+	if f.qArmed {
+		return // it fires for an earlier deadline, then re-arms
+	}
+	f.qArmed = true
+	if f.qTimer == nil {
+		f.qTimer = time.AfterFunc(f.timeout(), f.queueCheck)
+		return
+	}
+	f.qTimer.Reset(f.timeout())
 }
 
 func (f *function) popQueueLocked() *invocation {
@@ -141,34 +163,50 @@ func (f *function) popQueueLocked() *invocation {
 	return inv
 }
 
-// queueTimeout answers 504 to a request that waited a whole Timeout for a worker.
-func (f *function) queueTimeout(inv *invocation) {
+// queueCheck answers 504 to the requests that waited a whole Timeout for a
+// worker, and re-arms the queue timer for the earliest deadline left.
+func (f *function) queueCheck() {
+	now := time.Now()
+	var expired []*invocation
+	var next time.Time
 	f.mu.Lock()
-	i := slices.Index(f.queue, inv)
-	if i >= 0 {
-		f.queue = slices.Delete(f.queue, i, i+1)
-		inv.timer = nil
+	f.qArmed = false
+	kept := f.queue[:0]
+	for _, inv := range f.queue {
+		if !now.Before(inv.queuedUntil) {
+			expired = append(expired, inv)
+			continue
+		}
+		kept = append(kept, inv)
+		if next.IsZero() || inv.queuedUntil.Before(next) {
+			next = inv.queuedUntil
+		}
+	}
+	clear(f.queue[len(kept):])
+	f.queue = kept
+	if !next.IsZero() {
+		f.qArmed = true
+		f.qTimer.Reset(next.Sub(now))
 	}
 	f.mu.Unlock()
-	if i >= 0 {
+	for _, inv := range expired {
 		inv.fail(clientsdk.Errorf(504, TypeTimedOut, "lambda %s: no worker took the request within %s", f.name, f.timeout()))
 	}
 }
 
-// assignLocked makes inv w's current invocation and starts its timeout.
+// assignLocked makes inv w's current invocation and starts its timeout:
+// w's timer, set again for each invocation (execCheck).
 func (f *function) assignLocked(w *worker, inv *invocation) {
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-		w.idleTimer = nil
-	}
-	if inv.timer != nil {
-		inv.timer.Stop()
-	}
+	w.stopIdleTimer()
 	now := time.Now()
 	inv.dispatched = now
 	inv.deadline = now.Add(f.timeout())
 	w.current = inv
-	inv.timer = time.AfterFunc(f.timeout(), func() { f.execTimeout(w, inv) })
+	if w.execTimer == nil {
+		w.execTimer = time.AfterFunc(f.timeout(), func() { f.execCheck(w) })
+		return
+	}
+	w.execTimer.Reset(f.timeout())
 }
 
 // spawnNeededLocked creates the workers needed for the queued requests that
@@ -223,9 +261,9 @@ func (f *function) removeWorkerLocked(w *worker) {
 		f.starting--
 	}
 	w.setReturningLocked(false)
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-		w.idleTimer = nil
+	w.stopIdleTimer()
+	if w.execTimer != nil {
+		w.execTimer.Stop()
 	}
 	f.freeSlotLocked(w.index)
 	f.m.removeWorker(w)
@@ -248,10 +286,18 @@ func (f *function) liveWorkers() int {
 	return len(f.workers) + f.running
 }
 
-// execTimeout kills w when inv is still its current invocation after Timeout.
-func (f *function) execTimeout(w *worker, inv *invocation) {
+// execCheck kills w when its current invocation is past its deadline
+// (Timeout); the timer may fire for one that already finished, and then
+// waits for the current one's deadline.
+func (f *function) execCheck(w *worker) {
 	f.mu.Lock()
-	if w.current != inv {
+	inv := w.current
+	if inv == nil {
+		f.mu.Unlock()
+		return
+	}
+	if left := time.Until(inv.deadline); left > 0 {
+		w.execTimer.Reset(left)
 		f.mu.Unlock()
 		return
 	}
@@ -272,8 +318,12 @@ func (f *function) expire(w *worker) {
 		f.mu.Unlock()
 		return
 	}
+	if left := f.keepWarm() - time.Since(w.idleSince); left > 0 {
+		w.idleTimer.Reset(left) // a late timer of an earlier idle time
+		f.mu.Unlock()
+		return
+	}
 	f.idle = slices.Delete(f.idle, i, i+1)
-	w.idleTimer = nil
 	w.stopping = true
 	f.mu.Unlock()
 	f.log.Debug("stopping idle worker", "worker", w.id, "keep_warm", f.keepWarm())
@@ -292,10 +342,7 @@ func (f *function) retire() {
 	idle := f.idle
 	f.idle = nil
 	for _, w := range idle {
-		if w.idleTimer != nil {
-			w.idleTimer.Stop()
-			w.idleTimer = nil
-		}
+		w.stopIdleTimer()
 		w.stopping = true
 	}
 	f.checkDrainedLocked()
@@ -326,10 +373,7 @@ func (f *function) shutdown(ctx context.Context, reason string) {
 			w.lastDone = w.current.id
 			w.current = nil
 		}
-		if w.idleTimer != nil {
-			w.idleTimer.Stop()
-			w.idleTimer = nil
-		}
+		w.stopIdleTimer()
 		w.stopping = true
 		ws = append(ws, w)
 	}

@@ -100,7 +100,8 @@ func spec(t testing.TB, name string, rev uint64, mod func(*clientsdk.LambdaSpec)
 func dur(d time.Duration) *clientsdk.Duration { x := clientsdk.Duration(d); return &x }
 
 // deploy stores spec in the apps bucket, as a push does (so that the
-// brokers' lambda.* catch-all knows the name), and deploys it on the Manager.
+// brokers know the name: the gateway and dartup.lambda.why.NAME), and
+// deploys it on the Manager.
 func (r *rig) deploy(spec clientsdk.AppSpec, cmd lambdas.Command) error {
 	r.t.Helper()
 	js, err := jetstream.New(r.client)

@@ -38,9 +38,9 @@ type invocation struct {
 	tr       invTrace // its hop of the caller's trace (trace.go)
 
 	// guarded by f.mu
-	timer      *time.Timer
-	dispatched time.Time
-	deadline   time.Time
+	queuedUntil time.Time // when it waits in the queue: its queue deadline
+	dispatched  time.Time
+	deadline    time.Time
 
 	done atomic.Bool
 }
@@ -63,7 +63,6 @@ func (inv *invocation) succeed(body []byte) {
 	if !inv.done.CompareAndSwap(false, true) {
 		return
 	}
-	inv.stopTimer()
 	if inv.msg != nil && inv.msg.Reply != "" {
 		if err := inv.f.m.replies.Respond(inv.msg, body); err != nil {
 			if errors.Is(err, nats.ErrMaxPayload) {
@@ -78,7 +77,7 @@ func (inv *invocation) succeed(body []byte) {
 	}
 	inv.tr.end(nil)
 	inv.f.st.record(time.Since(inv.received), nil)
-	inv.f.m.kickStats(inv.f.name)
+	inv.f.m.kickStats(inv.f)
 }
 
 // fail answers the caller with e as service-error headers and JSON body.
@@ -86,14 +85,15 @@ func (inv *invocation) fail(e *clientsdk.Error) {
 	if !inv.done.CompareAndSwap(false, true) {
 		return
 	}
-	inv.stopTimer()
 	inv.f.st.record(time.Since(inv.received), e)
-	inv.f.m.kickStats(inv.f.name)
+	inv.f.m.kickStats(inv.f)
 	lvl := slog.LevelDebug
 	if e.Code >= 500 && e.Code != 500 {
 		lvl = slog.LevelWarn
 	}
-	inv.f.log.Log(context.Background(), lvl, "invocation failed", "request_id", inv.id, "trace_id", inv.tr.traceID(), "code", e.Code, "type", e.Type, "message", e.Message)
+	if inv.f.log.Enabled(context.Background(), lvl) { // its arguments cost allocations: only when logged
+		inv.f.log.Log(context.Background(), lvl, "invocation failed", "request_id", inv.id, "trace_id", inv.tr.traceID(), "code", e.Code, "type", e.Type, "message", e.Message)
+	}
 	inv.tr.end(e)
 	inv.respondError(e)
 }
@@ -107,20 +107,13 @@ func (inv *invocation) respondError(e *clientsdk.Error) {
 	}
 }
 
-func (inv *invocation) stopTimer() {
-	inv.f.mu.Lock()
-	if inv.timer != nil {
-		inv.timer.Stop()
-		inv.timer = nil
-	}
-	inv.f.mu.Unlock()
-}
-
 // statsWindow is how many recent durations the percentiles are computed over.
 const statsWindow = 1024
 
 // stats are one lambda's counters on this node.
 type stats struct {
+	// dirty: changed since the status reporter last wrote them.
+	dirty       atomic.Bool
 	mu          sync.Mutex
 	invocations uint64
 	errors      uint64

@@ -444,10 +444,12 @@ func (m *Manager) kick(name string) {
 	}
 }
 
-// kickStats tells the status reporter that name's stats changed.
-func (m *Manager) kickStats(name string) {
-	if m.rep != nil {
-		m.rep.kick(name, false)
+// kickStats tells the status reporter that f's stats changed, once until
+// the reporter writes them: an invocation costs an atomic load, not the
+// reporter's lock.
+func (m *Manager) kickStats(f *function) {
+	if m.rep != nil && !f.st.dirty.Load() && f.st.dirty.CompareAndSwap(false, true) {
+		m.rep.kick(f.name, false)
 	}
 }
 

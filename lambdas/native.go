@@ -260,10 +260,9 @@ func (inv *invocation) completed(e *clientsdk.Error) {
 	if !inv.done.CompareAndSwap(false, true) {
 		return
 	}
-	inv.stopTimer()
 	inv.f.st.record(time.Since(inv.received), e)
 	inv.tr.end(e)
-	inv.f.m.kickStats(inv.f.name)
+	inv.f.m.kickStats(inv.f)
 }
 
 // badNotice logs a notice that was ignored, at most once every 10 s: a

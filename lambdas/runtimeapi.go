@@ -7,13 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -34,20 +30,14 @@ const (
 	trailerFunctionErrBody = "Lambda-Runtime-Function-Error-Body"
 )
 
-// singleWriteLimit is the largest event the normal response path writes in
-// one syscall together with the headers (the connection's 4 KiB buffer).
-// Larger events go through a hijacked connection so that headers and body
-// still leave in one write: the Dart runtime decodes only the first chunk.
-const singleWriteLimit = 3 << 10
-
 // runtimeAPI is the AWS Lambda Runtime API server of a Manager: one loopback
 // listener, workers told apart by the "/w/SECRET" prefix of their
 // AWS_LAMBDA_RUNTIME_API: 128 random bits per worker, known only to it.
+// Its HTTP/1.1 server is rtserver.go's.
 type runtimeAPI struct {
 	m   *Manager
 	ln  net.Listener
-	re  *connQueue
-	srv *http.Server
+	srv *rtServer
 }
 
 func startRuntimeAPI(m *Manager, addr string) (*runtimeAPI, error) {
@@ -55,39 +45,10 @@ func startRuntimeAPI(m *Manager, addr string) (*runtimeAPI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lambdas: Runtime API cannot listen on %s: %w", addr, err)
 	}
-	a := &runtimeAPI{m: m, ln: ln, re: newConnQueue(ln.Addr())}
-	mux := http.NewServeMux()
-	const base = "/w/{secret}/2018-06-01/runtime"
-	mux.HandleFunc("GET "+base+"/invocation/next", a.next)
-	mux.HandleFunc("POST "+base+"/invocation/{id}/response", a.response)
-	mux.HandleFunc("POST "+base+"/invocation/{id}/error", a.invocationError)
-	mux.HandleFunc("POST "+base+"/init/error", a.initError)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apiError(w, http.StatusNotFound, "NotFound", "no Runtime API route "+r.Method+" "+r.URL.Path)
-	})
-	a.srv = &http.Server{
-		Handler:           cleanPathsOnly(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute, // a worker's GET /next is a request, not an idle connection
-		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelDebug),
-	}
-	go func() { _ = a.srv.Serve(ln) }()
-	go func() { _ = a.srv.Serve(a.re) }()
+	a := &runtimeAPI{m: m, ln: ln}
+	a.srv = &rtServer{a: a, ln: ln, conns: map[*rtConn]struct{}{}}
+	go a.srv.serve()
 	return a, nil
-}
-
-// cleanPathsOnly answers 404 to a path with "." or ".." segments or empty
-// ones, which ServeMux would redirect (307) to another route, perhaps of
-// another worker: the Runtime API answers only the statuses it documents.
-func cleanPathsOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.EscapedPath()
-		if c := path.Clean("/" + p); c != p && c+"/" != p {
-			apiError(w, http.StatusNotFound, "NotFound", "no Runtime API route "+r.Method+" "+p+" (not a clean path)")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 func (a *runtimeAPI) addr() string { return a.ln.Addr().String() }
@@ -95,178 +56,179 @@ func (a *runtimeAPI) addr() string { return a.ln.Addr().String() }
 func (a *runtimeAPI) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := a.srv.Shutdown(ctx)
-	if err != nil {
-		_ = a.srv.Close()
-	}
-	_ = a.re.Close()
-	return err
+	return a.srv.close(ctx)
 }
 
-// apiError answers the runtime with an AWS-style error body.
-func apiError(w http.ResponseWriter, code int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	b, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
-	_, _ = w.Write(b)
-}
-
-func accepted(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = w.Write([]byte(`{"status":"OK"}`))
-}
-
-func (a *runtimeAPI) worker(w http.ResponseWriter, r *http.Request) *worker {
-	wk := a.m.worker(r.PathValue("secret"))
+// workerOf returns the Runtime API worker whose secret is secret, or nil
+// (a native worker's secret is its control inbox's, not a Runtime API path).
+func (a *runtimeAPI) workerOf(secret []byte) *worker {
+	a.m.wmu.Lock()
+	wk := a.m.workers[string(secret)]
+	a.m.wmu.Unlock()
 	if wk != nil && wk.native != nil {
-		wk = nil // a native worker's secret is its control inbox's, not a Runtime API path
-	}
-	if wk == nil {
-		apiError(w, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
+		return nil
 	}
 	return wk
 }
 
-func (a *runtimeAPI) arn(f *function) string {
-	return "arn:aws:lambda:" + a.m.opts.region + ":000000000000:function:" + f.name
+// dispatch answers one request whose head is read. It reports false when
+// the connection must end.
+func (c *rtConn) dispatch(req *rtRequest) bool {
+	if req.route == routeNone {
+		return c.refuse(req, http.StatusNotFound, "NotFound", "no Runtime API route "+string(req.method)+" "+string(req.path))
+	}
+	wk := c.a.workerOf(req.secret)
+	if wk == nil {
+		return c.refuse(req, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
+	}
+	c.worker = true
+	switch req.route {
+	case routeNext:
+		return c.next(req, wk)
+	case routeResponse:
+		return c.response(req, wk)
+	case routeError:
+		return c.invocationError(req, wk)
+	}
+	return c.initError(req, wk)
 }
 
-// next is GET /runtime/invocation/next.
-func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
-	wk := a.worker(w, r)
-	if wk == nil {
-		return
+// refuse answers a request without reading its body: the connection ends
+// after the answer when there is one.
+func (c *rtConn) refuse(req *rtRequest, code int, typ, msg string) bool {
+	if req.length > 0 || req.chunked {
+		req.close = true
 	}
-	inv, err := wk.f.next(r.Context(), wk)
-	if err != nil {
-		if errors.Is(err, errStopping) {
-			// Being stopped: hold the request until the process is gone so
-			// that the runtime does not see an answer it could act on.
-			select {
-			case <-wk.goneCh:
-			case <-r.Context().Done():
-			}
-			apiError(w, http.StatusGone, "WorkerStopped", "this worker is being stopped")
+	return c.answerError(req.close, req.head, code, typ, msg)
+}
+
+// rtWait is a GET /next handed to the connection's waiter.
+type rtWait struct {
+	wk       *worker
+	stopping bool // hold the answer (410) until the worker is gone
+	close    bool
+}
+
+// next is GET /runtime/invocation/next: the event at once when one waits,
+// else the waiter answers it when one comes.
+func (c *rtConn) next(req *rtRequest, wk *worker) bool {
+	if req.length > 0 || req.chunked {
+		req.close = true // a GET with a body: not read, not kept
+	}
+	inv, err := wk.f.takeNext(wk)
+	if inv != nil {
+		return c.answerEvent(req.close, wk, inv)
+	}
+	if c.waitCh == nil {
+		c.waitCh, c.waitDone = make(chan rtWait, 1), make(chan bool, 1)
+		go c.waiter()
+	}
+	c.pending = true
+	c.waitCh <- rtWait{wk: wk, stopping: err != nil, close: req.close}
+	return true
+}
+
+// waiter answers the GET /next requests handed to it, one at a time.
+func (c *rtConn) waiter() {
+	for j := range c.waitCh {
+		c.waitDone <- c.awaitEvent(j)
+	}
+}
+
+// awaitEvent waits for j's event and answers it; a worker being stopped
+// is held until its process is gone, so that the runtime does not see an
+// answer it could act on, then told 410. It reports false when the answer
+// could not be written.
+func (c *rtConn) awaitEvent(j rtWait) bool {
+	if !j.stopping {
+		inv, err := j.wk.f.await(c.ctx, j.wk)
+		if inv != nil {
+			return c.answerEvent(j.close, j.wk, inv)
 		}
-		return
+		if !errors.Is(err, errStopping) {
+			return true // hung up
+		}
 	}
-	deadline := strconv.FormatInt(inv.deadline.UnixMilli(), 10)
-	arn := a.arn(wk.f)
-	h := http.Header{}
-	h[HeaderRequestID] = []string{inv.id}
-	h[HeaderDeadlineMs] = []string{deadline}
-	h[HeaderDeadlineMsDart] = []string{deadline}
-	h[HeaderFunctionARN] = []string{arn}
-	h[HeaderFunctionARNDart] = []string{arn}
-	h[HeaderTraceID] = []string{inv.tr.tc.XRay()}
+	select {
+	case <-j.wk.goneCh:
+	case <-c.ctx.Done():
+	}
+	return c.answerError(j.close, false, http.StatusGone, "WorkerStopped", "this worker is being stopped")
+}
+
+// answerEvent writes inv's event with its headers, in one write.
+func (c *rtConn) answerEvent(closeConn bool, wk *worker, inv *invocation) bool {
+	var dl [20]byte
+	deadline := strconv.AppendInt(dl[:0], inv.deadline.UnixMilli(), 10)
+	c.begin(http.StatusOK)
+	c.out = appendHeader(c.out, "Content-Type", "application/json")
+	c.out = appendHeader(c.out, HeaderRequestID, inv.id)
+	c.out = appendHeaderBytes(c.out, HeaderDeadlineMs, deadline)
+	c.out = appendHeaderBytes(c.out, HeaderDeadlineMsDart, deadline)
+	c.out = appendHeader(c.out, HeaderFunctionARN, wk.f.arn)
+	c.out = appendHeader(c.out, HeaderFunctionARNDart, wk.f.arn)
+	c.out = append(c.out, HeaderTraceID+": "...)
+	c.out = inv.tr.tc.AppendXRay(c.out)
+	c.out = append(c.out, "\r\n"...)
 	inv.tr.coldStart(wk.servedNone)
 	if inv.msg != nil && inv.msg.Header != nil {
 		// Passed through from the NATS request's headers when set.
-		for _, k := range []string{HeaderClientContext, HeaderCognitoIdentity} {
+		for _, k := range passedHeaders {
 			if v := inv.msg.Header.Get(k); v != "" {
-				h[k] = []string{v}
+				c.out = appendHeader(c.out, k, v)
 			}
 		}
 	}
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.event))}
-	if len(inv.event) <= singleWriteLimit {
-		for k, v := range h {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(inv.event)
-		return
-	}
-	a.writeHijacked(w, h, inv.event)
-}
-
-// writeHijacked writes the status line, headers and body in one write on the
-// raw connection, then hands the connection back to the server.
-func (a *runtimeAPI) writeHijacked(w http.ResponseWriter, h http.Header, body []byte) {
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		for k, v := range h {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(body)
-		return
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(body) + 512)
-	buf.WriteString("HTTP/1.1 200 OK\r\n")
-	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	_ = h.Write(&buf)
-	buf.WriteString("\r\n")
-	buf.Write(body)
-	_ = conn.SetDeadline(time.Time{})
-	if _, err := conn.Write(buf.Bytes()); err != nil {
-		conn.Close()
-		return
-	}
-	var c net.Conn = conn
-	if n := brw.Reader.Buffered(); n > 0 {
-		p, _ := brw.Reader.Peek(n)
-		c = &prefixConn{Conn: conn, prefix: append([]byte(nil), p...)}
-	}
-	a.re.push(c)
-}
-
-// readLimited reads up to limit bytes of r; tooLarge reports more.
-func readLimited(r io.Reader, limit int) (b []byte, tooLarge bool, err error) {
-	b, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if len(b) > limit {
-		return nil, true, nil
-	}
-	return b, false, err
+	return c.end(closeConn, false, inv.event)
 }
 
 // response is POST /runtime/invocation/ID/response.
-func (a *runtimeAPI) response(w http.ResponseWriter, r *http.Request) {
-	wk := a.worker(w, r)
-	if wk == nil {
-		return
-	}
-	id := r.PathValue("id")
-	body, tooLarge, err := readLimited(r.Body, MaxResponseBytes)
+func (c *rtConn) response(req *rtRequest, wk *worker) bool {
+	body, tooLarge, err := c.readBody(req, MaxResponseBytes)
 	if err != nil {
-		apiError(w, http.StatusBadRequest, "InvalidRequest", "cannot read the response body: "+err.Error())
-		return
+		return c.badBody(req, err)
 	}
+	id := string(req.id)
 	inv, code := wk.f.finish(wk, id)
 	if code != 0 {
-		stateError(w, code, id)
-		return
+		return c.stateError(req, code, id)
 	}
 	if tooLarge {
 		msg := fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", MaxResponseBytes)
-		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
+		ok := c.answerError(req.close, req.head, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
 		inv.fail(clientsdk.Errorf(413, TypeTooLarge, "%s", msg))
-		return
+		return ok
 	}
-	if typ := r.Trailer.Get(HeaderFunctionErrType); typ != "" {
+	if req.trailerType != "" {
 		// The runtime failed while streaming the response (aws-lambda-go
 		// reports this in trailers).
-		e := &clientsdk.Error{Code: 500, Type: typ, Message: "the function failed while sending its response"}
-		if raw, err := base64.StdEncoding.DecodeString(r.Trailer.Get(trailerFunctionErrBody)); err == nil {
+		e := &clientsdk.Error{Code: 500, Type: req.trailerType, Message: "the function failed while sending its response"}
+		if raw, err := base64.StdEncoding.DecodeString(req.trailerBody); err == nil {
 			decodeFunctionError(raw, e)
 		}
-		accepted(w)
+		ok := c.accepted(req)
 		inv.fail(e)
-		return
+		return ok
 	}
-	inv.succeed(body)
-	accepted(w)
+	inv.succeed(body) // sent (copied) before the body's buffer is reused
+	return c.accepted(req)
 }
 
-func stateError(w http.ResponseWriter, code int, id string) {
-	if code == http.StatusForbidden {
-		apiError(w, code, "InvalidStateTransition", "request "+id+" was already answered")
-		return
+// badBody answers a body that could not be read: 400 when it does not
+// parse; a broken connection just ends.
+func (c *rtConn) badBody(req *rtRequest, err error) bool {
+	var bad errBadRequest
+	if errors.As(err, &bad) {
+		c.answerError(true, req.head, http.StatusBadRequest, "InvalidRequest", string(bad))
 	}
-	apiError(w, http.StatusBadRequest, "InvalidRequestID", "request "+id+" is not this worker's current invocation")
+	return false
+}
+
+func (c *rtConn) stateError(req *rtRequest, code int, id string) bool {
+	if code == http.StatusForbidden {
+		return c.answerError(req.close, req.head, code, "InvalidStateTransition", "request "+id+" was already answered")
+	}
+	return c.answerError(req.close, req.head, http.StatusBadRequest, "InvalidRequestID", "request "+id+" is not this worker's current invocation")
 }
 
 // decodeFunctionError fills e from an AWS error body
@@ -293,98 +255,49 @@ func decodeFunctionError(raw []byte, e *clientsdk.Error) {
 	}
 }
 
-func readFunctionError(r *http.Request, defType, defMsg string) *clientsdk.Error {
-	raw, _, _ := readLimited(r.Body, MaxResponseBytes)
-	e := &clientsdk.Error{Code: 500, Type: r.Header.Get(HeaderFunctionErrType), Message: defMsg}
-	decodeFunctionError(raw, e)
+// functionError is the error a runtime posted: its body, as
+// decodeFunctionError reads it, and its error type header.
+func functionError(body []byte, typ, defType, defMsg string) *clientsdk.Error {
+	e := &clientsdk.Error{Code: 500, Type: typ, Message: defMsg}
+	decodeFunctionError(body, e)
 	if e.Type == "" {
 		e.Type = defType
 	}
 	return e
 }
 
-// invocationError is POST /runtime/invocation/ID/error.
-func (a *runtimeAPI) invocationError(w http.ResponseWriter, r *http.Request) {
-	wk := a.worker(w, r)
-	if wk == nil {
-		return
+// invocationError is POST /runtime/invocation/ID/error. A body over the
+// limit is cut (the caller's message is cut further anyway).
+func (c *rtConn) invocationError(req *rtRequest, wk *worker) bool {
+	body, _, err := c.readBody(req, MaxResponseBytes)
+	if err != nil {
+		return c.badBody(req, err)
 	}
-	e := readFunctionError(r, TypeUnhandled, "the function returned an error")
-	inv, code := wk.f.finish(wk, r.PathValue("id"))
+	e := functionError(body, req.errType, TypeUnhandled, "the function returned an error")
+	id := string(req.id)
+	inv, code := wk.f.finish(wk, id)
 	if code != 0 {
-		stateError(w, code, r.PathValue("id"))
-		return
+		return c.stateError(req, code, id)
 	}
-	accepted(w)
+	ok := c.accepted(req)
 	inv.fail(e)
+	return ok
 }
 
 // initError is POST /runtime/init/error.
-func (a *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
-	wk := a.worker(w, r)
-	if wk == nil {
-		return
+func (c *rtConn) initError(req *rtRequest, wk *worker) bool {
+	body, _, err := c.readBody(req, MaxResponseBytes)
+	if err != nil {
+		return c.badBody(req, err)
 	}
-	e := readFunctionError(r, "Runtime.InitError", "the function failed to initialize")
+	e := functionError(body, req.errType, "Runtime.InitError", "the function failed to initialize")
 	wk.f.mu.Lock()
 	ready := wk.ready
 	wk.f.mu.Unlock()
 	if ready {
-		apiError(w, http.StatusForbidden, "InvalidStateTransition", "init/error after the first GET /next")
-		return
+		return c.answerError(req.close, req.head, http.StatusForbidden, "InvalidStateTransition", "init/error after the first GET /next")
 	}
-	accepted(w)
+	ok := c.accepted(req)
 	wk.f.initError(wk, e)
-}
-
-// connQueue is a net.Listener fed with hijacked connections, so that the
-// server keeps serving them after a single-write response.
-type connQueue struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
-}
-
-func newConnQueue(addr net.Addr) *connQueue {
-	return &connQueue{ch: make(chan net.Conn), done: make(chan struct{}), addr: addr}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.done) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return q.addr }
-
-func (q *connQueue) push(c net.Conn) {
-	select {
-	case q.ch <- c:
-	case <-q.done:
-		c.Close()
-	}
-}
-
-// prefixConn replays bytes already buffered from a hijacked connection.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
+	return ok
 }

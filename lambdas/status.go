@@ -34,12 +34,16 @@ type reporter struct {
 	written map[string]writtenEntry
 	dmu     sync.Mutex
 	wake    chan struct{}
-	done    chan struct{}
-	exit    chan struct{}
+	// urgent wakes the loop also while it waits for stats to come due:
+	// a worker change is written at once.
+	urgent chan struct{}
+	done   chan struct{}
+	exit   chan struct{}
 }
 
 func startReporter(m *Manager) *reporter {
-	r := &reporter{m: m, dirty: map[string]bool{}, last: map[string]time.Time{}, written: map[string]writtenEntry{}, wake: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+	r := &reporter{m: m, dirty: map[string]bool{}, last: map[string]time.Time{}, written: map[string]writtenEntry{},
+		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -48,25 +52,28 @@ func startReporter(m *Manager) *reporter {
 // otherwise (stats only) at most every statsInterval.
 func (r *reporter) kick(name string, urgent bool) {
 	r.dmu.Lock()
-	was, dirty := r.dirty[name]
-	r.dirty[name] = was || urgent
+	r.dirty[name] = r.dirty[name] || urgent
 	r.dmu.Unlock()
-	if dirty && (was || !urgent) {
-		return // the loop knows already (a request's kick costs no wake-up)
+	ch := r.wake
+	if urgent {
+		ch = r.urgent
 	}
 	select {
-	case r.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
 func (r *reporter) loop() {
 	defer close(r.exit)
+	pause := time.NewTimer(reportInterval)
+	pause.Stop()
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-r.wake:
+		case <-r.urgent:
 		}
 		for {
 			r.dmu.Lock()
@@ -88,11 +95,13 @@ func (r *reporter) loop() {
 			if pending == 0 {
 				break
 			}
+			pause.Reset(reportInterval)
 			select {
 			case <-r.done:
 				return
-			case <-r.wake: // an urgent change does not wait for the stats' turn
-			case <-time.After(reportInterval):
+			case <-pause.C:
+			case <-r.urgent:
+				pause.Stop()
 			}
 		}
 	}
@@ -107,6 +116,7 @@ func (r *reporter) write(name string) {
 	if f == nil {
 		return
 	}
+	f.st.dirty.Store(false) // changes from now on kick again
 	st, warm, ok := m.Stats(name)
 	if !ok {
 		return

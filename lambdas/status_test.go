@@ -15,7 +15,7 @@ import (
 
 // statusRig is a rig whose Manager reports to the status bucket, and the
 // bucket.
-func statusRig(t *testing.T) (*rig, jetstream.KeyValue) {
+func statusRig(t testing.TB) (*rig, jetstream.KeyValue) {
 	t.Helper()
 	var status jetstream.KeyValue
 	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {

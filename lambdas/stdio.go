@@ -2,6 +2,8 @@ package lambdas
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -84,7 +86,6 @@ func (b *limitBuffer) Write(p []byte) (int, error) {
 // stdout; exit code ≠ 0 is a function error with stderr's tail. It returns
 // the answer to send, which the caller sends once the slot is free.
 func (f *function) execStdio(inv *invocation, slot int) (answer func()) {
-	inv.stopTimer()
 	if inv.done.Load() {
 		return func() {} // answered while queued (timeout)
 	}
@@ -146,6 +147,8 @@ func (f *function) execStdio(inv *invocation, slot int) (answer func()) {
 			inv.fail(clientsdk.Errorf(413, TypeTooLarge, "Response payload size exceeded maximum allowed payload size (%d bytes).", MaxResponseBytes))
 		}
 	}
-	f.log.Debug("stdio invocation done", "request_id", inv.id, "pid", p.PID(), "took", time.Since(start))
+	if f.log.Enabled(context.Background(), slog.LevelDebug) {
+		f.log.Debug("stdio invocation done", "request_id", inv.id, "pid", p.PID(), "took", time.Since(start))
+	}
 	return func() { inv.succeed(body) }
 }

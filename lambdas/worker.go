@@ -49,7 +49,19 @@ type worker struct {
 	lastDone   string
 	served     int
 	returning  bool // answered, not yet back in GET /next
-	idleTimer  *time.Timer
+	// idleTimer stops the worker after KeepWarm on the idle list (since
+	// idleSince); execTimer enforces its invocations' Timeout. Both are
+	// made once and set again, never one per invocation.
+	idleTimer *time.Timer
+	idleSince time.Time
+	execTimer *time.Timer
+}
+
+// stopIdleTimer stops w's keep-warm timer (w leaves the idle list).
+func (w *worker) stopIdleTimer() {
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+	}
 }
 
 func newWorker(f *function, index int) *worker {
@@ -187,9 +199,12 @@ func (f *function) onLine(index int, stream string, tail *tailBuffer, lim *logli
 		if !ok {
 			return
 		}
-		data := append([]byte(nil), line...)
-		_ = f.m.nc.Publish(subject, data)
-		f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
+		// Publish copies line; string(line) is a copy too: made only when
+		// the line is logged.
+		_ = f.m.nc.Publish(subject, line)
+		if f.log.Enabled(context.Background(), f.m.opts.appLogLevel) {
+			f.log.Log(context.Background(), f.m.opts.appLogLevel, "worker output", "worker", index, "stream", stream, "line", string(line))
+		}
 	}
 }
 
@@ -293,13 +308,10 @@ func (f *function) watch(w *worker) {
 	f.m.kick(f.name)
 }
 
-// next is GET /runtime/invocation/next: it returns the worker's next
-// invocation, waiting for one while the worker is warm.
-func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
-	inv, err := f.takeNext(w)
-	if inv != nil || err != nil {
-		return inv, err
-	}
+// await is the wait of a Runtime API worker's GET /next once takeNext put
+// it on the idle list: for an invocation, for w's stop (errStopping), or for ctx (the worker hung up:
+// an invocation assigned meanwhile goes back to the queue).
+func (f *function) await(ctx context.Context, w *worker) (*invocation, error) {
 	select {
 	case inv := <-w.assign:
 		return inv, nil
@@ -312,20 +324,14 @@ func (f *function) next(ctx context.Context, w *worker) (*invocation, error) {
 	if i := slices.Index(f.idle, w); i >= 0 {
 		f.idle = append(f.idle[:i], f.idle[i+1:]...)
 	}
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-		w.idleTimer = nil
-	}
+	w.stopIdleTimer()
 	var spawn []*worker
 	select {
 	case inv := <-w.assign:
 		if w.current == inv {
 			w.current = nil
-			if inv.timer != nil {
-				inv.timer.Stop()
-			}
 			f.queue = append([]*invocation{inv}, f.queue...)
-			inv.timer = time.AfterFunc(f.timeout(), func() { f.queueTimeout(inv) })
+			f.armQueueLocked(inv)
 			spawn = f.spawnNeededLocked()
 		}
 	default:
@@ -385,7 +391,12 @@ func (f *function) takeNext(w *worker) (*invocation, error) {
 		return nil, errStopping
 	}
 	f.idle = append(f.idle, w)
-	w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
+	w.idleSince = time.Now()
+	if w.idleTimer == nil {
+		w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
+	} else {
+		w.idleTimer.Reset(f.keepWarm())
+	}
 	f.mu.Unlock()
 	return nil, nil
 }

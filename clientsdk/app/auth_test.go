@@ -11,6 +11,7 @@ import (
 
 	"github.com/dartup/dartup/broker"
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/clientsdk/app"
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/runner"
 	"github.com/nats-io/nats.go"
@@ -94,6 +95,17 @@ func TestWorkerCredentialsAreScoped(t *testing.T) {
 	}
 	if _, err := wc.Request("dartup.app.chat.stats.0", nil, time.Second); err != nil {
 		t.Fatalf("worker token cannot reach its own app: %v", err)
+	}
+	// A lambda call that finds no responders says why, as for an operator:
+	// the worker may ask dartup.lambda.why.* (and nothing else of dartup's).
+	ac := app.NewConn(wc, app.Instance{App: "chat", Index: 0, Node: "node-a"})
+	for name, want := range map[string]int{"nosuch": 404, "chat": 403} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := ac.Request(ctx, name, nil)
+		cancel()
+		if e, ok := clientsdk.AsError(err); !ok || e.Code != want {
+			t.Fatalf("a worker's call of lambda %s: %v, want %d", name, err, want)
+		}
 	}
 	// It may store async invocations (dartup.async.*, as it may call
 	// lambda.*) and gets JetStream's acknowledgement in its own inbox...

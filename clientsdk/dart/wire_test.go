@@ -240,8 +240,7 @@ func TestWireRuntimeAPI(t *testing.T) {
 		if err := m.Deploy(s, lambdas.Command{Path: bin, Env: env}); err != nil {
 			t.Fatal(err)
 		}
-		// The spec is in the apps bucket too, as after a push, so that the
-		// brokers' lambda.* catch-all knows the name and stays silent.
+		// The spec is in the apps bucket too, as after a push.
 		spec, _ := json.Marshal(s)
 		if _, err := apps.Put(context.Background(), name, spec); err != nil {
 			t.Fatal(err)
@@ -271,13 +270,13 @@ func TestWireRuntimeAPI(t *testing.T) {
 		return string(r.data)
 	}
 
-	// An unknown lambda: the brokers' lambda.* catch-all answers a 404
-	// service error (4.6); "no responders" only comes when no dartup server
-	// is on the NATS at all.
+	// An unknown lambda: nothing subscribes lambda.nobody (no dartup server
+	// does), so the server answers "no responders" at once (4.6): status
+	// 503, the subject in Nats-Subject, no body.
 	dart.send("PUB lambda.nobody " + inbox + ".1 2\r\nhi\r\n")
 	nf := dart.msg()
-	if nf.subject != inbox+".1" || nf.headers["Nats-Service-Error-Code"] != "404" || !strings.Contains(string(nf.data), `"code":404`) {
-		t.Fatalf("unknown lambda answered %s headers %v body %q, want a 404 service error", nf.op, nf.headers, nf.data)
+	if nf.subject != inbox+".1" || nf.status != "503" || nf.headers["Nats-Subject"] != "lambda.nobody" || len(nf.data) != 0 {
+		t.Fatalf("unknown lambda answered %s status %q headers %v body %q, want no responders", nf.op, nf.status, nf.headers, nf.data)
 	}
 
 	// A raw event (nats req lambda.hello ''): the body comes back as is (2.4).

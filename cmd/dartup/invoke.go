@@ -23,10 +23,13 @@ func newInvokeCmd() *cobra.Command {
 	f := &invokeFlags{}
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
-		Short: "Invoke a lambda and print its result (the same as `nats req lambda.NAME`)",
-		Long: `Invoke a lambda and print its result (the same as ` + "`nats req lambda.NAME`" + `).
+		Short: "Invoke a lambda and print its result (as `nats req lambda.NAME` does, and says why when nothing takes it)",
+		Long: `Invoke a lambda and print its result (as ` + "`nats req lambda.NAME`" + ` does).
 Without --data the event is {} (as the AWS CLI sends); --data '' sends an
-empty one.
+empty one. When no runner takes the request ("no responders" for the stock
+nats CLI), it says why: no such lambda (404), a daemon (403), stopped or
+not hosted by any node (503, with the reason), or cannot start (502, with
+the cause).
 
 With --async the event is stored (in JetStream) and its request id printed
 as soon as it is: the lambda runs it later, at least once, retried on

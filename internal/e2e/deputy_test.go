@@ -57,18 +57,19 @@ func TestNoConfusedDeputy(t *testing.T) {
 	attack("lambda.catl", `{"name":"victim"}`, "dartup.api.kill")
 	attack("lambda.catl", "", "$JS.API.STREAM.DELETE.KV_DARTUP_APPS")
 	attack("lambda.catl", "known", "$KV.DARTUP_SECRETS.worker-hmac")
-	attack("lambda.nosuch", "", "$KV.DARTUP_SECRETS.worker-hmac") // the broker's catch-all answers 404s
+	attack(clientsdk.LambdaWhySubject("nosuch"), "", "$KV.DARTUP_SECRETS.worker-hmac") // the broker answers why with a 404
 	// An admin's request with a bad reply subject is refused too: dartup
 	// never publishes its own answers onto its own state.
 	admin("pub", clientsdk.LambdaHostedSubject("catl"), "", "--reply", "$KV.DARTUP_SECRETS.worker-hmac")
 	admin("pub", "dartup.api.list", "", "--reply", "$KV.DARTUP_APPS.victim")
 
-	// Each attack is refused where it lands: the broker counts the catch-all
-	// and control API refusals, the runner the lambda's.
+	// Each attack is refused where it lands, once: the broker counts the
+	// why and control API refusals (2), the runner the lambda's (3, and the
+	// presence probe's).
 	testutil.WaitFor(t, 20*time.Second, "the refusals to be counted", func() bool {
 		var info clientsdk.ServerInfo
 		var app clientsdk.AppInfo
-		return json.Unmarshal([]byte(s.dartup("info", "--json")), &info) == nil && info.RefusedRequests >= 5 &&
+		return json.Unmarshal([]byte(s.dartup("info", "--json")), &info) == nil && info.RefusedRequests == 2 &&
 			json.Unmarshal([]byte(s.dartup("info", "catl", "--json")), &app) == nil && refusedReplies(app) >= 3
 	})
 	if got := admin("kv", "get", clientsdk.SecretsBucket, clientsdk.WorkerSecretKey, "--raw"); got != secret {

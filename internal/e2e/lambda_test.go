@@ -51,10 +51,19 @@ func TestLambdasThroughTheProduct(t *testing.T) {
 	if out := s.dartup("list"); !strings.Contains(out, " • hello - alive - 1 warm") {
 		t.Fatalf("list after invocations: %q", out)
 	}
-	// Unknown names and daemons are told apart from hangs.
+	// An unknown name is told apart from a hang: the stock CLI gets "no
+	// responders" at once, and dartup invoke (or dartup.lambda.why.NAME)
+	// says why.
 	out, _ := exec.Command(natsCLI, "--server", s.natsURL, "req", "lambda.nope", "").CombinedOutput()
-	if !strings.Contains(string(out), "404") {
+	if !strings.Contains(strings.ToLower(string(out)), "no responders") {
 		t.Fatalf("nats req lambda.nope printed %s", out)
+	}
+	if out, code := s.exitCode("invoke", "nope"); code != 1 || !strings.Contains(out, `no lambda named "nope"`) {
+		t.Fatalf("dartup invoke nope: exit %d\n%s", code, out)
+	}
+	out, _ = exec.Command(natsCLI, "--server", s.natsURL, "req", "dartup.lambda.why.nope", "").CombinedOutput()
+	if !strings.Contains(string(out), "404") {
+		t.Fatalf("nats req dartup.lambda.why.nope printed %s", out)
 	}
 
 	dart, snapshot := testutil.DartSass(t)

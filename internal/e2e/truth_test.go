@@ -63,12 +63,18 @@ func TestPushSaysWhatRuns(t *testing.T) {
 		t.Errorf("list --json: nowhere's instance is %+v, want pending", in)
 	}
 
-	// A lambda whose runtime is missing: the caller gets the cause.
+	// A lambda whose runtime is missing: the caller gets the cause
+	// (`dartup invoke`, or dartup.lambda.why.NAME for the stock CLI, whose
+	// `nats req lambda.nolam` only says "no responders").
 	s.dartup("push", "--lambda", "--detach", "--name", "nolam", "--runtime", "aot", "--dart-aot-runtime", "/nonexistent/dart", worker)
-	testutil.WaitFor(t, 20*time.Second, "nats req lambda.nolam to answer with the start failure", func() bool {
-		out, _ := exec.Command(testutil.NATSCLI(t), "--server", s.natsURL, "req", "lambda.nolam", "x").CombinedOutput()
-		return strings.Contains(string(out), "502") && strings.Contains(string(out), "/nonexistent/dart does not exist on node")
+	testutil.WaitFor(t, 20*time.Second, "dartup invoke nolam to answer with the start failure", func() bool {
+		out, code := s.exitCode("invoke", "nolam")
+		return code == 1 && strings.Contains(out, "502") && strings.Contains(out, "/nonexistent/dart does not exist on node")
 	})
+	why, _ := exec.Command(testutil.NATSCLI(t), "--server", s.natsURL, "req", "dartup.lambda.why.nolam", "").CombinedOutput()
+	if !strings.Contains(string(why), "502") || !strings.Contains(string(why), "/nonexistent/dart does not exist on node") {
+		t.Fatalf("nats req dartup.lambda.why.nolam printed %s", why)
+	}
 
 	// kill and remove wait for a worker that ignores SIGTERM.
 	s.dartup("push", "--name", "stubborn", "--kill-timeout", "3s", "--runtime", "command", "--", "/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done")

@@ -156,10 +156,10 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 }
 
 // WaitHosted waits until a runner hosts lambda name (answers its presence
-// probe, which a runner subscribes to after lambda.NAME): a request sent
-// after that reaches the runner. One sent while the runner subscribes can be
-// lost (the broker's catch-all sees it, and the probe it then makes finds
-// the runner, which subscribed just after the request passed).
+// probe, which a runner subscribes to after lambda.NAME): a raw request
+// sent after that reaches the runner, where one sent before gets "no
+// responders" (clientsdk's Invoke then asks why and sends it again once a
+// runner hosts the lambda).
 func WaitHosted(t testing.TB, nc *nats.Conn, name string) {
 	t.Helper()
 	WaitFor(t, 30*time.Second, "a runner to host lambda "+name, func() bool {
