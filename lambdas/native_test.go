@@ -236,8 +236,13 @@ func TestNativeOversizedHandOverKeepsTheWorker(t *testing.T) {
 	if p := r.pid("big"); p != pid {
 		t.Fatalf("an event that could not be handed over replaced the worker: pid %d, then %d", pid, p)
 	}
-	st, _, _ := r.m.Stats("big")
-	if st.Invocations != 3 || st.Errors != 1 || st.ColdStarts != 1 {
+	// The last pid call's done notice may follow its answer by a moment.
+	var st clientsdk.LambdaStats
+	testutil.WaitFor(t, 5*time.Second, "three invocations counted", func() bool {
+		st, _, _ = r.m.Stats("big")
+		return st.Invocations == 3
+	})
+	if st.Errors != 1 || st.ColdStarts != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
 }
