@@ -101,14 +101,10 @@ func (c *rtConn) readChunked(req *rtRequest, limit int) (body []byte, tooLarge b
 		}
 		if size > int64(limit-len(body)) {
 			req.close = true
-			n := limit - len(body)
-			body = grow(body, limit)
-			_, err := io.ReadFull(c.br, body[limit-n:])
+			body, err = c.appendRead(body, limit-len(body))
 			return body, true, eofIsBad(err)
 		}
-		start := len(body)
-		body = growKeep(body, start+int(size))
-		if _, err := io.ReadFull(c.br, body[start:]); err != nil {
+		if body, err = c.appendRead(body, int(size)); err != nil {
 			return body, false, eofIsBad(err)
 		}
 		if l, err := c.line(&lines); err != nil || len(l) != 0 {

@@ -532,17 +532,24 @@ func (c *rtConn) readBody(req *rtRequest, limit int) (body []byte, tooLarge bool
 		req.close = true
 		return c.body[:0], true, nil
 	}
-	c.body = grow(c.body, int(max(req.length, 0)))
-	if _, err := io.ReadFull(c.br, c.body); err != nil {
+	if c.body, err = c.appendRead(c.body[:0], int(max(req.length, 0))); err != nil {
 		return nil, false, eofIsBad(err)
 	}
 	return c.body, false, nil
 }
 
-// grow returns b resized to n bytes.
-func grow(b []byte, n int) []byte {
-	if cap(b) < n {
-		return make([]byte, n)
+// appendRead appends the next n bytes read to b. The buffer grows with
+// the bytes that came (at most doubling), not with n at once: a request
+// claiming 6 MiB and sending nothing costs no 6 MiB.
+func (c *rtConn) appendRead(b []byte, n int) ([]byte, error) {
+	for n > 0 {
+		start := len(b)
+		step := min(n, max(rtKeepBuffer, start))
+		b = growKeep(b, start+step)
+		if _, err := io.ReadFull(c.br, b[start:]); err != nil {
+			return b[:start], err
+		}
+		n -= step
 	}
-	return b[:n]
+	return b, nil
 }
