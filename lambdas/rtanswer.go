@@ -56,8 +56,22 @@ func (c *rtConn) end(closeConn, head bool, body []byte) bool {
 	if !head {
 		c.out = append(c.out, body...)
 	}
+	c.writeDeadline()
 	_, err := c.nc.Write(c.out)
 	return err == nil
+}
+
+// writeDeadline bounds the writes of an answer by the connection's idle
+// timeout: a peer that sends requests and never reads their answers must
+// not hold the connection (and its goroutine, and megabytes of socket
+// buffers) past it. Refreshed at most once a second, as the read deadline.
+// Only one of the loop and the waiter writes at a time.
+func (c *rtConn) writeDeadline() {
+	idle := c.idle()
+	if now := time.Now(); c.wdeadline.Sub(now) < idle-time.Second {
+		c.wdeadline = now.Add(idle)
+		_ = c.nc.SetWriteDeadline(c.wdeadline)
+	}
 }
 
 // accepted is the 202 of a response or an error taken.

@@ -151,8 +151,8 @@ type rtConn struct {
 	body   []byte // the request's body
 	ctx    context.Context
 	cancel context.CancelFunc
-	// deadline is the read deadline set last.
-	deadline time.Time
+	// deadline and wdeadline are the read and write deadlines set last.
+	deadline, wdeadline time.Time
 	// worker: a request named a worker (rtIdleTimeout applies, else
 	// rtStrangerTimeout).
 	worker bool
@@ -226,10 +226,7 @@ func (c *rtConn) closeGracefully() {
 // counts from the answer. It reports false when the connection is to end.
 func (c *rtConn) awaitRequest() bool {
 	for {
-		idle := rtStrangerTimeout
-		if c.worker {
-			idle = rtIdleTimeout
-		}
+		idle := c.idle()
 		if now := time.Now(); c.deadline.Sub(now) < idle-time.Second {
 			// Refreshed at most once a second: a busy worker's requests
 			// cost no deadline change each.
@@ -272,6 +269,15 @@ func (c *rtConn) pollWaiter() {
 		}
 	default:
 	}
+}
+
+// idle is the connection's idle timeout: rtIdleTimeout once a request named
+// a worker, else rtStrangerTimeout.
+func (c *rtConn) idle() time.Duration {
+	if c.worker {
+		return rtIdleTimeout
+	}
+	return rtStrangerTimeout
 }
 
 func isTimeout(err error) bool {
@@ -521,6 +527,7 @@ func unhex(c byte) int {
 // answer). The body is valid until the next request.
 func (c *rtConn) readBody(req *rtRequest, limit int) (body []byte, tooLarge bool, err error) {
 	if req.expect && (req.length > 0 || req.chunked) {
+		c.writeDeadline()
 		if _, err := c.nc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
 			return nil, false, err
 		}
