@@ -56,8 +56,22 @@ func (c *rtConn) end(closeConn, head bool, body []byte) bool {
 	if !head {
 		c.out = append(c.out, body...)
 	}
+	c.writeDeadline()
 	_, err := c.nc.Write(c.out)
 	return err == nil
+}
+
+// writeDeadline bounds the writes of an answer by the connection's idle
+// timeout: a peer that sends requests and never reads their answers must
+// not hold the connection (and its goroutine, and megabytes of socket
+// buffers) past it. Refreshed at most once a second, as the read deadline.
+// Only one of the loop and the waiter writes at a time.
+func (c *rtConn) writeDeadline() {
+	idle := c.idle()
+	if now := time.Now(); c.wdeadline.Sub(now) < idle-time.Second {
+		c.wdeadline = now.Add(idle)
+		_ = c.nc.SetWriteDeadline(c.wdeadline)
+	}
 }
 
 // accepted is the 202 of a response or an error taken.
@@ -101,14 +115,10 @@ func (c *rtConn) readChunked(req *rtRequest, limit int) (body []byte, tooLarge b
 		}
 		if size > int64(limit-len(body)) {
 			req.close = true
-			n := limit - len(body)
-			body = grow(body, limit)
-			_, err := io.ReadFull(c.br, body[limit-n:])
+			body, err = c.appendRead(body, limit-len(body))
 			return body, true, eofIsBad(err)
 		}
-		start := len(body)
-		body = growKeep(body, start+int(size))
-		if _, err := io.ReadFull(c.br, body[start:]); err != nil {
+		if body, err = c.appendRead(body, int(size)); err != nil {
 			return body, false, eofIsBad(err)
 		}
 		if l, err := c.line(&lines); err != nil || len(l) != 0 {

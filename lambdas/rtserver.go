@@ -151,8 +151,8 @@ type rtConn struct {
 	body   []byte // the request's body
 	ctx    context.Context
 	cancel context.CancelFunc
-	// deadline is the read deadline set last.
-	deadline time.Time
+	// deadline and wdeadline are the read and write deadlines set last.
+	deadline, wdeadline time.Time
 	// worker: a request named a worker (rtIdleTimeout applies, else
 	// rtStrangerTimeout).
 	worker bool
@@ -226,10 +226,7 @@ func (c *rtConn) closeGracefully() {
 // counts from the answer. It reports false when the connection is to end.
 func (c *rtConn) awaitRequest() bool {
 	for {
-		idle := rtStrangerTimeout
-		if c.worker {
-			idle = rtIdleTimeout
-		}
+		idle := c.idle()
 		if now := time.Now(); c.deadline.Sub(now) < idle-time.Second {
 			// Refreshed at most once a second: a busy worker's requests
 			// cost no deadline change each.
@@ -272,6 +269,15 @@ func (c *rtConn) pollWaiter() {
 		}
 	default:
 	}
+}
+
+// idle is the connection's idle timeout: rtIdleTimeout once a request named
+// a worker, else rtStrangerTimeout.
+func (c *rtConn) idle() time.Duration {
+	if c.worker {
+		return rtIdleTimeout
+	}
+	return rtStrangerTimeout
 }
 
 func isTimeout(err error) bool {
@@ -521,6 +527,7 @@ func unhex(c byte) int {
 // answer). The body is valid until the next request.
 func (c *rtConn) readBody(req *rtRequest, limit int) (body []byte, tooLarge bool, err error) {
 	if req.expect && (req.length > 0 || req.chunked) {
+		c.writeDeadline()
 		if _, err := c.nc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
 			return nil, false, err
 		}
@@ -532,17 +539,24 @@ func (c *rtConn) readBody(req *rtRequest, limit int) (body []byte, tooLarge bool
 		req.close = true
 		return c.body[:0], true, nil
 	}
-	c.body = grow(c.body, int(max(req.length, 0)))
-	if _, err := io.ReadFull(c.br, c.body); err != nil {
+	if c.body, err = c.appendRead(c.body[:0], int(max(req.length, 0))); err != nil {
 		return nil, false, eofIsBad(err)
 	}
 	return c.body, false, nil
 }
 
-// grow returns b resized to n bytes.
-func grow(b []byte, n int) []byte {
-	if cap(b) < n {
-		return make([]byte, n)
+// appendRead appends the next n bytes read to b. The buffer grows with
+// the bytes that came (at most doubling), not with n at once: a request
+// claiming 6 MiB and sending nothing costs no 6 MiB.
+func (c *rtConn) appendRead(b []byte, n int) ([]byte, error) {
+	for n > 0 {
+		start := len(b)
+		step := min(n, max(rtKeepBuffer, start))
+		b = growKeep(b, start+step)
+		if _, err := io.ReadFull(c.br, b[start:]); err != nil {
+			return b[:start], err
+		}
+		n -= step
 	}
-	return b[:n]
+	return b, nil
 }

@@ -2,6 +2,7 @@ package lambdas_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -292,5 +293,29 @@ func TestRuntimeAPIStrangerTimeout(t *testing.T) {
 	worker.send("GET " + worker.path + "invocation/nope HTTP/1.1\r\n\r\n") // still open
 	if resp, _, ok := worker.answer(); !ok || resp.StatusCode != 404 {
 		t.Fatalf("the worker's connection after 10 s: %v", resp)
+	}
+}
+
+// A stranger that pipelines requests and never reads their answers cannot
+// hold the connection past the stranger timeout either: the server's
+// blocked write gives up and the connection is closed.
+func TestRuntimeAPIStrangerNeverReads(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "deaf", 1, nil))
+	invokeAsync(t, r, "deaf", []byte("x"))
+	stranger := dialRuntime(t, workerBase(t, apiFile))
+	requests := strings.Repeat("GET /nowhere HTTP/1.1\r\n\r\n", 1000)
+	_ = stranger.c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+	for { // until the server stops reading: its answers fill the buffers
+		if _, err := io.WriteString(stranger.c, requests); err != nil {
+			break
+		}
+	}
+	time.Sleep(12 * time.Second) // past the stranger timeout, reading nothing
+	_ = stranger.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.Copy(io.Discard, stranger.r)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server still writes to a stranger that has read nothing for 12 s")
 	}
 }
