@@ -40,18 +40,13 @@ ready or ends in error (the instances not yet replaced keep running).`,
 				if err != nil {
 					return err
 				}
-				wait, state := f.wait, clientsdk.AppAlive
-				if spec.Stopped {
-					wait.detach, state = true, clientsdk.AppDead
-				}
 				if !f.json {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: version %d is a rollback of version %d\n", spec.Name, spec.Version, spec.RollbackOf)
 					if spec.Stopped {
 						fmt.Fprintf(cmd.ErrOrStderr(), "%s is killed: 'dartup start %s' runs version %d\n", spec.Name, spec.Name, spec.Version)
 					}
 				}
-				sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: state}
-				return wait.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, f.json)
+				return f.wait.awaitSpec(cmd, c, spec, f.json)
 			})
 		},
 	}

@@ -37,15 +37,10 @@ to --max-workers per node.`,
 				if err != nil {
 					return err
 				}
-				wait, state := f.wait, clientsdk.AppAlive
-				if spec.Stopped {
-					wait.detach, state = true, clientsdk.AppDead
-					if !f.json {
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s is killed: 'dartup start %s' runs its %d instances\n", spec.Name, spec.Name, n)
-					}
+				if spec.Stopped && !f.json {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s is killed: 'dartup start %s' runs its %d instances\n", spec.Name, spec.Name, n)
 				}
-				sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: state}
-				return wait.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, f.json)
+				return f.wait.awaitSpec(cmd, c, spec, f.json)
 			})
 		},
 	}

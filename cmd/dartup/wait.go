@@ -83,3 +83,15 @@ func (w *stopWait) context(parent context.Context, killTimeout time.Duration) (c
 	}
 	return context.WithTimeout(parent, d)
 }
+
+// awaitSpec is await for a spec the server just stored (a scale, a
+// rollback): a killed app is not waited for and reads dead, as it runs
+// nothing until `dartup start`.
+func (w deployWait) awaitSpec(cmd *cobra.Command, c *clientsdk.Client, spec *clientsdk.AppSpec, asJSON bool) error {
+	state := clientsdk.AppAlive
+	if spec.Stopped {
+		w.detach, state = true, clientsdk.AppDead
+	}
+	sum := &clientsdk.AppSummary{Name: spec.Name, Kind: spec.Kind, State: state}
+	return w.await(cmd, c, spec.Name, spec.Version, spec.Revision, sum, asJSON)
+}
