@@ -93,12 +93,19 @@ func (e *env) statusOf(app string, i int) (clientsdk.InstanceStatus, bool) {
 func (e *env) waitState(app string, i int, state clientsdk.InstanceState, timeout time.Duration) clientsdk.InstanceStatus {
 	e.t.Helper()
 	var st clientsdk.InstanceStatus
-	testutil.WaitFor(e.t, timeout, app+" to be "+string(state), func() bool {
-		var ok bool
+	var ok bool
+	deadline := time.Now().Add(timeout)
+	for {
 		st, ok = e.statusOf(app, i)
-		return ok && st.State == state && (state != clientsdk.StateRunning || st.PID > 0)
-	})
-	return st
+		if ok && st.State == state && (state != clientsdk.StateRunning || st.PID > 0) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			// Say where it stands, so that a slow start and a stuck one read apart.
+			e.t.Fatalf("timed out after %s waiting for %s.%d to be %s; its status (found %v): %+v", timeout, app, i, state, ok, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func alive(pid int) bool {
