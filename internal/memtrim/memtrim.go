@@ -5,9 +5,10 @@
 // that burst (and the buffers nats-server's file store keeps until a
 // collection takes them) for minutes. While the process allocates little,
 // Run collects and returns the free pages (debug.FreeOSMemory) when there
-// is enough to give back, a few times in a row while each collection frees
-// more (sync.Pools empty over two collections). Under load it does nothing:
-// the process is not quiet, and Go's own pacing applies.
+// is enough to give back, or once it has settled after a burst of work,
+// always twice (sync.Pools empty over two collections) and again while
+// each collection frees more. Under load it does nothing: the process is
+// not quiet, and Go's own pacing applies.
 package memtrim
 
 import (
@@ -21,7 +22,8 @@ import (
 // Defaults: a check every Interval; a process that allocated less than
 // QuietBytes since the last check is quiet; a quiet process collects when
 // its garbage and free pages together reach MinGain (or a quarter of its
-// live heap, if more).
+// live heap, if more), or, after a burst of BurstBytes allocated since its
+// last collection, once it has been quiet for SettleChecks checks in a row.
 const (
 	Interval   = time.Second
 	QuietBytes = 512 << 10
@@ -31,6 +33,15 @@ const (
 	maxInRow = 3
 	// MinFreed is what a collection must have freed for another to follow.
 	MinFreed = 1 << 20
+	// BurstBytes allocated since the last collection this package ran make
+	// a burst: what it left in sync.Pools is not garbage to the runtime's
+	// metrics (nats-server's file store recycles its 1–8 MiB block buffers
+	// into pools), so only two collections tell.
+	BurstBytes = 16 << 20
+	// SettleChecks is how long (in checks) a process must have been quiet
+	// after a burst: nats-server hands a block's cache buffer back to its
+	// pool 10 s after the block's last read or write.
+	SettleChecks = 12
 )
 
 // Sample is what a decision needs from the runtime.
@@ -43,27 +54,38 @@ type Sample struct {
 
 // State is what a decision remembers.
 type State struct {
-	InRow int    // collections done in a row
-	Freed uint64 // what the last of them freed
+	InRow     int    // collections done in a row
+	Freed     uint64 // what the last of them freed
+	Quiet     int    // quiet checks in a row, this one included
+	TrimmedAt uint64 // Sample.Allocs after the last collection this package ran
 }
 
-// Decide reports whether to collect now, given the sample of the previous
-// check and this one: only a quiet process (allocated less than quiet
-// bytes between them) collects, either to continue a run of collections
-// that each freed at least MinFreed, or because its garbage and free pages
-// reach the larger of minGain and a quarter of its live heap.
-func Decide(prev, now Sample, st State, quiet, minGain uint64) bool {
+// Collections reports how many collections to run now (0, 1 or 2), given
+// the sample of the previous check and this one: only a quiet process
+// (allocated less than quiet bytes between them) collects, either to
+// continue a run of collections that each freed at least MinFreed (one),
+// or because its garbage and free pages reach the larger of minGain and a
+// quarter of its live heap, or because it has settled after a burst (two:
+// what sits in sync.Pools is freed by the second). st.Quiet counts this
+// check.
+func Collections(prev, now Sample, st State, quiet, minGain uint64) int {
 	if now.Allocs-prev.Allocs >= quiet {
-		return false
+		return 0
 	}
 	if st.InRow > 0 && st.InRow < maxInRow && st.Freed >= MinFreed {
-		return true
+		return 1
 	}
 	gain := now.Free
 	if now.Objects > now.Live {
 		gain += now.Objects - now.Live
 	}
-	return gain >= max(minGain, now.Live/4)
+	if gain >= max(minGain, now.Live/4) {
+		return 2
+	}
+	if now.Allocs-st.TrimmedAt >= BurstBytes && st.Quiet >= SettleChecks {
+		return 2
+	}
+	return 0
 }
 
 var names = []string{
@@ -100,7 +122,7 @@ func run(ctx context.Context, logger *slog.Logger, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	prev := read(buf)
-	var st State
+	st := State{TrimmedAt: prev.Allocs}
 	for {
 		select {
 		case <-ctx.Done():
@@ -108,20 +130,28 @@ func run(ctx context.Context, logger *slog.Logger, interval time.Duration) {
 		case <-t.C:
 		}
 		now := read(buf)
-		if !Decide(prev, now, st, QuietBytes, MinGain) {
-			st = State{}
+		st.Quiet++
+		if now.Allocs-prev.Allocs >= QuietBytes {
+			st.Quiet = 0
+		}
+		n := Collections(prev, now, st, QuietBytes, MinGain)
+		if n == 0 {
+			st.InRow, st.Freed = 0, 0
 			prev = now
 			continue
 		}
 		start := time.Now()
-		debug.FreeOSMemory()
+		for range n {
+			debug.FreeOSMemory()
+		}
 		after := read(buf)
 		st.InRow++
 		st.Freed = 0
 		if now.Objects > after.Objects {
 			st.Freed = now.Objects - after.Objects
 		}
-		logger.Debug("memory returned while quiet", "freed_heap", st.Freed, "free_pages", now.Free, "live", after.Live, "took", time.Since(start))
+		st.TrimmedAt = after.Allocs
+		logger.Debug("memory returned while quiet", "collections", n, "freed_heap", st.Freed, "free_pages", now.Free, "live", after.Live, "took", time.Since(start))
 		prev = after
 	}
 }
