@@ -36,8 +36,8 @@ func (r *rig) deployPuppet(s clientsdk.AppSpec) string {
 // runtimeStatuses are the statuses the Runtime API answers (docs/lambdas.md):
 // 200 next, 202 accepted, 400 unknown request id, 403 wrong state, 404
 // unknown worker or route (also an unclean path), 410 worker stopping, 413
-// response too large.
-var runtimeStatuses = []int{200, 202, 400, 403, 404, 410, 413}
+// response too large, 429 too many connections for one worker.
+var runtimeStatuses = []int{200, 202, 400, 403, 404, 410, 413, 429}
 
 // workerBase returns the worker's Runtime API base URL, once its process
 // has written it.

@@ -3,13 +3,17 @@ package lambdas
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/dartup/dartup/internal/loglimit"
 )
 
 // The Runtime API's HTTP/1.1 server. A worker's runtime keeps one
@@ -38,6 +42,16 @@ const (
 	// rtKeepBuffer: a connection's write or body buffer grown above this
 	// (a large event or response) is dropped after the request.
 	rtKeepBuffer = 64 << 10
+	// rtMaxStrangers bounds the connections open at once that have not
+	// named a worker: any local user can connect, and each costs a
+	// goroutine, buffers and a file descriptor. One more closes the
+	// oldest of them, so that a flood of connections cannot keep a new
+	// worker's out (a worker names itself at once).
+	rtMaxStrangers = 128
+	// rtMaxWorkerConns bounds the connections that name one worker (the
+	// AWS runtimes keep one alive); a request on one more gets 429 and
+	// the connection ends.
+	rtMaxWorkerConns = 4
 )
 
 // rtRoute is what a request's path and method ask for.
@@ -82,6 +96,12 @@ type rtServer struct {
 	conns  map[*rtConn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	// strangers are the open connections that have not named a worker,
+	// oldest first (guarded by mu); evicted counts those closed to make
+	// room.
+	strangers list.List
+	evicted   atomic.Int64
+	evictedAt loglimit.Every
 }
 
 func (s *rtServer) serve() {
@@ -98,24 +118,80 @@ func (s *rtServer) serve() {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		rc := newRTConn(s.a, c)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		rc := newRTConn(s, c)
+		if !s.track(rc) {
 			c.Close()
 			continue
 		}
-		s.conns[rc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			rc.serve()
-			s.mu.Lock()
-			delete(s.conns, rc)
-			s.mu.Unlock()
+			s.forget(rc)
 		}()
 	}
+}
+
+// track adds an accepted connection, a stranger until it names a worker,
+// closing the oldest stranger when rtMaxStrangers are open. It reports
+// false when the server is closed.
+func (s *rtServer) track(rc *rtConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.strangers.Len() >= rtMaxStrangers {
+		old := s.strangers.Remove(s.strangers.Front()).(*rtConn)
+		old.stranger = nil
+		old.nc.Close()
+		s.evictedStranger()
+	}
+	rc.stranger = s.strangers.PushBack(rc)
+	s.conns[rc] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// forget removes a connection whose loop ended.
+func (s *rtServer) forget(rc *rtConn) {
+	s.mu.Lock()
+	delete(s.conns, rc)
+	if rc.stranger != nil {
+		s.strangers.Remove(rc.stranger)
+		rc.stranger = nil
+	}
+	s.mu.Unlock()
+	if rc.wk != nil {
+		rc.wk.rtConns.Add(-1)
+	}
+}
+
+// evictedStranger logs a stranger closed to make room: the first, then at
+// most one line a minute with the count.
+func (s *rtServer) evictedStranger() {
+	n := s.evicted.Add(1)
+	if s.evictedAt.Allow(time.Now(), time.Minute) {
+		s.a.m.logger.Warn("Runtime API: too many connections that name no worker; closing the oldest (another local process?)",
+			"open", rtMaxStrangers, "closed_total", n)
+	}
+}
+
+// named records that c's request named worker wk, the first time: c is no
+// longer a stranger, and counts as one of wk's connections. It reports
+// false when wk has rtMaxWorkerConns already.
+func (s *rtServer) named(c *rtConn, wk *worker) bool {
+	if wk.rtConns.Add(1) > rtMaxWorkerConns {
+		wk.rtConns.Add(-1)
+		return false
+	}
+	s.mu.Lock()
+	c.wk = wk
+	if c.stranger != nil {
+		s.strangers.Remove(c.stranger)
+		c.stranger = nil
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // close stops accepting, closes every connection (a GET /next waiting is
@@ -153,9 +229,13 @@ type rtConn struct {
 	cancel context.CancelFunc
 	// deadline and wdeadline are the read and write deadlines set last.
 	deadline, wdeadline time.Time
-	// worker: a request named a worker (rtIdleTimeout applies, else
-	// rtStrangerTimeout).
-	worker bool
+	// srv is the server that accepted the connection; wk is the worker
+	// its first request named (then rtIdleTimeout applies, else
+	// rtStrangerTimeout), counted in wk.rtConns; until then stranger is
+	// its place in srv.strangers (guarded by srv.mu).
+	srv      *rtServer
+	wk       *worker
+	stranger *list.Element
 
 	// The waiter: pending says a GET /next is with it; waitCh hands it the
 	// worker, waitDone says it answered (false: the write failed).
@@ -164,9 +244,9 @@ type rtConn struct {
 	waitDone chan bool
 }
 
-func newRTConn(a *runtimeAPI, c net.Conn) *rtConn {
+func newRTConn(s *rtServer, c net.Conn) *rtConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rtConn{a: a, nc: c, br: bufio.NewReaderSize(c, rtReadBuffer), ctx: ctx, cancel: cancel}
+	return &rtConn{a: s.a, srv: s, nc: c, br: bufio.NewReaderSize(c, rtReadBuffer), ctx: ctx, cancel: cancel}
 }
 
 func (c *rtConn) serve() {
@@ -274,7 +354,7 @@ func (c *rtConn) pollWaiter() {
 // idle is the connection's idle timeout: rtIdleTimeout once a request named
 // a worker, else rtStrangerTimeout.
 func (c *rtConn) idle() time.Duration {
-	if c.worker {
+	if c.wk != nil {
 		return rtIdleTimeout
 	}
 	return rtStrangerTimeout

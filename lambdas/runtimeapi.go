@@ -81,7 +81,11 @@ func (c *rtConn) dispatch(req *rtRequest) bool {
 	if wk == nil {
 		return c.refuse(req, http.StatusNotFound, "UnknownWorker", "no dartup worker has this Runtime API path (stopped?)")
 	}
-	c.worker = true
+	if c.wk == nil && !c.srv.named(c, wk) {
+		req.close = true
+		return c.refuse(req, http.StatusTooManyRequests, "TooManyConnections",
+			fmt.Sprintf("this worker has %d Runtime API connections open already; reuse one (keep-alive)", rtMaxWorkerConns))
+	}
 	switch req.route {
 	case routeNext:
 		return c.next(req, wk)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -32,6 +33,9 @@ type worker struct {
 	tail   *tailBuffer
 	assign chan *invocation // an invocation for a worker idle in GET /next
 	native *nativeWorker    // ProtocolNATS: its subject and control inbox (native.go); else nil
+	// rtConns counts the Runtime API connections that named the worker
+	// (rtMaxWorkerConns at most).
+	rtConns atomic.Int32
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed when the worker must not get work any more

@@ -1,0 +1,7 @@
+package lambdas
+
+// Limits of the Runtime API's server, for the tests.
+const (
+	RTMaxStrangers   = rtMaxStrangers
+	RTMaxWorkerConns = rtMaxWorkerConns
+)

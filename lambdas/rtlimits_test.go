@@ -1,0 +1,92 @@
+package lambdas_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
+)
+
+// Connections that name no worker (any local user can open them) are
+// bounded: one more than lambdas.RTMaxStrangers closes the oldest, the
+// others keep working, and a worker's own new connection gets through a
+// flood of them.
+func TestRuntimeAPIStrangersAreBounded(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "crowd", 1, nil))
+	replies := invokeAsync(t, r, "crowd", []byte("x"))
+	base := workerBase(t, apiFile)
+	strangers := make([]*rawRuntime, lambdas.RTMaxStrangers+1)
+	for i := range strangers {
+		strangers[i] = dialRuntime(t, base)
+	}
+	// well before the stranger timeout (10 s) would close it
+	_ = strangers[0].c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if !strangers[0].closed() {
+		t.Fatal("the oldest stranger was not closed when one more connected")
+	}
+	for _, rr := range []*rawRuntime{strangers[1], strangers[len(strangers)-1]} {
+		rr.send("GET /nowhere HTTP/1.1\r\n\r\n")
+		if resp, _, ok := rr.answer(); !ok || resp.StatusCode != 404 {
+			t.Fatalf("a stranger within the bound: %v", resp)
+		}
+	}
+	for range lambdas.RTMaxStrangers { // a flood, then the worker
+		dialRuntime(t, base)
+	}
+	worker := dialRuntime(t, base)
+	worker.send("GET " + worker.path + "invocation/next HTTP/1.1\r\n\r\n")
+	resp, body, ok := worker.answer()
+	if !ok || resp.StatusCode != 200 || body != "x" {
+		t.Fatalf("the worker's GET next after a flood of strangers: %v %q", resp, body)
+	}
+	worker.send("POST " + worker.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
+	if resp, _, ok := worker.answer(); !ok || resp.StatusCode != 202 {
+		t.Fatalf("the worker's response: %v", resp)
+	}
+	if got := reply(t, replies); string(got.Data) != "X" {
+		t.Fatalf("the caller got %q", got.Data)
+	}
+}
+
+// One worker's connections are bounded too: past lambdas.RTMaxWorkerConns
+// a request gets 429 and its connection ends; a connection that closes
+// frees its place.
+func TestRuntimeAPIWorkerConnectionsAreBounded(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "hoard", 1, nil))
+	invokeAsync(t, r, "hoard", []byte("x"))
+	base := workerBase(t, apiFile)
+	nameWorker := func(rr *rawRuntime) *http.Response { // an unknown request id: 400, named all the same
+		rr.send("POST " + rr.path + "invocation/other/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+		resp, _, _ := rr.answer()
+		return resp
+	}
+	var conns []*rawRuntime
+	for i := range lambdas.RTMaxWorkerConns {
+		rr := dialRuntime(t, base)
+		if resp := nameWorker(rr); resp == nil || resp.StatusCode != 400 {
+			t.Fatalf("connection %d of the worker: %v", i+1, resp)
+		}
+		conns = append(conns, rr)
+	}
+	extra := dialRuntime(t, base)
+	if resp := nameWorker(extra); resp == nil || resp.StatusCode != 429 || !resp.Close {
+		t.Fatalf("one connection too many: %v", resp)
+	}
+	if !extra.closed() {
+		t.Fatal("the connection over the bound stayed open")
+	}
+	if resp := nameWorker(conns[0]); resp == nil || resp.StatusCode != 400 {
+		t.Fatalf("a connection within the bound after the refusal: %v", resp)
+	}
+	conns[0].c.Close()
+	testutil.WaitFor(t, 5*time.Second, "a closed connection to free its place", func() bool {
+		resp := nameWorker(dialRuntime(t, base))
+		return resp != nil && resp.StatusCode == 400
+	})
+}
