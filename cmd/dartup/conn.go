@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/nats-io/jsm.go/natscontext"
+	"github.com/dartup/dartup/internal/natsctx"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -49,27 +48,18 @@ func (f *connFlags) register(cmd *cobra.Command) {
 }
 
 // tlsFiles returns the CA, client certificate and key to use: the flags (or
-// their env variables), else the nats context's, with ~ expanded.
-func (f *connFlags) tlsFiles(nctx *natscontext.Context) (ca, cert, key string) {
+// their env variables), else the nats context's (with ~ expanded).
+func (f *connFlags) tlsFiles(nctx *natsctx.Context) (ca, cert, key string) {
 	ca, cert, key = f.tlsCA, f.tlsCert, f.tlsKey
 	if nctx != nil {
 		if ca == "" {
-			ca = expandHome(nctx.CA())
+			ca = nctx.CA
 		}
 		if cert == "" && key == "" {
-			cert, key = expandHome(nctx.Certificate()), expandHome(nctx.Key())
+			cert, key = nctx.Cert, nctx.Key
 		}
 	}
 	return ca, cert, key
-}
-
-func expandHome(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if h, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(h, rest)
-		}
-	}
-	return p
 }
 
 // connect dials the server described by the flags, the environment and the
@@ -98,20 +88,15 @@ func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 	if err := checkServerURLs(urls); err != nil {
 		return nil, "", err
 	}
-	var nctx *natscontext.Context
-	if f.context != "" {
-		var err error
-		if nctx, err = natscontext.New(f.context, true); err != nil {
-			return nil, "", usageErr(fmt.Errorf("nats context %q: %w (list them with `nats context ls`)", f.context, err))
+	nctx, err := f.loadContext()
+	if err != nil {
+		return nil, "", err
+	}
+	if nctx != nil && len(urls) == 0 {
+		urls = []string{nctx.ServerURL()}
+		if err := checkServerURLs(urls); err != nil {
+			return nil, "", fmt.Errorf("nats context %q (%s): %w", f.context, nctx.Path, err)
 		}
-		if len(urls) == 0 {
-			urls = []string{nctx.ServerURL()}
-		}
-		nopts, err := nctx.NATSOptions()
-		if err != nil {
-			return nil, "", fmt.Errorf("nats context %q: %w", f.context, err)
-		}
-		opts = append(opts, clientsdk.WithNATSOptions(nopts...))
 	}
 	if len(urls) > 0 {
 		opts = append(opts, clientsdk.WithURL(urls...))
@@ -142,7 +127,45 @@ func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 	} else if pass != "" {
 		return nil, "", usageErr(errors.New("a password was given without a user; add --user NAME"))
 	}
+	if nctx != nil {
+		nopts, err := f.contextOptions(nctx, user != "")
+		if err != nil {
+			return nil, "", err
+		}
+		opts = append(opts, clientsdk.WithNATSOptions(nopts...))
+	}
 	return opts, ca, nil
+}
+
+// loadContext reads the nats context of --context (nil without it).
+func (f *connFlags) loadContext() (*natsctx.Context, error) {
+	if f.context == "" {
+		return nil, nil
+	}
+	nctx, err := natsctx.Load(f.context)
+	switch {
+	case errors.Is(err, natsctx.ErrNotFound) || errors.Is(err, natsctx.ErrInvalidName):
+		return nil, usageErr(fmt.Errorf("nats context %q: %w; list them with `nats context ls`", f.context, err))
+	case err != nil:
+		return nil, usageErr(fmt.Errorf("nats context %q: %w", f.context, err))
+	}
+	return nctx, nil
+}
+
+// contextOptions are the nats.go options of a nats context. A user given
+// by flag, environment or prompt takes precedence over the context's
+// credentials, which are then left out (two sets would both be sent).
+func (f *connFlags) contextOptions(nctx *natsctx.Context, haveUser bool) ([]nats.Option, error) {
+	if haveUser && nctx.HasCredentials() {
+		c := *nctx
+		c.User, c.Password, c.Token, c.Creds, c.NKey = "", "", "", "", ""
+		nctx = &c
+	}
+	nopts, err := nctx.Options()
+	if err != nil {
+		return nil, fmt.Errorf("nats context %q: %w", f.context, err)
+	}
+	return nopts, nil
 }
 
 // checkServerURLs refuses an HTTP URL (dart_up's habit: its control API
