@@ -14,6 +14,7 @@ import (
 	"github.com/dartup/dartup/internal/loglimit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	xrate "golang.org/x/time/rate"
 )
 
 // lambdaWhyGroup is the queue group of the brokers' subscription on
@@ -57,6 +58,14 @@ type lambdaRouter struct {
 	missing map[string]time.Time
 	// presence holds the last presence probe of each lambda (hosted).
 	presence map[string]presenceAt
+	// lookups bounds the bucket reads for names the cache does not know
+	// (missLookupRate a second): any client can ask why about any name,
+	// and one reading at a time answers everyone's questions. Past it, a
+	// name the cache does not know is unknown; lookupsRefused counts those
+	// answered so, lookupsLogged spaces the lines that say so.
+	lookups        *xrate.Limiter
+	lookupsRefused atomic.Int64
+	lookupsLogged  loglimit.Every
 	// changed is closed, and replaced, each time an entry is applied
 	// (waitApplied waits on it).
 	changed chan struct{}
@@ -68,6 +77,14 @@ const missingTTL = time.Second
 
 // maxMissing bounds the names remembered as missing.
 const maxMissing = 10000
+
+// missLookupRate and missLookupBurst bound the bucket reads for names the
+// watch cache does not hold (a name pushed a moment ago, before the watch
+// delivered it; or a name that does not exist).
+const (
+	missLookupRate  = 200
+	missLookupBurst = 100
+)
 
 // causeTTL is how long the cause of a lambda's absence is reused.
 const causeTTL = time.Second
@@ -86,7 +103,7 @@ func startLambdaRouter(ctx context.Context, b *Broker) (*lambdaRouter, error) {
 		return nil, fmt.Errorf("lambda router: open %s: %w", clientsdk.AppsBucket, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	r := &lambdaRouter{b: b, kv: kv, cancel: cancel, logger: b.logger.With("component", "lambda-router"),
+	r := &lambdaRouter{b: b, kv: kv, cancel: cancel, lookups: xrate.NewLimiter(missLookupRate, missLookupBurst), logger: b.logger.With("component", "lambda-router"),
 		ready: make(chan struct{}), apps: map[string]clientsdk.AppSpec{}}
 	w, err := kv.WatchAll(wctx)
 	if err != nil {
@@ -238,6 +255,10 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 	if ok || clientsdk.ValidateName(name) != nil || (missed && time.Since(missedAt) < missingTTL) {
 		return s, ok
 	}
+	if !r.lookups.Allow() {
+		r.lookupRefused(name)
+		return s, false
+	}
 	e, err := r.kv.Get(ctx, name)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -255,6 +276,16 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 	s, ok = r.apps[name]
 	r.mu.RUnlock()
 	return s, ok
+}
+
+// lookupRefused logs a name the cache does not know that was not looked up
+// (over missLookupRate): the first, then one line a minute with the count.
+func (r *lambdaRouter) lookupRefused(name string) {
+	n := r.lookupsRefused.Add(1)
+	if r.lookupsLogged.Allow(time.Now(), time.Minute) {
+		r.logger.Warn("too many lookups of unknown app names; answering from the cache (a client asking about many names?)",
+			"app", name, "per_second", missLookupRate, "refused_total", n)
+	}
 }
 
 // lambdaHTTPStatus maps an invocation error code to the gateway's HTTP status.
