@@ -135,6 +135,8 @@ func TestExitCodes(t *testing.T) {
 		{"serve bad log format", "", []string{"serve", "--data", tmp, "--log-format", "xml"}, 2, "--log-format"},
 		{"serve bad port", "", []string{"serve", "--data", tmp, "-p", "70000"}, 2, "--port"},
 		{"serve bad nats addr", "", []string{"serve", "--data", tmp, "--nats-addr", "nohost"}, 2, "host:port"},
+		{"serve address with a port", "", []string{"serve", "--data", tmp, "-a", "127.0.0.1:8080"}, 2, "--address 127.0.0.1 --port 8080"},
+		{"serve address not a host", "", []string{"serve", "--data", tmp, "-a", "http://x"}, 2, "not a host or IP"},
 		{"serve on all interfaces", "", []string{"serve", "--data", tmp, "-a", "0.0.0.0"}, 2, "--require-password"},
 		{"no server", "", []string{"list", "-s", dead, "--connect-timeout", "2s"}, 1, "cannot reach dartup"},
 		{"info no server", "", []string{"info", "-s", dead, "--connect-timeout", "2s"}, 1, "cannot reach dartup"},

@@ -261,6 +261,9 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 		Limits:             broker.AssetLimits{LogsMaxBytes: int64(f.logsMaxBytes), EventsMaxBytes: int64(f.eventsMaxBytes)},
 	}
 	if !f.noHTTP {
+		if err := checkGatewayHost(f.address); err != nil {
+			return cfg, usageErr(err)
+		}
 		cfg.HTTPAddr = net.JoinHostPort(f.address, strconv.Itoa(f.port))
 	}
 	var err error
@@ -409,4 +412,17 @@ func startMemtrim(ctx context.Context, logger *slog.Logger) {
 	if os.Getenv("DARTUP_MEMTRIM") != "off" {
 		go memtrim.Run(ctx, logger.With("component", "memtrim"))
 	}
+}
+
+// checkGatewayHost refuses an --address that is not a bare host or IP (a
+// host:port, as --nats-addr takes, would otherwise be read as a host
+// named "127.0.0.1:8080").
+func checkGatewayHost(host string) error {
+	if h, port, err := net.SplitHostPort(host); err == nil && port != "" && strings.Trim(port, "0123456789") == "" {
+		return fmt.Errorf("--address %q takes a host or IP only; give the port with --port: --address %s --port %s", host, h, port)
+	}
+	if strings.ContainsAny(host, "/[]: ") && net.ParseIP(host) == nil {
+		return fmt.Errorf("--address %q is not a host or IP, e.g. 127.0.0.1, 0.0.0.0 or ::1", host)
+	}
+	return nil
 }
