@@ -5,16 +5,34 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dartup/dartup/internal/testutil"
 )
+
+// uidRanges counts the user id ranges given out by nextUIDRange.
+var uidRanges atomic.Int32
+
+// nextUIDRange returns user ids for one serve of this test process (as
+// root, each app runs as one of them), 100 a serve from 40000 up, none
+// shared with another serve of these tests nor with the default range
+// (59000-59999) that other packages' tests use. A serve that restarts
+// keeps its apps' ids; had it shared a range, a serve of a test running
+// in parallel could take an id while it is down, and the restart would
+// rightly refuse to start ("user id … is used by another dartup node").
+func nextUIDRange() string {
+	lo := 40000 + 100*(uidRanges.Add(1)%190)
+	return fmt.Sprintf("%d-%d", lo, lo+99)
+}
 
 // server is a `dartup serve` child process.
 type server struct {
@@ -55,6 +73,9 @@ func startServeEnv(t *testing.T, env []string, dir string, args ...string) *serv
 func startServeWrapped(t *testing.T, wrap, env []string, dir string, args ...string) *server {
 	t.Helper()
 	bin := testutil.Dartup(t)
+	if !slices.Contains(args, "--uid-range") && !slices.Contains(args, "--run-as") {
+		args = append(args, "--uid-range", nextUIDRange())
+	}
 	argv := append(append(append([]string{}, wrap...), bin, "serve", "--data", dir, "--nats-addr", "127.0.0.1:0", "-p", "0"), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)

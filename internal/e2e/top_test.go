@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -83,11 +82,8 @@ func (p *ptyProc) waitScreen(from int, timeout time.Duration, what string, re *r
 func TestTopInATerminal(t *testing.T) {
 	dir := testutil.TempDir(t)
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
-	// User ids of its own (as root): the app keeps its id across the
-	// restart below, which another node on this machine could take while
-	// this one is down if they shared the default range.
-	lo := 40000 + 100*rand.IntN(100)
-	uids := fmt.Sprintf("%d-%d", lo, lo+99)
+	// User ids of its own (as root) across the restart below.
+	uids := nextUIDRange()
 	s := startServeAt(t, dir, natsAddr, "--uid-range", uids)
 	// The daemon prints a line on SIGUSR1, naming its pid and a count.
 	s.dartup("push", "--name", "topd", "--runtime", "command", "--", "/bin/sh", "-c",
