@@ -3,6 +3,7 @@ package jsonschemalite
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -52,36 +53,20 @@ func typeAllowed(types []string, t string) bool {
 }
 
 // floatOf returns a number as a float64 (json.Number beyond its range as
-// an infinity).
+// an infinity), NaN for a value that is not a number.
 func floatOf(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case float32:
-		return float64(x)
-	case json.Number:
-		f, _ := strconv.ParseFloat(x.String(), 64)
+	if n, ok := v.(json.Number); ok {
+		f, _ := strconv.ParseFloat(n.String(), 64)
 		return f
-	case int:
-		return float64(x)
-	case int8:
-		return float64(x)
-	case int16:
-		return float64(x)
-	case int32:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case uint:
-		return float64(x)
-	case uint8:
-		return float64(x)
-	case uint16:
-		return float64(x)
-	case uint32:
-		return float64(x)
-	case uint64:
-		return float64(x)
+	}
+	switch rv := reflect.ValueOf(v); {
+	case !rv.IsValid():
+	case rv.CanInt():
+		return float64(rv.Int())
+	case rv.CanUint():
+		return float64(rv.Uint())
+	case rv.CanFloat():
+		return rv.Float()
 	}
 	return math.NaN()
 }
