@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dartup/dartup/internal/jsonschemalite"
+	"github.com/dartup/dartup/internal/schemalite"
 )
 
 // SchemaJSON is the JSON Schema of dartup.yaml (docs/dartup.schema.json
@@ -19,8 +19,8 @@ var SchemaJSON []byte
 
 // compiledSchema compiles the schema the first time a file is checked (not
 // at start-up: most dartup commands never read a deploy file).
-var compiledSchema = sync.OnceValues(func() (*jsonschemalite.Schema, error) {
-	return jsonschemalite.Compile(SchemaJSON)
+var compiledSchema = sync.OnceValues(func() (*schemalite.Schema, error) {
+	return schemalite.Compile(SchemaJSON)
 })
 
 // patternHints say in words what the schema's patterns allow; a pattern
@@ -59,7 +59,7 @@ func (d *doc) checkSchema() {
 		return
 	}
 	errs := schema.Validate(inst, schemaErrorLimit)
-	slices.SortStableFunc(errs, func(a, b jsonschemalite.Error) int {
+	slices.SortStableFunc(errs, func(a, b schemalite.Error) int {
 		return d.line(pointerField(a.Pointer)) - d.line(pointerField(b.Pointer))
 	})
 	seen := map[string]bool{}

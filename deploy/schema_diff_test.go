@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The differential tests hold internal/jsonschemalite to what
+// The differential tests hold internal/schemalite to what
 // santhosh-tekuri/jsonschema (the library dartup used before, now a test
 // dependency only) says of the same documents: the same set of failing
 // fields. A failing oneOf counts as one field, at the oneOf's place: the

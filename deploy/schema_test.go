@@ -9,7 +9,7 @@ import (
 
 // TestSchemaCompiles: the validator implements every keyword the schema
 // uses. A keyword it does not know fails here (and every deploy), never
-// silently: implement it in internal/jsonschemalite first.
+// silently: implement it in internal/schemalite first.
 func TestSchemaCompiles(t *testing.T) {
 	if _, err := compiledSchema(); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package jsonschemalite
+package schemalite
 
 import (
 	"bytes"
@@ -68,14 +68,14 @@ func Compile(data []byte) (*Schema, error) {
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("jsonschemalite: the schema is not JSON: %w", err)
+		return nil, fmt.Errorf("schemalite: the schema is not JSON: %w", err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("jsonschemalite: the schema has data after its end")
+		return nil, fmt.Errorf("schemalite: the schema has data after its end")
 	}
 	if m, ok := doc.(map[string]any); ok {
 		if v, ok := m["$schema"]; ok && (v != draft07 && v != draft07+"#") {
-			return nil, fmt.Errorf("jsonschemalite: $schema %v is not supported: only draft-07 (%s#)", v, draft07)
+			return nil, fmt.Errorf("schemalite: $schema %v is not supported: only draft-07 (%s#)", v, draft07)
 		}
 	}
 	return compile(doc, "")
@@ -85,7 +85,7 @@ func Compile(data []byte) (*Schema, error) {
 func compile(v any, at string) (*Schema, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("jsonschemalite: %s: a schema must be an object, not %s", place(at), article(typeOf(v)))
+		return nil, fmt.Errorf("schemalite: %s: a schema must be an object, not %s", place(at), article(typeOf(v)))
 	}
 	s := &Schema{minLength: -1, maxLength: -1, minItems: -1, maxItems: -1, minProps: -1, maxProps: -1}
 	keys := make([]string, 0, len(m))
@@ -123,7 +123,7 @@ func (s *Schema) keyword(key string, v any, at string) (err error) {
 		s.maximum, err = number(v, at)
 	case "items":
 		if _, ok := v.([]any); ok {
-			return fmt.Errorf("jsonschemalite: %s: items as a list (one schema per position) is not supported; give one schema for every item", place(at))
+			return fmt.Errorf("schemalite: %s: items as a list (one schema per position) is not supported; give one schema for every item", place(at))
 		}
 		s.items, err = compile(v, at)
 	case "minItems":
@@ -149,7 +149,7 @@ func (s *Schema) keyword(key string, v any, at string) (err error) {
 	case "oneOf":
 		s.oneOf, err = schemaList(v, at)
 	default:
-		return fmt.Errorf("jsonschemalite: %s: keyword %q is not supported (supported: %s); implement it in internal/jsonschemalite before the schema uses it",
+		return fmt.Errorf("schemalite: %s: keyword %q is not supported (supported: %s); implement it in internal/schemalite before the schema uses it",
 			place(at), key, strings.Join(Keywords(), ", "))
 	}
 	return err
@@ -169,11 +169,11 @@ func typeList(v any, at string) ([]string, error) {
 	}
 	names, err := stringList(v, at)
 	if err == nil && len(names) == 0 {
-		err = fmt.Errorf("jsonschemalite: %s: type must name at least one type", at)
+		err = fmt.Errorf("schemalite: %s: type must name at least one type", at)
 	}
 	for _, n := range names {
 		if err == nil && !slices.Contains(jsonTypes, n) {
-			err = fmt.Errorf("jsonschemalite: %s: unknown type %q (known: %s)", at, n, strings.Join(jsonTypes, ", "))
+			err = fmt.Errorf("schemalite: %s: unknown type %q (known: %s)", at, n, strings.Join(jsonTypes, ", "))
 		}
 	}
 	return names, err
@@ -182,7 +182,7 @@ func typeList(v any, at string) ([]string, error) {
 func enumList(v any, at string) ([]any, error) {
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
-		return nil, fmt.Errorf("jsonschemalite: %s: enum must be a list of at least one value", at)
+		return nil, fmt.Errorf("schemalite: %s: enum must be a list of at least one value", at)
 	}
 	return list, nil
 }
@@ -190,11 +190,11 @@ func enumList(v any, at string) ([]any, error) {
 func regexpOf(v any, at string) (*regexp.Regexp, error) {
 	s, ok := v.(string)
 	if !ok {
-		return nil, fmt.Errorf("jsonschemalite: %s: pattern must be a string, not %s", at, article(typeOf(v)))
+		return nil, fmt.Errorf("schemalite: %s: pattern must be a string, not %s", at, article(typeOf(v)))
 	}
 	re, err := regexp.Compile(s)
 	if err != nil {
-		return nil, fmt.Errorf("jsonschemalite: %s: pattern %q is not a regular expression Go understands: %w", at, s, err)
+		return nil, fmt.Errorf("schemalite: %s: pattern %q is not a regular expression Go understands: %w", at, s, err)
 	}
 	return re, nil
 }
@@ -207,7 +207,7 @@ func count(v any, at string) (int, error) {
 			return int(i), nil
 		}
 	}
-	return 0, fmt.Errorf("jsonschemalite: %s: must be a non-negative integer, not %v", at, v)
+	return 0, fmt.Errorf("schemalite: %s: must be a non-negative integer, not %v", at, v)
 }
 
 func number(v any, at string) (*float64, error) {
@@ -217,22 +217,22 @@ func number(v any, at string) (*float64, error) {
 			return &f, nil
 		}
 	}
-	return nil, fmt.Errorf("jsonschemalite: %s: must be a number, not %v", at, v)
+	return nil, fmt.Errorf("schemalite: %s: must be a number, not %v", at, v)
 }
 
 func stringList(v any, at string) ([]string, error) {
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("jsonschemalite: %s: must be a list of strings, not %s", at, article(typeOf(v)))
+		return nil, fmt.Errorf("schemalite: %s: must be a list of strings, not %s", at, article(typeOf(v)))
 	}
 	out := make([]string, 0, len(list))
 	for _, e := range list {
 		s, ok := e.(string)
 		if !ok {
-			return nil, fmt.Errorf("jsonschemalite: %s: must be a list of strings; %v is %s", at, e, article(typeOf(e)))
+			return nil, fmt.Errorf("schemalite: %s: must be a list of strings; %v is %s", at, e, article(typeOf(e)))
 		}
 		if slices.Contains(out, s) {
-			return nil, fmt.Errorf("jsonschemalite: %s: %q is listed twice", at, s)
+			return nil, fmt.Errorf("schemalite: %s: %q is listed twice", at, s)
 		}
 		out = append(out, s)
 	}
@@ -242,7 +242,7 @@ func stringList(v any, at string) ([]string, error) {
 func propertyMap(v any, at string) (map[string]*Schema, []string, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, nil, fmt.Errorf("jsonschemalite: %s: properties must be an object, not %s", at, article(typeOf(v)))
+		return nil, nil, fmt.Errorf("schemalite: %s: properties must be an object, not %s", at, article(typeOf(v)))
 	}
 	out := make(map[string]*Schema, len(m))
 	names := make([]string, 0, len(m))
@@ -261,7 +261,7 @@ func propertyMap(v any, at string) (map[string]*Schema, []string, error) {
 func schemaList(v any, at string) ([]*Schema, error) {
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
-		return nil, fmt.Errorf("jsonschemalite: %s: must be a list of at least one schema", at)
+		return nil, fmt.Errorf("schemalite: %s: must be a list of at least one schema", at)
 	}
 	out := make([]*Schema, len(list))
 	for i, sv := range list {

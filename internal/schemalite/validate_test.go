@@ -1,4 +1,4 @@
-package jsonschemalite
+package schemalite
 
 import (
 	"bytes"

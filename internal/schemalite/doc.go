@@ -1,4 +1,4 @@
-// Package jsonschemalite validates JSON values against a JSON Schema
+// Package schemalite validates JSON values against a JSON Schema
 // (draft-07) that uses only a small set of keywords: the ones
 // deploy/dartup.schema.json needs, and nothing more.
 //
@@ -17,4 +17,4 @@
 //
 // The package does no work at init; compile a schema once (sync.OnceValues)
 // where it is first needed.
-package jsonschemalite
+package schemalite
