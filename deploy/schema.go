@@ -4,10 +4,11 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/dartup/dartup/internal/schemalite"
 )
 
 // SchemaJSON is the JSON Schema of dartup.yaml (docs/dartup.schema.json
@@ -16,12 +17,32 @@ import (
 //go:embed dartup.schema.json
 var SchemaJSON []byte
 
-var compiledSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return jsonschema.CompileString("dartup.schema.json", string(SchemaJSON))
+// compiledSchema compiles the schema the first time a file is checked (not
+// at start-up: most dartup commands never read a deploy file).
+var compiledSchema = sync.OnceValues(func() (*schemalite.Schema, error) {
+	return schemalite.Compile(SchemaJSON)
 })
 
+// patternHints say in words what the schema's patterns allow; a pattern
+// without one is reported as the regular expression itself
+// (TestPatternHints keeps this list and the schema in step).
+var patternHints = map[string]string{
+	`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`:          "not a name: 1 to 64 letters, digits, '-' and '_', starting with a letter or digit (names become NATS subject tokens)",
+	`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`: "not a duration: give a number with a unit (ns, us, ms, s, m, h), e.g. 30s, 1m30s or 500ms, or seconds as a number",
+	`^/`:                    "must be an absolute path (starting with /)",
+	`^[A-Za-z0-9.-]*/`:      "not a route: give /PREFIX or HOST/PREFIX, e.g. /api or example.com/",
+	`^(none|tcp|http:/.*)$`: "must be none, tcp or http:/PATH",
+	`^(tcp|http:/.*)$`:      "must be tcp or http:/PATH",
+	`^[A-Za-z*]+ +/`:        "must be METHOD /path, e.g. GET /hello or ANY /users/{id}",
+	`^([A-Za-z]+|\*)$`:      "must be an HTTP method (GET, POST, …), ANY or *",
+}
+
+// schemaErrorLimit bounds the schema errors looked at: enough for
+// maxErrors problems once those at the same field are merged.
+const schemaErrorLimit = 4 * maxErrors
+
 // checkSchema validates the document against the schema, reporting each
-// failing field once with its line.
+// failing field once with its line, in the order of the file.
 func (d *doc) checkSchema() {
 	schema, err := compiledSchema()
 	if err != nil {
@@ -32,47 +53,42 @@ func (d *doc) checkSchema() {
 	if d.root.Decode(&v) != nil {
 		return // the typed decode reports it
 	}
-	b, err := json.Marshal(v)
+	inst, err := jsonValue(v)
 	if err != nil {
 		d.add("", "the file cannot be checked: %v", err)
 		return
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var inst any
-	if dec.Decode(&inst) != nil {
-		return
-	}
-	err = schema.Validate(inst)
-	ve, ok := err.(*jsonschema.ValidationError)
-	if !ok {
-		return
-	}
+	errs := schema.Validate(inst, schemaErrorLimit)
+	slices.SortStableFunc(errs, func(a, b schemalite.Error) int {
+		return d.line(pointerField(a.Pointer)) - d.line(pointerField(b.Pointer))
+	})
 	seen := map[string]bool{}
-	for _, leaf := range leaves(ve) {
-		field := pointerField(leaf.InstanceLocation)
+	for _, e := range errs {
+		field := pointerField(e.Pointer)
 		if seen[field] {
 			continue
 		}
 		seen[field] = true
-		msg := leaf.Message
-		if strings.Contains(msg, "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$") {
-			msg = "not a name: 1 to 64 letters, digits, '-' and '_', starting with a letter or digit (names become NATS subject tokens)"
+		msg := e.Message
+		if hint, ok := patternHints[e.Pattern]; ok && e.Keyword == "pattern" {
+			msg = hint
 		}
 		d.add(field, "%s", msg)
 	}
 }
 
-// leaves returns the innermost causes of a validation error.
-func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return []*jsonschema.ValidationError{e}
+// jsonValue turns a value decoded from YAML into the JSON one the schema
+// speaks of: maps with text keys, lists, text, json.Number, booleans, null.
+func jsonValue(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
 	}
-	var out []*jsonschema.ValidationError
-	for _, c := range e.Causes {
-		out = append(out, leaves(c)...)
-	}
-	return out
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out any
+	err = dec.Decode(&out)
+	return out, err
 }
 
 // pointerField turns a JSON pointer (/apps/web/http/0) into the field
