@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -37,9 +38,19 @@ func (p Problem) String() string {
 		s += ":" + strconv.Itoa(p.Line)
 	}
 	if p.Field != "" {
-		s += ": " + p.Field
+		s += ": " + quoteUnprintable(p.Field)
 	}
-	return s + ": " + p.Msg
+	return s + ": " + quoteUnprintable(p.Msg)
+}
+
+// quoteUnprintable quotes s when it holds a control or other unprintable
+// character (a key written with a newline or a terminal escape would
+// otherwise print lines that look like dartup's own).
+func quoteUnprintable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // FileError lists what is wrong in a deploy file; nothing was changed.

@@ -113,6 +113,7 @@ func TestLoadProblems(t *testing.T) {
 		{"daemon key on a function", "functions:\n  f:\n    artifact: ./bootstrap\n    instances: 2\n", []string{"dartup.yaml:4: functions.f.instances: unknown key"}},
 		{"bad name", "apps:\n  a.b:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.a.b: not a name"}},
 		{"name with a space", "apps:\n  my app:\n    artifact: ./web\n", []string{"dartup.yaml:2: apps.my app: not a name"}},
+		{"name with an escape", "apps:\n  \"a\\ndartup.yaml:1: \\u001b[2J\":\n    artifact: ./web\n", []string{`dartup.yaml:2: "apps.a\ndartup.yaml:1: \x1b[2J": not a name`}},
 		{"same name twice", "apps:\n  x: {artifact: ./web}\nfunctions:\n  x: {artifact: ./bootstrap}\n", []string{"also declared under apps"}},
 		{"empty", "", []string{"the file is empty"}},
 		{"not yaml", "apps: [\n", []string{"dartup.yaml:"}},
