@@ -1,6 +1,7 @@
 package lambdas_test
 
 import (
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -10,23 +11,24 @@ import (
 )
 
 // Connections that name no worker (any local user can open them) are
-// bounded: one more than lambdas.RTMaxStrangers closes the oldest, the
-// others keep working, and a worker's own new connection gets through a
-// flood of them.
+// bounded: one more than lambdas.RTMaxAllStrangers closes the oldest, and
+// once they have been open lambdas.RTStrangerGrace, one more closes the
+// old ones beyond lambdas.RTMaxStrangers; the others keep working, and a
+// worker's own new connection gets through a flood of them.
 func TestRuntimeAPIStrangersAreBounded(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	apiFile := r.deployPuppet(spec(t, "crowd", 1, nil))
 	replies := invokeAsync(t, r, "crowd", []byte("x"))
 	base := workerBase(t, apiFile)
-	strangers := make([]*rawRuntime, lambdas.RTMaxStrangers+1)
+	strangers := make([]*rawRuntime, lambdas.RTMaxAllStrangers+1)
 	for i := range strangers {
 		strangers[i] = dialRuntime(t, base)
 	}
 	// well before the stranger timeout (10 s) would close it
 	_ = strangers[0].c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if !strangers[0].closed() {
-		t.Fatal("the oldest stranger was not closed when one more connected")
+		t.Fatal("the oldest stranger was not closed when one more than the bound connected")
 	}
 	for _, rr := range []*rawRuntime{strangers[1], strangers[len(strangers)-1]} {
 		rr.send("GET /nowhere HTTP/1.1\r\n\r\n")
@@ -34,7 +36,15 @@ func TestRuntimeAPIStrangersAreBounded(t *testing.T) {
 			t.Fatalf("a stranger within the bound: %v", resp)
 		}
 	}
-	for range lambdas.RTMaxStrangers { // a flood, then the worker
+	// all but the newest lambdas.RTMaxStrangers, once older than the grace
+	last := strangers[len(strangers)-1-lambdas.RTMaxStrangers]
+	testutil.WaitFor(t, 5*time.Second, "strangers older than the grace to be closed when one more connects", func() bool {
+		dialRuntime(t, base)
+		_ = last.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		_, err := last.r.ReadByte()
+		return err == io.EOF
+	})
+	for range lambdas.RTMaxAllStrangers { // a flood, then the worker
 		dialRuntime(t, base)
 	}
 	worker := dialRuntime(t, base)
@@ -89,4 +99,33 @@ func TestRuntimeAPIWorkerConnectionsAreBounded(t *testing.T) {
 		resp := nameWorker(dialRuntime(t, base))
 		return resp != nil && resp.StatusCode == 400
 	})
+}
+
+// A worker's connection that has not sent its first request yet (its
+// runtime was descheduled between connect and write, or the server has
+// not read it yet) is not closed by a flood of strangers that came after
+// it: a stranger is closed to make room only once it has been open for
+// lambdas.RTStrangerGrace, or when lambdas.RTMaxAllStrangers are open.
+func TestRuntimeAPIFloodCannotEvictAFreshWorker(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "fresh", 1, nil))
+	replies := invokeAsync(t, r, "fresh", []byte("x"))
+	base := workerBase(t, apiFile)
+	for range lambdas.RTMaxStrangers {
+		dialRuntime(t, base)
+	}
+	worker := dialRuntime(t, base) // connected; its request comes later
+	for range 2 * lambdas.RTMaxStrangers {
+		dialRuntime(t, base)
+	}
+	worker.send("GET " + worker.path + "invocation/next HTTP/1.1\r\n\r\n")
+	resp, body, ok := worker.answer()
+	if !ok || resp.StatusCode != 200 || body != "x" {
+		t.Fatalf("the worker's GET next after strangers flooded in behind its connection: %v %q", resp, body)
+	}
+	worker.send("POST " + worker.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
+	if got := reply(t, replies); string(got.Data) != "X" {
+		t.Fatalf("the caller got %q", got.Data)
+	}
 }
