@@ -1,6 +1,7 @@
 package lambdas_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -127,5 +128,34 @@ func TestRuntimeAPIFloodCannotEvictAFreshWorker(t *testing.T) {
 	worker.send("POST " + worker.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
 	if got := reply(t, replies); string(got.Data) != "X" {
 		t.Fatalf("the caller got %q", got.Data)
+	}
+}
+
+// The connections that named a worker are closed when the worker is gone:
+// they are not strangers (the bound on those does not apply) and would
+// otherwise stay for the idle timeout, renewed by each request — a
+// worker's escaped child could keep 4 per worker that ever ran.
+func TestRuntimeAPIGoneWorkersConnectionsAreClosed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	apiFile := r.deployPuppet(spec(t, "gone", 1, nil))
+	invokeAsync(t, r, "gone", []byte("x"))
+	base := workerBase(t, apiFile)
+	var conns []*rawRuntime
+	for range lambdas.RTMaxWorkerConns {
+		rr := dialRuntime(t, base)
+		rr.send("POST " + rr.path + "invocation/other/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+		if resp, _, ok := rr.answer(); !ok || resp.StatusCode != 400 {
+			t.Fatalf("naming the worker: %v", resp)
+		}
+		conns = append(conns, rr)
+	}
+	r.m.Undeploy("gone")
+	for i, rr := range conns {
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("connection %d of a gone worker to be closed", i+1), func() bool {
+			_ = rr.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+			_, err := rr.r.ReadByte()
+			return err == io.EOF
+		})
 	}
 }

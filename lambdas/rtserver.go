@@ -201,6 +201,11 @@ func (s *rtServer) named(c *rtConn, wk *worker) bool {
 		return false
 	}
 	s.mu.Lock()
+	if wk.rtDropped { // gone meanwhile: c stays a stranger
+		s.mu.Unlock()
+		wk.rtConns.Add(-1)
+		return true
+	}
 	c.wk = wk
 	if c.stranger != nil {
 		s.strangers.Remove(c.stranger)
@@ -208,6 +213,23 @@ func (s *rtServer) named(c *rtConn, wk *worker) bool {
 	}
 	s.mu.Unlock()
 	return true
+}
+
+// dropWorker closes the connections that named wk, which is gone, and
+// keeps any other from naming it: they would otherwise stay open for the
+// idle timeout, renewed by each request, outside every bound.
+func (s *rtServer) dropWorker(wk *worker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wk.rtDropped = true
+	if wk.rtConns.Load() == 0 {
+		return
+	}
+	for c := range s.conns {
+		if c.wk == wk {
+			c.nc.Close()
+		}
+	}
 }
 
 // close stops accepting, closes every connection (a GET /next waiting is
