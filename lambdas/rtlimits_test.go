@@ -9,6 +9,7 @@ import (
 
 	"github.com/dartup/dartup/internal/testutil"
 	"github.com/dartup/dartup/lambdas"
+	"github.com/nats-io/nats.go"
 )
 
 // Connections that name no worker (any local user can open them) are
@@ -49,18 +50,43 @@ func TestRuntimeAPIStrangersAreBounded(t *testing.T) {
 		dialRuntime(t, base)
 	}
 	worker := dialRuntime(t, base)
-	worker.send("GET " + worker.path + "invocation/next HTTP/1.1\r\n\r\n")
-	resp, body, ok := worker.answer()
+	serveEvent(t, worker, replies, "after a flood of strangers")
+}
+
+// serveEvent plays the worker on rr: it takes the event "x" with GET
+// …/next and answers "X", which the caller gets on replies.
+func serveEvent(t *testing.T, rr *rawRuntime, replies chan *nats.Msg, when string) {
+	t.Helper()
+	rr.send("GET " + rr.path + "invocation/next HTTP/1.1\r\n\r\n")
+	resp, body, ok := rr.answer()
 	if !ok || resp.StatusCode != 200 || body != "x" {
-		t.Fatalf("the worker's GET next after a flood of strangers: %v %q", resp, body)
+		t.Fatalf("the worker's GET next %s: %v %q", when, resp, body)
 	}
-	worker.send("POST " + worker.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
-	if resp, _, ok := worker.answer(); !ok || resp.StatusCode != 202 {
-		t.Fatalf("the worker's response: %v", resp)
+	rr.send("POST " + rr.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
+	if resp, _, ok := rr.answer(); !ok || resp.StatusCode != 202 {
+		t.Fatalf("the worker's response %s: %v", when, resp)
 	}
 	if got := reply(t, replies); string(got.Data) != "X" {
 		t.Fatalf("the caller got %q", got.Data)
 	}
+}
+
+// nameWorker names rr's worker with a request for an unknown request id
+// (400, named all the same) and returns the answer.
+func nameWorker(rr *rawRuntime) *http.Response {
+	rr.send("POST " + rr.path + "invocation/other/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+	resp, _, _ := rr.answer()
+	return resp
+}
+
+// closedSoon waits until the server has closed rr.
+func closedSoon(t *testing.T, rr *rawRuntime, what string) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, what, func() bool {
+		_ = rr.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		_, err := rr.r.ReadByte()
+		return err == io.EOF
+	})
 }
 
 // One worker's connections are bounded too: past lambdas.RTMaxWorkerConns
@@ -72,11 +98,6 @@ func TestRuntimeAPIWorkerConnectionsAreBounded(t *testing.T) {
 	apiFile := r.deployPuppet(spec(t, "hoard", 1, nil))
 	invokeAsync(t, r, "hoard", []byte("x"))
 	base := workerBase(t, apiFile)
-	nameWorker := func(rr *rawRuntime) *http.Response { // an unknown request id: 400, named all the same
-		rr.send("POST " + rr.path + "invocation/other/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
-		resp, _, _ := rr.answer()
-		return resp
-	}
 	var conns []*rawRuntime
 	for i := range lambdas.RTMaxWorkerConns {
 		rr := dialRuntime(t, base)
@@ -120,15 +141,7 @@ func TestRuntimeAPIFloodCannotEvictAFreshWorker(t *testing.T) {
 	for range 2 * lambdas.RTMaxStrangers {
 		dialRuntime(t, base)
 	}
-	worker.send("GET " + worker.path + "invocation/next HTTP/1.1\r\n\r\n")
-	resp, body, ok := worker.answer()
-	if !ok || resp.StatusCode != 200 || body != "x" {
-		t.Fatalf("the worker's GET next after strangers flooded in behind its connection: %v %q", resp, body)
-	}
-	worker.send("POST " + worker.path + "invocation/" + resp.Header.Get(lambdas.HeaderRequestID) + "/response HTTP/1.1\r\nContent-Length: 1\r\n\r\nX")
-	if got := reply(t, replies); string(got.Data) != "X" {
-		t.Fatalf("the caller got %q", got.Data)
-	}
+	serveEvent(t, worker, replies, "after strangers flooded in behind its connection")
 }
 
 // The connections that named a worker are closed when the worker is gone:
@@ -144,18 +157,13 @@ func TestRuntimeAPIGoneWorkersConnectionsAreClosed(t *testing.T) {
 	var conns []*rawRuntime
 	for range lambdas.RTMaxWorkerConns {
 		rr := dialRuntime(t, base)
-		rr.send("POST " + rr.path + "invocation/other/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
-		if resp, _, ok := rr.answer(); !ok || resp.StatusCode != 400 {
+		if resp := nameWorker(rr); resp == nil || resp.StatusCode != 400 {
 			t.Fatalf("naming the worker: %v", resp)
 		}
 		conns = append(conns, rr)
 	}
 	r.m.Undeploy("gone")
 	for i, rr := range conns {
-		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("connection %d of a gone worker to be closed", i+1), func() bool {
-			_ = rr.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
-			_, err := rr.r.ReadByte()
-			return err == io.EOF
-		})
+		closedSoon(t, rr, fmt.Sprintf("connection %d of a gone worker to be closed", i+1))
 	}
 }
