@@ -37,7 +37,11 @@ func (d *asyncDispatcher) sweep(ctx context.Context) {
 			continue
 		}
 		e := clientsdk.Errorf(404, "NotFound", "no lambda named %q when the event was taken; push one, then `dartup dlq redrive %s`", name, name)
-		if s, ok := d.b.router.spec(ctx, name); ok {
+		s, st := d.b.router.find(ctx, name, true)
+		if st == specUnchecked {
+			continue // pushed a moment ago, perhaps: the next sweep looks
+		}
+		if st == specFound {
 			if s.Kind == clientsdk.KindLambda {
 				continue
 			}

@@ -47,3 +47,21 @@ func (b *Broker) CollectOrphans(ctx context.Context, age time.Duration) (chunks,
 
 // SweepAsync runs one sweep of the async events of names that are no lambda.
 func (b *Broker) SweepAsync(ctx context.Context) { b.async.sweep(ctx) }
+
+// ForgetCachedApp drops name from the lambda router's cache, if it holds
+// it (reported), as if its watch had not delivered it yet: a push another
+// server took a moment ago.
+func (b *Broker) ForgetCachedApp(name string) bool {
+	b.router.mu.Lock()
+	defer b.router.mu.Unlock()
+	_, ok := b.router.apps[name]
+	delete(b.router.apps, name)
+	return ok
+}
+
+// StopLookups spends the lambda router's budget of bucket reads for good,
+// as a flood of made-up names does for as long as it lasts.
+func (b *Broker) StopLookups() {
+	b.router.lookups.SetBurst(0)
+	b.router.lookups.SetLimit(0)
+}

@@ -234,9 +234,27 @@ func (r *lambdaRouter) waitApplied(ctx context.Context, name string, rev uint64,
 	}
 }
 
-// spec returns the spec of app name. A name missing from the cache is
-// looked up in the bucket, so that a lambda pushed a moment ago is found.
-func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec, bool) {
+// specState is what find found out about a name.
+type specState int
+
+const (
+	specFound     specState = iota
+	specMissing             // not in the cache, nor in the bucket (or not a name)
+	specUnchecked           // not in the cache, and over the budget to look it up
+)
+
+// spec returns the spec of app name, as find does; ok is false when it
+// was not found, or not looked up (over the budget).
+func (r *lambdaRouter) spec(ctx context.Context, name string) (s clientsdk.AppSpec, ok bool) {
+	s, st := r.find(ctx, name, true)
+	return s, st == specFound
+}
+
+// find returns the spec of app name. A name missing from the cache is
+// looked up in the bucket, so that a lambda pushed a moment ago is found:
+// within missLookupRate when limited (any client can make a name to look
+// up), else at once.
+func (r *lambdaRouter) find(ctx context.Context, name string, limited bool) (clientsdk.AppSpec, specState) {
 	select {
 	case <-r.ready:
 	default: // only until the first listing of the bucket: no timer per call after
@@ -252,12 +270,14 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 	s, ok := r.apps[name]
 	missedAt, missed := r.missing[name]
 	r.mu.RUnlock()
-	if ok || clientsdk.ValidateName(name) != nil || (missed && time.Since(missedAt) < missingTTL) {
-		return s, ok
-	}
-	if !r.lookups.Allow() {
+	switch {
+	case ok:
+		return s, specFound
+	case clientsdk.ValidateName(name) != nil || (missed && time.Since(missedAt) < missingTTL):
+		return s, specMissing
+	case limited && !r.lookups.Allow():
 		r.lookupRefused(name)
-		return s, false
+		return s, specUnchecked
 	}
 	e, err := r.kv.Get(ctx, name)
 	if err != nil {
@@ -268,14 +288,18 @@ func (r *lambdaRouter) spec(ctx context.Context, name string) (clientsdk.AppSpec
 			}
 			r.missing[name] = time.Now()
 			r.mu.Unlock()
+			return clientsdk.AppSpec{}, specMissing
 		}
-		return clientsdk.AppSpec{}, false
+		return clientsdk.AppSpec{}, specUnchecked
 	}
 	r.apply(e)
 	r.mu.RLock()
 	s, ok = r.apps[name]
 	r.mu.RUnlock()
-	return s, ok
+	if !ok {
+		return s, specMissing
+	}
+	return s, specFound
 }
 
 // lookupRefused logs a name the cache does not know that was not looked up

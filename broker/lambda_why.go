@@ -58,9 +58,11 @@ type presenceAt struct {
 // found no responders), a lambda no runner hosts is a 503 (or a 502 when
 // it cannot start), and nil means a runner hosts it now.
 func (r *lambdaRouter) lookup(ctx context.Context, name string, checkHosted bool) (clientsdk.AppSpec, *clientsdk.Error) {
-	s, ok := r.spec(ctx, name)
+	s, st := r.find(ctx, name, true)
 	switch {
-	case !ok:
+	case st == specUnchecked: // it may have been pushed a moment ago: not final
+		return s, clientsdk.Errorf(503, "LookupThrottled", "lambda %q is not known to this server yet, and too many unknown names are being asked about to look it up now; try again in a moment", name)
+	case st == specMissing:
 		return s, clientsdk.Errorf(404, "NotFound", "no lambda named %q; push one with `dartup push FILE --lambda --name %s`", name, name)
 	case s.Kind != clientsdk.KindLambda:
 		return s, clientsdk.Errorf(403, "NotALambda", "%s is a daemon, not a lambda; only lambdas can be invoked", name)

@@ -476,6 +476,9 @@ func (m *Manager) removeWorker(w *worker) {
 	m.wmu.Lock()
 	delete(m.workers, w.secret)
 	m.wmu.Unlock()
+	if m.api != nil && w.native == nil {
+		m.api.srv.dropWorker(w)
+	}
 }
 
 // worker returns the worker whose Runtime API path carries secret, or nil.

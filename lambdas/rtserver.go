@@ -46,8 +46,18 @@ const (
 	// named a worker: any local user can connect, and each costs a
 	// goroutine, buffers and a file descriptor. One more closes the
 	// oldest of them, so that a flood of connections cannot keep a new
-	// worker's out (a worker names itself at once).
+	// worker's out (a worker names itself at once) — once the oldest has
+	// been open rtStrangerGrace: a younger one may be a worker's whose
+	// first request is on its way (its runtime descheduled between
+	// connect and write, or its bytes not read yet while the flood is
+	// accepted), and closing it would kill the worker.
 	rtMaxStrangers = 128
+	// rtStrangerGrace is how long a stranger is safe from being closed
+	// to make room, until rtMaxAllStrangers are open.
+	rtStrangerGrace = time.Second
+	// rtMaxAllStrangers bounds the strangers whatever their age: one more
+	// closes the oldest.
+	rtMaxAllStrangers = 1024
 	// rtMaxWorkerConns bounds the connections that name one worker (the
 	// AWS runtimes keep one alive); a request on one more gets 429 and
 	// the connection ends.
@@ -132,7 +142,7 @@ func (s *rtServer) serve() {
 }
 
 // track adds an accepted connection, a stranger until it names a worker,
-// closing the oldest stranger when rtMaxStrangers are open. It reports
+// closing the oldest strangers as closeOldestStranger says. It reports
 // false when the server is closed.
 func (s *rtServer) track(rc *rtConn) bool {
 	s.mu.Lock()
@@ -140,16 +150,22 @@ func (s *rtServer) track(rc *rtConn) bool {
 	if s.closed {
 		return false
 	}
-	if s.strangers.Len() >= rtMaxStrangers {
-		old := s.strangers.Remove(s.strangers.Front()).(*rtConn)
+	for f := s.strangers.Front(); f != nil && closeOldestStranger(s.strangers.Len(), rc.since.Sub(f.Value.(*rtConn).since)); f = s.strangers.Front() {
+		old := s.strangers.Remove(f).(*rtConn)
 		old.stranger = nil
 		old.nc.Close()
-		s.evictedStranger()
+		s.evictedStranger(s.strangers.Len() + 1)
 	}
 	rc.stranger = s.strangers.PushBack(rc)
 	s.conns[rc] = struct{}{}
 	s.wg.Add(1)
 	return true
+}
+
+// closeOldestStranger reports whether the oldest of open strangers, open
+// for oldest, is closed to make room for one more.
+func closeOldestStranger(open int, oldest time.Duration) bool {
+	return open >= rtMaxAllStrangers || open >= rtMaxStrangers && oldest >= rtStrangerGrace
 }
 
 // forget removes a connection whose loop ended.
@@ -168,11 +184,11 @@ func (s *rtServer) forget(rc *rtConn) {
 
 // evictedStranger logs a stranger closed to make room: the first, then at
 // most one line a minute with the count.
-func (s *rtServer) evictedStranger() {
+func (s *rtServer) evictedStranger(open int) {
 	n := s.evicted.Add(1)
 	if s.evictedAt.Allow(time.Now(), time.Minute) {
 		s.a.m.logger.Warn("Runtime API: too many connections that name no worker; closing the oldest (another local process?)",
-			"open", rtMaxStrangers, "closed_total", n)
+			"open", open, "closed_total", n)
 	}
 }
 
@@ -185,6 +201,11 @@ func (s *rtServer) named(c *rtConn, wk *worker) bool {
 		return false
 	}
 	s.mu.Lock()
+	if wk.rtDropped { // gone meanwhile: c stays a stranger
+		s.mu.Unlock()
+		wk.rtConns.Add(-1)
+		return true
+	}
 	c.wk = wk
 	if c.stranger != nil {
 		s.strangers.Remove(c.stranger)
@@ -192,6 +213,23 @@ func (s *rtServer) named(c *rtConn, wk *worker) bool {
 	}
 	s.mu.Unlock()
 	return true
+}
+
+// dropWorker closes the connections that named wk, which is gone, and
+// keeps any other from naming it: they would otherwise stay open for the
+// idle timeout, renewed by each request, outside every bound.
+func (s *rtServer) dropWorker(wk *worker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wk.rtDropped = true
+	if wk.rtConns.Load() == 0 {
+		return
+	}
+	for c := range s.conns {
+		if c.wk == wk {
+			c.nc.Close()
+		}
+	}
 }
 
 // close stops accepting, closes every connection (a GET /next waiting is
@@ -232,10 +270,11 @@ type rtConn struct {
 	// srv is the server that accepted the connection; wk is the worker
 	// its first request named (then rtIdleTimeout applies, else
 	// rtStrangerTimeout), counted in wk.rtConns; until then stranger is
-	// its place in srv.strangers (guarded by srv.mu).
+	// its place in srv.strangers (guarded by srv.mu); since is when it was accepted.
 	srv      *rtServer
 	wk       *worker
 	stranger *list.Element
+	since    time.Time
 
 	// The waiter: pending says a GET /next is with it; waitCh hands it the
 	// worker, waitDone says it answered (false: the write failed).
@@ -246,7 +285,7 @@ type rtConn struct {
 
 func newRTConn(s *rtServer, c net.Conn) *rtConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rtConn{a: s.a, srv: s, nc: c, br: bufio.NewReaderSize(c, rtReadBuffer), ctx: ctx, cancel: cancel}
+	return &rtConn{a: s.a, srv: s, nc: c, br: bufio.NewReaderSize(c, rtReadBuffer), ctx: ctx, cancel: cancel, since: time.Now()}
 }
 
 func (c *rtConn) serve() {

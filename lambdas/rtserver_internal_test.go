@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rtConnReading returns a connection whose requests' bytes are in.
@@ -43,5 +44,26 @@ func TestRTReadChunkedOverTheLimitKeepsItsStart(t *testing.T) {
 	body, tooLarge, err := c.readBody(&req, 10)
 	if err != nil || !tooLarge || string(body) != "abcd012345" || !req.close {
 		t.Fatalf("got %q tooLarge=%v close=%v err=%v", body, tooLarge, req.close, err)
+	}
+}
+
+// A stranger is closed to make room only once rtMaxStrangers are open and
+// the oldest has had rtStrangerGrace to name a worker, or when
+// rtMaxAllStrangers are open whatever their age.
+func TestCloseOldestStranger(t *testing.T) {
+	for _, tc := range []struct {
+		open   int
+		oldest time.Duration
+		want   bool
+	}{
+		{rtMaxStrangers - 1, time.Hour, false},
+		{rtMaxStrangers, rtStrangerGrace, true},
+		{rtMaxStrangers, rtStrangerGrace - time.Millisecond, false},
+		{rtMaxAllStrangers - 1, 0, false},
+		{rtMaxAllStrangers, 0, true},
+	} {
+		if got := closeOldestStranger(tc.open, tc.oldest); got != tc.want {
+			t.Errorf("closeOldestStranger(%d, %s) = %v, want %v", tc.open, tc.oldest, got, tc.want)
+		}
 	}
 }

@@ -141,8 +141,10 @@ func (c *rtConn) waiter() {
 
 // awaitEvent waits for j's event and answers it; a worker being stopped
 // is held until its process is gone, so that the runtime does not see an
-// answer it could act on, then told 410. It reports false when the answer
-// could not be written.
+// answer it could act on, then told 410 (on a connection that named
+// another worker: those that named it are closed as it goes, see
+// rtServer.dropWorker). It reports false when the answer could not be
+// written.
 func (c *rtConn) awaitEvent(j rtWait) bool {
 	if !j.stopping {
 		inv, err := j.wk.f.await(c.ctx, j.wk)

@@ -34,8 +34,10 @@ type worker struct {
 	assign chan *invocation // an invocation for a worker idle in GET /next
 	native *nativeWorker    // ProtocolNATS: its subject and control inbox (native.go); else nil
 	// rtConns counts the Runtime API connections that named the worker
-	// (rtMaxWorkerConns at most).
-	rtConns atomic.Int32
+	// (rtMaxWorkerConns at most); rtDropped says they were closed as the
+	// worker is gone (guarded by the rtServer's mu).
+	rtConns   atomic.Int32
+	rtDropped bool
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed when the worker must not get work any more

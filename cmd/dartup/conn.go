@@ -93,13 +93,9 @@ func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 		return nil, "", err
 	}
 	if nctx != nil && len(urls) == 0 {
-		urls = []string{nctx.ServerURL()}
-		if err := checkServerURLs(urls); err != nil {
+		if err := checkServerURLs([]string{nctx.ServerURL()}); err != nil {
 			return nil, "", fmt.Errorf("nats context %q (%s): %w", f.context, nctx.Path, err)
 		}
-	}
-	if len(urls) > 0 {
-		opts = append(opts, clientsdk.WithURL(urls...))
 	}
 	ca, cert, key := f.tlsFiles(nctx)
 	if ca != "" || cert != "" || key != "" {
@@ -128,11 +124,20 @@ func (f *connFlags) resolve() ([]clientsdk.Option, string, error) {
 		return nil, "", usageErr(errors.New("a password was given without a user; add --user NAME"))
 	}
 	if nctx != nil {
-		nopts, err := f.contextOptions(nctx, user != "")
+		if user != "" { // the caller's credentials win over all of the context's
+			nctx = nctx.WithoutCredentials()
+		}
+		if len(urls) == 0 {
+			urls = []string{nctx.ServerURL()}
+		}
+		nopts, err := nctx.Options()
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("nats context %q: %w", f.context, err)
 		}
 		opts = append(opts, clientsdk.WithNATSOptions(nopts...))
+	}
+	if len(urls) > 0 {
+		opts = append(opts, clientsdk.WithURL(urls...))
 	}
 	return opts, ca, nil
 }
@@ -150,22 +155,6 @@ func (f *connFlags) loadContext() (*natsctx.Context, error) {
 		return nil, usageErr(fmt.Errorf("nats context %q: %w", f.context, err))
 	}
 	return nctx, nil
-}
-
-// contextOptions are the nats.go options of a nats context. A user given
-// by flag, environment or prompt takes precedence over the context's
-// credentials, which are then left out (two sets would both be sent).
-func (f *connFlags) contextOptions(nctx *natsctx.Context, haveUser bool) ([]nats.Option, error) {
-	if haveUser && nctx.HasCredentials() {
-		c := *nctx
-		c.User, c.Password, c.Token, c.Creds, c.NKey = "", "", "", "", ""
-		nctx = &c
-	}
-	nopts, err := nctx.Options()
-	if err != nil {
-		return nil, fmt.Errorf("nats context %q: %w", f.context, err)
-	}
-	return nopts, nil
 }
 
 // checkServerURLs refuses an HTTP URL (dart_up's habit: its control API

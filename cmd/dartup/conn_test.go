@@ -14,7 +14,8 @@ import (
 // TestContextFromNATSCLI: contexts saved by the real `nats context save`
 // connect `dartup --context NAME` to a server that requires a password;
 // a wrong password is refused; a user given by flag or environment wins
-// over the context's; a setting dartup cannot honour is refused by name.
+// over the context's (also over one in its URL, which nats.go would send
+// instead); a setting dartup cannot honour is refused by name.
 func TestContextFromNATSCLI(t *testing.T) {
 	t.Parallel()
 	b := testutil.StartBroker(t, func(c *broker.Config) { c.RequirePassword = true })
@@ -38,6 +39,10 @@ func TestContextFromNATSCLI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(xdg, "nats", "context", "web.json"), []byte(`{"url": "http://127.0.0.1:2374"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	inURL := strings.Replace(b.NATSURL(), "nats://", "nats://alice:right-pw@", 1)
+	if err := os.WriteFile(filepath.Join(xdg, "nats", "context", "in-url.json"), []byte(`{"url": "`+inURL+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  []string
@@ -49,6 +54,9 @@ func TestContextFromNATSCLI(t *testing.T) {
 		{"wrong password", nil, []string{"--context", "bad"}, 1, "refused the credentials"},
 		{"env user wins", []string{"DARTUP_USER=alice", "DARTUP_PASSWORD=right-pw"}, []string{"--context", "bad"}, 0, "No active applications."},
 		{"flag user wins", nil, []string{"--context", "good", "--user", "alice", "--password", "wrong-pw"}, 1, "refused the credentials"},
+		{"password in the context's URL", nil, []string{"--context", "in-url"}, 0, "No active applications."},
+		{"flag user wins over the context's URL", nil, []string{"--context", "in-url", "--user", "alice", "--password", "wrong-pw"}, 1, "refused the credentials"},
+		{"env user wins over the context's URL", []string{"DARTUP_USER=alice", "DARTUP_PASSWORD=wrong-pw"}, []string{"--context", "in-url"}, 1, "refused the credentials"},
 		{"socks proxy", nil, []string{"--context", "proxied"}, 2, `"socks_proxy"`},
 		{"an HTTP URL", nil, []string{"--context", "web"}, 2, "is an HTTP URL"},
 		{"traversal", nil, []string{"--context", "../good"}, 2, "invalid context name"},

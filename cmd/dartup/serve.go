@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -414,14 +415,17 @@ func startMemtrim(ctx context.Context, logger *slog.Logger) {
 	}
 }
 
-// checkGatewayHost refuses an --address that is not a bare host or IP (a
+// checkGatewayHost refuses an --address that is empty or not a bare host or IP (a
 // host:port, as --nats-addr takes, would otherwise be read as a host
 // named "127.0.0.1:8080").
 func checkGatewayHost(host string) error {
+	if host == "" { // net.Listen would take every interface
+		return errors.New("--address is empty; give a host or IP, e.g. 127.0.0.1, or 0.0.0.0 for every interface")
+	}
 	if h, port, err := net.SplitHostPort(host); err == nil && port != "" && strings.Trim(port, "0123456789") == "" {
 		return fmt.Errorf("--address %q takes a host or IP only; give the port with --port: --address %s --port %s", host, h, port)
 	}
-	if strings.ContainsAny(host, "/[]: ") && net.ParseIP(host) == nil {
+	if _, err := netip.ParseAddr(host); err != nil && strings.ContainsAny(host, "/[]:% ") { // an IPv6 zone is fine
 		return fmt.Errorf("--address %q is not a host or IP, e.g. 127.0.0.1, 0.0.0.0 or ::1", host)
 	}
 	return nil

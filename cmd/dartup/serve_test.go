@@ -369,3 +369,32 @@ func TestServeRequirePassword(t *testing.T) {
 		t.Errorf("password file does not hold a cost-%d bcrypt hash of alice:\n%s", broker.BcryptCost, raw)
 	}
 }
+
+// --address takes a host or an IP, IPv6 with or without a zone, never a
+// port or an empty string (which would listen on every interface).
+func TestCheckGatewayHost(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		says string // "" when accepted
+	}{
+		{"127.0.0.1", ""},
+		{"localhost", ""},
+		{"my-host.example", ""},
+		{"0.0.0.0", ""},
+		{"::1", ""},
+		{"::", ""},
+		{"fe80::1%eth0", ""},
+		{"", "is empty"},
+		{"127.0.0.1:8080", "--address 127.0.0.1 --port 8080"},
+		{"[::1]:8080", "--address ::1 --port 8080"},
+		{"[::1]", "not a host or IP"},
+		{"127.0.0.1:", "not a host or IP"},
+		{"http://x", "not a host or IP"},
+		{"a b", "not a host or IP"},
+	} {
+		err := checkGatewayHost(tc.host)
+		if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("checkGatewayHost(%q) = %v, want %q", tc.host, err, tc.says)
+		}
+	}
+}

@@ -157,6 +157,9 @@ func isEmpty(v json.RawMessage) bool {
 func conflicts(s *settings) []string {
 	var msgs []string
 	var kinds []string
+	if s.URL != stripUserinfo(s.URL) { // nats.go would send these, not the fields'
+		kinds = append(kinds, "url")
+	}
 	for _, k := range []struct{ name, v string }{{"user", s.User}, {"token", s.Token}, {"creds", s.Creds}, {"nkey", s.NKey}} {
 		if k.v != "" {
 			kinds = append(kinds, k.name)

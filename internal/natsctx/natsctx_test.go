@@ -149,6 +149,10 @@ func TestLoadRefuses(t *testing.T) {
 		{"windows CA match", func(t *testing.T) string { return cliLayout{WinCertStoreCaMatch: []string{"ca"}}.json(t) }, []string{`"windows_ca_certs_match"`}},
 		{"unknown field set", func(t *testing.T) string { return `{"url": "nats://x:4222", "oauth_token": "abc"}` }, []string{`"oauth_token"`, "does not know"}},
 		{"user and creds", func(t *testing.T) string { return cliLayout{User: "a", Password: "b", Creds: "/u.creds"}.json(t) }, []string{"user, creds", "one kind"}},
+		{"user in the URL and creds", func(t *testing.T) string { return cliLayout{URL: "nats://a:b@h:4222", Creds: "/u.creds"}.json(t) }, []string{"url, creds", "one kind"}},
+		{"token in one of the URLs and a user", func(t *testing.T) string {
+			return cliLayout{URL: "nats://h1:4222,nats://tok@h2:4222", User: "a", Password: "b"}.json(t)
+		}, []string{"url, user", "one kind"}},
 		{"token and nkey", func(t *testing.T) string { return cliLayout{Token: "t", NKey: "/u.nk"}.json(t) }, []string{"token, nkey"}},
 		{"password without user", func(t *testing.T) string { return cliLayout{Password: "b"}.json(t) }, []string{`"password"`, `without "user"`}},
 		{"cert without key", func(t *testing.T) string { return cliLayout{Cert: "/c.pem"}.json(t) }, []string{`"cert" and "key"`}},

@@ -3,6 +3,7 @@ package natsctx
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -16,9 +17,47 @@ func (c *Context) ServerURL() string {
 }
 
 // HasCredentials reports whether the context sets a user, token, creds or
-// nkey.
+// nkey, or a user or token in its URL.
 func (c *Context) HasCredentials() bool {
-	return c.User != "" || c.Token != "" || c.Creds != "" || c.NKey != ""
+	return c.User != "" || c.Token != "" || c.Creds != "" || c.NKey != "" || c.URL != stripUserinfo(c.URL)
+}
+
+// WithoutCredentials returns a copy of c without its credentials (user,
+// password, token, creds, nkey, and a user or token in its URLs), for a
+// caller whose own take precedence: nats.go would send those in a URL
+// instead of the caller's.
+func (c *Context) WithoutCredentials() *Context {
+	out := *c
+	out.User, out.Password, out.Token, out.Creds, out.NKey = "", "", "", "", ""
+	out.URL = stripUserinfo(c.URL)
+	return &out
+}
+
+// stripUserinfo removes the "user:password@" or "token@" of each of the
+// comma-separated URLs, leaving the rest as written.
+func stripUserinfo(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		rest := u
+		scheme, after, ok := strings.Cut(u, "://")
+		if ok {
+			rest = after
+		}
+		host := rest
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+			host = rest[:j]
+		}
+		at := strings.LastIndex(host, "@")
+		if at < 0 {
+			continue
+		}
+		rest = rest[at+1:]
+		if ok {
+			rest = scheme + "://" + rest
+		}
+		parts[i] = rest
+	}
+	return strings.Join(parts, ",")
 }
 
 // Options returns the nats.go options for the context's credentials (user

@@ -2,6 +2,7 @@ package natsctx
 
 import (
 	"errors"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +126,34 @@ func TestOptionsKeyFiles(t *testing.T) {
 				t.Errorf("Options() = %v, want an error naming %q and %s", err, tc.says, c.Path)
 			}
 		})
+	}
+}
+
+// WithoutCredentials leaves nothing nats.go would send: the credential
+// fields, and the user or token of each URL (which nats.go sends instead of
+// its options'), wherever url.Parse finds them.
+func TestWithoutCredentials(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"nats://alice:pw@127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"tok@127.0.0.1:4222", "127.0.0.1:4222"},
+		{"nats://a:p@ss@h1:4222,tls://t@[::1]:4222/x", "nats://h1:4222,tls://[::1]:4222/x"},
+		{"nats://h:4222/a@b", "nats://h:4222/a@b"},
+		{"", ""},
+	} {
+		c := (&Context{URL: tc.url, User: "u", Password: "p", Token: "t", Creds: "c", NKey: "n"}).WithoutCredentials()
+		if c.URL != tc.want || c.HasCredentials() {
+			t.Errorf("WithoutCredentials of %q: URL %q (want %q), credentials left: %v", tc.url, c.URL, tc.want, c.HasCredentials())
+		}
+		for _, s := range strings.Split(c.URL, ",") {
+			if !strings.Contains(s, "://") {
+				s = "nats://" + s
+			}
+			if u, err := url.Parse(s); err != nil || u.User != nil {
+				t.Errorf("%q: url.Parse finds user %v (%v)", s, u.User, err)
+			}
+		}
+	}
+	if !(&Context{URL: "nats://t@h:4222"}).HasCredentials() {
+		t.Error("a token in the URL is no credential")
 	}
 }
