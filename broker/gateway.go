@@ -39,6 +39,9 @@ type gateway struct {
 	healthMu  sync.Mutex
 	healthAt  time.Time // when the last write probe ran
 	healthErr error     // and how it went
+
+	// warned spaces the warnings about failed requests (warnRequest).
+	warned warnLimiter
 }
 
 func startGateway(b *Broker) (*gateway, error) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"net/http"
 	"net/http/httputil"
+	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/otelspan"
@@ -90,9 +91,24 @@ func traceID(r *http.Request) string {
 }
 
 // warnRequest logs a request that the gateway could not serve, with its
-// trace id.
+// trace id: the first of its kind (msg, and the app or lambda named in args
+// first), then at most one per warnEvery, with the count left out since.
 func (g *gateway) warnRequest(r *http.Request, msg string, args ...any) {
-	g.logger.Warn(msg, append(args, "method", r.Method, "trace_id", traceID(r))...)
+	key := msg
+	if len(args) >= 2 {
+		if owner, ok := args[1].(string); ok {
+			key += "\x00" + owner
+		}
+	}
+	ok, skipped := g.warned.allow(key, time.Now())
+	if !ok {
+		return
+	}
+	args = append(args, "method", r.Method, "trace_id", traceID(r))
+	if skipped > 0 {
+		args = append(args, "like_it_since_last", skipped)
+	}
+	g.logger.Warn(msg, args...)
 }
 
 // serveSpan serves r inside a server span, a child of the caller's

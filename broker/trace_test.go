@@ -260,4 +260,13 @@ func TestGatewayLogsTraceID(t *testing.T) {
 			t.Fatalf("the warning has no trace id: %s", line)
 		}
 	}
+	// A client hammering it gets its 503s, and the log one line per 10 s.
+	for range 20 {
+		if resp, _ := r.do("GET", "/orphan", nil, nil); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("GET /orphan again: %d", resp.StatusCode)
+		}
+	}
+	if n := strings.Count(logs.String(), "no runner hosts the lambda"); n != 1 {
+		t.Fatalf("21 failed requests of one kind logged %d lines, want 1 within 10 s", n)
+	}
 }
