@@ -20,6 +20,18 @@ const (
 	// (ready, done, init-error): an inbox of dartup's holding a secret
 	// only this worker knows, so that no other worker can speak for it.
 	EnvLambdaControl = "DARTUP_LAMBDA_CONTROL"
+	// EnvLambdaDirect, when set (to the queue group, LambdaQueueGroup),
+	// offers direct mode: the worker takes requests itself, subscribing
+	// LambdaSubject(app) in that group with an auto-unsubscribe after one
+	// message whenever it is free, and tells dartup with NoticeTook. A
+	// worker that takes the offer says so in its ready notice
+	// (HeaderLambdaDirect); one that does not is handed events as without
+	// it (docs/protocol.md §7).
+	EnvLambdaDirect = "DARTUP_LAMBDA_DIRECT"
+	// EnvLambdaTimeoutMS is the function's timeout in milliseconds: in
+	// direct mode a worker's handler deadline is this long after it took
+	// the request.
+	EnvLambdaTimeoutMS = "DARTUP_LAMBDA_TIMEOUT_MS"
 
 	// NativeWorkerPrefix starts the private subjects of native workers:
 	// "dartup.native.APP.WORKER".
@@ -46,6 +58,14 @@ const (
 	// was sent), "500" (a function error was sent), "413" (the result was
 	// over MaxLambdaResponseBytes and 413 was sent instead).
 	HeaderLambdaStatus = "Dartup-Status"
+	// HeaderLambdaDirect ("1") on a ready notice: the worker takes
+	// requests itself (EnvLambdaDirect); dartup never hands it an event.
+	HeaderLambdaDirect = "Dartup-Direct"
+	// HeaderRequeued is set by dartup on a request it re-publishes from its
+	// queue to a direct worker; the worker copies it into its took notice
+	// so that dartup finds the waiting request (its arrival, deadline and
+	// trace) again.
+	HeaderRequeued = "Dartup-Requeued"
 
 	// NoticeReady: the worker subscribed and waits for an event (its first
 	// one, or one after a done notice it could not send). Sent once after
@@ -60,6 +80,13 @@ const (
 	// AWS error document {"errorMessage","errorType"}. dartup answers the
 	// first waiting request with it and stops the worker.
 	NoticeInitError = "init-error"
+	// NoticeTook: a direct worker took a request itself. Headers: the
+	// request id (HeaderRequestID: the caller's valid one or one the worker
+	// made), the caller's reply subject (HeaderLambdaReply), its
+	// traceparent and HeaderRequeued when the request had one. dartup
+	// then times the invocation (504 and the worker killed past the
+	// timeout) and answers 502 if the worker dies before its done notice.
+	NoticeTook = "took"
 )
 
 // MaxLambdaResponseBytes is the largest result a function may return: AWS's
