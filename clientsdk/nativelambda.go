@@ -32,6 +32,10 @@ const (
 	// direct mode a worker's handler deadline is this long after it took
 	// the request.
 	EnvLambdaTimeoutMS = "DARTUP_LAMBDA_TIMEOUT_MS"
+	// EnvLambdaReplyPrefixes lists, comma-separated, the server's extra
+	// reply prefixes (ReplyPrefixes) a direct worker may answer besides
+	// the inboxes; a request with any other reply subject is dropped.
+	EnvLambdaReplyPrefixes = "DARTUP_LAMBDA_REPLY_PREFIXES"
 
 	// NativeWorkerPrefix starts the private subjects of native workers:
 	// "dartup.native.APP.WORKER".
@@ -94,6 +98,15 @@ const (
 // A native worker answers 413 Function.ResponseSizeTooLarge instead of a
 // larger result.
 const MaxLambdaResponseBytes = 6<<20 + 100
+
+// MaxLambdaEventBytes is the largest event a function is given (AWS's 6 MiB
+// synchronous payload limit): a larger one is answered 413
+// RequestEntityTooLargeException and not run.
+const MaxLambdaEventBytes = 6 << 20
+
+// TypeRequestTooLarge is the error type of an event over
+// MaxLambdaEventBytes (AWS's name).
+const TypeRequestTooLarge = "RequestEntityTooLargeException"
 
 // TypeResponseTooLarge is the error type of a result over
 // MaxLambdaResponseBytes (AWS's name).

@@ -55,6 +55,9 @@ func (f *function) nativeEnv(w *worker) []string {
 	if f.cmd.WorkerToken != nil {
 		env = append(env, "NATS_TOKEN="+f.cmd.WorkerToken(w.native.id))
 	}
+	if f.direct() {
+		env = append(env, f.directEnv()...)
+	}
 	return env
 }
 
@@ -134,6 +137,10 @@ type nativeControl struct {
 	funcs  sync.Map // *nats.Subscription of lambda.NAME → *function
 	quit   chan struct{}
 	logged loglimit.Every
+	// settle is a subject on the inbox only the Manager knows: a message
+	// there marks a point in the notices' order (direct.go settle).
+	settleSubj string
+	settles    sync.Map // marker → chan struct{}
 }
 
 // nativeBacklog bounds the messages waiting for the dispatcher; beyond it
@@ -142,6 +149,9 @@ const nativeBacklog = 1 << 16
 
 func (c *nativeControl) start(m *Manager) error {
 	c.inbox = nats.NewInbox()
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	c.settleSubj = c.inbox + ".s" + hex.EncodeToString(b[:])
 	c.ch = make(chan *nats.Msg, nativeBacklog)
 	c.quit = make(chan struct{})
 	sub, err := m.nc.ChanSubscribe(c.inbox+".*", c.ch)
@@ -158,6 +168,10 @@ func (c *nativeControl) dispatch(m *Manager) {
 		select {
 		case msg := <-c.ch:
 			if msg.Sub == c.sub {
+				if msg.Subject == c.settleSubj {
+					c.settled(msg)
+					continue
+				}
 				m.onNotice(msg)
 			} else if f, ok := c.funcs.Load(msg.Sub); ok {
 				f.(*function).onMsg(msg)
@@ -202,7 +216,22 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 	f := w.f
 	switch msg.Header.Get(clientsdk.HeaderNotice) {
 	case clientsdk.NoticeReady:
+		if f.direct() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1" {
+			f.mu.Lock()
+			if !w.ready {
+				w.direct.Store(true)
+			}
+			f.mu.Unlock()
+		}
 		f.nativeReady(w)
+	case clientsdk.NoticeTook:
+		if !w.direct.Load() {
+			m.badNotice(w, "a took notice from a worker that is handed its events; ignored", msg)
+			return
+		}
+		if err := f.took(w, msg.Header); err != nil {
+			m.badNotice(w, err.Error(), msg)
+		}
 	case clientsdk.NoticeDone:
 		inv, code := f.finish(w, msg.Header.Get(clientsdk.HeaderRequestID))
 		if code != 0 {
@@ -231,8 +260,13 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 }
 
 // nativeReady is a native worker's GET /next: it gets the oldest waiting
-// request, or goes on the idle list, or is stopped.
+// request, or goes on the idle list, or is stopped; a direct worker is
+// free again instead (directFree).
 func (f *function) nativeReady(w *worker) {
+	if w.direct.Load() {
+		f.directFree(w)
+		return
+	}
 	if inv, err := f.takeNext(w); err == nil && inv != nil {
 		w.deliver(inv)
 	}
@@ -245,6 +279,9 @@ func noticeOutcome(name string, h nats.Header) *clientsdk.Error {
 	case "200":
 		return nil
 	case "413":
+		if h.Get(clientsdk.HeaderErrorType) == TypeRequestTooLarge { // a direct worker refused the event
+			return clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s was over %d bytes; the worker answered 413", name, MaxEventBytes)
+		}
 		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s was over %d bytes; the worker answered 413", name, MaxResponseBytes)
 	}
 	typ := clientsdk.CleanErrorType(h.Get(clientsdk.HeaderErrorType))

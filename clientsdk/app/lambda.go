@@ -111,6 +111,11 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 		_ = nc.FlushTimeout(time.Second)
 		nc.Close()
 	}()
+	if group := os.Getenv(clientsdk.EnvLambdaDirect); group != "" {
+		return serveDirect(ctx, nc, directConf{subject: subject, control: control, group: group,
+			lambda: clientsdk.LambdaSubject(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")), timeout: envTimeout(),
+			prefixes: envPrefixes()}, h, errs)
+	}
 	return serveLambda(ctx, nc, subject, control, h, errs)
 }
 
@@ -152,11 +157,30 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 // caller can send its next request on the answer (else dartup would start
 // another worker for it).
 func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h func(context.Context, []byte) ([]byte, error)) error {
-	inv := invocationOf(m.Header)
-	hctx, cancel := context.WithDeadline(context.WithValue(ctx, invocationKey{}, inv), inv.Deadline)
-	out, err := call(hctx, h, m.Data)
-	cancel()
-	e := outcome(nc, out, err)
+	return respond(ctx, nc, control, invocationOf(m.Header), m.Header.Get(clientsdk.HeaderLambdaReply), m.Data, h, nil)
+}
+
+// respond runs h on event for inv, calls free (direct mode: subscribe
+// again), sends the done notice, then answers reply. An event over 6 MiB
+// is not run: 413.
+func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation, reply string, event []byte,
+	h func(context.Context, []byte) ([]byte, error), free func() error) error {
+	var out []byte
+	var e *clientsdk.Error
+	if len(event) > clientsdk.MaxLambdaEventBytes {
+		e = clientsdk.Errorf(413, clientsdk.TypeRequestTooLarge, "the event is %d bytes, over the payload limit of %d (6 MiB); it was not run", len(event), clientsdk.MaxLambdaEventBytes)
+	} else {
+		hctx, cancel := context.WithDeadline(context.WithValue(ctx, invocationKey{}, inv), inv.Deadline)
+		var err error
+		out, err = call(hctx, h, event)
+		cancel()
+		e = outcome(nc, out, err)
+	}
+	if free != nil {
+		if err := free(); err != nil {
+			return err
+		}
+	}
 	done := &nats.Msg{Subject: control, Header: nats.Header{
 		clientsdk.HeaderNotice:       {clientsdk.NoticeDone},
 		clientsdk.HeaderRequestID:    {inv.RequestID},
@@ -169,7 +193,6 @@ func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h f
 	if err := nc.PublishMsg(done); err != nil {
 		return fmt.Errorf("app: tell dartup request %s is done: %w", inv.RequestID, err)
 	}
-	reply := m.Header.Get(clientsdk.HeaderLambdaReply)
 	if reply == "" {
 		return nil // nobody waits for the answer
 	}

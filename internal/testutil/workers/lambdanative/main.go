@@ -17,6 +17,9 @@
 //     the worker's credentials; answers "refused" or "allowed";
 //   - inject: try to publish an event to that subject (another worker's);
 //     answers "refused" or "allowed".
+//
+// With LAMBDANATIVE_HANDOVER=1 it ignores direct mode (as the Dart package
+// does) and is handed its events.
 package main
 
 import (
@@ -170,6 +173,11 @@ func (h *hostile) twice(inv app.Invocation) ([]byte, error) {
 }
 
 func main() {
+	if os.Getenv("LAMBDANATIVE_HANDOVER") == "1" {
+		// Play a worker that does not know direct mode (the Dart
+		// package's): dartup must hand it its events.
+		_ = os.Unsetenv(clientsdk.EnvLambdaDirect)
+	}
 	h := &hostile{}
 	if err := app.ServeLambda(context.Background(), h.handle); err != nil {
 		fmt.Fprintln(os.Stderr, "lambdanative:", err)
