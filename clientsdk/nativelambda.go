@@ -32,6 +32,10 @@ const (
 	// direct mode a worker's handler deadline is this long after it took
 	// the request.
 	EnvLambdaTimeoutMS = "DARTUP_LAMBDA_TIMEOUT_MS"
+	// EnvLambdaDirectControl, with EnvLambdaDirect, is the control subject
+	// a worker that takes the offer sends its notices to instead of
+	// EnvLambdaControl's (the same secret, a shorter way).
+	EnvLambdaDirectControl = "DARTUP_LAMBDA_DIRECT_CONTROL"
 	// EnvLambdaReplyPrefixes lists, comma-separated, the server's extra
 	// reply prefixes (ReplyPrefixes) a direct worker may answer besides
 	// the inboxes; a request with any other reply subject is dropped.
@@ -65,6 +69,9 @@ const (
 	// HeaderLambdaDirect ("1") on a ready notice: the worker takes
 	// requests itself (EnvLambdaDirect); dartup never hands it an event.
 	HeaderLambdaDirect = "Dartup-Direct"
+	// HeaderLambdaElapsed, on a direct worker's done notice for a request
+	// it sent no took notice for, is the time it ran, in microseconds.
+	HeaderLambdaElapsed = "Dartup-Elapsed"
 	// HeaderRequeued is set by dartup on a request it re-publishes from its
 	// queue to a direct worker; the worker copies it into its took notice
 	// so that dartup finds the waiting request (its arrival, deadline and
@@ -84,12 +91,15 @@ const (
 	// AWS error document {"errorMessage","errorType"}. dartup answers the
 	// first waiting request with it and stops the worker.
 	NoticeInitError = "init-error"
-	// NoticeTook: a direct worker took a request itself. Headers: the
-	// request id (HeaderRequestID: the caller's valid one or one the worker
-	// made), the caller's reply subject (HeaderLambdaReply), its
-	// traceparent and HeaderRequeued when the request had one. dartup
-	// then times the invocation (504 and the worker killed past the
-	// timeout) and answers 502 if the worker dies before its done notice.
+	// NoticeTook: a direct worker took a request itself and it runs
+	// longer than a moment. Headers: the request id (HeaderRequestID: the
+	// caller's valid one or one the worker made), HeaderLambdaDirect "1",
+	// the caller's reply subject (HeaderLambdaReply), its traceparent and
+	// HeaderRequeued when the request had one. dartup then times the
+	// invocation (504 and the worker killed past the timeout) and answers
+	// 502 if the worker dies before its done notice. A request over
+	// sooner gets no took notice: its done notice carries the same
+	// headers and HeaderLambdaElapsed.
 	NoticeTook = "took"
 )
 

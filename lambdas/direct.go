@@ -291,41 +291,83 @@ func (f *function) unfreeLocked(w *worker) {
 	}
 }
 
-// took handles a direct worker's took notice: the request with id (its
-// reply subject and traceparent; token when f re-published it) is w's
+// took handles a direct worker's took notice: the request it names is w's
 // current invocation from now on, timed as a handed-over one.
 func (f *function) took(w *worker, h nats.Header) error {
-	id, reply, token := h.Get(clientsdk.HeaderRequestID), h.Get(clientsdk.HeaderLambdaReply), h.Get(clientsdk.HeaderRequeued)
-	if !clientsdk.ValidRequestID(id) {
-		return errors.New("a took notice without a valid request id; ignored")
-	}
-	subject := clientsdk.LambdaSubject(f.name)
-	if reply != "" && !f.m.replies.Check(subject, reply) {
-		return errors.New("a took notice whose reply subject dartup may not answer; ignored")
+	id, reply, err := f.checkDirect(h)
+	if err != nil {
+		return err
 	}
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a took notice from a worker that is not free; ignored")
 	}
-	inv := f.requeued[token]
-	if inv != nil {
-		delete(f.requeued, token)
-		inv.id = id
-	} else {
-		msg := &nats.Msg{Subject: subject, Reply: reply, Header: nats.Header{}}
-		if tp := h.Get(clientsdk.HeaderTraceparent); tp != "" {
-			msg.Header[clientsdk.HeaderTraceparent] = []string{tp}
-		}
-		inv = &invocation{id: id, msg: msg, received: time.Now(), f: f}
-		inv.tr = f.startTrace(inv)
-	}
+	inv := f.directInvLocked(h, id, reply, time.Now())
 	f.unfreeLocked(w)
 	f.assignLocked(w, inv)
 	f.mu.Unlock()
 	inv.tr.coldStart(w.servedNone)
 	f.m.kickStats(f)
 	return nil
+}
+
+// recordDirect handles the done notice of a request a direct worker took
+// and finished without a took notice (it was over within a moment): the
+// notice is its record.
+func (f *function) recordDirect(w *worker, h nats.Header) error {
+	id, reply, err := f.checkDirect(h)
+	if err != nil {
+		return err
+	}
+	elapsed, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
+	elapsed = min(max(elapsed, 0), f.timeout().Microseconds())
+	f.mu.Lock()
+	if w.gone || !w.ready || w.current != nil {
+		f.mu.Unlock()
+		return errors.New("a done notice for a request the worker did not take; ignored")
+	}
+	inv := f.directInvLocked(h, id, reply, time.Now().Add(-time.Duration(elapsed)*time.Microsecond))
+	cold := w.served == 0
+	w.served++
+	w.lastDone = id
+	f.mu.Unlock()
+	inv.tr.coldStart(func() bool { return cold })
+	inv.completed(noticeOutcome(f.name, h))
+	return nil
+}
+
+// checkDirect returns the request id and reply subject of a direct
+// worker's took or done notice, or why they are refused.
+func (f *function) checkDirect(h nats.Header) (id, reply string, err error) {
+	id, reply = h.Get(clientsdk.HeaderRequestID), h.Get(clientsdk.HeaderLambdaReply)
+	if !clientsdk.ValidRequestID(id) {
+		return "", "", errors.New("a direct worker's notice without a valid request id; ignored")
+	}
+	if reply != "" && !f.m.replies.Check(clientsdk.LambdaSubject(f.name), reply) {
+		return "", "", errors.New("a direct worker's notice whose reply subject dartup may not answer; ignored")
+	}
+	return id, reply, nil
+}
+
+// directInvLocked is the invocation of a request a direct worker took:
+// the one f re-published when the notice has its token, else a new one
+// received at received, with the caller's reply subject and trace.
+func (f *function) directInvLocked(h nats.Header, id, reply string, received time.Time) *invocation {
+	if token := h.Get(clientsdk.HeaderRequeued); token != "" {
+		if inv := f.requeued[token]; inv != nil {
+			delete(f.requeued, token)
+			inv.id = id
+			return inv
+		}
+	}
+	msg := &nats.Msg{Subject: clientsdk.LambdaSubject(f.name), Reply: reply, Header: nats.Header{}}
+	if tp := h.Get(clientsdk.HeaderTraceparent); tp != "" {
+		msg.Header[clientsdk.HeaderTraceparent] = []string{tp}
+	}
+	inv := &invocation{id: id, msg: msg, received: received, f: f}
+	inv.tr = f.startTrace(inv)
+	return inv
 }
 
 // awaitDrain gives a direct worker told to stop the time to drain its

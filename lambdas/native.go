@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,13 +40,24 @@ type nativeWorker struct {
 	id      string // its id in its token and subject: 32 hex digits
 	subject string // clientsdk.LambdaWorkerSubject(app, id)
 	control string // the Manager's control inbox + "." + the worker's secret
+	// directControl, in direct mode, is the control subject on the
+	// Manager's own connection, for a direct worker's notices.
+	directControl string
 }
 
 func newNativeWorker(f *function, secret string) *nativeWorker {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	return &nativeWorker{id: id, subject: clientsdk.LambdaWorkerSubject(f.name, id), control: f.m.native.inbox + "." + secret}
+	nw := &nativeWorker{id: id, subject: clientsdk.LambdaWorkerSubject(f.name, id), control: f.m.native.inbox + "." + secret}
+	if f.m.native.finbox != "" {
+		// In direct mode, through the leaf server: in order with the
+		// requests that fall to the Manager (a hand-over worker's done
+		// notice must come before its caller's next request); a direct
+		// worker's notices take the shorter way (directControl).
+		nw.directControl, nw.control = nw.control, f.m.native.finbox+"."+secret
+	}
+	return nw
 }
 
 // nativeEnv is what a native worker is told: its subject, its control
@@ -57,6 +69,7 @@ func (f *function) nativeEnv(w *worker) []string {
 	}
 	if f.direct() {
 		env = append(env, f.directEnv()...)
+		env = append(env, clientsdk.EnvLambdaDirectControl+"="+w.native.directControl)
 	}
 	return env
 }
@@ -141,6 +154,10 @@ type nativeControl struct {
 	// there marks a point in the notices' order (direct.go settle).
 	settleSubj string
 	settles    sync.Map // marker → chan struct{}
+	// finbox and fsub: in direct mode, the control inbox on the fallback
+	// connection (nativeWorker.control).
+	finbox string
+	fsub   *nats.Subscription
 }
 
 // nativeBacklog bounds the messages waiting for the dispatcher; beyond it
@@ -159,6 +176,16 @@ func (c *nativeControl) start(m *Manager) error {
 		return fmt.Errorf("lambdas: subscribe to the native workers' control inbox: %w", err)
 	}
 	c.sub = sub
+	if fb := m.opts.fallback; fb != nil {
+		c.finbox = nats.NewInbox()
+		if c.fsub, err = fb.ChanSubscribe(c.finbox+".*", c.ch); err == nil {
+			err = awaitLeafInterest(m.nc, fb, 10*time.Second)
+		}
+		if err != nil {
+			_ = sub.Unsubscribe()
+			return fmt.Errorf("lambdas: subscribe to the native workers' control inbox through the leaf server: %w", err)
+		}
+	}
 	go c.dispatch(m)
 	return nil
 }
@@ -167,7 +194,7 @@ func (c *nativeControl) dispatch(m *Manager) {
 	for {
 		select {
 		case msg := <-c.ch:
-			if msg.Sub == c.sub {
+			if msg.Sub == c.sub || (msg.Sub == c.fsub && c.fsub != nil) {
 				if msg.Subject == c.settleSubj {
 					c.settled(msg)
 					continue
@@ -200,6 +227,9 @@ func (c *nativeControl) forget(f *function) {
 }
 
 func (c *nativeControl) stop() {
+	if c.fsub != nil {
+		_ = c.fsub.Unsubscribe()
+	}
 	if c.sub != nil {
 		_ = c.sub.Unsubscribe()
 		close(c.quit)
@@ -208,7 +238,7 @@ func (c *nativeControl) stop() {
 
 // onNotice handles a native worker's notice.
 func (m *Manager) onNotice(msg *nats.Msg) {
-	w := m.worker(msg.Subject[len(m.native.inbox)+1:])
+	w := m.worker(msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:])
 	if w == nil || w.native == nil {
 		m.badNotice(nil, "a notice on an unknown control subject (a stopped worker's?)", msg)
 		return
@@ -234,11 +264,18 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 		}
 	case clientsdk.NoticeDone:
 		inv, code := f.finish(w, msg.Header.Get(clientsdk.HeaderRequestID))
-		if code != 0 {
+		switch {
+		case code == 0:
+			inv.completed(noticeOutcome(f.name, msg.Header))
+		case w.direct.Load() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1":
+			if err := f.recordDirect(w, msg.Header); err != nil {
+				m.badNotice(w, err.Error(), msg)
+				return
+			}
+		default:
 			m.badNotice(w, "a done notice for a request that is not the worker's current one; ignored", msg)
 			return
 		}
-		inv.completed(noticeOutcome(f.name, msg.Header))
 		f.nativeReady(w)
 	case clientsdk.NoticeInitError:
 		f.mu.Lock()

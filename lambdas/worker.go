@@ -161,7 +161,7 @@ func (f *function) env(w *worker) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl,
-			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes:
+			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes:
 			continue // they would change how a bootstrap talks to its runtime
 		case "NATS_TOKEN":
 			if w != nil && w.native != nil && f.cmd.WorkerToken != nil {

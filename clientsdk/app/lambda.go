@@ -112,6 +112,9 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 		nc.Close()
 	}()
 	if group := os.Getenv(clientsdk.EnvLambdaDirect); group != "" {
+		if dc := os.Getenv(clientsdk.EnvLambdaDirectControl); dc != "" {
+			control = dc
+		}
 		return serveDirect(ctx, nc, directConf{subject: subject, control: control, group: group,
 			lambda: clientsdk.LambdaSubject(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")), timeout: envTimeout(),
 			prefixes: envPrefixes()}, h, errs)
@@ -160,11 +163,11 @@ func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h f
 	return respond(ctx, nc, control, invocationOf(m.Header), m.Header.Get(clientsdk.HeaderLambdaReply), m.Data, h, nil)
 }
 
-// respond runs h on event for inv, calls free (direct mode: subscribe
-// again), sends the done notice, then answers reply. An event over 6 MiB
-// is not run: 413.
+// respond runs h on event for inv, calls beforeDone with the done notice
+// (direct mode: subscribe again, complete the notice), sends it, then
+// answers reply. An event over 6 MiB is not run: 413.
 func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation, reply string, event []byte,
-	h func(context.Context, []byte) ([]byte, error), free func() error) error {
+	h func(context.Context, []byte) ([]byte, error), beforeDone func(*nats.Msg) error) error {
 	var out []byte
 	var e *clientsdk.Error
 	if len(event) > clientsdk.MaxLambdaEventBytes {
@@ -176,11 +179,6 @@ func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation,
 		cancel()
 		e = outcome(nc, out, err)
 	}
-	if free != nil {
-		if err := free(); err != nil {
-			return err
-		}
-	}
 	done := &nats.Msg{Subject: control, Header: nats.Header{
 		clientsdk.HeaderNotice:       {clientsdk.NoticeDone},
 		clientsdk.HeaderRequestID:    {inv.RequestID},
@@ -189,6 +187,11 @@ func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation,
 	if e != nil {
 		done.Header[clientsdk.HeaderLambdaStatus] = []string{strconv.Itoa(e.Code)}
 		done.Header[clientsdk.HeaderErrorType] = []string{e.Type}
+	}
+	if beforeDone != nil {
+		if err := beforeDone(done); err != nil {
+			return err
+		}
 	}
 	if err := nc.PublishMsg(done); err != nil {
 		return fmt.Errorf("app: tell dartup request %s is done: %w", inv.RequestID, err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -13,19 +14,30 @@ import (
 )
 
 // Direct mode (clientsdk.EnvLambdaDirect, docs/protocol.md §7): the worker
-// takes its lambda's requests itself. Whenever it is free it
-// queue-subscribes lambda.NAME in dartup's queue group; the server gives a
-// request to a subscribed worker, or to dartup when none is left. On a
-// request it drains that subscription at once: the server stops sending it
-// requests, and those it sent meanwhile are still delivered, never dropped
-// (an auto-unsubscribe after one message would be atomic at the server,
+// takes its lambda's requests itself. While it is free it is subscribed to
+// lambda.NAME in dartup's queue group; the server gives a request to a
+// subscribed worker, or to dartup when none is left.
+//
+// A request that is over within tookAfter costs nothing more than bare
+// request-reply and a done notice: the worker stays subscribed, and its
+// done notice carries what dartup records (the request id, the caller's
+// reply subject and trace, the time taken). A request that outlives
+// tookAfter (or finds others waiting) makes the worker drain its
+// subscription — the server stops sending it requests, and those it sent
+// meanwhile are still delivered, never dropped — and tell dartup with a
+// took notice: dartup then times it (504, the worker killed) and answers
+// 502 if the worker dies. Once done, the worker subscribes again (when
+// nothing else waits), sends its done notice, and only then answers the
+// caller — all on one connection, so that the server has the subscription
+// before the caller can send its next request.
+//
+// (An auto-unsubscribe after one message would be atomic at the server,
 // but nats.go may write the SUB and its UNSUB in two writes, and a second
-// request routed between them would be dropped by the client). It sends
-// dartup a took notice (dartup times the request and answers 504 or 502
-// if the worker dies), runs the handler, subscribes again when nothing
-// else is waiting, sends its done notice, and only then answers the
-// caller — all on one connection, so that the server has the new
-// subscription before the caller can send its next request.
+// request routed between them would be dropped by the client.)
+
+// tookAfter is how long a request may run before the worker gives up its
+// subscription and tells dartup it took it.
+const tookAfter = time.Millisecond
 
 // directConf is what a direct worker is told by its environment.
 type directConf struct {
@@ -60,8 +72,21 @@ type directWorker struct {
 	nc    *nats.Conn
 	c     directConf
 	h     func(context.Context, []byte) ([]byte, error)
-	takes chan *nats.Msg     // requests, from each subscription in turn
-	sub   *nats.Subscription // the current one (auto-unsubscribed after one message)
+	takes chan *nats.Msg // requests, from each subscription in turn
+
+	mu   sync.Mutex
+	sub  *nats.Subscription // the current one, nil once drained
+	cur  *taken             // the request running, nil between requests
+	seq  uint64             // counts requests: a late timer's is not cur
+	fail error              // a took notice that could not be sent
+}
+
+// taken is the request a direct worker runs.
+type taken struct {
+	seq   uint64
+	took  *nats.Msg // the took notice, sent when the request outlives tookAfter
+	sent  bool      // took was sent
+	start time.Time
 }
 
 // serveDirect is ServeLambda in direct mode.
@@ -101,8 +126,7 @@ func serveDirect(ctx context.Context, nc *nats.Conn, c directConf, h func(contex
 				return d.stop(ctx)
 			}
 		case m := <-d.takes:
-			d.drain()
-			if err := d.take(ctx, m, d.free); err != nil {
+			if err := d.take(ctx, m, false); err != nil {
 				return err
 			}
 		}
@@ -110,7 +134,7 @@ func serveDirect(ctx context.Context, nc *nats.Conn, c directConf, h func(contex
 }
 
 // takesBacklog bounds the requests a worker holds: those the server sent
-// it between the first and the arrival of its unsubscription.
+// it before its unsubscription arrived.
 const takesBacklog = 4096
 
 // subscribe makes the worker free: lambda.NAME, in the queue group.
@@ -119,41 +143,56 @@ func (d *directWorker) subscribe() error {
 	if err != nil {
 		return fmt.Errorf("app: subscribe to %s in queue group %s: %w", d.c.lambda, d.c.group, err)
 	}
+	d.mu.Lock()
 	d.sub = sub
+	d.mu.Unlock()
 	return nil
 }
 
-// drain unsubscribes the current subscription, if any, so that the
+// drainLocked unsubscribes the current subscription, if any, so that the
 // requests the server sent it before the unsubscription are still
 // delivered.
-func (d *directWorker) drain() {
+func (d *directWorker) drainLocked() {
 	if d.sub != nil {
 		_ = d.sub.Drain()
 		d.sub = nil
 	}
 }
 
-// free subscribes again after a request, unless requests the server sent
-// before the unsubscription are waiting: they come first.
-func (d *directWorker) free() error {
-	if len(d.takes) > 0 {
-		return nil
+// outlived is the timer of request seq: past tookAfter, the worker drains
+// its subscription and sends the took notice.
+func (d *directWorker) outlived(seq uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cur == nil || d.cur.seq != seq || d.cur.sent {
+		return
 	}
-	return d.subscribe()
+	d.tookLocked()
+}
+
+// tookLocked drains the subscription and sends cur's took notice.
+func (d *directWorker) tookLocked() {
+	d.drainLocked()
+	d.cur.sent = true
+	if err := d.nc.PublishMsg(d.cur.took); err != nil && d.fail == nil {
+		d.fail = err
+	}
 }
 
 // stop drains the current subscription — a request the server sent it
 // before the unsubscription is still delivered, never dropped — and
 // answers what it brought.
 func (d *directWorker) stop(ctx context.Context) error {
-	d.drain()
+	d.mu.Lock()
+	d.drainLocked()
+	d.mu.Unlock()
 	// The server answers this PING after the unsubscription: whatever it
 	// sent the subscription before is in d.takes by then.
 	_ = d.nc.Flush()
 	for {
 		select {
 		case m := <-d.takes:
-			if err := d.take(ctx, m, nil); err != nil {
+			if err := d.take(ctx, m, true); err != nil {
 				return err
 			}
 		default:
@@ -162,14 +201,11 @@ func (d *directWorker) stop(ctx context.Context) error {
 	}
 }
 
-// take runs request m: took notice, handler, free (subscribe again; nil
-// when stopping), done notice, answer. A request whose reply subject the
-// worker may not publish to is dropped without running.
-func (d *directWorker) take(ctx context.Context, m *nats.Msg, free func() error) error {
+// take runs request m: handler, then (when it outlived tookAfter) took
+// notice, subscribe again unless stopping, done notice, answer. A request
+// whose reply subject the worker may not publish to is dropped unrun.
+func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) error {
 	if m.Reply != "" && !clientsdk.IsReplySubject(m.Reply, d.c.prefixes...) {
-		if free != nil {
-			return free()
-		}
 		return nil
 	}
 	inv := Invocation{RequestID: m.Header.Get(clientsdk.HeaderRequestID), TraceParent: m.Header.Get(clientsdk.HeaderTraceparent),
@@ -178,19 +214,50 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, free func() error)
 	if !clientsdk.ValidRequestID(inv.RequestID) {
 		inv.RequestID = clientsdk.NewRequestID()
 	}
-	took := &nats.Msg{Subject: d.c.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook},
-		clientsdk.HeaderRequestID: {inv.RequestID}}}
+	took := &nats.Msg{Subject: d.c.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook}, clientsdk.HeaderRequestID: {inv.RequestID}}}
+	direct(took.Header, m, inv)
+	d.mu.Lock()
+	d.seq++
+	t := &taken{seq: d.seq, took: took, start: time.Now()}
+	d.cur = t
+	if len(d.takes) > 0 || stopping {
+		d.tookLocked() // others wait: the server must stop sending more
+	}
+	d.mu.Unlock()
+	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
+	return respond(ctx, d.nc, d.c.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
+		timer.Stop()
+		d.mu.Lock()
+		d.cur = nil
+		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
+		d.mu.Unlock()
+		if fail != nil {
+			return fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
+		}
+		if !sent {
+			// dartup never heard of it: the done notice is its record.
+			direct(done.Header, m, inv)
+			done.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(t.start).Microseconds(), 10)}
+		}
+		if free {
+			return d.subscribe()
+		}
+		return nil
+	})
+}
+
+// direct puts in h what dartup needs of request m: the caller's reply
+// subject, its trace, dartup's requeue token, and that it was taken
+// directly.
+func direct(h nats.Header, m *nats.Msg, inv Invocation) {
+	h[clientsdk.HeaderLambdaDirect] = []string{"1"}
 	if m.Reply != "" {
-		took.Header[clientsdk.HeaderLambdaReply] = []string{m.Reply}
+		h[clientsdk.HeaderLambdaReply] = []string{m.Reply}
 	}
 	if _, ok := clientsdk.ParseTraceparent(inv.TraceParent); ok {
-		took.Header[clientsdk.HeaderTraceparent] = []string{inv.TraceParent}
+		h[clientsdk.HeaderTraceparent] = []string{inv.TraceParent}
 	}
 	if t := m.Header.Get(clientsdk.HeaderRequeued); t != "" && len(t) <= 64 {
-		took.Header[clientsdk.HeaderRequeued] = []string{t}
+		h[clientsdk.HeaderRequeued] = []string{t}
 	}
-	if err := d.nc.PublishMsg(took); err != nil {
-		return fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, err)
-	}
-	return respond(ctx, d.nc, d.c.control, inv, m.Reply, m.Data, d.h, free)
 }

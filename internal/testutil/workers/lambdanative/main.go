@@ -119,8 +119,13 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 		return []byte("Hello, " + s + "!"), nil
 	}
 	if e.SleepMS > 0 {
+		// In direct mode dartup hears of a request that outlives a
+		// millisecond (the took notice): the line that tells a test to
+		// kill the worker comes after that.
+		lead := min(e.SleepMS, 20)
+		time.Sleep(time.Duration(lead) * time.Millisecond)
 		fmt.Fprintf(os.Stderr, "sleeping pid=%d request=%s\n", os.Getpid(), inv.RequestID)
-		time.Sleep(time.Duration(e.SleepMS) * time.Millisecond) // past the deadline too, as a stuck function does
+		time.Sleep(time.Duration(e.SleepMS-lead) * time.Millisecond) // past the deadline too, as a stuck function does
 	}
 	switch {
 	case e.Error != "":
@@ -148,6 +153,7 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 	case e.Twice:
 		return h.twice(inv)
 	case e.Ready:
+		time.Sleep(50 * time.Millisecond) // in direct mode, after the took notice
 		m := &nats.Msg{Subject: os.Getenv(clientsdk.EnvLambdaControl), Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
 		_ = h.conn().PublishMsg(m)
 		_ = h.conn().Flush()
