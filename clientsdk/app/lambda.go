@@ -115,26 +115,43 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 		if dc := os.Getenv(clientsdk.EnvLambdaDirectControl); dc != "" {
 			control = dc
 		}
-		return serveDirect(ctx, nc, directConf{subject: subject, control: control, group: group,
+		return serveLambda(ctx, nc, subject, control, h, errs, &directConf{group: group,
 			lambda: clientsdk.LambdaSubject(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")), timeout: envTimeout(),
-			prefixes: envPrefixes()}, h, errs)
+			prefixes: envPrefixes()})
 	}
-	return serveLambda(ctx, nc, subject, control, h, errs)
+	return serveLambda(ctx, nc, subject, control, h, errs, nil)
 }
 
-// serveLambda is ServeLambda on connection nc.
-func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h func(context.Context, []byte) ([]byte, error), errs <-chan error) error {
+// serveLambda is ServeLambda on connection nc; dc, when not nil, is
+// direct mode's configuration (lambda_direct.go).
+func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h func(context.Context, []byte) ([]byte, error), errs <-chan error, dc *directConf) error {
 	events := make(chan *nats.Msg, 16)
 	sub, err := nc.ChanSubscribe(subject, events)
 	if err != nil {
 		return fmt.Errorf("app: subscribe to %s: %w", subject, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	// The subscription is on the server before dartup hears of it.
+	ready := &nats.Msg{Subject: control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
+	var d *directWorker
+	var takes chan *nats.Msg // nil without direct mode: never ready
+	if dc != nil {
+		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog)}
+		if err := d.subscribe(); err != nil {
+			return err
+		}
+		takes = d.takes
+		ready.Header[clientsdk.HeaderLambdaDirect] = []string{"1"}
+	}
+	// The subscriptions are on the server (or refused) before dartup
+	// hears of the worker.
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("app: subscribe to %s: %w", subject, err)
 	}
-	ready := &nats.Msg{Subject: control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
+	select {
+	case err := <-errs:
+		return fmt.Errorf("app: native lambda worker: %w", err)
+	default:
+	}
 	if err := nc.PublishMsg(ready); err != nil {
 		return fmt.Errorf("app: tell dartup the worker is ready: %w", err)
 	}
@@ -145,10 +162,18 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 		case err := <-errs:
 			return fmt.Errorf("app: native lambda worker: %w", err)
 		case m := <-events:
-			if m.Header.Get(clientsdk.HeaderLambdaStop) != "" {
+			switch {
+			case m.Header.Get(clientsdk.HeaderLambdaStop) != "" && d != nil:
+				return d.stop(ctx)
+			case m.Header.Get(clientsdk.HeaderLambdaStop) != "":
 				return nil
+			case d == nil:
+				if err := answer(ctx, nc, control, m, h); err != nil {
+					return err
+				}
 			}
-			if err := answer(ctx, nc, control, m, h); err != nil {
+		case m := <-takes:
+			if err := d.take(ctx, m, false); err != nil {
 				return err
 			}
 		}

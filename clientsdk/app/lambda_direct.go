@@ -41,16 +41,15 @@ const tookAfter = time.Millisecond
 
 // directConf is what a direct worker is told by its environment.
 type directConf struct {
-	subject, control string        // its private subject (stop notices) and control subject
-	group, lambda    string        // the queue group and lambda.NAME
-	timeout          time.Duration // the function's timeout: each handler's deadline
-	prefixes         []string      // the server's extra reply prefixes
+	group, lambda string        // the queue group and lambda.NAME
+	timeout       time.Duration // the function's timeout: each handler's deadline
+	prefixes      []string      // the server's extra reply prefixes
 }
 
 // envTimeout is clientsdk.EnvLambdaTimeoutMS; without it 15 minutes
 // (AWS's longest timeout).
 func envTimeout() time.Duration {
-	if ms, err := strconv.ParseInt(os.Getenv(clientsdk.EnvLambdaTimeoutMS), 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(os.Getenv(clientsdk.EnvLambdaTimeoutMS), 10, 64); err == nil && ms > 0 && ms <= 24*3600*1000 {
 		return time.Duration(ms) * time.Millisecond
 	}
 	return 15 * time.Minute
@@ -69,10 +68,11 @@ func envPrefixes() []string {
 
 // directWorker is ServeLambda in direct mode on one connection.
 type directWorker struct {
-	nc    *nats.Conn
-	c     directConf
-	h     func(context.Context, []byte) ([]byte, error)
-	takes chan *nats.Msg // requests, from each subscription in turn
+	nc      *nats.Conn
+	c       directConf
+	control string // the control subject
+	h       func(context.Context, []byte) ([]byte, error)
+	takes   chan *nats.Msg // requests, from each subscription in turn
 
 	mu   sync.Mutex
 	sub  *nats.Subscription // the current one, nil once drained
@@ -87,50 +87,6 @@ type taken struct {
 	took  *nats.Msg // the took notice, sent when the request outlives tookAfter
 	sent  bool      // took was sent
 	start time.Time
-}
-
-// serveDirect is ServeLambda in direct mode.
-func serveDirect(ctx context.Context, nc *nats.Conn, c directConf, h func(context.Context, []byte) ([]byte, error), errs <-chan error) error {
-	events := make(chan *nats.Msg, 16)
-	priv, err := nc.ChanSubscribe(c.subject, events)
-	if err != nil {
-		return fmt.Errorf("app: subscribe to %s: %w", c.subject, err)
-	}
-	defer func() { _ = priv.Unsubscribe() }()
-	d := &directWorker{nc: nc, c: c, h: h, takes: make(chan *nats.Msg, takesBacklog)}
-	if err := d.subscribe(); err != nil {
-		return err
-	}
-	// Both subscriptions are on the server (or refused) before dartup
-	// hears of the worker.
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("app: subscribe to %s: %w", c.lambda, err)
-	}
-	select {
-	case err := <-errs:
-		return fmt.Errorf("app: native lambda worker: %w", err)
-	default:
-	}
-	ready := &nats.Msg{Subject: c.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}, clientsdk.HeaderLambdaDirect: {"1"}}}
-	if err := nc.PublishMsg(ready); err != nil {
-		return fmt.Errorf("app: tell dartup the worker is ready: %w", err)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errs:
-			return fmt.Errorf("app: native lambda worker: %w", err)
-		case m := <-events:
-			if m.Header.Get(clientsdk.HeaderLambdaStop) != "" {
-				return d.stop(ctx)
-			}
-		case m := <-d.takes:
-			if err := d.take(ctx, m, false); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // takesBacklog bounds the requests a worker holds: those the server sent
@@ -214,7 +170,7 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	if !clientsdk.ValidRequestID(inv.RequestID) {
 		inv.RequestID = clientsdk.NewRequestID()
 	}
-	took := &nats.Msg{Subject: d.c.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook}, clientsdk.HeaderRequestID: {inv.RequestID}}}
+	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook}, clientsdk.HeaderRequestID: {inv.RequestID}}}
 	direct(took.Header, m, inv)
 	d.mu.Lock()
 	d.seq++
@@ -225,7 +181,7 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	}
 	d.mu.Unlock()
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
-	return respond(ctx, d.nc, d.c.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
+	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
 		timer.Stop()
 		d.mu.Lock()
 		d.cur = nil
