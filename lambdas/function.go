@@ -204,10 +204,14 @@ func (f *function) queueCheck() {
 	}
 	clear(f.queue[len(kept):])
 	f.queue = kept
+	var gone []*invocation
 	for token, inv := range f.requeued {
 		if !now.Before(inv.queuedUntil) {
+			// Out of dartup's hands (re-published, not seen since): a
+			// worker of another node may have taken it, so no 504 — the
+			// caller's own timeout answers one that was lost.
 			delete(f.requeued, token)
-			expired = append(expired, inv)
+			gone = append(gone, inv)
 		} else if next.IsZero() || inv.queuedUntil.Before(next) {
 			next = inv.queuedUntil
 		}
@@ -216,7 +220,9 @@ func (f *function) queueCheck() {
 		f.qArmed = true
 		f.qTimer.Reset(next.Sub(now))
 	}
+	f.checkDrainedLocked()
 	f.mu.Unlock()
+	f.forward(gone)
 	for _, inv := range expired {
 		inv.fail(clientsdk.Errorf(504, TypeTimedOut, "lambda %s: no worker took the request within %s", f.name, f.timeout()))
 	}
