@@ -269,18 +269,31 @@ func (f *function) directFree(w *worker) {
 	}
 	orphan, first := f.backLocked(w)
 	defer f.afterBack(w, orphan, first)
-	if f.stopUnwantedLocked(w) {
+	if f.closed || f.retiring {
+		f.stopUnwantedLocked(w)
 		return
 	}
-	f.parkLocked(&f.free, w)
+	// The head of the queue goes out before a stop (keep-warm 0): on one
+	// connection, so the worker has it before its Dartup-Stop and answers
+	// it in its drain.
 	inv := f.popQueueLocked()
 	if inv != nil {
 		inv.bounces = 0
 		f.requeueLocked(inv)
 	}
+	stop := f.keepWarm() == 0
+	if stop {
+		w.stopping = true
+	} else {
+		f.parkLocked(&f.free, w)
+	}
 	f.mu.Unlock()
 	if inv != nil {
 		f.republish(inv)
+	}
+	if stop {
+		w.closeStop()
+		go w.stop(f.m.opts.stopGrace) // its Dartup-Stop after the republish
 	}
 }
 
