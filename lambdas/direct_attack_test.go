@@ -2,6 +2,7 @@ package lambdas_test
 
 import (
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,3 +32,37 @@ func TestDirectKeepWarmZeroServes(t *testing.T) {
 	}
 }
 
+// A burst of slow requests on one warm direct worker does not pile up in
+// it: what the server sent it before its unsubscription is passed on, so
+// --max-workers workers share the burst as without direct mode (each
+// request waits for a worker in dartup's queue, timed and bounded, not
+// inside a busy worker).
+func TestDirectSlowBurstSpreads(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("slow", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 4; l.Queue = 100 })
+	r.mustInvoke("slow", "warm")
+	const n = 12
+	pids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			b, e := r.invoke("slow", map[string]any{"sleep_ms": 300, "pid": true})
+			if e != nil {
+				t.Error(e)
+				return
+			}
+			pids <- string(b)
+		})
+	}
+	wg.Wait()
+	close(pids)
+	per := map[string]int{}
+	for p := range pids {
+		per[p]++
+	}
+	for p, c := range per {
+		if c > n/2 {
+			t.Fatalf("worker %s served %d of %d slow requests of a burst (per worker: %v); --max-workers is 4", p, c, n, per)
+		}
+	}
+}

@@ -116,14 +116,39 @@ func (d *directWorker) drainLocked() {
 }
 
 // outlived is the timer of request seq: past tookAfter, the worker drains
-// its subscription and sends the took notice.
+// its subscription, sends the took notice (unless it did so already) and
+// passes on the requests the server sent it meanwhile.
 func (d *directWorker) outlived(seq uint64) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cur == nil || d.cur.seq != seq || d.cur.sent {
+	if d.cur == nil || d.cur.seq != seq {
+		d.mu.Unlock()
 		return
 	}
-	d.tookLocked()
+	if !d.cur.sent {
+		d.tookLocked()
+	}
+	d.mu.Unlock()
+	d.passOn()
+}
+
+// passOn publishes again to lambda.NAME, as the callers sent them, the
+// requests the server gave the worker before its unsubscription, while it
+// runs one that outlived tookAfter: the server gives each to a free worker
+// or to dartup (its queue, a cold start, 429), so that a burst does not
+// wait inside one busy worker, out of --max-workers, --queue and --timeout.
+// The worker is not subscribed then (drained), so none comes back to it.
+func (d *directWorker) passOn() {
+	// The server answers this PING after the unsubscription: whatever it
+	// sent the subscription before is in d.takes by then.
+	_ = d.nc.Flush()
+	for {
+		select {
+		case m := <-d.takes:
+			_ = d.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data})
+		default:
+			return
+		}
+	}
 }
 
 // tookLocked drains the subscription and sends cur's took notice.
