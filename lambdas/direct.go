@@ -142,6 +142,9 @@ func (f *function) requeuedBack(msg *nats.Msg) bool {
 	if f.offerLocked(inv) {
 		return true
 	}
+	if inv.bounces >= maxBounces {
+		f.suspectLocked()
+	}
 	f.queue = slices.Insert(f.queue, 0, inv)
 	spawn := f.spawnNeededLocked()
 	f.checkDrainedLocked()
@@ -267,6 +270,7 @@ func (f *function) directFree(w *worker) {
 		f.mu.Unlock()
 		return
 	}
+	w.unsubSince = time.Time{}
 	orphan, first := f.backLocked(w)
 	defer f.afterBack(w, orphan, first)
 	if f.closed || f.retiring {
@@ -297,6 +301,47 @@ func (f *function) directFree(w *worker) {
 	}
 }
 
+// suspectAfter is how long a direct worker that was free in dartup's view
+// while a request came back maxBounces times (so it was not subscribed)
+// may stay silent before it is taken for one that never subscribes again
+// and stopped. A worker that drained its subscription sends its took
+// notice at once.
+const suspectAfter = 2 * time.Second
+
+// suspectLocked notes that a request came back maxBounces times: none of
+// f.free was subscribed. Each such worker has suspectAfter to send a
+// notice (dropUnsubscribed).
+func (f *function) suspectLocked() {
+	for _, w := range f.free {
+		if w.unsubSince.IsZero() {
+			since := time.Now()
+			w.unsubSince = since
+			time.AfterFunc(suspectAfter, func() { f.dropUnsubscribed(w, since) })
+		}
+	}
+}
+
+// dropUnsubscribed stops w when it is still free and silent since since:
+// it does not take requests (a broken or hostile worker), and would keep
+// requests waiting in the queue until its keep-warm. It is killed without
+// waiting for a drain; the queue gets a new worker when it is gone.
+func (f *function) dropUnsubscribed(w *worker, since time.Time) {
+	f.mu.Lock()
+	if !w.unsubSince.Equal(since) || w.gone || w.stopping || !slices.Contains(f.free, w) {
+		f.mu.Unlock()
+		return
+	}
+	f.unfreeLocked(w)
+	w.stopIdleTimer()
+	w.stopping = true
+	w.noDrain.Store(true)
+	f.mu.Unlock()
+	f.log.Warn("a native worker said it takes its requests itself but took none while it was free; stopped (is it subscribed to its lambda?)",
+		"worker", w.id, "silent", suspectAfter)
+	w.closeStop()
+	go w.stop(f.m.opts.stopGrace)
+}
+
 // unfreeLocked takes w off the free list.
 func (f *function) unfreeLocked(w *worker) {
 	if i := slices.Index(f.free, w); i >= 0 {
@@ -317,6 +362,7 @@ func (f *function) took(w *worker, h nats.Header) error {
 		return errors.New("a took notice from a worker that is not free; ignored")
 	}
 	inv := f.directInvLocked(h, id, reply, time.Now())
+	w.unsubSince = time.Time{}
 	f.unfreeLocked(w)
 	f.assignLocked(w, inv)
 	f.mu.Unlock()
@@ -387,7 +433,7 @@ func (f *function) directInvLocked(h nats.Header, id, reply string, received tim
 // subscription and answer what it took meanwhile (its invocation's timeout
 // bounds it) before it is sent SIGTERM; nothing for other workers.
 func (w *worker) awaitDrain(p interface{ Done() <-chan struct{} }, grace time.Duration) {
-	if !w.direct.Load() || grace == 0 {
+	if !w.direct.Load() || w.noDrain.Load() || grace == 0 {
 		return
 	}
 	t := time.NewTimer(w.f.timeout() + grace)

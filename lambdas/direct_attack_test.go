@@ -1,6 +1,8 @@
 package lambdas_test
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
 )
 
 // With --keep-warm 0 a direct worker serves the request that started it
@@ -64,5 +67,36 @@ func TestDirectSlowBurstSpreads(t *testing.T) {
 		if c > n/2 {
 			t.Fatalf("worker %s served %d of %d slow requests of a burst (per worker: %v); --max-workers is 4", p, c, n, per)
 		}
+	}
+}
+
+// A worker that says it takes direct mode's offer but never subscribes
+// does not keep requests waiting for its keep-warm (an hour here): the
+// runner sees a request come back while that worker is free in its view,
+// stops it, and the next worker (a good one here) serves the request.
+func TestDirectWorkerThatNeverSubscribes(t *testing.T) {
+	r := newDirectRig(t)
+	bin := testutil.BuildGo(t, nativePkg)
+	once := filepath.Join(t.TempDir(), "nosub")
+	if err := os.WriteFile(once, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=nosub", "LAMBDANATIVE_NOSUB=" + once}}
+	err := r.deploy(spec(t, "nosub", 1, func(l *clientsdk.LambdaSpec) {
+		l.Protocol = clientsdk.ProtocolNATS
+		l.MaxWorkers = 1
+		l.KeepWarm = dur(time.Hour)
+		l.Timeout = clientsdk.Duration(20 * time.Second)
+	}), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first request starts the bad worker: ready, "free", and it
+	// takes nothing; the request waits in the queue.
+	if got := r.mustInvoke("nosub", "first"); got != "Hello, first!" {
+		t.Fatalf("answered %q", got)
+	}
+	if _, err := os.Stat(once); !os.IsNotExist(err) {
+		t.Fatalf("the bad worker did not run: %v", err)
 	}
 }

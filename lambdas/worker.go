@@ -36,6 +36,9 @@ type worker struct {
 	// direct: a native worker that takes requests itself (direct.go);
 	// set at its first ready notice.
 	direct atomic.Bool
+	// noDrain: a direct worker stopped because it is not subscribed
+	// (direct.go dropUnsubscribed): no drain to wait for.
+	noDrain atomic.Bool
 	// rtConns counts the Runtime API connections that named the worker
 	// (rtMaxWorkerConns at most).
 	rtConns atomic.Int32
@@ -62,6 +65,10 @@ type worker struct {
 	idleTimer *time.Timer
 	idleSince time.Time
 	execTimer *time.Timer
+	// unsubSince: when a request came back maxBounces times while this
+	// direct worker was free in f's view (direct.go suspectLocked); zero
+	// after each of its notices.
+	unsubSince time.Time
 }
 
 // stopIdleTimer stops w's keep-warm timer (w leaves the idle list).

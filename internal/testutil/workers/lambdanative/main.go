@@ -19,7 +19,10 @@
 //     answers "refused" or "allowed".
 //
 // With LAMBDANATIVE_HANDOVER=1 it ignores direct mode (as the Dart package
-// does) and is handed its events.
+// does) and is handed its events. With LAMBDANATIVE_NOSUB=FILE, while FILE
+// exists (the worker removes it: once), it plays a worker that says it
+// takes direct mode's offer but never subscribes: a ready notice, then
+// nothing, not even on its Dartup-Stop.
 package main
 
 import (
@@ -185,6 +188,12 @@ func main() {
 		_ = os.Unsetenv(clientsdk.EnvLambdaDirect)
 	}
 	h := &hostile{}
+	if f := os.Getenv("LAMBDANATIVE_NOSUB"); f != "" && os.Remove(f) == nil {
+		_ = h.conn().PublishMsg(&nats.Msg{Subject: os.Getenv(clientsdk.EnvLambdaDirectControl), Header: nats.Header{
+			clientsdk.HeaderNotice: {clientsdk.NoticeReady}, clientsdk.HeaderLambdaDirect: {"1"}}})
+		_ = h.nc.Flush()
+		select {}
+	}
 	if err := app.ServeLambda(context.Background(), h.handle); err != nil {
 		fmt.Fprintln(os.Stderr, "lambdanative:", err)
 		os.Exit(1)
