@@ -292,13 +292,10 @@ func (f *function) startWorker(w *worker) {
 func (f *function) watch(w *worker) {
 	<-w.proc.Done()
 	if w.direct.Load() {
-		// Its done notice, sent before it exited, comes first.
-		f.mu.Lock()
-		busy := w.current != nil
-		f.mu.Unlock()
-		if busy {
-			f.m.settle(time.Second)
-		}
+		// Its done notices, sent before it exited, come first: the one
+		// of a request it was timed on, and those of requests over
+		// within a moment, which dartup has not heard of yet.
+		f.m.settle(time.Second)
 	}
 	f.mu.Lock()
 	inv := w.current
