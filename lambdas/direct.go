@@ -431,12 +431,21 @@ func (f *function) directInvLocked(h nats.Header, id, reply string, received tim
 
 // awaitDrain gives a direct worker told to stop the time to drain its
 // subscription and answer what it took meanwhile (its invocation's timeout
-// bounds it) before it is sent SIGTERM; nothing for other workers.
+// bounds it; the grace only when f shuts down) before it is sent SIGTERM;
+// nothing for other workers.
 func (w *worker) awaitDrain(p interface{ Done() <-chan struct{} }, grace time.Duration) {
 	if !w.direct.Load() || w.noDrain.Load() || grace == 0 {
 		return
 	}
-	t := time.NewTimer(w.f.timeout() + grace)
+	wait := w.f.timeout() + grace
+	w.f.mu.Lock()
+	if w.f.closed {
+		// Shutting down: its request was answered 503 already; what the
+		// drain brings gets the grace only.
+		wait = grace
+	}
+	w.f.mu.Unlock()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-p.Done():

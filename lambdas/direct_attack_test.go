@@ -1,6 +1,7 @@
 package lambdas_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,4 +100,34 @@ func TestDirectWorkerThatNeverSubscribes(t *testing.T) {
 	if _, err := os.Stat(once); !os.IsNotExist(err) {
 		t.Fatalf("the bad worker did not run: %v", err)
 	}
+}
+
+// Closing the Manager (serve stopping) while a direct worker runs a long
+// request takes the stop grace, as in hand-over mode, not the function's
+// timeout: the caller was answered 503 already, no drain is worth it.
+func TestDirectCloseWhileBusy(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("long", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(60 * time.Second) })
+	r.mustInvoke("long", "warm")
+	sleepers := r.watchSleepers("long")
+	answer := make(chan *clientsdk.Error, 1)
+	go func() {
+		msg, err := r.client.Request(clientsdk.LambdaSubject("long"), []byte(`{"sleep_ms":30000}`), 40*time.Second)
+		if err != nil {
+			answer <- clientsdk.Errorf(0, "none", "%v", err)
+			return
+		}
+		answer <- clientsdk.ErrorFromMsg(msg)
+	}()
+	select {
+	case <-sleepers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := r.m.Close(ctx); err != nil {
+		t.Fatalf("close while a direct worker is busy: %v", err)
+	}
+	wantCode(t, <-answer, 503)
 }
