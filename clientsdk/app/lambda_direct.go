@@ -79,6 +79,9 @@ type directWorker struct {
 	cur  *taken             // the request running, nil between requests
 	seq  uint64             // counts requests: a late timer's is not cur
 	fail error              // a took notice that could not be sent
+	// passMu is held while requests are passed on (passOn), so that a
+	// stopping worker does not close its connection under it.
+	passMu sync.Mutex
 }
 
 // taken is the request a direct worker runs.
@@ -127,7 +130,11 @@ func (d *directWorker) outlived(seq uint64) {
 	if !d.cur.sent {
 		d.tookLocked()
 	}
+	// Taken before cur can be nil again: stop, once its last request is
+	// over, waits for this pass.
+	d.passMu.Lock()
 	d.mu.Unlock()
+	defer d.passMu.Unlock()
 	d.passOn()
 }
 
@@ -177,7 +184,11 @@ func (d *directWorker) stop(ctx context.Context) error {
 				return err
 			}
 		default:
-			return nil
+			d.passMu.Lock() // a pass under way publishes what it took first
+			d.passMu.Unlock()
+			if len(d.takes) == 0 {
+				return nil
+			}
 		}
 	}
 }
