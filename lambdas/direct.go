@@ -146,6 +146,7 @@ func (f *function) requeuedBack(msg *nats.Msg) bool {
 		f.suspectLocked()
 	}
 	f.queue = slices.Insert(f.queue, 0, inv)
+	f.armPokeLocked()
 	spawn := f.spawnNeededLocked()
 	f.checkDrainedLocked()
 	f.mu.Unlock()
@@ -290,6 +291,7 @@ func (f *function) directFree(w *worker) {
 		w.stopping = true
 	} else {
 		f.parkLocked(&f.free, w)
+		f.armPokeLocked()
 	}
 	f.mu.Unlock()
 	if inv != nil {
@@ -340,6 +342,44 @@ func (f *function) dropUnsubscribed(w *worker, since time.Time) {
 		"worker", w.id, "silent", suspectAfter)
 	w.closeStop()
 	go w.stop(f.m.opts.stopGrace)
+}
+
+// pokeAfter is how often the head of the queue is re-published while
+// direct workers are free in f's view (armPokeLocked).
+const pokeAfter = 20 * time.Millisecond
+
+// armPokeLocked makes sure the queue moves while requests wait and direct
+// workers are free in f's view. Each ready or done notice re-publishes one
+// head for its worker, but in a cluster nats-server gives a client's queue
+// message to a route as readily as to a local member: the head may go to
+// another server (its worker or its runner takes it), and no notice of
+// f's workers would come for the next one.
+func (f *function) armPokeLocked() {
+	if f.poking || len(f.queue) == 0 || len(f.free) == 0 || f.closed || f.retiring {
+		return
+	}
+	f.poking = true
+	time.AfterFunc(pokeAfter, f.poke)
+}
+
+// poke re-publishes the head of the queue while direct workers are free in
+// f's view, and arms itself again while requests wait.
+func (f *function) poke() {
+	f.mu.Lock()
+	f.poking = false
+	if f.closed || f.retiring || len(f.free) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	inv := f.popQueueLocked()
+	if inv == nil {
+		f.mu.Unlock()
+		return
+	}
+	f.requeueLocked(inv)
+	f.armPokeLocked()
+	f.mu.Unlock()
+	f.republish(inv)
 }
 
 // unfreeLocked takes w off the free list.

@@ -32,7 +32,9 @@ type function struct {
 	free []*worker
 	// requeued are the waiting requests re-published to the direct
 	// workers, by their HeaderRequeued token, until a took or their return.
-	requeued  map[string]*invocation
+	requeued map[string]*invocation
+	// poking: a poke (direct.go) is armed.
+	poking    bool
 	workers   map[*worker]struct{}
 	starting  int    // workers not yet at their first GET /next
 	returning int    // workers that answered and will be back in GET /next
