@@ -22,8 +22,8 @@ const (
 	EnvLambdaControl = "DARTUP_LAMBDA_CONTROL"
 	// EnvLambdaDirect, when set (to the queue group, LambdaQueueGroup),
 	// offers direct mode: the worker takes requests itself, subscribing
-	// LambdaSubject(app) in that group with an auto-unsubscribe after one
-	// message whenever it is free, and tells dartup with NoticeTook. A
+	// LambdaSubject(app) in that group whenever it is free (drained while
+	// a request outlives 1 ms), and tells dartup with NoticeTook. A
 	// worker that takes the offer says so in its ready notice
 	// (HeaderLambdaDirect); one that does not is handed events as without
 	// it (docs/protocol.md §7).

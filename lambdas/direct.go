@@ -16,8 +16,8 @@ import (
 
 // Direct mode (WithFallbackConn; docs/lambdas.md, docs/protocol.md §7): a
 // native worker takes its lambda's requests itself. When free it
-// queue-subscribes lambda.NAME in the runners' queue group with an
-// auto-unsubscribe after one message; the Manager's own subscription of
+// queue-subscribes lambda.NAME in the runners' queue group (it drains
+// the subscription while a request outlives 1 ms); the Manager's own subscription of
 // lambda.NAME is made through an embedded leaf-node server, and
 // nats-server gives a queue message to a leaf-node member only when no
 // client member is left. So a request reaches the Manager (onMsg) only
