@@ -328,6 +328,9 @@ func (f *function) suspectLocked() {
 // requests waiting in the queue until its keep-warm. It is killed without
 // waiting for a drain; the queue gets a new worker when it is gone.
 func (f *function) dropUnsubscribed(w *worker, since time.Time) {
+	// A took notice sent before now, still in the dispatcher's backlog,
+	// clears the suspicion first.
+	f.m.settle(time.Second)
 	f.mu.Lock()
 	if !w.unsubSince.Equal(since) || w.gone || w.stopping || !slices.Contains(f.free, w) {
 		f.mu.Unlock()
