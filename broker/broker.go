@@ -26,6 +26,7 @@ import (
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/datadir"
+	"github.com/dartup/dartup/internal/leafnode"
 	"github.com/dartup/dartup/internal/replies"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -152,6 +153,9 @@ type Config struct {
 	// LocalRunner says that a runner in this process keeps its artifact
 	// cache on the data disk too.
 	LocalRunner bool
+	// DirectLambdas runs a leaf-node server for the local runner's native
+	// lambdas in direct mode (FallbackConn; docs/lambdas.md).
+	DirectLambdas bool
 	// Logger receives the server's and the broker's logs (default: discard).
 	Logger *slog.Logger
 	// TracerProvider, when set, records a server span per gateway request
@@ -279,7 +283,10 @@ func (c *Config) checkRoutes() error {
 type Broker struct {
 	cfg Config
 	ns  *server.Server
-	nc  *nats.Conn
+	// leaf is the leaf-node server of DirectLambdas (nil without).
+	leaf         *leafnode.Server
+	leafPassword string
+	nc           *nats.Conn
 	// apiNC serves the control API: it may only receive API requests and
 	// publish replies (apiConnName).
 	apiNC *nats.Conn
@@ -469,7 +476,22 @@ func (b *Broker) startNATS() error {
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
 		b.clientPort.Store(int32(a.Port))
 	}
+	if b.cfg.DirectLambdas {
+		if b.leaf, err = leafnode.Start(ns, opts, b.leafPassword); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// FallbackConn returns the connection to the leaf-node server through
+// which the local runner subscribes its native lambdas in direct mode
+// (lambdas.WithFallbackConn), or nil without DirectLambdas.
+func (b *Broker) FallbackConn() *nats.Conn {
+	if b.leaf == nil {
+		return nil
+	}
+	return b.leaf.Conn()
 }
 
 // setUpAuth makes the password checker, the login guard and the NATS
@@ -561,6 +583,9 @@ func (b *Broker) serverOptions() (*server.Options, error) {
 		// PING". Use the regular PingInterval for the first PING too.
 		DisableShortFirstPing:      true,
 		CustomClientAuthentication: b.auth,
+	}
+	if b.cfg.DirectLambdas {
+		opts.LeafNode, b.leafPassword = leafnode.HubOptions()
 	}
 	if b.tls.clients != nil {
 		opts.TLSConfig = b.tls.clients
@@ -750,6 +775,9 @@ func (b *Broker) shutdown(ctx context.Context) error {
 	b.ledger.close()
 	for _, nc := range []*nats.Conn{b.apiNC, b.replyConn(), b.nc} {
 		errs = append(errs, drain(ctx, nc))
+	}
+	if b.leaf != nil {
+		b.leaf.Close()
 	}
 	if b.ns != nil {
 		b.ns.Shutdown()

@@ -20,6 +20,26 @@ const (
 	// (ready, done, init-error): an inbox of dartup's holding a secret
 	// only this worker knows, so that no other worker can speak for it.
 	EnvLambdaControl = "DARTUP_LAMBDA_CONTROL"
+	// EnvLambdaDirect, when set (to the queue group, LambdaQueueGroup),
+	// offers direct mode: the worker takes requests itself, subscribing
+	// LambdaSubject(app) in that group whenever it is free (drained while
+	// a request outlives 1 ms), and tells dartup with NoticeTook. A
+	// worker that takes the offer says so in its ready notice
+	// (HeaderLambdaDirect); one that does not is handed events as without
+	// it (docs/protocol.md §7).
+	EnvLambdaDirect = "DARTUP_LAMBDA_DIRECT"
+	// EnvLambdaTimeoutMS is the function's timeout in milliseconds: in
+	// direct mode a worker's handler deadline is this long after it took
+	// the request.
+	EnvLambdaTimeoutMS = "DARTUP_LAMBDA_TIMEOUT_MS"
+	// EnvLambdaDirectControl, with EnvLambdaDirect, is the control subject
+	// a worker that takes the offer sends its notices to instead of
+	// EnvLambdaControl's (the same secret, a shorter way).
+	EnvLambdaDirectControl = "DARTUP_LAMBDA_DIRECT_CONTROL"
+	// EnvLambdaReplyPrefixes lists, comma-separated, the server's extra
+	// reply prefixes (ReplyPrefixes) a direct worker may answer besides
+	// the inboxes; a request with any other reply subject is dropped.
+	EnvLambdaReplyPrefixes = "DARTUP_LAMBDA_REPLY_PREFIXES"
 
 	// NativeWorkerPrefix starts the private subjects of native workers:
 	// "dartup.native.APP.WORKER".
@@ -46,6 +66,17 @@ const (
 	// was sent), "500" (a function error was sent), "413" (the result was
 	// over MaxLambdaResponseBytes and 413 was sent instead).
 	HeaderLambdaStatus = "Dartup-Status"
+	// HeaderLambdaDirect ("1") on a ready notice: the worker takes
+	// requests itself (EnvLambdaDirect); dartup never hands it an event.
+	HeaderLambdaDirect = "Dartup-Direct"
+	// HeaderLambdaElapsed, on a direct worker's done notice for a request
+	// it sent no took notice for, is the time it ran, in microseconds.
+	HeaderLambdaElapsed = "Dartup-Elapsed"
+	// HeaderRequeued is set by dartup on a request it re-publishes from its
+	// queue to a direct worker; the worker copies it into its took notice
+	// so that dartup finds the waiting request (its arrival, deadline and
+	// trace) again.
+	HeaderRequeued = "Dartup-Requeued"
 
 	// NoticeReady: the worker subscribed and waits for an event (its first
 	// one, or one after a done notice it could not send). Sent once after
@@ -60,6 +91,16 @@ const (
 	// AWS error document {"errorMessage","errorType"}. dartup answers the
 	// first waiting request with it and stops the worker.
 	NoticeInitError = "init-error"
+	// NoticeTook: a direct worker took a request itself and it runs
+	// longer than a moment. Headers: the request id (HeaderRequestID: the
+	// caller's valid one or one the worker made), HeaderLambdaDirect "1",
+	// the caller's reply subject (HeaderLambdaReply), its traceparent and
+	// HeaderRequeued when the request had one. dartup then times the
+	// invocation (504 and the worker killed past the timeout) and answers
+	// 502 if the worker dies before its done notice. A request over
+	// sooner gets no took notice: its done notice carries the same
+	// headers and HeaderLambdaElapsed.
+	NoticeTook = "took"
 )
 
 // MaxLambdaResponseBytes is the largest result a function may return: AWS's
@@ -67,6 +108,15 @@ const (
 // A native worker answers 413 Function.ResponseSizeTooLarge instead of a
 // larger result.
 const MaxLambdaResponseBytes = 6<<20 + 100
+
+// MaxLambdaEventBytes is the largest event a function is given (AWS's 6 MiB
+// synchronous payload limit): a larger one is answered 413
+// RequestEntityTooLargeException and not run.
+const MaxLambdaEventBytes = 6 << 20
+
+// TypeRequestTooLarge is the error type of an event over
+// MaxLambdaEventBytes (AWS's name).
+const TypeRequestTooLarge = "RequestEntityTooLargeException"
 
 // TypeResponseTooLarge is the error type of a result over
 // MaxLambdaResponseBytes (AWS's name).

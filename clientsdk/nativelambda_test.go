@@ -44,7 +44,7 @@ func TestLambdaWorkerPermissions(t *testing.T) {
 	w := strings.Repeat("0a", 16)
 	pub, sub := LambdaWorkerPermissions("fn", w)
 	apub, asub := WorkerPermissions("fn")
-	if !slices.Equal(pub, apub) || !slices.Equal(sub, append(asub, "dartup.native.fn."+w)) {
+	if !slices.Equal(pub, apub) || !slices.Equal(sub, append(asub, "dartup.native.fn."+w, "lambda.fn dartup-lambda")) {
 		t.Fatalf("publish %v, subscribe %v", pub, sub)
 	}
 	for _, p := range pub {

@@ -106,10 +106,13 @@ func WorkerPermissions(app string, extraReplyPrefixes ...string) (publish, subsc
 }
 
 // LambdaWorkerPermissions is WorkerPermissions plus subscribe on native
-// worker worker's private subject (LambdaWorkerSubject): what a
-// LambdaWorkerToken grants. Its siblings' subjects stay out of reach, and
-// no worker may publish to any worker's subject.
+// worker worker's private subject (LambdaWorkerSubject) and, for direct
+// mode, on its lambda's requests in the runners' queue group only
+// ("lambda.APP dartup-lambda": a worker takes one request at a time, it
+// cannot read them all): what a LambdaWorkerToken grants. Its siblings'
+// subjects stay out of reach, and no worker may publish to any worker's
+// subject.
 func LambdaWorkerPermissions(app, worker string, extraReplyPrefixes ...string) (publish, subscribe []string) {
 	publish, subscribe = WorkerPermissions(app, extraReplyPrefixes...)
-	return publish, append(subscribe, LambdaWorkerSubject(app, worker))
+	return publish, append(subscribe, LambdaWorkerSubject(app, worker), LambdaSubject(app)+" "+LambdaQueueGroup)
 }

@@ -232,19 +232,25 @@ func BenchmarkColdInvoke(b *testing.B) {
 // benchstat:
 //
 //	go test -run '^$' -bench InvokeCost -benchmem -count 6 ./lambdas/ > new.txt
+//
+// native-direct is the native protocol in direct mode (the workers take
+// their requests themselves, WithFallbackConn).
 func BenchmarkInvokeCost(b *testing.B) {
-	for _, p := range []struct{ name, pkg string }{{"runtime-api", helloPkg}, {"native", nativePkg}} {
+	for _, p := range []struct {
+		name, pkg string
+		direct    bool
+	}{{"runtime-api", helloPkg, false}, {"native", nativePkg, false}, {"native-direct", nativePkg, true}} {
 		proto := clientsdk.ProtocolRuntimeAPI
 		if p.pkg == nativePkg {
 			proto = clientsdk.ProtocolNATS
 		}
-		b.Run(p.name+"/serial", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, 1, 1) })
-		b.Run(p.name+"/32x4", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, 32, 4) })
+		b.Run(p.name+"/serial", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, p.direct, 1, 1) })
+		b.Run(p.name+"/32x4", func(b *testing.B) { benchInvokeCost(b, p.pkg, proto, p.direct, 32, 4) })
 	}
 }
 
-func benchInvokeCost(b *testing.B, pkg, proto string, callers, workers int) {
-	r, _ := statusRig(b) // with its status reports, as in dartup serve
+func benchInvokeCost(b *testing.B, pkg, proto string, direct bool, callers, workers int) {
+	r, _ := statusRigOn(b, direct) // with its status reports, as in dartup serve
 	r.deployGo("cost", pkg, func(l *clientsdk.LambdaSpec) { l.MaxWorkers, l.Protocol = workers, proto },
 		"NATS_URL="+r.b.NATSURL(), "DARTUP_APP=cost")
 	payload := []byte(`{"name":"bench"}`)

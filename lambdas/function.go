@@ -23,9 +23,18 @@ type function struct {
 	arn  string // its ARN for the Runtime API (Lambda-Runtime-Invoked-Function-Arn)
 	sub  *nats.Subscription
 
-	mu        sync.Mutex
-	queue     []*invocation // waiting for a worker, oldest first
-	idle      []*worker     // waiting in GET /next, most recently idle last
+	mu    sync.Mutex
+	queue []*invocation // waiting for a worker, oldest first
+	idle  []*worker     // waiting in GET /next, most recently idle last
+	// free are the direct workers (direct.go) that are subscribed to
+	// lambda.NAME as far as dartup knows (ready or done, no took since):
+	// never handed anything, they take requests themselves.
+	free []*worker
+	// requeued are the waiting requests re-published to the direct
+	// workers, by their HeaderRequeued token, until a took or their return.
+	requeued map[string]*invocation
+	// poking: a poke (direct.go) is armed.
+	poking    bool
 	workers   map[*worker]struct{}
 	starting  int    // workers not yet at their first GET /next
 	returning int    // workers that answered and will be back in GET /next
@@ -70,6 +79,9 @@ func (f *function) keepWarm() time.Duration {
 // onMsg is the NATS handler of lambda.NAME. It never blocks: the reply is
 // sent later by whoever completes the invocation.
 func (f *function) onMsg(msg *nats.Msg) {
+	if f.direct() && f.requeuedBack(msg) {
+		return
+	}
 	// A request whose result would go anywhere but an inbox is refused
 	// before it runs: answering it would publish with the runner's rights.
 	if msg.Reply != "" && !f.m.replies.Allowed(msg) {
@@ -105,6 +117,13 @@ func (f *function) submit(inv *invocation) {
 		f.submitStdioLocked(inv)
 		return
 	}
+	if f.retiring && f.direct() {
+		// A request that reached the replaced revision's subscription
+		// before its drain: the new revision's.
+		f.mu.Unlock()
+		f.forward([]*invocation{inv})
+		return
+	}
 	if n := len(f.idle); n > 0 {
 		w := f.idle[n-1]
 		f.idle = f.idle[:n-1]
@@ -118,9 +137,12 @@ func (f *function) submit(inv *invocation) {
 		f.mu.Unlock()
 		return
 	}
+	if f.offerLocked(inv) {
+		return
+	}
 	// Each starting worker and each worker that may still be started takes
 	// one waiting request; Queue more may wait.
-	capacity := f.l.Queue + f.starting + f.returning + (f.l.MaxWorkers - len(f.workers))
+	capacity := f.l.Queue + f.starting + f.returning + len(f.free) + (f.l.MaxWorkers - len(f.workers))
 	if len(f.queue) >= capacity {
 		f.mu.Unlock()
 		inv.fail(clientsdk.Errorf(429, TypeThrottled, "lambda %s is throttled: %d workers busy and %d requests queued (raise --max-workers or --queue)",
@@ -184,11 +206,25 @@ func (f *function) queueCheck() {
 	}
 	clear(f.queue[len(kept):])
 	f.queue = kept
+	var gone []*invocation
+	for token, inv := range f.requeued {
+		if !now.Before(inv.queuedUntil) {
+			// Out of dartup's hands (re-published, not seen since): a
+			// worker of another node may have taken it, so no 504 — the
+			// caller's own timeout answers one that was lost.
+			delete(f.requeued, token)
+			gone = append(gone, inv)
+		} else if next.IsZero() || inv.queuedUntil.Before(next) {
+			next = inv.queuedUntil
+		}
+	}
 	if !next.IsZero() {
 		f.qArmed = true
 		f.qTimer.Reset(next.Sub(now))
 	}
+	f.checkDrainedLocked()
 	f.mu.Unlock()
+	f.forward(gone)
 	for _, inv := range expired {
 		inv.fail(clientsdk.Errorf(504, TypeTimedOut, "lambda %s: no worker took the request within %s", f.name, f.timeout()))
 	}
@@ -214,7 +250,7 @@ func (f *function) assignLocked(w *worker, inv *invocation) {
 // startWorkers after unlocking.
 func (f *function) spawnNeededLocked() []*worker {
 	var out []*worker
-	for !f.closed && len(f.queue) > f.starting+f.returning && len(f.workers) < f.l.MaxWorkers {
+	for !f.closed && len(f.queue) > f.starting+f.returning+len(f.free) && len(f.workers) < f.l.MaxWorkers {
 		w := newWorker(f, f.takeSlotLocked())
 		f.workers[w] = struct{}{}
 		f.starting++
@@ -257,6 +293,7 @@ func (f *function) removeWorkerLocked(w *worker) {
 	if i := slices.Index(f.idle, w); i >= 0 {
 		f.idle = slices.Delete(f.idle, i, i+1)
 	}
+	f.unfreeLocked(w)
 	if !w.ready {
 		f.starting--
 	}
@@ -273,7 +310,7 @@ func (f *function) removeWorkerLocked(w *worker) {
 }
 
 func (f *function) checkDrainedLocked() {
-	if (f.retiring || f.closed) && !f.drainedC && len(f.workers) == 0 && f.running == 0 && len(f.queue) == 0 {
+	if (f.retiring || f.closed) && !f.drainedC && len(f.workers) == 0 && f.running == 0 && len(f.queue) == 0 && len(f.requeued) == 0 {
 		f.drainedC = true
 		close(f.drained)
 	}
@@ -313,7 +350,11 @@ func (f *function) execCheck(w *worker) {
 // expire stops w when it is still idle after KeepWarm.
 func (f *function) expire(w *worker) {
 	f.mu.Lock()
-	i := slices.Index(f.idle, w)
+	list := &f.idle
+	if w.direct.Load() {
+		list = &f.free
+	}
+	i := slices.Index(*list, w)
 	if i < 0 || w.current != nil {
 		f.mu.Unlock()
 		return
@@ -323,7 +364,7 @@ func (f *function) expire(w *worker) {
 		f.mu.Unlock()
 		return
 	}
-	f.idle = slices.Delete(f.idle, i, i+1)
+	*list = slices.Delete(*list, i, i+1)
 	w.stopping = true
 	f.mu.Unlock()
 	f.log.Debug("stopping idle worker", "worker", w.id, "keep_warm", f.keepWarm())
@@ -339,14 +380,16 @@ func (f *function) retire() {
 	}
 	f.mu.Lock()
 	f.retiring = true
-	idle := f.idle
-	f.idle = nil
+	idle := append(f.idle, f.free...)
+	f.idle, f.free = nil, nil
+	forward := f.handOnLocked()
 	for _, w := range idle {
 		w.stopIdleTimer()
 		w.stopping = true
 	}
 	f.checkDrainedLocked()
 	f.mu.Unlock()
+	f.forward(forward)
 	for _, w := range idle {
 		w.closeStop()
 		go w.stop(f.m.opts.stopGrace)
@@ -366,6 +409,11 @@ func (f *function) shutdown(ctx context.Context, reason string) {
 	var fail []*invocation
 	fail = append(fail, f.queue...)
 	f.queue = nil
+	for _, inv := range f.requeued {
+		fail = append(fail, inv)
+	}
+	f.requeued = nil
+	f.free = nil
 	var ws []*worker
 	for w := range f.workers {
 		if w.current != nil {

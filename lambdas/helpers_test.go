@@ -45,11 +45,26 @@ func newRig(t testing.TB, opts ...lambdas.Option) *rig {
 // newRigWith is newRig with options built from the Manager's connection.
 func newRigWith(t testing.TB, mkOpts func(nc *nats.Conn) []lambdas.Option) *rig {
 	t.Helper()
-	b := testutil.StartBroker(t)
+	return newRigOn(t, false, mkOpts)
+}
+
+// newDirectRig is newRig with direct mode for native lambdas: the broker
+// runs its leaf-node server, the Manager subscribes through it.
+func newDirectRig(t testing.TB, opts ...lambdas.Option) *rig {
+	t.Helper()
+	return newRigOn(t, true, func(*nats.Conn) []lambdas.Option { return opts })
+}
+
+func newRigOn(t testing.TB, direct bool, mkOpts func(nc *nats.Conn) []lambdas.Option) *rig {
+	t.Helper()
+	b := testutil.StartBroker(t, func(c *broker.Config) { c.DirectLambdas = direct })
 	r := &rig{t: t, b: b}
 	r.nc = testutil.Connect(t, b.NATSURL())
 	r.client = testutil.Connect(t, b.NATSURL())
 	opts := mkOpts(r.nc)
+	if direct {
+		opts = append(opts, lambdas.WithFallbackConn(b.FallbackConn()))
+	}
 	base := []lambdas.Option{lambdas.WithNodeID("n1"), lambdas.WithStopGrace(500 * time.Millisecond),
 		lambdas.WithEvents(func(e clientsdk.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() })}
 	if testing.Verbose() {

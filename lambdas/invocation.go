@@ -25,7 +25,7 @@ const (
 	TypeFunctionExit = "Function.ExitError"
 	TypeUnhandled    = "Unhandled"
 	// TypeRequestTooLarge: the event is over MaxEventBytes (AWS's name).
-	TypeRequestTooLarge = "RequestEntityTooLargeException"
+	TypeRequestTooLarge = clientsdk.TypeRequestTooLarge
 )
 
 // invocation is one request: from the NATS message to the reply.
@@ -39,8 +39,12 @@ type invocation struct {
 
 	// guarded by f.mu
 	queuedUntil time.Time // when it waits in the queue: its queue deadline
-	dispatched  time.Time
-	deadline    time.Time
+	// token and bounces: a request re-published to direct workers
+	// (direct.go), its HeaderRequeued token and how often it came back.
+	token      string
+	bounces    int
+	dispatched time.Time
+	deadline   time.Time
 
 	done atomic.Bool
 }

@@ -27,7 +27,7 @@ const MaxResponseBytes = clientsdk.MaxLambdaResponseBytes
 
 // MaxEventBytes is the largest event a function is given (AWS's 6 MiB
 // synchronous payload limit); a larger request is answered 413 and not run.
-const MaxEventBytes = 6 << 20
+const MaxEventBytes = clientsdk.MaxLambdaEventBytes
 
 // DefaultStopGrace is the time a worker gets between SIGTERM and SIGKILL when
 // it is stopped because it was idle, replaced, or the Manager closes.
@@ -78,6 +78,7 @@ type options struct {
 	replyExtra  []string
 	appLogLevel slog.Level
 	tracer      trace.Tracer // WithTracerProvider; nil records no spans
+	fallback    *nats.Conn   // WithFallbackConn: direct mode for native lambdas
 }
 
 // WithAppLogLevel sets the level at which workers' output lines also go to
@@ -299,7 +300,9 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 	f := newFunction(m, spec, cmd, st)
 	var sub *nats.Subscription
 	var err error
-	if f.l.Protocol == clientsdk.ProtocolNATS {
+	if f.direct() {
+		sub, err = m.native.subscribeDirect(m, f)
+	} else if f.l.Protocol == clientsdk.ProtocolNATS {
 		sub, err = m.native.subscribe(m, f) // in order with the workers' notices
 	} else {
 		sub, err = m.nc.QueueSubscribe(clientsdk.LambdaSubject(spec.Name), clientsdk.LambdaQueueGroup, f.onMsg)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,13 +40,24 @@ type nativeWorker struct {
 	id      string // its id in its token and subject: 32 hex digits
 	subject string // clientsdk.LambdaWorkerSubject(app, id)
 	control string // the Manager's control inbox + "." + the worker's secret
+	// directControl, in direct mode, is the control subject on the
+	// Manager's own connection, for a direct worker's notices.
+	directControl string
 }
 
 func newNativeWorker(f *function, secret string) *nativeWorker {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	return &nativeWorker{id: id, subject: clientsdk.LambdaWorkerSubject(f.name, id), control: f.m.native.inbox + "." + secret}
+	nw := &nativeWorker{id: id, subject: clientsdk.LambdaWorkerSubject(f.name, id), control: f.m.native.inbox + "." + secret}
+	if f.m.native.finbox != "" {
+		// In direct mode, through the leaf server: in order with the
+		// requests that fall to the Manager (a hand-over worker's done
+		// notice must come before its caller's next request); a direct
+		// worker's notices take the shorter way (directControl).
+		nw.directControl, nw.control = nw.control, f.m.native.finbox+"."+secret
+	}
+	return nw
 }
 
 // nativeEnv is what a native worker is told: its subject, its control
@@ -54,6 +66,10 @@ func (f *function) nativeEnv(w *worker) []string {
 	env := []string{clientsdk.EnvLambdaSubject + "=" + w.native.subject, clientsdk.EnvLambdaControl + "=" + w.native.control}
 	if f.cmd.WorkerToken != nil {
 		env = append(env, "NATS_TOKEN="+f.cmd.WorkerToken(w.native.id))
+	}
+	if f.direct() {
+		env = append(env, f.directEnv()...)
+		env = append(env, clientsdk.EnvLambdaDirectControl+"="+w.native.directControl)
 	}
 	return env
 }
@@ -134,6 +150,14 @@ type nativeControl struct {
 	funcs  sync.Map // *nats.Subscription of lambda.NAME → *function
 	quit   chan struct{}
 	logged loglimit.Every
+	// settle is a subject on the inbox only the Manager knows: a message
+	// there marks a point in the notices' order (direct.go settle).
+	settleSubj string
+	settles    sync.Map // marker → chan struct{}
+	// finbox and fsub: in direct mode, the control inbox on the fallback
+	// connection (nativeWorker.control).
+	finbox string
+	fsub   *nats.Subscription
 }
 
 // nativeBacklog bounds the messages waiting for the dispatcher; beyond it
@@ -142,6 +166,9 @@ const nativeBacklog = 1 << 16
 
 func (c *nativeControl) start(m *Manager) error {
 	c.inbox = nats.NewInbox()
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	c.settleSubj = c.inbox + ".s" + hex.EncodeToString(b[:])
 	c.ch = make(chan *nats.Msg, nativeBacklog)
 	c.quit = make(chan struct{})
 	sub, err := m.nc.ChanSubscribe(c.inbox+".*", c.ch)
@@ -149,6 +176,16 @@ func (c *nativeControl) start(m *Manager) error {
 		return fmt.Errorf("lambdas: subscribe to the native workers' control inbox: %w", err)
 	}
 	c.sub = sub
+	if fb := m.opts.fallback; fb != nil {
+		c.finbox = nats.NewInbox()
+		if c.fsub, err = fb.ChanSubscribe(c.finbox+".*", c.ch); err == nil {
+			err = awaitLeafInterest(m.nc, fb, 10*time.Second)
+		}
+		if err != nil {
+			_ = sub.Unsubscribe()
+			return fmt.Errorf("lambdas: subscribe to the native workers' control inbox through the leaf server: %w", err)
+		}
+	}
 	go c.dispatch(m)
 	return nil
 }
@@ -157,7 +194,11 @@ func (c *nativeControl) dispatch(m *Manager) {
 	for {
 		select {
 		case msg := <-c.ch:
-			if msg.Sub == c.sub {
+			if msg.Sub == c.sub || (msg.Sub == c.fsub && c.fsub != nil) {
+				if msg.Subject == c.settleSubj {
+					c.settled(msg)
+					continue
+				}
 				m.onNotice(msg)
 			} else if f, ok := c.funcs.Load(msg.Sub); ok {
 				f.(*function).onMsg(msg)
@@ -186,6 +227,9 @@ func (c *nativeControl) forget(f *function) {
 }
 
 func (c *nativeControl) stop() {
+	if c.fsub != nil {
+		_ = c.fsub.Unsubscribe()
+	}
 	if c.sub != nil {
 		_ = c.sub.Unsubscribe()
 		close(c.quit)
@@ -194,7 +238,7 @@ func (c *nativeControl) stop() {
 
 // onNotice handles a native worker's notice.
 func (m *Manager) onNotice(msg *nats.Msg) {
-	w := m.worker(msg.Subject[len(m.native.inbox)+1:])
+	w := m.worker(msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:])
 	if w == nil || w.native == nil {
 		m.badNotice(nil, "a notice on an unknown control subject (a stopped worker's?)", msg)
 		return
@@ -202,14 +246,36 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 	f := w.f
 	switch msg.Header.Get(clientsdk.HeaderNotice) {
 	case clientsdk.NoticeReady:
+		if f.direct() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1" {
+			f.mu.Lock()
+			if !w.ready {
+				w.direct.Store(true)
+			}
+			f.mu.Unlock()
+		}
 		f.nativeReady(w)
+	case clientsdk.NoticeTook:
+		if !w.direct.Load() {
+			m.badNotice(w, "a took notice from a worker that is handed its events; ignored", msg)
+			return
+		}
+		if err := f.took(w, msg.Header); err != nil {
+			m.badNotice(w, err.Error(), msg)
+		}
 	case clientsdk.NoticeDone:
 		inv, code := f.finish(w, msg.Header.Get(clientsdk.HeaderRequestID))
-		if code != 0 {
+		switch {
+		case code == 0:
+			inv.completed(noticeOutcome(f.name, msg.Header))
+		case w.direct.Load() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1":
+			if err := f.recordDirect(w, msg.Header); err != nil {
+				m.badNotice(w, err.Error(), msg)
+				return
+			}
+		default:
 			m.badNotice(w, "a done notice for a request that is not the worker's current one; ignored", msg)
 			return
 		}
-		inv.completed(noticeOutcome(f.name, msg.Header))
 		f.nativeReady(w)
 	case clientsdk.NoticeInitError:
 		f.mu.Lock()
@@ -231,8 +297,13 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 }
 
 // nativeReady is a native worker's GET /next: it gets the oldest waiting
-// request, or goes on the idle list, or is stopped.
+// request, or goes on the idle list, or is stopped; a direct worker is
+// free again instead (directFree).
 func (f *function) nativeReady(w *worker) {
+	if w.direct.Load() {
+		f.directFree(w)
+		return
+	}
 	if inv, err := f.takeNext(w); err == nil && inv != nil {
 		w.deliver(inv)
 	}
@@ -245,6 +316,9 @@ func noticeOutcome(name string, h nats.Header) *clientsdk.Error {
 	case "200":
 		return nil
 	case "413":
+		if h.Get(clientsdk.HeaderErrorType) == TypeRequestTooLarge { // a direct worker refused the event
+			return clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s was over %d bytes; the worker answered 413", name, MaxEventBytes)
+		}
 		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s was over %d bytes; the worker answered 413", name, MaxResponseBytes)
 	}
 	typ := clientsdk.CleanErrorType(h.Get(clientsdk.HeaderErrorType))

@@ -33,8 +33,9 @@ func (r *rig) deployNative(name string, mod func(*clientsdk.LambdaSpec)) {
 // The native protocol answers results, function errors, panics and 413
 // directly from the worker, with the request's id, deadline and trace,
 // and the stock `nats` CLI sees them as it sees the Runtime API's.
-func TestNativeInvoke(t *testing.T) {
-	r := newRig(t)
+func TestNativeInvoke(t *testing.T) { nativeInvoke(t, newRig(t)) }
+
+func nativeInvoke(t *testing.T, r *rig) {
 	r.deployNative("fast", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(7 * time.Second) })
 	if got := r.mustInvoke("fast", "world"); got != "Hello, world!" {
 		t.Fatalf("answered %q", got)
@@ -119,8 +120,9 @@ func TestNativeInvoke(t *testing.T) {
 
 // Timeout: 504 and the worker replaced; kill -9: 502 at once; both as for
 // the Runtime API.
-func TestNativeTimeoutAndDeath(t *testing.T) {
-	r := newRig(t)
+func TestNativeTimeoutAndDeath(t *testing.T) { nativeTimeoutAndDeath(t, newRig(t)) }
+
+func nativeTimeoutAndDeath(t *testing.T, r *rig) {
 	r.deployNative("slow", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(500 * time.Millisecond) })
 	sleepers := r.watchSleepers("slow")
 	start := time.Now()
@@ -149,8 +151,9 @@ func TestNativeTimeoutAndDeath(t *testing.T) {
 
 // Concurrency limit and queue: beyond them 429 at once; keep-warm then no
 // worker (the lambda is dead), and the stop notice ends ServeLambda.
-func TestNativeLimitsAndKeepWarm(t *testing.T) {
-	r := newRig(t)
+func TestNativeLimitsAndKeepWarm(t *testing.T) { nativeLimitsAndKeepWarm(t, newRig(t)) }
+
+func nativeLimitsAndKeepWarm(t *testing.T, r *rig) {
 	r.deployNative("busy", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 2; l.Queue = 2; l.KeepWarm = dur(time.Second) })
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -189,8 +192,9 @@ func TestNativeLimitsAndKeepWarm(t *testing.T) {
 // (504, the worker replaced); a second done for the same request is
 // ignored; a ready notice while holding a request gives that request up
 // (502), as a second GET /next does on the Runtime API.
-func TestNativeHostileNotices(t *testing.T) {
-	r := newRig(t)
+func TestNativeHostileNotices(t *testing.T) { nativeHostileNotices(t, newRig(t)) }
+
+func nativeHostileNotices(t *testing.T, r *rig) {
 	r.deployNative("evil", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Timeout = clientsdk.Duration(time.Second) })
 	pid := r.pid("evil")
 	_, e := r.invoke("evil", map[string]any{"forge": clientsdk.NewRequestID()})
@@ -253,8 +257,9 @@ func TestNativeOversizedHandOverKeepsTheWorker(t *testing.T) {
 }
 
 // A native worker's secret is no Runtime API path.
-func TestNativeSecretIsNoRuntimeAPIPath(t *testing.T) {
-	r := newRig(t)
+func TestNativeSecretIsNoRuntimeAPIPath(t *testing.T) { nativeSecretIsNoRuntimeAPIPath(t, newRig(t)) }
+
+func nativeSecretIsNoRuntimeAPIPath(t *testing.T, r *rig) {
 	r.deployNative("n", nil)
 	control := r.mustInvoke("n", map[string]any{"env": clientsdk.EnvLambdaControl})
 	secret := control[strings.LastIndexByte(control, '.')+1:]
@@ -275,8 +280,9 @@ func TestNativeSecretIsNoRuntimeAPIPath(t *testing.T) {
 // A new revision replaces a native lambda's workers, as on the Runtime API:
 // its old worker is stopped (stop notice, SIGTERM) and the next request
 // starts a worker of the new revision.
-func TestNativeRedeploy(t *testing.T) {
-	r := newRig(t)
+func TestNativeRedeploy(t *testing.T) { nativeRedeploy(t, newRig(t)) }
+
+func nativeRedeploy(t *testing.T, r *rig) {
 	r.deployNative("rev", nil)
 	p1 := r.pid("rev")
 	bin := testutil.BuildGo(t, nativePkg)

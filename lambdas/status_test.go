@@ -17,8 +17,14 @@ import (
 // bucket.
 func statusRig(t testing.TB) (*rig, jetstream.KeyValue) {
 	t.Helper()
+	return statusRigOn(t, false)
+}
+
+// statusRigOn is statusRig, with direct mode for native lambdas when direct.
+func statusRigOn(t testing.TB, direct bool) (*rig, jetstream.KeyValue) {
+	t.Helper()
 	var status jetstream.KeyValue
-	r := newRigWith(t, func(nc *nats.Conn) []lambdas.Option {
+	r := newRigOn(t, direct, func(nc *nats.Conn) []lambdas.Option {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)

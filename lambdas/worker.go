@@ -33,6 +33,12 @@ type worker struct {
 	tail   *tailBuffer
 	assign chan *invocation // an invocation for a worker idle in GET /next
 	native *nativeWorker    // ProtocolNATS: its subject and control inbox (native.go); else nil
+	// direct: a native worker that takes requests itself (direct.go);
+	// set at its first ready notice.
+	direct atomic.Bool
+	// noDrain: a direct worker stopped because it is not subscribed
+	// (direct.go dropUnsubscribed): no drain to wait for.
+	noDrain atomic.Bool
 	// rtConns counts the Runtime API connections that named the worker
 	// (rtMaxWorkerConns at most); rtDropped says they were closed as the
 	// worker is gone (guarded by the rtServer's mu).
@@ -61,6 +67,10 @@ type worker struct {
 	idleTimer *time.Timer
 	idleSince time.Time
 	execTimer *time.Timer
+	// unsubSince: when a request came back maxBounces times while this
+	// direct worker was free in f's view (direct.go suspectLocked); zero
+	// after each of its notices.
+	unsubSince time.Time
 }
 
 // stopIdleTimer stops w's keep-warm timer (w leaves the idle list).
@@ -119,6 +129,7 @@ func (w *worker) stop(grace time.Duration) {
 	w.f.mu.Unlock()
 	w.tellStop()
 	if p != nil {
+		w.awaitDrain(p, grace)
 		p.Stop(grace)
 	}
 }
@@ -158,7 +169,8 @@ func (f *function) env(w *worker) []string {
 	for _, kv := range f.cmd.Env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl:
+		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl,
+			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes:
 			continue // they would change how a bootstrap talks to its runtime
 		case "NATS_TOKEN":
 			if w != nil && w.native != nil && f.cmd.WorkerToken != nil {
@@ -281,6 +293,12 @@ func (f *function) startWorker(w *worker) {
 // (so a broken bootstrap cannot loop); the queue gets new workers as needed.
 func (f *function) watch(w *worker) {
 	<-w.proc.Done()
+	if w.direct.Load() {
+		// Its done notices, sent before it exited, come first: the one
+		// of a request it was timed on, and those of requests over
+		// within a moment, which dartup has not heard of yet.
+		f.m.settle(time.Second)
+	}
 	f.mu.Lock()
 	inv := w.current
 	w.current = nil
@@ -364,47 +382,76 @@ func (f *function) takeNext(w *worker) (*invocation, error) {
 		f.mu.Unlock()
 		return nil, nil
 	}
-	orphan := w.current
-	if orphan != nil {
-		w.current = nil
-		w.lastDone = orphan.id
-	}
-	w.setReturningLocked(false)
-	first := !w.ready
-	if first {
-		w.ready = true
-		f.starting--
-	}
-	defer func() {
-		if orphan != nil {
-			orphan.fail(clientsdk.Errorf(502, TypeNoResponse, "the worker asked for the next event without answering request %s", orphan.id))
-		}
-		if first {
-			f.log.Debug("worker ready", "worker", w.id, "init", time.Since(w.started))
-			f.m.kick(f.name)
-		}
-	}()
+	orphan, first := f.backLocked(w)
+	defer f.afterBack(w, orphan, first)
 	if inv := f.popQueueLocked(); inv != nil {
 		f.assignLocked(w, inv)
 		f.mu.Unlock()
 		return inv, nil
 	}
-	if f.closed || f.retiring || f.keepWarm() == 0 {
-		w.stopping = true
-		f.mu.Unlock()
-		w.closeStop()
-		go w.stop(f.m.opts.stopGrace)
+	if f.stopUnwantedLocked(w) {
 		return nil, errStopping
 	}
-	f.idle = append(f.idle, w)
+	f.parkLocked(&f.idle, w)
+	f.mu.Unlock()
+	return nil, nil
+}
+
+// backLocked makes w, back from an invocation or just started, ready: it
+// returns the invocation w gave up without answering (orphan, 502 for its
+// caller) and whether this is w's first ready. afterBack does the rest
+// once f.mu is released.
+func (f *function) backLocked(w *worker) (orphan *invocation, first bool) {
+	orphan = w.current
+	if orphan != nil {
+		w.current = nil
+		w.lastDone = orphan.id
+	}
+	w.setReturningLocked(false)
+	first = !w.ready
+	if first {
+		w.ready = true
+		f.starting--
+	}
+	return orphan, first
+}
+
+func (f *function) afterBack(w *worker, orphan *invocation, first bool) {
+	if orphan != nil {
+		orphan.fail(clientsdk.Errorf(502, TypeNoResponse, "the worker asked for the next event without answering request %s", orphan.id))
+	}
+	if first {
+		f.log.Debug("worker ready", "worker", w.id, "init", time.Since(w.started))
+		f.m.kick(f.name)
+	}
+}
+
+// stopUnwantedLocked stops w, ready and free, when nothing may keep it
+// warm (the lambda is closed or replaced, or KeepWarm is 0); it unlocks
+// f.mu then. It reports whether w was stopped.
+func (f *function) stopUnwantedLocked(w *worker) bool {
+	if !f.closed && !f.retiring && f.keepWarm() != 0 {
+		return false
+	}
+	w.stopping = true
+	f.mu.Unlock()
+	w.closeStop()
+	go w.stop(f.m.opts.stopGrace)
+	return true
+}
+
+// parkLocked puts w on list (f.idle, or f.free for a direct worker) and
+// sets its keep-warm timer.
+func (f *function) parkLocked(list *[]*worker, w *worker) {
+	if !slices.Contains(*list, w) {
+		*list = append(*list, w)
+	}
 	w.idleSince = time.Now()
 	if w.idleTimer == nil {
 		w.idleTimer = time.AfterFunc(f.keepWarm(), func() { f.expire(w) })
 	} else {
 		w.idleTimer.Reset(f.keepWarm())
 	}
-	f.mu.Unlock()
-	return nil, nil
 }
 
 // finish ends w's current invocation id (a response or an error was

@@ -111,22 +111,47 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 		_ = nc.FlushTimeout(time.Second)
 		nc.Close()
 	}()
-	return serveLambda(ctx, nc, subject, control, h, errs)
+	if group := os.Getenv(clientsdk.EnvLambdaDirect); group != "" {
+		if dc := os.Getenv(clientsdk.EnvLambdaDirectControl); dc != "" {
+			control = dc
+		}
+		return serveLambda(ctx, nc, subject, control, h, errs, &directConf{group: group,
+			lambda: clientsdk.LambdaSubject(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")), timeout: envTimeout(),
+			prefixes: envPrefixes()})
+	}
+	return serveLambda(ctx, nc, subject, control, h, errs, nil)
 }
 
-// serveLambda is ServeLambda on connection nc.
-func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h func(context.Context, []byte) ([]byte, error), errs <-chan error) error {
+// serveLambda is ServeLambda on connection nc; dc, when not nil, is
+// direct mode's configuration (lambda_direct.go).
+func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h func(context.Context, []byte) ([]byte, error), errs <-chan error, dc *directConf) error {
 	events := make(chan *nats.Msg, 16)
 	sub, err := nc.ChanSubscribe(subject, events)
 	if err != nil {
 		return fmt.Errorf("app: subscribe to %s: %w", subject, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	// The subscription is on the server before dartup hears of it.
+	ready := &nats.Msg{Subject: control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
+	var d *directWorker
+	var takes chan *nats.Msg // nil without direct mode: never ready
+	if dc != nil {
+		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog)}
+		if err := d.subscribe(); err != nil {
+			return err
+		}
+		takes = d.takes
+		ready.Header[clientsdk.HeaderLambdaDirect] = []string{"1"}
+	}
+	// The subscriptions are on the server (or refused) before dartup
+	// hears of the worker.
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("app: subscribe to %s: %w", subject, err)
 	}
-	ready := &nats.Msg{Subject: control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
+	select {
+	case err := <-errs:
+		return fmt.Errorf("app: native lambda worker: %w", err)
+	default:
+	}
 	if err := nc.PublishMsg(ready); err != nil {
 		return fmt.Errorf("app: tell dartup the worker is ready: %w", err)
 	}
@@ -137,10 +162,18 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 		case err := <-errs:
 			return fmt.Errorf("app: native lambda worker: %w", err)
 		case m := <-events:
-			if m.Header.Get(clientsdk.HeaderLambdaStop) != "" {
+			switch {
+			case m.Header.Get(clientsdk.HeaderLambdaStop) != "" && d != nil:
+				return d.stop(ctx)
+			case m.Header.Get(clientsdk.HeaderLambdaStop) != "":
 				return nil
+			case d == nil:
+				if err := answer(ctx, nc, control, m, h); err != nil {
+					return err
+				}
 			}
-			if err := answer(ctx, nc, control, m, h); err != nil {
+		case m := <-takes:
+			if err := d.take(ctx, m, false); err != nil {
 				return err
 			}
 		}
@@ -152,11 +185,25 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 // caller can send its next request on the answer (else dartup would start
 // another worker for it).
 func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h func(context.Context, []byte) ([]byte, error)) error {
-	inv := invocationOf(m.Header)
-	hctx, cancel := context.WithDeadline(context.WithValue(ctx, invocationKey{}, inv), inv.Deadline)
-	out, err := call(hctx, h, m.Data)
-	cancel()
-	e := outcome(nc, out, err)
+	return respond(ctx, nc, control, invocationOf(m.Header), m.Header.Get(clientsdk.HeaderLambdaReply), m.Data, h, nil)
+}
+
+// respond runs h on event for inv, calls beforeDone with the done notice
+// (direct mode: subscribe again, complete the notice), sends it, then
+// answers reply. An event over 6 MiB is not run: 413.
+func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation, reply string, event []byte,
+	h func(context.Context, []byte) ([]byte, error), beforeDone func(*nats.Msg) error) error {
+	var out []byte
+	var e *clientsdk.Error
+	if len(event) > clientsdk.MaxLambdaEventBytes {
+		e = clientsdk.Errorf(413, clientsdk.TypeRequestTooLarge, "the event is %d bytes, over the payload limit of %d (6 MiB); it was not run", len(event), clientsdk.MaxLambdaEventBytes)
+	} else {
+		hctx, cancel := context.WithDeadline(context.WithValue(ctx, invocationKey{}, inv), inv.Deadline)
+		var err error
+		out, err = call(hctx, h, event)
+		cancel()
+		e = outcome(nc, out, err)
+	}
 	done := &nats.Msg{Subject: control, Header: nats.Header{
 		clientsdk.HeaderNotice:       {clientsdk.NoticeDone},
 		clientsdk.HeaderRequestID:    {inv.RequestID},
@@ -166,10 +213,14 @@ func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h f
 		done.Header[clientsdk.HeaderLambdaStatus] = []string{strconv.Itoa(e.Code)}
 		done.Header[clientsdk.HeaderErrorType] = []string{e.Type}
 	}
+	if beforeDone != nil {
+		if err := beforeDone(done); err != nil {
+			return err
+		}
+	}
 	if err := nc.PublishMsg(done); err != nil {
 		return fmt.Errorf("app: tell dartup request %s is done: %w", inv.RequestID, err)
 	}
-	reply := m.Header.Get(clientsdk.HeaderLambdaReply)
 	if reply == "" {
 		return nil // nobody waits for the answer
 	}

@@ -146,6 +146,31 @@ func TestNativeWorkerCredentials(t *testing.T) {
 	if !refusedBy(t, wc, errs, func() error { return wc.Publish(clientsdk.LambdaWorkerSubject("fn", a), []byte("x")) }) {
 		t.Fatal("worker a published an event to its own subject")
 	}
+	// Direct mode: its lambda's requests in the runners' queue group only;
+	// a plain subscription (every request) and another lambda's are refused.
+	qsub := func(s string) func() error {
+		return func() error {
+			_, err := wc.QueueSubscribe(s, clientsdk.LambdaQueueGroup, func(*nats.Msg) {})
+			return err
+		}
+	}
+	if refusedBy(t, wc, errs, qsub(clientsdk.LambdaSubject("fn"))) {
+		t.Fatal("worker a may not queue-subscribe to its lambda's requests")
+	}
+	if !refusedBy(t, wc, errs, sub(clientsdk.LambdaSubject("fn"))) {
+		t.Fatal("worker a plain-subscribed to its lambda's requests")
+	}
+	if !refusedBy(t, wc, errs, func() error {
+		_, err := wc.QueueSubscribe(clientsdk.LambdaSubject("fn"), "other-group", func(*nats.Msg) {})
+		return err
+	}) {
+		t.Fatal("worker a subscribed to its lambda's requests in another queue group")
+	}
+	for _, s := range []string{clientsdk.LambdaSubject("other"), "lambda.*", "lambda.>"} {
+		if !refusedBy(t, wc, errs, qsub(s)) {
+			t.Fatalf("worker a queue-subscribed to %s", s)
+		}
+	}
 	// The worker id is under the signature: a's MAC with b's id is refused,
 	// and so is the app token with a worker id spliced in.
 	forged := strings.Replace(tokA, "."+a+".", "."+bID+".", 1)

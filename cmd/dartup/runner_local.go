@@ -43,6 +43,8 @@ type nodeConf struct {
 	logApps bool
 	// tracing records lambda invocation spans (--otlp-endpoint; nil: none).
 	tracing trace.TracerProvider
+	// fallback is the leaf-node connection of direct mode (nil: none).
+	fallback *nats.Conn
 }
 
 // appLogLevel is the level of apps' output lines in the node's log.
@@ -66,7 +68,7 @@ func startLocalRunner(ctx context.Context, b *broker.Broker, logger *slog.Logger
 		return nil, err
 	}
 	return startNode(ctx, nodeConf{nc: nc, rnc: rnc, id: clientsdk.TokenFrom(b.ServerName(), "node"), prefixes: b.ReplyPrefixes(),
-		logger: logger, logApps: logApps, tracing: tracing, opts: append([]runner.Option{
+		logger: logger, logApps: logApps, tracing: tracing, fallback: b.FallbackConn(), opts: append([]runner.Option{
 			runner.WithDataDir(b.DataDir()),
 			runner.WithNATSURL(b.WorkerURL()),
 		}, extra...)})
@@ -110,8 +112,12 @@ func newLambdaHost(ctx context.Context, c nodeConf) (*lambdas.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s (is this a dartup server?): %w", clientsdk.StatusBucket, err)
 	}
-	host, err := lambdas.New(c.nc, lambdas.WithLogger(c.logger), lambdas.WithNodeID(c.id), lambdas.WithStatusBucket(status),
-		lambdas.WithReplyConn(c.rnc, c.prefixes...), lambdas.WithAppLogLevel(c.appLogLevel()), lambdas.WithTracerProvider(c.tracing))
+	opts := []lambdas.Option{lambdas.WithLogger(c.logger), lambdas.WithNodeID(c.id), lambdas.WithStatusBucket(status),
+		lambdas.WithReplyConn(c.rnc, c.prefixes...), lambdas.WithAppLogLevel(c.appLogLevel()), lambdas.WithTracerProvider(c.tracing)}
+	if c.fallback != nil {
+		opts = append(opts, lambdas.WithFallbackConn(c.fallback))
+	}
+	host, err := lambdas.New(c.nc, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start lambda host: %w", err)
 	}

@@ -48,6 +48,7 @@ type serveFlags struct {
 	tls             broker.TLSConfig
 	replicas        int
 	noRunner        bool
+	directLambdas   bool
 	verbose         bool
 	logFormat       string
 	pprof           string
@@ -127,6 +128,7 @@ rules when something else guards the network.`,
 	fs.StringVar(&f.tls.ClusterCAFile, "cluster-tls-ca", "", "CA (PEM) that signs the servers' route certificates (default --tls-ca, or the self-signed CA)")
 	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
+	fs.BoolVar(&f.directLambdas, "direct-lambdas", true, "native (--protocol nats) lambda workers take their requests themselves, dartup is their fallback (docs/lambdas.md)")
 	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the other servers' HTTP gateways reach this server's instances (default: 127.0.0.1, or with --routes this machine's address toward the first route)")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages (nats-server's too)")
@@ -258,6 +260,7 @@ func (f *serveFlags) config(logger *slog.Logger) (broker.Config, error) {
 		Logger:             logger,
 		MaxStore:           int64(f.maxStore),
 		LocalRunner:        !f.noRunner,
+		DirectLambdas:      !f.noRunner && f.directLambdas,
 		Sync:               broker.SyncMode(f.sync),
 		Limits:             broker.AssetLimits{LogsMaxBytes: int64(f.logsMaxBytes), EventsMaxBytes: int64(f.eventsMaxBytes)},
 	}

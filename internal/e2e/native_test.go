@@ -39,6 +39,10 @@ func TestNativeLambdaThroughTheProduct(t *testing.T) {
 	if out, err := req("world"); err != nil || out != "Hello, world!" {
 		t.Fatalf("nats req lambda.fast: %v %q", err, out)
 	}
+	// serve's runner offers direct mode (the worker takes its requests).
+	if out, err := req(`{"env":"` + clientsdk.EnvLambdaDirect + `"}`); err != nil || out != clientsdk.LambdaQueueGroup {
+		t.Fatalf("%s = %q, %v", clientsdk.EnvLambdaDirect, out, err)
+	}
 	if code, _, body := call(t, "POST", s.httpURL+"/fast", "gateway"); code != 200 || body != "Hello, gateway!" {
 		t.Fatalf("POST /fast: %d %q", code, body)
 	}

@@ -17,6 +17,12 @@
 //     the worker's credentials; answers "refused" or "allowed";
 //   - inject: try to publish an event to that subject (another worker's);
 //     answers "refused" or "allowed".
+//
+// With LAMBDANATIVE_HANDOVER=1 it ignores direct mode (as the Dart package
+// does) and is handed its events. With LAMBDANATIVE_NOSUB=FILE, while FILE
+// exists (the worker removes it: once), it plays a worker that says it
+// takes direct mode's offer but never subscribes: a ready notice, then
+// nothing, not even on its Dartup-Stop.
 package main
 
 import (
@@ -116,8 +122,13 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 		return []byte("Hello, " + s + "!"), nil
 	}
 	if e.SleepMS > 0 {
+		// In direct mode dartup hears of a request that outlives a
+		// millisecond (the took notice): the line that tells a test to
+		// kill the worker comes after that.
+		lead := min(e.SleepMS, 20)
+		time.Sleep(time.Duration(lead) * time.Millisecond)
 		fmt.Fprintf(os.Stderr, "sleeping pid=%d request=%s\n", os.Getpid(), inv.RequestID)
-		time.Sleep(time.Duration(e.SleepMS) * time.Millisecond) // past the deadline too, as a stuck function does
+		time.Sleep(time.Duration(e.SleepMS-lead) * time.Millisecond) // past the deadline too, as a stuck function does
 	}
 	switch {
 	case e.Error != "":
@@ -145,6 +156,7 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 	case e.Twice:
 		return h.twice(inv)
 	case e.Ready:
+		time.Sleep(50 * time.Millisecond) // in direct mode, after the took notice
 		m := &nats.Msg{Subject: os.Getenv(clientsdk.EnvLambdaControl), Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
 		_ = h.conn().PublishMsg(m)
 		_ = h.conn().Flush()
@@ -170,7 +182,18 @@ func (h *hostile) twice(inv app.Invocation) ([]byte, error) {
 }
 
 func main() {
+	if os.Getenv("LAMBDANATIVE_HANDOVER") == "1" {
+		// Play a worker that does not know direct mode (the Dart
+		// package's): dartup must hand it its events.
+		_ = os.Unsetenv(clientsdk.EnvLambdaDirect)
+	}
 	h := &hostile{}
+	if f := os.Getenv("LAMBDANATIVE_NOSUB"); f != "" && os.Remove(f) == nil {
+		_ = h.conn().PublishMsg(&nats.Msg{Subject: os.Getenv(clientsdk.EnvLambdaDirectControl), Header: nats.Header{
+			clientsdk.HeaderNotice: {clientsdk.NoticeReady}, clientsdk.HeaderLambdaDirect: {"1"}}})
+		_ = h.nc.Flush()
+		select {}
+	}
 	if err := app.ServeLambda(context.Background(), h.handle); err != nil {
 		fmt.Fprintln(os.Stderr, "lambdanative:", err)
 		os.Exit(1)

@@ -1,0 +1,255 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+)
+
+// Direct mode (clientsdk.EnvLambdaDirect, docs/protocol.md §7): the worker
+// takes its lambda's requests itself. While it is free it is subscribed to
+// lambda.NAME in dartup's queue group; the server gives a request to a
+// subscribed worker, or to dartup when none is left.
+//
+// A request that is over within tookAfter costs nothing more than bare
+// request-reply and a done notice: the worker stays subscribed, and its
+// done notice carries what dartup records (the request id, the caller's
+// reply subject and trace, the time taken). A request that outlives
+// tookAfter (or finds others waiting) makes the worker drain its
+// subscription — the server stops sending it requests, and those it sent
+// meanwhile are still delivered, never dropped — and tell dartup with a
+// took notice: dartup then times it (504, the worker killed) and answers
+// 502 if the worker dies. Once done, the worker subscribes again (when
+// nothing else waits), sends its done notice, and only then answers the
+// caller — all on one connection, so that the server has the subscription
+// before the caller can send its next request.
+//
+// (An auto-unsubscribe after one message would be atomic at the server,
+// but nats.go may write the SUB and its UNSUB in two writes, and a second
+// request routed between them would be dropped by the client.)
+
+// tookAfter is how long a request may run before the worker gives up its
+// subscription and tells dartup it took it.
+const tookAfter = time.Millisecond
+
+// directConf is what a direct worker is told by its environment.
+type directConf struct {
+	group, lambda string        // the queue group and lambda.NAME
+	timeout       time.Duration // the function's timeout: each handler's deadline
+	prefixes      []string      // the server's extra reply prefixes
+}
+
+// envTimeout is clientsdk.EnvLambdaTimeoutMS; without it 15 minutes
+// (AWS's longest timeout).
+func envTimeout() time.Duration {
+	if ms, err := strconv.ParseInt(os.Getenv(clientsdk.EnvLambdaTimeoutMS), 10, 64); err == nil && ms > 0 && ms <= 24*3600*1000 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return 15 * time.Minute
+}
+
+// envPrefixes is clientsdk.EnvLambdaReplyPrefixes.
+func envPrefixes() []string {
+	var out []string
+	for p := range strings.SplitSeq(os.Getenv(clientsdk.EnvLambdaReplyPrefixes), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// directWorker is ServeLambda in direct mode on one connection.
+type directWorker struct {
+	nc      *nats.Conn
+	c       directConf
+	control string // the control subject
+	h       func(context.Context, []byte) ([]byte, error)
+	takes   chan *nats.Msg // requests, from each subscription in turn
+
+	mu   sync.Mutex
+	sub  *nats.Subscription // the current one, nil once drained
+	cur  *taken             // the request running, nil between requests
+	seq  uint64             // counts requests: a late timer's is not cur
+	fail error              // a took notice that could not be sent
+	// passMu is held while requests are passed on (passOn), so that a
+	// stopping worker does not close its connection under it.
+	passMu sync.Mutex
+}
+
+// taken is the request a direct worker runs.
+type taken struct {
+	seq   uint64
+	took  *nats.Msg // the took notice, sent when the request outlives tookAfter
+	sent  bool      // took was sent
+	start time.Time
+}
+
+// takesBacklog bounds the requests a worker holds: those the server sent
+// it before its unsubscription arrived.
+const takesBacklog = 4096
+
+// subscribe makes the worker free: lambda.NAME, in the queue group.
+func (d *directWorker) subscribe() error {
+	sub, err := d.nc.ChanQueueSubscribe(d.c.lambda, d.c.group, d.takes)
+	if err != nil {
+		return fmt.Errorf("app: subscribe to %s in queue group %s: %w", d.c.lambda, d.c.group, err)
+	}
+	d.mu.Lock()
+	d.sub = sub
+	d.mu.Unlock()
+	return nil
+}
+
+// drainLocked unsubscribes the current subscription, if any, so that the
+// requests the server sent it before the unsubscription are still
+// delivered.
+func (d *directWorker) drainLocked() {
+	if d.sub != nil {
+		_ = d.sub.Drain()
+		d.sub = nil
+	}
+}
+
+// outlived is the timer of request seq: past tookAfter, the worker drains
+// its subscription, sends the took notice (unless it did so already) and
+// passes on the requests the server sent it meanwhile.
+func (d *directWorker) outlived(seq uint64) {
+	d.mu.Lock()
+	if d.cur == nil || d.cur.seq != seq {
+		d.mu.Unlock()
+		return
+	}
+	if !d.cur.sent {
+		d.tookLocked()
+	}
+	// Taken before cur can be nil again: stop, once its last request is
+	// over, waits for this pass.
+	d.passMu.Lock()
+	d.mu.Unlock()
+	defer d.passMu.Unlock()
+	d.passOn()
+}
+
+// passOn publishes again to lambda.NAME, as the callers sent them, the
+// requests the server gave the worker before its unsubscription, while it
+// runs one that outlived tookAfter: the server gives each to a free worker
+// or to dartup (its queue, a cold start, 429), so that a burst does not
+// wait inside one busy worker, out of --max-workers, --queue and --timeout.
+// The worker is not subscribed then (drained), so none comes back to it.
+func (d *directWorker) passOn() {
+	// The server answers this PING after the unsubscription: whatever it
+	// sent the subscription before is in d.takes by then.
+	_ = d.nc.Flush()
+	for {
+		select {
+		case m := <-d.takes:
+			_ = d.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data})
+		default:
+			return
+		}
+	}
+}
+
+// tookLocked drains the subscription and sends cur's took notice.
+func (d *directWorker) tookLocked() {
+	d.drainLocked()
+	d.cur.sent = true
+	if err := d.nc.PublishMsg(d.cur.took); err != nil && d.fail == nil {
+		d.fail = err
+	}
+}
+
+// stop drains the current subscription — a request the server sent it
+// before the unsubscription is still delivered, never dropped — and
+// answers what it brought.
+func (d *directWorker) stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.drainLocked()
+	d.mu.Unlock()
+	// The server answers this PING after the unsubscription: whatever it
+	// sent the subscription before is in d.takes by then.
+	_ = d.nc.Flush()
+	for {
+		select {
+		case m := <-d.takes:
+			if err := d.take(ctx, m, true); err != nil {
+				return err
+			}
+		default:
+			d.passMu.Lock() // a pass under way publishes what it took first
+			d.passMu.Unlock()
+			if len(d.takes) == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// take runs request m: handler, then (when it outlived tookAfter) took
+// notice, subscribe again unless stopping, done notice, answer. A request
+// whose reply subject the worker may not publish to is dropped unrun.
+func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) error {
+	if m.Reply != "" && !clientsdk.IsReplySubject(m.Reply, d.c.prefixes...) {
+		return nil
+	}
+	inv := Invocation{RequestID: m.Header.Get(clientsdk.HeaderRequestID), TraceParent: m.Header.Get(clientsdk.HeaderTraceparent),
+		ClientContext: m.Header.Get(clientsdk.HeaderClientContext), CognitoIdentity: m.Header.Get(clientsdk.HeaderCognitoIdentity),
+		Deadline: time.Now().Add(d.c.timeout)}
+	if !clientsdk.ValidRequestID(inv.RequestID) {
+		inv.RequestID = clientsdk.NewRequestID()
+	}
+	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook}, clientsdk.HeaderRequestID: {inv.RequestID}}}
+	direct(took.Header, m, inv)
+	d.mu.Lock()
+	d.seq++
+	t := &taken{seq: d.seq, took: took, start: time.Now()}
+	d.cur = t
+	if len(d.takes) > 0 || stopping {
+		d.tookLocked() // others wait: the server must stop sending more
+	}
+	d.mu.Unlock()
+	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
+	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
+		timer.Stop()
+		d.mu.Lock()
+		d.cur = nil
+		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
+		d.mu.Unlock()
+		if fail != nil {
+			return fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
+		}
+		if !sent {
+			// dartup never heard of it: the done notice is its record.
+			direct(done.Header, m, inv)
+			done.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(t.start).Microseconds(), 10)}
+		}
+		if free {
+			return d.subscribe()
+		}
+		return nil
+	})
+}
+
+// direct puts in h what dartup needs of request m: the caller's reply
+// subject, its trace, dartup's requeue token, and that it was taken
+// directly.
+func direct(h nats.Header, m *nats.Msg, inv Invocation) {
+	h[clientsdk.HeaderLambdaDirect] = []string{"1"}
+	if m.Reply != "" {
+		h[clientsdk.HeaderLambdaReply] = []string{m.Reply}
+	}
+	if _, ok := clientsdk.ParseTraceparent(inv.TraceParent); ok {
+		h[clientsdk.HeaderTraceparent] = []string{inv.TraceParent}
+	}
+	if t := m.Header.Get(clientsdk.HeaderRequeued); t != "" && len(t) <= 64 {
+		h[clientsdk.HeaderRequeued] = []string{t}
+	}
+}

@@ -1,0 +1,529 @@
+package lambdas
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/nats-io/nats.go"
+)
+
+// Direct mode (WithFallbackConn; docs/lambdas.md, docs/protocol.md §7): a
+// native worker takes its lambda's requests itself. When free it
+// queue-subscribes lambda.NAME in the runners' queue group (it drains
+// the subscription while a request outlives 1 ms); the Manager's own subscription of
+// lambda.NAME is made through an embedded leaf-node server, and
+// nats-server gives a queue message to a leaf-node member only when no
+// client member is left. So a request reaches the Manager (onMsg) only
+// when no worker was subscribed at that instant: it is queued, starts a
+// worker, or gets 429, as without direct mode. The Manager never hands an
+// event to a direct worker; each ready or done notice of one makes it
+// re-publish the head of the queue to lambda.NAME, which the server gives
+// to a subscribed worker or back to the Manager (then it keeps its place).
+//
+// A direct worker tells the Manager what it took with a took notice: the
+// Manager then times the invocation (504, the worker killed) and answers
+// 502 if the worker dies, as for a handed-over one. The done notice comes
+// after the worker subscribed again and before its answer, so the server
+// has its subscription before the caller can send the next request.
+//
+// The Manager's view of which workers are subscribed ("free") lags the
+// server's by a notice: a request that falls to the Manager while a worker
+// is free in its view is re-published at once (the worker's done notice
+// may have overtaken the request on its way through the leaf server), at
+// most maxBounces times; then it waits in the queue for the next notice.
+
+// maxBounces bounds how often a request that came back is re-published
+// at once to workers dartup believes free.
+const maxBounces = 3
+
+// WithFallbackConn turns direct mode on for native lambdas: nc is a
+// connection to a leaf-node server of the Manager's NATS server (in the
+// same account), through which the Manager subscribes native lambdas'
+// lambda.NAME, so that it gets a request only when no worker is
+// subscribed. nc must not be the Manager's own connection; the Manager
+// does not close it.
+func WithFallbackConn(nc *nats.Conn) Option {
+	return func(o *options) error {
+		if nc == nil {
+			return errors.New("WithFallbackConn: nil connection")
+		}
+		o.fallback = nc
+		return nil
+	}
+}
+
+// direct reports whether f's workers are offered direct mode.
+func (f *function) direct() bool {
+	return f.m.opts.fallback != nil && f.l.Protocol == clientsdk.ProtocolNATS
+}
+
+// directEnv is what a native worker is told in direct mode: the queue
+// group, the timeout, and the extra reply prefixes it may answer.
+func (f *function) directEnv() []string {
+	env := []string{clientsdk.EnvLambdaDirect + "=" + clientsdk.LambdaQueueGroup,
+		clientsdk.EnvLambdaTimeoutMS + "=" + strconv.FormatInt(f.timeout().Milliseconds(), 10)}
+	if len(f.m.opts.replyExtra) > 0 {
+		env = append(env, clientsdk.EnvLambdaReplyPrefixes+"="+strings.Join(f.m.opts.replyExtra, ","))
+	}
+	return env
+}
+
+// subscribeDirect subscribes f to lambda.NAME through the fallback
+// connection, then waits until the Manager's server has that interest
+// from the leaf server: until then a request would find no responders.
+func (c *nativeControl) subscribeDirect(m *Manager, f *function) (*nats.Subscription, error) {
+	fb := m.opts.fallback
+	sub, err := fb.ChanQueueSubscribe(clientsdk.LambdaSubject(f.name), clientsdk.LambdaQueueGroup, c.ch)
+	if err != nil {
+		return nil, err
+	}
+	c.funcs.Store(sub, f)
+	if err := awaitLeafInterest(m.nc, fb, 5*time.Second); err != nil {
+		c.funcs.Delete(sub)
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// awaitLeafInterest returns once hub, a connection to the leaf server's
+// hub, reaches a subscription made on leaf after all earlier ones: the
+// leaf server sends its interest over the leaf connection in order.
+func awaitLeafInterest(hub, leaf *nats.Conn, within time.Duration) error {
+	probe := nats.NewInbox()
+	ps, err := leaf.Subscribe(probe, func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ps.Unsubscribe() }()
+	if err := leaf.Flush(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		_, err := hub.Request(probe, nil, 100*time.Millisecond)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the leaf server's subscription did not reach the server within %s: %w", within, err)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// requeuedBack takes back a request f re-published that no worker took:
+// it keeps its place at the head of the queue. It reports false for any
+// other message (a token f does not know is a new request).
+func (f *function) requeuedBack(msg *nats.Msg) bool {
+	token := msg.Header.Get(clientsdk.HeaderRequeued)
+	if token == "" {
+		return false
+	}
+	f.mu.Lock()
+	inv := f.requeued[token]
+	if inv == nil {
+		f.mu.Unlock()
+		return false
+	}
+	delete(f.requeued, token)
+	if f.closed {
+		f.mu.Unlock()
+		inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+		return true
+	}
+	if f.offerLocked(inv) {
+		return true
+	}
+	if inv.bounces >= maxBounces {
+		f.suspectLocked()
+	}
+	f.queue = slices.Insert(f.queue, 0, inv)
+	f.armPokeLocked()
+	spawn := f.spawnNeededLocked()
+	f.checkDrainedLocked()
+	f.mu.Unlock()
+	f.startWorkers(spawn)
+	return true
+}
+
+// offerLocked re-publishes inv at once when a direct worker is free in
+// f's view and inv did not come back maxBounces times; it unlocks f.mu
+// then and reports true.
+func (f *function) offerLocked(inv *invocation) bool {
+	if len(f.free) == 0 || inv.bounces >= maxBounces || f.retiring {
+		return false
+	}
+	inv.bounces++
+	f.requeueLocked(inv)
+	f.mu.Unlock()
+	f.republish(inv)
+	return true
+}
+
+// requeueLocked registers inv as re-published: its token, and a queue
+// deadline when it has none yet.
+func (f *function) requeueLocked(inv *invocation) {
+	if inv.token == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		inv.token = hex.EncodeToString(b[:])
+	}
+	if f.requeued == nil {
+		f.requeued = map[string]*invocation{}
+	}
+	f.requeued[inv.token] = inv
+	if inv.queuedUntil.IsZero() {
+		f.armQueueLocked(inv)
+	}
+}
+
+// republish publishes inv to lambda.NAME on the Manager's own connection
+// (a client's message: the server gives it to a subscribed worker, or to
+// the leaf server, i.e. back to f), with the caller's reply subject and
+// headers, its request id and trace hop, and its token.
+func (f *function) republish(inv *invocation) {
+	msg := f.requeueMsg(inv, inv.token)
+	err := f.m.nc.PublishMsg(msg)
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	delete(f.requeued, inv.token)
+	f.checkDrainedLocked()
+	f.mu.Unlock()
+	if errors.Is(err, nats.ErrMaxPayload) {
+		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) with the caller's headers does not fit the NATS connection's payload limit (%d bytes)", f.name, len(inv.event), f.m.nc.MaxPayload()))
+		return
+	}
+	inv.fail(clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot pass the request on to its workers: %v", f.name, err))
+}
+
+// requeueMsg is inv as a request to lambda.NAME again; token "" leaves
+// HeaderRequeued out (a request handed on to the next revision).
+func (f *function) requeueMsg(inv *invocation, token string) *nats.Msg {
+	h := nats.Header{}
+	reply := ""
+	if inv.msg != nil {
+		reply = inv.msg.Reply
+		for k, v := range inv.msg.Header {
+			h[k] = v
+		}
+	}
+	h[clientsdk.HeaderRequestID] = []string{inv.id}
+	h[clientsdk.HeaderTraceparent] = []string{inv.tr.tc.String()}
+	delete(h, clientsdk.HeaderRequeued)
+	if token != "" {
+		h[clientsdk.HeaderRequeued] = []string{token}
+	}
+	return &nats.Msg{Subject: clientsdk.LambdaSubject(f.name), Reply: reply, Header: h, Data: inv.event}
+}
+
+// handOnLocked takes what f, replaced by a new revision, still waits on
+// in direct mode: its queue and its re-published requests. forward passes
+// them to the new revision.
+func (f *function) handOnLocked() []*invocation {
+	if !f.direct() {
+		return nil
+	}
+	out := f.queue
+	f.queue = nil
+	for _, inv := range f.requeued {
+		if inv.token != "" {
+			out = append(out, inv)
+		}
+	}
+	f.requeued = nil
+	return out
+}
+
+// forward re-publishes invs, without a token, for whoever hosts lambda.NAME
+// now; they are the new revision's requests from then on (a re-published
+// one may also be taken by a worker with its old token: a new invocation).
+func (f *function) forward(invs []*invocation) {
+	for _, inv := range invs {
+		wasOut := inv.token != "" // already on its way: the server has it
+		if !inv.done.CompareAndSwap(false, true) {
+			continue
+		}
+		inv.tr.end(nil)
+		if wasOut {
+			continue
+		}
+		if err := f.m.nc.PublishMsg(f.requeueMsg(inv, "")); err != nil {
+			f.log.Warn("cannot pass a waiting request on to the new revision", "request_id", inv.id, "err", err)
+		}
+	}
+}
+
+// directFree handles a direct worker's ready or done notice: it is
+// subscribed again; the head of the queue, if any, is re-published for it.
+func (f *function) directFree(w *worker) {
+	f.mu.Lock()
+	if w.gone || w.stopping {
+		f.mu.Unlock()
+		return
+	}
+	w.unsubSince = time.Time{}
+	orphan, first := f.backLocked(w)
+	defer f.afterBack(w, orphan, first)
+	if f.closed || f.retiring {
+		f.stopUnwantedLocked(w)
+		return
+	}
+	// The head of the queue goes out before a stop (keep-warm 0): on one
+	// connection, so the worker has it before its Dartup-Stop and answers
+	// it in its drain.
+	inv := f.popQueueLocked()
+	if inv != nil {
+		inv.bounces = 0
+		f.requeueLocked(inv)
+	}
+	stop := f.keepWarm() == 0
+	if stop {
+		w.stopping = true
+	} else {
+		f.parkLocked(&f.free, w)
+		f.armPokeLocked()
+	}
+	f.mu.Unlock()
+	if inv != nil {
+		f.republish(inv)
+	}
+	if stop {
+		w.closeStop()
+		go w.stop(f.m.opts.stopGrace) // its Dartup-Stop after the republish
+	}
+}
+
+// suspectAfter is how long a direct worker that was free in dartup's view
+// while a request came back maxBounces times (so it was not subscribed)
+// may stay silent before it is taken for one that never subscribes again
+// and stopped. A worker that drained its subscription sends its took
+// notice at once.
+const suspectAfter = 2 * time.Second
+
+// suspectLocked notes that a request came back maxBounces times: none of
+// f.free was subscribed. Each such worker has suspectAfter to send a
+// notice (dropUnsubscribed).
+func (f *function) suspectLocked() {
+	for _, w := range f.free {
+		if w.unsubSince.IsZero() {
+			since := time.Now()
+			w.unsubSince = since
+			time.AfterFunc(suspectAfter, func() { f.dropUnsubscribed(w, since) })
+		}
+	}
+}
+
+// dropUnsubscribed stops w when it is still free and silent since since:
+// it does not take requests (a broken or hostile worker), and would keep
+// requests waiting in the queue until its keep-warm. It is killed without
+// waiting for a drain; the queue gets a new worker when it is gone.
+func (f *function) dropUnsubscribed(w *worker, since time.Time) {
+	// A took notice sent before now, still in the dispatcher's backlog,
+	// clears the suspicion first.
+	f.m.settle(time.Second)
+	f.mu.Lock()
+	if !w.unsubSince.Equal(since) || w.gone || w.stopping || !slices.Contains(f.free, w) {
+		f.mu.Unlock()
+		return
+	}
+	f.unfreeLocked(w)
+	w.stopIdleTimer()
+	w.stopping = true
+	w.noDrain.Store(true)
+	f.mu.Unlock()
+	f.log.Warn("a native worker said it takes its requests itself but took none while it was free; stopped (is it subscribed to its lambda?)",
+		"worker", w.id, "silent", suspectAfter)
+	w.closeStop()
+	go w.stop(f.m.opts.stopGrace)
+}
+
+// pokeAfter is how often the head of the queue is re-published while
+// direct workers are free in f's view (armPokeLocked).
+const pokeAfter = 20 * time.Millisecond
+
+// armPokeLocked makes sure the queue moves while requests wait and direct
+// workers are free in f's view. Each ready or done notice re-publishes one
+// head for its worker, but in a cluster nats-server gives a client's queue
+// message to a route as readily as to a local member: the head may go to
+// another server (its worker or its runner takes it), and no notice of
+// f's workers would come for the next one.
+func (f *function) armPokeLocked() {
+	if f.poking || len(f.queue) == 0 || len(f.free) == 0 || f.closed || f.retiring {
+		return
+	}
+	f.poking = true
+	time.AfterFunc(pokeAfter, f.poke)
+}
+
+// poke re-publishes the head of the queue while direct workers are free in
+// f's view, and arms itself again while requests wait.
+func (f *function) poke() {
+	f.mu.Lock()
+	f.poking = false
+	if f.closed || f.retiring || len(f.free) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	inv := f.popQueueLocked()
+	if inv == nil {
+		f.mu.Unlock()
+		return
+	}
+	f.requeueLocked(inv)
+	f.armPokeLocked()
+	f.mu.Unlock()
+	f.republish(inv)
+}
+
+// unfreeLocked takes w off the free list.
+func (f *function) unfreeLocked(w *worker) {
+	if i := slices.Index(f.free, w); i >= 0 {
+		f.free = slices.Delete(f.free, i, i+1)
+	}
+}
+
+// took handles a direct worker's took notice: the request it names is w's
+// current invocation from now on, timed as a handed-over one.
+func (f *function) took(w *worker, h nats.Header) error {
+	id, reply, err := f.checkDirect(h)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if w.gone || !w.ready || w.current != nil {
+		f.mu.Unlock()
+		return errors.New("a took notice from a worker that is not free; ignored")
+	}
+	inv := f.directInvLocked(h, id, reply, time.Now())
+	w.unsubSince = time.Time{}
+	f.unfreeLocked(w)
+	f.assignLocked(w, inv)
+	f.mu.Unlock()
+	inv.tr.coldStart(w.servedNone)
+	f.m.kickStats(f)
+	return nil
+}
+
+// recordDirect handles the done notice of a request a direct worker took
+// and finished without a took notice (it was over within a moment): the
+// notice is its record.
+func (f *function) recordDirect(w *worker, h nats.Header) error {
+	id, reply, err := f.checkDirect(h)
+	if err != nil {
+		return err
+	}
+	elapsed, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
+	elapsed = min(max(elapsed, 0), f.timeout().Microseconds())
+	f.mu.Lock()
+	if w.gone || !w.ready || w.current != nil {
+		f.mu.Unlock()
+		return errors.New("a done notice for a request the worker did not take; ignored")
+	}
+	inv := f.directInvLocked(h, id, reply, time.Now().Add(-time.Duration(elapsed)*time.Microsecond))
+	cold := w.served == 0
+	w.served++
+	w.lastDone = id
+	f.mu.Unlock()
+	inv.tr.coldStart(func() bool { return cold })
+	inv.completed(noticeOutcome(f.name, h))
+	return nil
+}
+
+// checkDirect returns the request id and reply subject of a direct
+// worker's took or done notice, or why they are refused.
+func (f *function) checkDirect(h nats.Header) (id, reply string, err error) {
+	id, reply = h.Get(clientsdk.HeaderRequestID), h.Get(clientsdk.HeaderLambdaReply)
+	if !clientsdk.ValidRequestID(id) {
+		return "", "", errors.New("a direct worker's notice without a valid request id; ignored")
+	}
+	if reply != "" && !f.m.replies.Check(clientsdk.LambdaSubject(f.name), reply) {
+		return "", "", errors.New("a direct worker's notice whose reply subject dartup may not answer; ignored")
+	}
+	return id, reply, nil
+}
+
+// directInvLocked is the invocation of a request a direct worker took:
+// the one f re-published when the notice has its token, else a new one
+// received at received, with the caller's reply subject and trace.
+func (f *function) directInvLocked(h nats.Header, id, reply string, received time.Time) *invocation {
+	if token := h.Get(clientsdk.HeaderRequeued); token != "" {
+		if inv := f.requeued[token]; inv != nil {
+			delete(f.requeued, token)
+			inv.id = id
+			return inv
+		}
+	}
+	msg := &nats.Msg{Subject: clientsdk.LambdaSubject(f.name), Reply: reply, Header: nats.Header{}}
+	if tp := h.Get(clientsdk.HeaderTraceparent); tp != "" {
+		msg.Header[clientsdk.HeaderTraceparent] = []string{tp}
+	}
+	inv := &invocation{id: id, msg: msg, received: received, f: f}
+	inv.tr = f.startTrace(inv)
+	return inv
+}
+
+// awaitDrain gives a direct worker told to stop the time to drain its
+// subscription and answer what it took meanwhile (its invocation's timeout
+// bounds it; the grace only when f shuts down) before it is sent SIGTERM;
+// nothing for other workers.
+func (w *worker) awaitDrain(p interface{ Done() <-chan struct{} }, grace time.Duration) {
+	if !w.direct.Load() || w.noDrain.Load() || grace == 0 {
+		return
+	}
+	wait := w.f.timeout() + grace
+	w.f.mu.Lock()
+	if w.f.closed {
+		// Shutting down: its request was answered 503 already; what the
+		// drain brings gets the grace only.
+		wait = grace
+	}
+	w.f.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+	case <-t.C:
+	}
+}
+
+// settle waits (up to within) until the dispatcher has handled every
+// notice that reached the server before the call: a direct worker that
+// exits right after its done notice (it was stopped) must not get its
+// request answered 502 because its exit was seen first.
+func (m *Manager) settle(within time.Duration) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	marker := hex.EncodeToString(b[:])
+	ch := make(chan struct{})
+	m.native.settles.Store(marker, ch)
+	defer m.native.settles.Delete(marker)
+	if err := m.nc.PublishMsg(&nats.Msg{Subject: m.native.settleSubj, Header: nats.Header{headerSettle: {marker}}}); err != nil {
+		return
+	}
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// headerSettle carries a settle marker.
+const headerSettle = "Dartup-Settle"
+
+// settled wakes the settle waiting for msg's marker.
+func (c *nativeControl) settled(msg *nats.Msg) {
+	if ch, ok := c.settles.LoadAndDelete(msg.Header.Get(headerSettle)); ok {
+		close(ch.(chan struct{}))
+	}
+}

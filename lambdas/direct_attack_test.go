@@ -1,0 +1,133 @@
+package lambdas_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
+)
+
+// With --keep-warm 0 a direct worker serves the request that started it
+// (and is then stopped): the queued request is offered to it before it is
+// told to stop, so a cold request does not start worker after worker
+// until it times out.
+func TestDirectKeepWarmZeroServes(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("once", func(l *clientsdk.LambdaSpec) { l.KeepWarm = dur(0); l.Timeout = clientsdk.Duration(5 * time.Second) })
+	const n = 12
+	for i := range n {
+		if got := r.mustInvoke("once", strconv.Itoa(i)); got != "Hello, "+strconv.Itoa(i)+"!" {
+			t.Fatalf("request %d answered %q", i, got)
+		}
+	}
+	// Each worker's done notice is counted, although the worker exits
+	// right after it (its exit may be seen first).
+	testutil.WaitFor(t, 10*time.Second, "every worker gone", func() bool { return r.warm("once") == 0 })
+	st, _, _ := r.m.Stats("once")
+	if st.Invocations != n || st.Errors != 0 || st.ColdStarts > n {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A burst of slow requests on one warm direct worker does not pile up in
+// it: what the server sent it before its unsubscription is passed on, so
+// --max-workers workers share the burst as without direct mode (each
+// request waits for a worker in dartup's queue, timed and bounded, not
+// inside a busy worker).
+func TestDirectSlowBurstSpreads(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("slow", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 4; l.Queue = 100 })
+	r.mustInvoke("slow", "warm")
+	const n = 12
+	pids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			b, e := r.invoke("slow", map[string]any{"sleep_ms": 300, "pid": true})
+			if e != nil {
+				t.Error(e)
+				return
+			}
+			pids <- string(b)
+		})
+	}
+	wg.Wait()
+	close(pids)
+	per := map[string]int{}
+	for p := range pids {
+		per[p]++
+	}
+	for p, c := range per {
+		if c > n/2 {
+			t.Fatalf("worker %s served %d of %d slow requests of a burst (per worker: %v); --max-workers is 4", p, c, n, per)
+		}
+	}
+}
+
+// A worker that says it takes direct mode's offer but never subscribes
+// does not keep requests waiting for its keep-warm (an hour here): the
+// runner sees a request come back while that worker is free in its view,
+// stops it, and the next worker (a good one here) serves the request.
+func TestDirectWorkerThatNeverSubscribes(t *testing.T) {
+	r := newDirectRig(t)
+	bin := testutil.BuildGo(t, nativePkg)
+	once := filepath.Join(t.TempDir(), "nosub")
+	if err := os.WriteFile(once, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=nosub", "LAMBDANATIVE_NOSUB=" + once}}
+	err := r.deploy(spec(t, "nosub", 1, func(l *clientsdk.LambdaSpec) {
+		l.Protocol = clientsdk.ProtocolNATS
+		l.MaxWorkers = 1
+		l.KeepWarm = dur(time.Hour)
+		l.Timeout = clientsdk.Duration(20 * time.Second)
+	}), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first request starts the bad worker: ready, "free", and it
+	// takes nothing; the request waits in the queue.
+	if got := r.mustInvoke("nosub", "first"); got != "Hello, first!" {
+		t.Fatalf("answered %q", got)
+	}
+	if _, err := os.Stat(once); !os.IsNotExist(err) {
+		t.Fatalf("the bad worker did not run: %v", err)
+	}
+}
+
+// Closing the Manager (serve stopping) while a direct worker runs a long
+// request takes the stop grace, as in hand-over mode, not the function's
+// timeout: the caller was answered 503 already, no drain is worth it.
+func TestDirectCloseWhileBusy(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("long", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(60 * time.Second) })
+	r.mustInvoke("long", "warm")
+	sleepers := r.watchSleepers("long")
+	answer := make(chan *clientsdk.Error, 1)
+	go func() {
+		msg, err := r.client.Request(clientsdk.LambdaSubject("long"), []byte(`{"sleep_ms":30000}`), 40*time.Second)
+		if err != nil {
+			answer <- clientsdk.Errorf(0, "none", "%v", err)
+			return
+		}
+		answer <- clientsdk.ErrorFromMsg(msg)
+	}()
+	select {
+	case <-sleepers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := r.m.Close(ctx); err != nil {
+		t.Fatalf("close while a direct worker is busy: %v", err)
+	}
+	wantCode(t, <-answer, 503)
+}
