@@ -266,17 +266,17 @@ func nativeWarmFigure(bareLat, nativeLat, floorLat []time.Duration, runtimeAPI *
 		nat.Note += fmt.Sprintf("; %.2f× its protocol floor", nat.Median/floor.Median)
 	}
 	f.Note = nativeWhy(nat, floor)
-	f.Note += "Measured in figure 1's rounds, alternating with its paths. The worker (bench/workers/native, `app.ServeLambda`) echoes the event; dartup hands it the event on its private subject and the worker answers the caller directly, then tells dartup it is done (docs/lambdas.md, the native protocol). Against bare NATS a native invocation has one more message on its way (caller → dartup → worker → caller, where bare is caller → responder → caller) and dartup's queue, limits, timeout and stats. The floor row is that design with nothing else: a harness subscription that forwards each request to a native worker forked by hand."
+	f.Note += "Measured in figure 1's rounds, alternating with its paths. The worker (bench/workers/native, `app.ServeLambda`) echoes the event. `dartup serve` runs native lambdas in direct mode (docs/lambdas.md): a free worker is subscribed to `lambda.NAME` itself and answers the caller directly (caller → worker → caller, as bare request-reply), then sends dartup a done notice; dartup is the fallback (queue, cold start, 429) through a leaf-node server. The floor row is the hand-over that direct mode replaced (and `--direct-lambdas=false` keeps) with nothing else: a harness subscription that forwards each request to a native worker forked by hand, one more message on the way."
 	return f
 }
 
-// nativeWhy explains a missed native goal by the protocol floor, when it
-// was measured.
+// nativeWhy explains a missed native goal (what direct mode adds to bare
+// request-reply), when the floor was measured.
 func nativeWhy(nat, floor *Row) string {
 	if !floor.Measured || nat.Ratio <= 1.3 {
 		return ""
 	}
-	return fmt.Sprintf("**Why the goal is missed:** the protocol floor — one more message than bare request-reply and nothing else — is itself %.2f× bare NATS here; dartup adds %s at p50 on top of it (the runner's queue, limits, timer and stats, and its done notice). ", floor.Ratio, fmtVal(nat.Median-floor.Median, "µs"))
+	return fmt.Sprintf("**Why the goal is missed:** in direct mode a warm request takes bare request-reply's two deliveries; what a native invocation adds is the worker's done notice (sent before its answer, so that the server has its subscription again before the caller's next request) and the SDK's per-request work: %s at p50 over bare here (the hand-over floor row is %.2f× bare). On this shared machine the ratio moves by tenths between runs. ", fmtVal(nat.Median-(nat.Median/nat.Ratio), "µs"), floor.Ratio)
 }
 
 // figConcurrency: 32 callers, 4 workers (figure 3).
