@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ func lambdaTotals(t *testing.T, s *server, name string) (st clientsdk.LambdaStat
 			st.Errors += l.Errors
 			st.ColdStarts += l.ColdStarts
 			st.Timeouts += l.Timeouts
+			st.Throttled += l.Throttled
 		}
 	}
 	return st, warm, busy
@@ -90,5 +92,65 @@ func TestDirectLambdaTruth(t *testing.T) {
 	})
 	if code, _, body := call(t, "POST", s2.httpURL+"/dtruth", `{"env":"`+clientsdk.EnvLambdaDirect+`"}`); code != 200 || body != clientsdk.LambdaQueueGroup {
 		t.Fatalf("after the restart %s = %d %q", clientsdk.EnvLambdaDirect, code, body)
+	}
+}
+
+// TestDirectLambdaTruthUnderABurst: a burst of concurrent fast and slow
+// requests (passed on, re-published, queued, throttled) leaves books that
+// say what the callers got: invocations = answers (200s and function
+// errors), throttles = 429s, no worker busy afterwards.
+func TestDirectLambdaTruthUnderABurst(t *testing.T) {
+	s := startServe(t, testutil.TempDir(t))
+	bin := testutil.BuildGo(t, "./internal/testutil/workers/lambdanative")
+	s.dartup("push", "--lambda", "--name", "dburst", "--protocol", "nats",
+		"--max-workers", "3", "--queue", "60", "--keep-warm", "60s", bin)
+	nc := testutil.Connect(t, s.natsURL)
+	if _, err := nc.Request("lambda.dburst", []byte("x"), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const n = 120
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := []byte(fmt.Sprint("b", i))
+			switch i % 4 {
+			case 1:
+				data = []byte(`{"sleep_ms":20}`)
+			case 3:
+				data = []byte(`{"error":"nope"}`)
+			}
+			m, err := nc.Request("lambda.dburst", data, 20*time.Second)
+			switch {
+			case err != nil:
+				codes <- -1
+			case clientsdk.ErrorFromMsg(m) != nil:
+				codes <- clientsdk.ErrorFromMsg(m).Code
+			default:
+				codes <- 200
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	got := map[int]uint64{}
+	for c := range codes {
+		got[c]++
+	}
+	t.Logf("answers: %v", got)
+	if got[-1] != 0 || got[504] != 0 || got[502] != 0 {
+		t.Fatalf("a burst of %d: %v", n, got)
+	}
+	want := clientsdk.LambdaStats{Invocations: 1 + got[200] + got[500], Errors: got[500], Throttled: got[429]}
+	var st clientsdk.LambdaStats
+	var busy int
+	testutil.WaitFor(t, 15*time.Second, "list --json to count the burst", func() bool {
+		st, _, busy = lambdaTotals(t, s, "dburst")
+		return st.Invocations >= want.Invocations && busy == 0
+	})
+	if st.Invocations != want.Invocations || st.Errors != want.Errors || st.Throttled != want.Throttled || st.Timeouts != 0 {
+		t.Fatalf("list --json after the burst: %+v, want %+v", st, want)
 	}
 }
