@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/proc"
 	"github.com/nats-io/nats.go"
 )
 
@@ -470,6 +471,20 @@ func (f *function) directInvLocked(h nats.Header, id, reply string, received tim
 	inv := &invocation{id: id, msg: msg, received: received, f: f}
 	inv.tr = f.startTrace(inv)
 	return inv
+}
+
+// directCrashed reports a direct worker that exited unasked while free in
+// dartup's view: a request it took within its first millisecond may have
+// died with it, unanswered and uncounted (dartup had not heard of it), so
+// at least its exit and stderr tail are seen (a crashed event, a warning).
+func (f *function) directCrashed(w *worker, ex proc.Exit) {
+	w.proc.WaitOutput(20 * time.Millisecond)
+	msg := ex.String()
+	if t := w.tail.String(); t != "" {
+		msg += "; stderr: " + t
+	}
+	f.log.Warn("direct lambda worker exited unasked; a request it had just taken, if any, is answered by its caller's timeout", "worker", w.id, "exit", msg)
+	f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s while taking requests directly; a request it had just taken, if any, got no answer from dartup (its caller's timeout answers it)", w.id, msg)
 }
 
 // awaitDrain gives a direct worker told to stop the time to drain its

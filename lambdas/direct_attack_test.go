@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,4 +131,39 @@ func TestDirectCloseWhileBusy(t *testing.T) {
 		t.Fatalf("close while a direct worker is busy: %v", err)
 	}
 	wantCode(t, <-answer, 503)
+}
+
+// A direct worker that dies within the first millisecond of a request
+// (os.Exit, a crash) leaves its caller to its own timeout — dartup had not
+// heard of the request — but not unseen: a crashed event says so, with
+// the exit and the stderr tail, and the next request starts a new worker.
+func TestDirectWorkerCrashWhileFreeIsAnEvent(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("crashy", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(time.Second) })
+	r.mustInvoke("crashy", "warm")
+	msg, err := r.client.Request(clientsdk.LambdaSubject("crashy"), []byte(`{"exit":3}`), 300*time.Millisecond)
+	if err == nil {
+		t.Fatalf("a worker that exited at once answered %q", msg.Data)
+	}
+	testutil.WaitFor(t, 5*time.Second, "a crashed event", func() bool { return r.countEvents(clientsdk.EventCrashed) == 1 })
+	r.mu.Lock()
+	var got clientsdk.Event
+	for _, e := range r.events {
+		if e.Kind == clientsdk.EventCrashed {
+			got = e
+		}
+	}
+	r.mu.Unlock()
+	if !strings.Contains(got.Message, "exit code 3") {
+		t.Fatalf("crashed event %q", got.Message)
+	}
+	if out := r.mustInvoke("crashy", "again"); out != "Hello, again!" {
+		t.Fatalf("after the crash: %q", out)
+	}
+	// A worker stopped by dartup (keep-warm, removal) is no crash.
+	r.m.Undeploy("crashy")
+	testutil.WaitFor(t, 10*time.Second, "every worker gone", func() bool { return r.warm("crashy") == 0 })
+	if n := r.countEvents(clientsdk.EventCrashed); n != 1 {
+		t.Fatalf("%d crashed events after a removal", n)
+	}
 }

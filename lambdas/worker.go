@@ -302,6 +302,10 @@ func (f *function) watch(w *worker) {
 	f.mu.Lock()
 	inv := w.current
 	w.current = nil
+	// A direct worker free in dartup's view that exits unasked most
+	// likely died of a request it took within its first millisecond,
+	// which dartup has not heard of: its caller's own timeout answers it.
+	crashedFree := inv == nil && w.direct.Load() && w.ready && !w.stopping && !w.killed
 	var initInv *invocation
 	if !w.ready && !w.stopping && !w.initFailed {
 		initInv = f.popQueueLocked()
@@ -318,6 +322,9 @@ func (f *function) watch(w *worker) {
 		}
 		inv.fail(clientsdk.Errorf(502, TypeExit, "%s", msg))
 		f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s during request %s", w.id, ex, inv.id)
+	}
+	if crashedFree {
+		f.directCrashed(w, ex)
 	}
 	f.startWorkers(spawn)
 	if initInv != nil {
