@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -474,17 +477,91 @@ func (f *function) directInvLocked(h nats.Header, id, reply string, received tim
 }
 
 // directCrashed reports a direct worker that exited unasked while free in
-// dartup's view: a request it took within its first millisecond may have
-// died with it, unanswered and uncounted (dartup had not heard of it), so
-// at least its exit and stderr tail are seen (a crashed event, a warning).
+// dartup's view: a request it took within its first millisecond died with
+// it (dartup had not heard of it). Its in-flight file names the request,
+// which gets 502; without one (a worker that does not write it) the
+// caller's own timeout answers it. Either way the exit and the stderr
+// tail are seen (a crashed event, a warning).
 func (f *function) directCrashed(w *worker, ex proc.Exit) {
 	w.proc.WaitOutput(20 * time.Millisecond)
 	msg := ex.String()
 	if t := w.tail.String(); t != "" {
 		msg += "; stderr: " + t
 	}
-	f.log.Warn("direct lambda worker exited unasked; a request it had just taken, if any, is answered by its caller's timeout", "worker", w.id, "exit", msg)
-	f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s while taking requests directly; a request it had just taken, if any, got no answer from dartup (its caller's timeout answers it)", w.id, msg)
+	inv := f.inflightInv(w)
+	if inv == nil {
+		f.log.Warn("direct lambda worker exited unasked; a request it had just taken, if any, is answered by its caller's timeout", "worker", w.id, "exit", msg)
+		f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s while taking requests directly", w.id, msg)
+		return
+	}
+	inv.fail(clientsdk.Errorf(502, TypeExit, "the worker (pid %d) exited mid-invocation: %s", w.proc.PID(), msg))
+	f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s during request %s", w.id, msg, inv.id)
+}
+
+// inflightInv is the request w's in-flight file names (the worker died in
+// it before dartup heard of it), or nil; the file is removed.
+func (f *function) inflightInv(w *worker) *invocation {
+	path := w.native.inflight
+	if path == "" {
+		return nil
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	b := make([]byte, clientsdk.MaxInflightRecord)
+	n, _ := io.ReadFull(fh, b)
+	_ = fh.Close()
+	id, reply, tp, ok := clientsdk.ParseInflightRecord(b[:n])
+	if !ok {
+		return nil
+	}
+	h := nats.Header{clientsdk.HeaderRequestID: {id}}
+	if reply != "" {
+		h[clientsdk.HeaderLambdaReply] = []string{reply}
+	}
+	if _, ok := clientsdk.ParseTraceparent(tp); ok {
+		h[clientsdk.HeaderTraceparent] = []string{tp}
+	}
+	if _, _, err := f.checkDirect(h); err != nil || id == w.lastDone {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.directInvLocked(h, id, reply, time.Now())
+}
+
+// removeInflight removes w's in-flight file and its directory, if any
+// (w is gone).
+func (w *worker) removeInflight() {
+	if w.native != nil && w.native.inflight != "" {
+		_ = os.RemoveAll(filepath.Dir(w.native.inflight))
+	}
+}
+
+// newInflightFile makes a direct worker's in-flight file, writable by the
+// user the worker runs as, in a directory of dartup's that it may not
+// write (so that it cannot put a link to another file in its place for
+// dartup to read); "" when it cannot (the worker goes without).
+func newInflightFile(f *function, id string) string {
+	dir, err := os.MkdirTemp("", "dartup-inflight-"+id[:8]+"-")
+	if err != nil {
+		return ""
+	}
+	path := filepath.Join(dir, "request")
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		_ = fh.Close()
+		err = os.Chmod(dir, 0o711)
+	}
+	if c := f.cmd.Credential; err == nil && c != nil {
+		err = os.Chown(path, int(c.UID), int(c.GID))
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return ""
+	}
+	return path
 }
 
 // awaitDrain gives a direct worker told to stop the time to drain its

@@ -134,16 +134,19 @@ func TestDirectCloseWhileBusy(t *testing.T) {
 }
 
 // A direct worker that dies within the first millisecond of a request
-// (os.Exit, a crash) leaves its caller to its own timeout — dartup had not
-// heard of the request — but not unseen: a crashed event says so, with
-// the exit and the stderr tail, and the next request starts a new worker.
-func TestDirectWorkerCrashWhileFreeIsAnEvent(t *testing.T) {
+// (os.Exit, a crash), before it would tell dartup it took it: its
+// in-flight file names the request, so the caller gets 502 at once (not
+// its own timeout), the error is counted, a crashed event says so with
+// the exit, and the next request starts a new worker.
+func TestDirectWorkerCrashAnswers502(t *testing.T) {
 	r := newDirectRig(t)
-	r.deployNative("crashy", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(time.Second) })
+	r.deployNative("crashy", func(l *clientsdk.LambdaSpec) { l.Timeout = clientsdk.Duration(10 * time.Second) })
 	r.mustInvoke("crashy", "warm")
-	msg, err := r.client.Request(clientsdk.LambdaSubject("crashy"), []byte(`{"exit":3}`), 300*time.Millisecond)
-	if err == nil {
-		t.Fatalf("a worker that exited at once answered %q", msg.Data)
+	t0 := time.Now()
+	_, e := r.invoke("crashy", map[string]int{"exit": 3})
+	wantCode(t, e, 502)
+	if took := time.Since(t0); took > 3*time.Second || !strings.Contains(e.Message, "exit code 3") {
+		t.Fatalf("a worker that exited at once: %+v after %s", e, took)
 	}
 	testutil.WaitFor(t, 5*time.Second, "a crashed event", func() bool { return r.countEvents(clientsdk.EventCrashed) == 1 })
 	r.mu.Lock()
@@ -160,6 +163,10 @@ func TestDirectWorkerCrashWhileFreeIsAnEvent(t *testing.T) {
 	if out := r.mustInvoke("crashy", "again"); out != "Hello, again!" {
 		t.Fatalf("after the crash: %q", out)
 	}
+	testutil.WaitFor(t, 5*time.Second, "the crash counted", func() bool {
+		st, _, _ := r.m.Stats("crashy")
+		return st.Invocations == 3 && st.Errors == 1
+	})
 	// A worker stopped by dartup (keep-warm, removal) is no crash.
 	r.m.Undeploy("crashy")
 	testutil.WaitFor(t, 10*time.Second, "every worker gone", func() bool { return r.warm("crashy") == 0 })

@@ -43,6 +43,9 @@ type nativeWorker struct {
 	// directControl, in direct mode, is the control subject on the
 	// Manager's own connection, for a direct worker's notices.
 	directControl string
+	// inflight, in direct mode, is the worker's in-flight file
+	// (clientsdk.EnvLambdaInflight); "" when it could not be made.
+	inflight string
 }
 
 func newNativeWorker(f *function, secret string) *nativeWorker {
@@ -56,6 +59,7 @@ func newNativeWorker(f *function, secret string) *nativeWorker {
 		// notice must come before its caller's next request); a direct
 		// worker's notices take the shorter way (directControl).
 		nw.directControl, nw.control = nw.control, f.m.native.finbox+"."+secret
+		nw.inflight = newInflightFile(f, id)
 	}
 	return nw
 }
@@ -70,6 +74,9 @@ func (f *function) nativeEnv(w *worker) []string {
 	if f.direct() {
 		env = append(env, f.directEnv()...)
 		env = append(env, clientsdk.EnvLambdaDirectControl+"="+w.native.directControl)
+		if w.native.inflight != "" {
+			env = append(env, clientsdk.EnvLambdaInflight+"="+w.native.inflight)
+		}
 	}
 	return env
 }

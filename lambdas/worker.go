@@ -170,7 +170,7 @@ func (f *function) env(w *worker) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl,
-			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes:
+			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes, clientsdk.EnvLambdaInflight:
 			continue // they would change how a bootstrap talks to its runtime
 		case "NATS_TOKEN":
 			if w != nil && w.native != nil && f.cmd.WorkerToken != nil {
@@ -247,6 +247,7 @@ func (f *function) startWorker(w *worker) {
 		spawn := f.spawnNeededLocked()
 		f.mu.Unlock()
 		f.log.Error("cannot start lambda worker", "err", err)
+		w.removeInflight()
 		if inv != nil {
 			inv.fail(clientsdk.Errorf(502, TypeStart, "lambda %s: cannot start its worker: %v", f.name, err))
 		}
@@ -326,6 +327,7 @@ func (f *function) watch(w *worker) {
 	if crashedFree {
 		f.directCrashed(w, ex)
 	}
+	w.removeInflight()
 	f.startWorkers(spawn)
 	if initInv != nil {
 		w.proc.WaitOutput(200 * time.Millisecond)

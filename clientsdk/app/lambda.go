@@ -135,7 +135,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 	var d *directWorker
 	var takes chan *nats.Msg // nil without direct mode: never ready
 	if dc != nil {
-		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog)}
+		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), inflight: openInflight()}
 		if err := d.subscribe(); err != nil {
 			return err
 		}

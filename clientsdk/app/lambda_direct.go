@@ -73,6 +73,10 @@ type directWorker struct {
 	control string // the control subject
 	h       func(context.Context, []byte) ([]byte, error)
 	takes   chan *nats.Msg // requests, from each subscription in turn
+	// inflight is dartup's in-flight file (clientsdk.EnvLambdaInflight),
+	// or nil: the request running is written there, so that dartup can
+	// answer its caller 502 if the worker dies in it unannounced.
+	inflight *os.File
 
 	mu   sync.Mutex
 	sub  *nats.Subscription // the current one, nil once drained
@@ -216,9 +220,11 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		d.tookLocked() // others wait: the server must stop sending more
 	}
 	d.mu.Unlock()
+	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, took.Header.Get(clientsdk.HeaderTraceparent)))
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
 	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
 		timer.Stop()
+		d.mark(nil)
 		d.mu.Lock()
 		d.cur = nil
 		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
@@ -236,6 +242,35 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		}
 		return nil
 	})
+}
+
+// mark writes rec, the record of the request about to run, to the
+// in-flight file, or clears it (rec nil): one write, no more.
+func (d *directWorker) mark(rec []byte) {
+	if d.inflight == nil {
+		return
+	}
+	if rec == nil {
+		rec = []byte{0}
+	}
+	if _, err := d.inflight.WriteAt(rec, 0); err != nil {
+		_ = d.inflight.Close()
+		d.inflight = nil
+	}
+}
+
+// openInflight opens dartup's in-flight file, if it names one and it can
+// be written; nil otherwise (the worker goes without).
+func openInflight() *os.File {
+	path := os.Getenv(clientsdk.EnvLambdaInflight)
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil
+	}
+	return f
 }
 
 // direct puts in h what dartup needs of request m: the caller's reply

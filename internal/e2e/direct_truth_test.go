@@ -31,7 +31,7 @@ func lambdaTotals(t *testing.T, s *server, name string) (st clientsdk.LambdaStat
 // TestDirectLambdaTruth: what `dartup list --json` and /metrics say of a
 // direct lambda match what ran — fast requests (recorded by their done
 // notices), slow ones (took, then done), function errors, gateway and
-// async invocations — and the lambda answers again after serve restarts
+// async invocations, a worker's exit mid-request (502) — and the lambda answers again after serve restarts
 // on the same data dir.
 func TestDirectLambdaTruth(t *testing.T) {
 	dir := testutil.TempDir(t)
@@ -55,16 +55,21 @@ func TestDirectLambdaTruth(t *testing.T) {
 			t.Fatalf("error: %d %q", code, body)
 		}
 	}
+	// A worker that dies within the first millisecond of a request (before
+	// it would tell dartup it took it) gets its caller 502 at once.
+	if code, _, body := call(t, "POST", s.httpURL+"/dtruth", `{"exit":3}`); code != 502 || !strings.Contains(body, "exit code 3") {
+		t.Fatalf("a worker's exit mid-request: %d %q", code, body)
+	}
 	s.dartup("invoke", "--async", "dtruth", "--data", `"async"`)
-	const total = fast + slow + failed + 1
+	const total, errors, cold = fast + slow + failed + 2, failed + 1, 2
 	var st clientsdk.LambdaStats
 	var warm, busy int
 	testutil.WaitFor(t, 15*time.Second, "list --json to count every invocation", func() bool {
 		st, warm, busy = lambdaTotals(t, s, "dtruth")
 		return st.Invocations >= total
 	})
-	if st.Invocations != total || st.Errors != failed || st.Timeouts != 0 || st.ColdStarts != 1 || warm != 1 || busy != 0 {
-		t.Fatalf("list --json after %d sequential invocations (%d errors): %+v, %d warm, %d busy", total, failed, st, warm, busy)
+	if st.Invocations != total || st.Errors != errors || st.Timeouts != 0 || st.ColdStarts != cold || warm != 1 || busy != 0 {
+		t.Fatalf("list --json after %d sequential invocations (%d errors): %+v, %d warm, %d busy", total, errors, st, warm, busy)
 	}
 	testutil.WaitFor(t, 10*time.Second, "/metrics to count every invocation", func() bool {
 		code, fams := testutil.Scrape(t, s.httpURL+"/metrics", "", "")
@@ -75,11 +80,11 @@ func TestDirectLambdaTruth(t *testing.T) {
 		ok, _ := testutil.Sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "dtruth", "result": "ok"})
 		bad, _ := testutil.Sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "dtruth", "result": "error"})
 		hist, _ := testutil.Sample(fams, "dartup_lambda_duration_seconds", l)
-		cold, _ := testutil.Sample(fams, "dartup_lambda_cold_starts_total", l)
+		c, _ := testutil.Sample(fams, "dartup_lambda_cold_starts_total", l)
 		w, _ := testutil.Sample(fams, "dartup_lambda_warm_workers", l)
 		b, _ := testutil.Sample(fams, "dartup_lambda_busy_workers", l)
-		t.Logf("metrics: ok %v error %v histogram %v cold %v warm %v busy %v", ok, bad, hist, cold, w, b)
-		return ok == total-failed && bad == failed && hist == total && cold == 1 && w == 1 && b == 0
+		t.Logf("metrics: ok %v error %v histogram %v cold %v warm %v busy %v", ok, bad, hist, c, w, b)
+		return ok == total-errors && bad == errors && hist == total && c == cold && w == 1 && b == 0
 	})
 
 	// serve restarts on the same data dir: the lambda answers again, in
