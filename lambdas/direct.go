@@ -403,12 +403,13 @@ func (f *function) took(w *worker, h nats.Header) error {
 	if err != nil {
 		return err
 	}
+	taken := time.Now().Add(-f.noticeElapsed(h))
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a took notice from a worker that is not free; ignored")
 	}
-	inv := f.directInvLocked(h, id, reply, time.Now())
+	inv := f.directInvLocked(h, id, reply, taken)
 	w.unsubSince = time.Time{}
 	f.unfreeLocked(w)
 	f.assignLocked(w, inv)
@@ -426,14 +427,13 @@ func (f *function) recordDirect(w *worker, h nats.Header) error {
 	if err != nil {
 		return err
 	}
-	elapsed, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
-	elapsed = min(max(elapsed, 0), f.timeout().Microseconds())
+	received := time.Now().Add(-f.noticeElapsed(h))
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a done notice for a request the worker did not take; ignored")
 	}
-	inv := f.directInvLocked(h, id, reply, time.Now().Add(-time.Duration(elapsed)*time.Microsecond))
+	inv := f.directInvLocked(h, id, reply, received)
 	cold := w.served == 0
 	w.served++
 	w.lastDone = id
@@ -441,6 +441,13 @@ func (f *function) recordDirect(w *worker, h nats.Header) error {
 	inv.tr.coldStart(func() bool { return cold })
 	inv.completed(noticeOutcome(f.name, h))
 	return nil
+}
+
+// noticeElapsed is the time a direct worker's took or done notice says
+// its request ran before the notice, bounded by f's timeout.
+func (f *function) noticeElapsed(h nats.Header) time.Duration {
+	us, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
+	return time.Duration(min(max(us, 0), f.timeout().Microseconds())) * time.Microsecond
 }
 
 // checkDirect returns the request id and reply subject of a direct

@@ -174,3 +174,24 @@ func TestDirectWorkerCrashAnswers502(t *testing.T) {
 		t.Fatalf("%d crashed events after a removal", n)
 	}
 }
+
+// A direct request that outlives 1 ms is timed by dartup from its took
+// notice; its recorded duration still counts from when the worker took it
+// (the took notice says how long ago), not 1 ms short.
+func TestDirectTookDurationCountsFromTheTake(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("slowish", nil)
+	r.mustInvoke("slowish", "warm")
+	const n, sleep = 20, 3 * time.Millisecond
+	for range n {
+		r.mustInvoke("slowish", map[string]int{"sleep_ms": int(sleep / time.Millisecond)})
+	}
+	var st clientsdk.LambdaStats
+	testutil.WaitFor(t, 5*time.Second, "every invocation counted", func() bool {
+		st, _, _ = r.m.Stats("slowish")
+		return st.Invocations == n+1
+	})
+	if min := (n * sleep).Seconds(); st.DurationSum < min {
+		t.Fatalf("%d requests of %s recorded %.4f s in all, under %.4f s", n, sleep, st.DurationSum, min)
+	}
+}

@@ -162,10 +162,13 @@ func (d *directWorker) passOn() {
 	}
 }
 
-// tookLocked drains the subscription and sends cur's took notice.
+// tookLocked drains the subscription and sends cur's took notice, with
+// the time since cur was taken.
 func (d *directWorker) tookLocked() {
 	d.drainLocked()
 	d.cur.sent = true
+	// How long ago it was taken: dartup's record counts from then.
+	d.cur.took.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(d.cur.start).Microseconds(), 10)}
 	if err := d.nc.PublishMsg(d.cur.took); err != nil && d.fail == nil {
 		d.fail = err
 	}
