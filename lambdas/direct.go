@@ -204,7 +204,7 @@ func (f *function) republish(inv *invocation) {
 	f.checkDrainedLocked()
 	f.mu.Unlock()
 	if errors.Is(err, nats.ErrMaxPayload) {
-		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) with the caller's headers does not fit the NATS connection's payload limit (%d bytes)", f.name, len(inv.event), f.m.nc.MaxPayload()))
+		inv.fail(f.overPayload(inv))
 		return
 	}
 	inv.fail(clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot pass the request on to its workers: %v", f.name, err))

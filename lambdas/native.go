@@ -116,7 +116,7 @@ func (w *worker) deliver(inv *invocation) {
 			w.current = nil
 		}
 		w.f.mu.Unlock()
-		inv.fail(clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) with the caller's headers does not fit the NATS connection's payload limit (%d bytes)", w.f.name, len(inv.event), w.f.m.nc.MaxPayload()))
+		inv.fail(w.f.overPayload(inv))
 		w.f.nativeReady(w)
 		return
 	}
@@ -128,6 +128,13 @@ func (w *worker) deliver(inv *invocation) {
 	w.stopping = true
 	w.f.mu.Unlock()
 	go w.kill()
+}
+
+// overPayload is the 413 of an event that, with the caller's headers, does
+// not fit the Manager's NATS connection (nats.go refused it unsent).
+func (f *function) overPayload(inv *invocation) *clientsdk.Error {
+	return clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s (%d bytes) with the caller's headers does not fit the NATS connection's payload limit (%d bytes)",
+		f.name, len(inv.event), f.m.nc.MaxPayload())
 }
 
 // tellStop asks a native worker to stop (ServeLambda returns) before it is
