@@ -251,19 +251,21 @@ func (f *function) handOnLocked() []*invocation {
 // forward re-publishes invs, without a token, for whoever hosts lambda.NAME
 // now; they are the new revision's requests from then on (a re-published
 // one may also be taken by a worker with its old token: a new invocation).
+// One that cannot be published is answered 502 (its caller would otherwise
+// wait for its own timeout).
 func (f *function) forward(invs []*invocation) {
 	for _, inv := range invs {
 		wasOut := inv.token != "" // already on its way: the server has it
 		if !inv.done.CompareAndSwap(false, true) {
 			continue
 		}
+		if !wasOut {
+			if err := f.m.nc.PublishMsg(f.requeueMsg(inv, "")); err != nil {
+				inv.failClaimed(clientsdk.Errorf(502, TypeNoResponse, "lambda %s: cannot pass the request on to its new revision: %v", f.name, err))
+				continue
+			}
+		}
 		inv.tr.end(nil)
-		if wasOut {
-			continue
-		}
-		if err := f.m.nc.PublishMsg(f.requeueMsg(inv, "")); err != nil {
-			f.log.Warn("cannot pass a waiting request on to the new revision", "request_id", inv.id, "err", err)
-		}
 	}
 }
 

@@ -86,9 +86,14 @@ func (inv *invocation) succeed(body []byte) {
 
 // fail answers the caller with e as service-error headers and JSON body.
 func (inv *invocation) fail(e *clientsdk.Error) {
-	if !inv.done.CompareAndSwap(false, true) {
-		return
+	if inv.done.CompareAndSwap(false, true) {
+		inv.failClaimed(e)
 	}
+}
+
+// failClaimed is fail for an invocation its caller already claimed (set
+// done): records it and answers e.
+func (inv *invocation) failClaimed(e *clientsdk.Error) {
 	inv.f.st.record(time.Since(inv.received), e)
 	inv.f.m.kickStats(inv.f)
 	lvl := slog.LevelDebug
