@@ -69,10 +69,14 @@ func (f *function) direct() bool {
 }
 
 // directEnv is what a native worker is told in direct mode: the queue
-// group, the timeout, and the extra reply prefixes it may answer.
+// group, the timeout, its share of the queue (the requests the server
+// sent it that it may hold and run back to back while each is over within
+// 1 ms: --queue over --max-workers, so that all of them hold no more than
+// --queue), and the extra reply prefixes it may answer.
 func (f *function) directEnv() []string {
 	env := []string{clientsdk.EnvLambdaDirect + "=" + clientsdk.LambdaQueueGroup,
-		clientsdk.EnvLambdaTimeoutMS + "=" + strconv.FormatInt(f.timeout().Milliseconds(), 10)}
+		clientsdk.EnvLambdaTimeoutMS + "=" + strconv.FormatInt(f.timeout().Milliseconds(), 10),
+		clientsdk.EnvLambdaBacklog + "=" + strconv.Itoa(f.l.Queue/max(f.l.MaxWorkers, 1))}
 	if len(f.m.opts.replyExtra) > 0 {
 		env = append(env, clientsdk.EnvLambdaReplyPrefixes+"="+strings.Join(f.m.opts.replyExtra, ","))
 	}
@@ -401,17 +405,17 @@ func (f *function) unfreeLocked(w *worker) {
 // took handles a direct worker's took notice: the request it names is w's
 // current invocation from now on, timed as a handed-over one.
 func (f *function) took(w *worker, h nats.Header) error {
-	id, reply, err := f.checkDirect(h)
-	if err != nil {
+	rec := headerRecord(h)
+	if err := f.checkDirect(rec); err != nil {
 		return err
 	}
-	taken := time.Now().Add(-f.noticeElapsed(h))
+	taken := time.Now().Add(-f.bounded(rec.Ran))
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a took notice from a worker that is not free; ignored")
 	}
-	inv := f.directInvLocked(h, id, reply, taken)
+	inv := f.directInvLocked(rec, taken)
 	w.unsubSince = time.Time{}
 	f.unfreeLocked(w)
 	f.assignLocked(w, inv)
@@ -421,66 +425,120 @@ func (f *function) took(w *worker, h nats.Header) error {
 	return nil
 }
 
-// recordDirect handles the done notice of a request a direct worker took
-// and finished without a took notice (it was over within a moment): the
-// notice is its record.
-func (f *function) recordDirect(w *worker, h nats.Header) error {
-	id, reply, err := f.checkDirect(h)
-	if err != nil {
+// recordDirect handles the record of a request a direct worker took and
+// finished without a took notice (it was over within a moment), from a
+// done notice that reached dartup at now: the record is all dartup hears
+// of it.
+func (f *function) recordDirect(w *worker, rec clientsdk.DoneRecord, now time.Time) error {
+	if err := f.checkDirect(rec); err != nil {
 		return err
 	}
-	received := time.Now().Add(-f.noticeElapsed(h))
+	end := now.Add(-f.bounded(rec.Ago))
+	received := end.Add(-f.bounded(rec.Ran))
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a done notice for a request the worker did not take; ignored")
 	}
-	inv := f.directInvLocked(h, id, reply, received)
+	inv := f.requeuedLocked(rec)
+	if inv == nil && f.m.opts.tracer != nil {
+		inv = f.newDirectInv(rec, received)
+	}
 	cold := w.served == 0
 	w.served++
-	w.lastDone = id
+	w.lastDone = rec.RequestID
 	f.mu.Unlock()
+	e := statusOutcome(f.name, strconv.Itoa(rec.Status), rec.ErrorType)
+	if inv == nil {
+		// Nothing waits for it and no span records it: its numbers are
+		// all there is to keep.
+		f.st.record(end.Sub(received), e)
+		f.m.kickStats(f)
+		return nil
+	}
 	inv.tr.coldStart(func() bool { return cold })
-	inv.completed(noticeOutcome(f.name, h))
+	inv.completedAt(e, end)
 	return nil
 }
 
-// noticeElapsed is the time a direct worker's took or done notice says
-// its request ran before the notice, bounded by f's timeout.
-func (f *function) noticeElapsed(h nats.Header) time.Duration {
-	us, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
-	return time.Duration(min(max(us, 0), f.timeout().Microseconds())) * time.Microsecond
-}
-
-// checkDirect returns the request id and reply subject of a direct
-// worker's took or done notice, or why they are refused.
-func (f *function) checkDirect(h nats.Header) (id, reply string, err error) {
-	id, reply = h.Get(clientsdk.HeaderRequestID), h.Get(clientsdk.HeaderLambdaReply)
-	if !clientsdk.ValidRequestID(id) {
-		return "", "", errors.New("a direct worker's notice without a valid request id; ignored")
-	}
-	if reply != "" && !f.m.replies.Check(clientsdk.LambdaSubject(f.name), reply) {
-		return "", "", errors.New("a direct worker's notice whose reply subject dartup may not answer; ignored")
-	}
-	return id, reply, nil
-}
-
-// directInvLocked is the invocation of a request a direct worker took:
-// the one f re-published when the notice has its token, else a new one
-// received at received, with the caller's reply subject and trace.
-func (f *function) directInvLocked(h nats.Header, id, reply string, received time.Time) *invocation {
-	if token := h.Get(clientsdk.HeaderRequeued); token != "" {
-		if inv := f.requeued[token]; inv != nil {
-			delete(f.requeued, token)
-			inv.id = id
-			return inv
+// recordDirectBatch handles a direct worker's batched done notice
+// (clientsdk.DoneBatchPrefix): each record as recordDirect; it stops at
+// the first it refuses, with why.
+func (f *function) recordDirectBatch(w *worker, data []byte) error {
+	now := time.Now()
+	recs, perr := clientsdk.ParseDoneBatch(data)
+	for _, rec := range recs {
+		if err := f.recordDirect(w, rec, now); err != nil {
+			return err
 		}
 	}
-	msg := &nats.Msg{Subject: clientsdk.LambdaSubject(f.name), Reply: reply, Header: nats.Header{}}
-	if tp := h.Get(clientsdk.HeaderTraceparent); tp != "" {
+	if perr != nil {
+		return fmt.Errorf("a batched done notice that cannot be read (%v); the rest ignored", perr)
+	}
+	return nil
+}
+
+// headerRecord is the record a direct worker's took or done notice in
+// headers carries (Ran: the time it says the request ran before it).
+func headerRecord(h nats.Header) clientsdk.DoneRecord {
+	rec := clientsdk.DoneRecord{RequestID: h.Get(clientsdk.HeaderRequestID), Reply: h.Get(clientsdk.HeaderLambdaReply),
+		TraceParent: h.Get(clientsdk.HeaderTraceparent), Requeued: h.Get(clientsdk.HeaderRequeued),
+		ErrorType: h.Get(clientsdk.HeaderErrorType)}
+	rec.Status, _ = strconv.Atoi(h.Get(clientsdk.HeaderLambdaStatus))
+	us, _ := strconv.ParseInt(h.Get(clientsdk.HeaderLambdaElapsed), 10, 64)
+	rec.Ran = time.Duration(min(max(us, 0), int64(24*time.Hour/time.Microsecond))) * time.Microsecond
+	return rec
+}
+
+// bounded is d (a time a direct worker's notice says) within f's
+// timeout.
+func (f *function) bounded(d time.Duration) time.Duration {
+	return min(max(d, 0), f.timeout())
+}
+
+// checkDirect tells why a direct worker's record is refused: no valid
+// request id, or a reply subject dartup may not answer; nil when it is
+// not.
+func (f *function) checkDirect(rec clientsdk.DoneRecord) error {
+	if !clientsdk.ValidRequestID(rec.RequestID) {
+		return errors.New("a direct worker's notice without a valid request id; ignored")
+	}
+	if rec.Reply != "" && !f.m.replies.Check(clientsdk.LambdaSubject(f.name), rec.Reply) {
+		return errors.New("a direct worker's notice whose reply subject dartup may not answer; ignored")
+	}
+	return nil
+}
+
+// directInvLocked is the invocation of the request rec: the one f
+// re-published when rec has its token, else a new one received at
+// received, with the caller's reply subject and trace.
+func (f *function) directInvLocked(rec clientsdk.DoneRecord, received time.Time) *invocation {
+	if inv := f.requeuedLocked(rec); inv != nil {
+		return inv
+	}
+	return f.newDirectInv(rec, received)
+}
+
+// requeuedLocked is the request f re-published that rec names by its
+// token, or nil.
+func (f *function) requeuedLocked(rec clientsdk.DoneRecord) *invocation {
+	inv := f.requeued[rec.Requeued]
+	if rec.Requeued == "" || inv == nil {
+		return nil
+	}
+	delete(f.requeued, rec.Requeued)
+	inv.id = rec.RequestID
+	return inv
+}
+
+// newDirectInv is the invocation of request rec, which a direct worker
+// took at received: the caller's reply subject and trace.
+func (f *function) newDirectInv(rec clientsdk.DoneRecord, received time.Time) *invocation {
+	msg := &nats.Msg{Subject: clientsdk.LambdaSubject(f.name), Reply: rec.Reply, Header: nats.Header{}}
+	if tp := rec.TraceParent; tp != "" {
 		msg.Header[clientsdk.HeaderTraceparent] = []string{tp}
 	}
-	inv := &invocation{id: id, msg: msg, received: received, f: f}
+	inv := &invocation{id: rec.RequestID, msg: msg, received: received, f: f}
 	inv.tr = f.startTrace(inv)
 	return inv
 }
@@ -525,19 +583,16 @@ func (f *function) inflightInv(w *worker) *invocation {
 	if !ok {
 		return nil
 	}
-	h := nats.Header{clientsdk.HeaderRequestID: {id}}
-	if reply != "" {
-		h[clientsdk.HeaderLambdaReply] = []string{reply}
-	}
+	rec := clientsdk.DoneRecord{RequestID: id, Reply: reply}
 	if _, ok := clientsdk.ParseTraceparent(tp); ok {
-		h[clientsdk.HeaderTraceparent] = []string{tp}
+		rec.TraceParent = tp
 	}
-	if _, _, err := f.checkDirect(h); err != nil || id == w.lastDone {
+	if err := f.checkDirect(rec); err != nil || id == w.lastDone {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.directInvLocked(h, id, reply, time.Now())
+	return f.directInvLocked(rec, time.Now())
 }
 
 // removeInflight removes w's in-flight file and its directory, if any

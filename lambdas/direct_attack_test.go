@@ -195,3 +195,37 @@ func TestDirectTookDurationCountsFromTheTake(t *testing.T) {
 		t.Fatalf("%d requests of %s recorded %.4f s in all, under %.4f s", n, sleep, st.DurationSum, min)
 	}
 }
+
+// A worker's batched done notice counts at most MaxDoneBatch records, each
+// no longer than the timeout, and only for its own lambda: a worker that
+// forges 1,000 records (and a line that cannot be read) inflates its own
+// lambda's books by 64 at most, and goes on serving.
+func TestDirectForgedBatchIsBounded(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("forger", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Timeout = clientsdk.Duration(2 * time.Second) })
+	r.deployNative("honest", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
+	if got := r.mustInvoke("forger", map[string]any{"forge_batch": 1000}); got != "forged" {
+		t.Fatalf("forge_batch answered %q", got)
+	}
+	var st clientsdk.LambdaStats
+	want := uint64(1 + clientsdk.MaxDoneBatch)
+	testutil.WaitFor(t, 10*time.Second, "the forged records counted", func() bool {
+		st, _, _ = r.m.Stats("forger")
+		return st.Invocations >= want
+	})
+	if got := r.mustInvoke("forger", "after"); got != "Hello, after!" {
+		t.Fatalf("after the forged batch: %q", got)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the next request counted", func() bool {
+		st, _, _ = r.m.Stats("forger")
+		return st.Invocations >= want+1
+	})
+	r.m.Settle(time.Second)
+	st, _, _ = r.m.Stats("forger")
+	if st.Invocations != want+1 || st.Errors != uint64(clientsdk.MaxDoneBatch) || st.DurationSum > float64(clientsdk.MaxDoneBatch)*2+1 {
+		t.Fatalf("a forged batch of 1,000: %+v, want %d invocations (64 forged errors of 2 s at most)", st, want+1)
+	}
+	if hs, _, _ := r.m.Stats("honest"); hs.Invocations != 0 {
+		t.Fatalf("another lambda's books changed: %+v", hs)
+	}
+}

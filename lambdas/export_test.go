@@ -1,5 +1,7 @@
 package lambdas
 
+import "time"
+
 // Limits of the Runtime API's server, for the tests.
 const (
 	RTMaxStrangers    = rtMaxStrangers
@@ -7,3 +9,7 @@ const (
 	RTStrangerGrace   = rtStrangerGrace
 	RTMaxAllStrangers = rtMaxAllStrangers
 )
+
+// Settle waits (up to within) until the notices that reached the server
+// before the call are handled.
+func (m *Manager) Settle(within time.Duration) { m.settle(within) }

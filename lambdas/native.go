@@ -258,6 +258,10 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 		return
 	}
 	f := w.f
+	if msg.Header == nil && clientsdk.IsDoneBatch(msg.Data) {
+		m.onDoneBatch(w, msg)
+		return
+	}
 	switch msg.Header.Get(clientsdk.HeaderNotice) {
 	case clientsdk.NoticeReady:
 		if f.direct() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1" {
@@ -282,7 +286,7 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 		case code == 0:
 			inv.completed(noticeOutcome(f.name, msg.Header))
 		case w.direct.Load() && msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1":
-			if err := f.recordDirect(w, msg.Header); err != nil {
+			if err := f.recordDirect(w, headerRecord(msg.Header), time.Now()); err != nil {
 				m.badNotice(w, err.Error(), msg)
 				return
 			}
@@ -310,6 +314,20 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 	}
 }
 
+// onDoneBatch handles a direct worker's batched done notice: the records
+// of the requests it ran back to back, each over within 1 ms.
+func (m *Manager) onDoneBatch(w *worker, msg *nats.Msg) {
+	if !w.direct.Load() {
+		m.badNotice(w, "a batched done notice from a worker that is handed its events; ignored", msg)
+		return
+	}
+	if err := w.f.recordDirectBatch(w, msg.Data); err != nil {
+		m.badNotice(w, err.Error(), msg)
+		return
+	}
+	w.f.nativeReady(w)
+}
+
 // nativeReady is a native worker's GET /next: it gets the oldest waiting
 // request, or goes on the idle list, or is stopped; a direct worker is
 // free again instead (directFree).
@@ -326,16 +344,22 @@ func (f *function) nativeReady(w *worker) {
 // noticeOutcome is the result a done notice reports: nil for a result,
 // 413 for one over the limit, else a function error of the reported type.
 func noticeOutcome(name string, h nats.Header) *clientsdk.Error {
-	switch h.Get(clientsdk.HeaderLambdaStatus) {
+	return statusOutcome(name, h.Get(clientsdk.HeaderLambdaStatus), h.Get(clientsdk.HeaderErrorType))
+}
+
+// statusOutcome is the result a done notice's status and error type
+// report, as noticeOutcome.
+func statusOutcome(name, status, errType string) *clientsdk.Error {
+	switch status {
 	case "200":
 		return nil
 	case "413":
-		if h.Get(clientsdk.HeaderErrorType) == TypeRequestTooLarge { // a direct worker refused the event
+		if errType == TypeRequestTooLarge { // a direct worker refused the event
 			return clientsdk.Errorf(413, TypeRequestTooLarge, "the event for %s was over %d bytes; the worker answered 413", name, MaxEventBytes)
 		}
 		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s was over %d bytes; the worker answered 413", name, MaxResponseBytes)
 	}
-	typ := clientsdk.CleanErrorType(h.Get(clientsdk.HeaderErrorType))
+	typ := clientsdk.CleanErrorType(errType)
 	if typ == "" {
 		typ = TypeUnhandled
 	}
@@ -344,12 +368,15 @@ func noticeOutcome(name string, h nats.Header) *clientsdk.Error {
 
 // completed records inv, which its worker answered itself (the caller
 // already has the result or the error); it sends nothing.
-func (inv *invocation) completed(e *clientsdk.Error) {
+func (inv *invocation) completed(e *clientsdk.Error) { inv.completedAt(e, time.Now()) }
+
+// completedAt records inv as completed, which ended at end.
+func (inv *invocation) completedAt(e *clientsdk.Error, end time.Time) {
 	if !inv.done.CompareAndSwap(false, true) {
 		return
 	}
-	inv.f.st.record(time.Since(inv.received), e)
-	inv.tr.end(e)
+	inv.f.st.record(end.Sub(inv.received), e)
+	inv.tr.endAt(e, end)
 	inv.f.m.kickStats(inv.f)
 }
 

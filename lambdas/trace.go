@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -92,7 +93,10 @@ func (t *invTrace) stdioEnv() []string {
 }
 
 // end ends the span with the invocation's result (e nil: success).
-func (t *invTrace) end(e *clientsdk.Error) {
+func (t *invTrace) end(e *clientsdk.Error) { t.endAt(e, time.Now()) }
+
+// endAt ends the span at at, with the invocation's result.
+func (t *invTrace) endAt(e *clientsdk.Error, at time.Time) {
 	if t.span == nil {
 		return
 	}
@@ -104,7 +108,7 @@ func (t *invTrace) end(e *clientsdk.Error) {
 		t.span.SetStatus(codes.Error, typ)
 	}
 	t.span.SetAttributes(attribute.String("dartup.result", resultOf(code)))
-	t.span.End()
+	t.span.End(trace.WithTimestamp(at))
 }
 
 // spanText is s cut to at most max bytes on a character boundary, with

@@ -170,7 +170,8 @@ func (f *function) env(w *worker) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "_LAMBDA_SERVER_PORT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY", clientsdk.EnvLambdaSubject, clientsdk.EnvLambdaControl,
-			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes, clientsdk.EnvLambdaInflight:
+			clientsdk.EnvLambdaDirect, clientsdk.EnvLambdaDirectControl, clientsdk.EnvLambdaTimeoutMS, clientsdk.EnvLambdaReplyPrefixes, clientsdk.EnvLambdaInflight,
+			clientsdk.EnvLambdaBacklog:
 			continue // they would change how a bootstrap talks to its runtime
 		case "NATS_TOKEN":
 			if w != nil && w.native != nil && f.cmd.WorkerToken != nil {

@@ -117,7 +117,7 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 		}
 		return serveLambda(ctx, nc, subject, control, h, errs, &directConf{group: group,
 			lambda: clientsdk.LambdaSubject(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")), timeout: envTimeout(),
-			prefixes: envPrefixes()})
+			backlog: envBacklog(), prefixes: envPrefixes()})
 	}
 	return serveLambda(ctx, nc, subject, control, h, errs, nil)
 }
@@ -158,6 +158,9 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 	for {
 		select {
 		case <-ctx.Done():
+			if d != nil {
+				_ = d.flushIdle()
+			}
 			return ctx.Err()
 		case err := <-errs:
 			return fmt.Errorf("app: native lambda worker: %w", err)
@@ -176,6 +179,9 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 			if err := d.take(ctx, m, false); err != nil {
 				return err
 			}
+			if err := d.flushIdle(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -188,11 +194,13 @@ func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h f
 	return respond(ctx, nc, control, invocationOf(m.Header), m.Header.Get(clientsdk.HeaderLambdaReply), m.Data, h, nil)
 }
 
-// respond runs h on event for inv, calls beforeDone with the done notice
-// (direct mode: subscribe again, complete the notice), sends it, then
-// answers reply. An event over 6 MiB is not run: 413.
+// respond runs h on event for inv, sends the done notice, then answers
+// reply. beforeDone, when not nil, is given the done notice first and
+// returns the notice to send instead, nil for none now (direct mode:
+// subscribe again, complete the notice or hold it for a batch). An event
+// over 6 MiB is not run: 413.
 func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation, reply string, event []byte,
-	h func(context.Context, []byte) ([]byte, error), beforeDone func(*nats.Msg) error) error {
+	h func(context.Context, []byte) ([]byte, error), beforeDone func(*nats.Msg) (*nats.Msg, error)) error {
 	var out []byte
 	var e *clientsdk.Error
 	if len(event) > clientsdk.MaxLambdaEventBytes {
@@ -214,12 +222,15 @@ func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation,
 		done.Header[clientsdk.HeaderErrorType] = []string{e.Type}
 	}
 	if beforeDone != nil {
-		if err := beforeDone(done); err != nil {
+		var err error
+		if done, err = beforeDone(done); err != nil {
 			return err
 		}
 	}
-	if err := nc.PublishMsg(done); err != nil {
-		return fmt.Errorf("app: tell dartup request %s is done: %w", inv.RequestID, err)
+	if done != nil {
+		if err := nc.PublishMsg(done); err != nil {
+			return fmt.Errorf("app: tell dartup request %s is done: %w", inv.RequestID, err)
+		}
 	}
 	if reply == "" {
 		return nil // nobody waits for the answer

@@ -21,8 +21,12 @@ import (
 // A request that is over within tookAfter costs nothing more than bare
 // request-reply and a done notice: the worker stays subscribed, and its
 // done notice carries what dartup records (the request id, the caller's
-// reply subject and trace, the time taken). A request that outlives
-// tookAfter (or finds others waiting) makes the worker drain its
+// reply subject and trace, the time taken). Requests the server sent it
+// meanwhile (up to its share of the queue, clientsdk.EnvLambdaBacklog)
+// run back to back, their records held and sent in one notice
+// (clientsdk.DoneBatchPrefix) once none waits, MaxDoneBatch are held or
+// the oldest is tookAfter old. A request that outlives tookAfter (or
+// finds more than that share waiting) makes the worker drain its
 // subscription — the server stops sending it requests, and those it sent
 // meanwhile are still delivered, never dropped — and tell dartup with a
 // took notice: dartup then times it (504, the worker killed) and answers
@@ -36,13 +40,14 @@ import (
 // request routed between them would be dropped by the client.)
 
 // tookAfter is how long a request may run before the worker gives up its
-// subscription and tells dartup it took it.
-const tookAfter = time.Millisecond
+// subscription and tells dartup it took it (a variable for tests only).
+var tookAfter = time.Millisecond
 
 // directConf is what a direct worker is told by its environment.
 type directConf struct {
 	group, lambda string        // the queue group and lambda.NAME
 	timeout       time.Duration // the function's timeout: each handler's deadline
+	backlog       int           // requests the worker may hold besides the one it runs
 	prefixes      []string      // the server's extra reply prefixes
 }
 
@@ -53,6 +58,16 @@ func envTimeout() time.Duration {
 		return time.Duration(ms) * time.Millisecond
 	}
 	return 15 * time.Minute
+}
+
+// envBacklog is clientsdk.EnvLambdaBacklog: 0 without it, at most
+// takesBacklog-1.
+func envBacklog() int {
+	n, err := strconv.Atoi(os.Getenv(clientsdk.EnvLambdaBacklog))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(n, takesBacklog-1)
 }
 
 // envPrefixes is clientsdk.EnvLambdaReplyPrefixes.
@@ -83,6 +98,7 @@ type directWorker struct {
 	cur  *taken             // the request running, nil between requests
 	seq  uint64             // counts requests: a late timer's is not cur
 	fail error              // a took notice that could not be sent
+	held []heldDone         // done records of requests over within tookAfter, not sent yet
 	// passMu is held while requests are passed on (passOn), so that a
 	// stopping worker does not close its connection under it.
 	passMu sync.Mutex
@@ -94,6 +110,13 @@ type taken struct {
 	took  *nats.Msg // the took notice, sent when the request outlives tookAfter
 	sent  bool      // took was sent
 	start time.Time
+}
+
+// heldDone is the record of a request over within tookAfter, held for
+// the next batched done notice, and when it ended.
+type heldDone struct {
+	rec   clientsdk.DoneRecord
+	ended time.Time
 }
 
 // takesBacklog bounds the requests a worker holds: those the server sent
@@ -166,6 +189,13 @@ func (d *directWorker) passOn() {
 // the time since cur was taken.
 func (d *directWorker) tookLocked() {
 	d.drainLocked()
+	// The records held go first: dartup takes a done record only from a
+	// worker that runs nothing in its view.
+	if batch := d.batchLocked(); batch != nil {
+		if err := d.nc.PublishMsg(batch); err != nil && d.fail == nil {
+			d.fail = err
+		}
+	}
 	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
 	d.cur.took.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(d.cur.start).Microseconds(), 10)}
@@ -194,7 +224,7 @@ func (d *directWorker) stop(ctx context.Context) error {
 			d.passMu.Lock() // a pass under way publishes what it took first
 			d.passMu.Unlock()
 			if len(d.takes) == 0 {
-				return nil
+				return d.flushIdle()
 			}
 		}
 	}
@@ -219,32 +249,96 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	d.seq++
 	t := &taken{seq: d.seq, took: took, start: time.Now()}
 	d.cur = t
-	if len(d.takes) > 0 || stopping {
-		d.tookLocked() // others wait: the server must stop sending more
+	if len(d.takes) > d.c.backlog || stopping {
+		d.tookLocked() // more than its share wait: the server must stop sending more
 	}
 	d.mu.Unlock()
 	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, took.Header.Get(clientsdk.HeaderTraceparent)))
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
-	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) error {
+	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) (*nats.Msg, error) {
 		timer.Stop()
 		d.mark(nil)
+		ended := time.Now()
 		d.mu.Lock()
 		d.cur = nil
 		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
+		if !sent {
+			// dartup never heard of it: its record is in a done notice,
+			// held while others the server sent wait to run.
+			done = d.holdLocked(doneRecord(done.Header, m, inv, ended.Sub(t.start)), ended, stopping)
+		}
 		d.mu.Unlock()
 		if fail != nil {
-			return fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
-		}
-		if !sent {
-			// dartup never heard of it: the done notice is its record.
-			direct(done.Header, m, inv)
-			done.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(t.start).Microseconds(), 10)}
+			return nil, fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
 		}
 		if free {
-			return d.subscribe()
+			return done, d.subscribe()
 		}
-		return nil
+		return done, nil
 	})
+}
+
+// holdLocked holds rec, the record of a request that ended at ended, and
+// returns the batched done notice to send now, or nil while others the
+// server sent wait to run (fewer than MaxDoneBatch held, the oldest
+// younger than tookAfter).
+func (d *directWorker) holdLocked(rec clientsdk.DoneRecord, ended time.Time, stopping bool) *nats.Msg {
+	d.held = append(d.held, heldDone{rec: rec, ended: ended})
+	if len(d.takes) > 0 && !stopping && len(d.held) < clientsdk.MaxDoneBatch && ended.Sub(d.held[0].ended) < tookAfter {
+		return nil
+	}
+	return d.batchLocked()
+}
+
+// batchLocked is the done notice of the records held, which it clears;
+// nil when none is.
+func (d *directWorker) batchLocked() *nats.Msg {
+	if len(d.held) == 0 {
+		return nil
+	}
+	now := time.Now()
+	var b []byte
+	for _, h := range d.held {
+		h.rec.Ago = now.Sub(h.ended)
+		b = clientsdk.AppendDoneRecord(b, h.rec)
+	}
+	d.held = d.held[:0]
+	return &nats.Msg{Subject: d.control, Data: b}
+}
+
+// flushIdle sends the records held once no request waits (the last one
+// the server sent was dropped unrun, or the worker stops).
+func (d *directWorker) flushIdle() error {
+	d.mu.Lock()
+	var batch *nats.Msg
+	if len(d.takes) == 0 {
+		batch = d.batchLocked()
+	}
+	d.mu.Unlock()
+	if batch == nil {
+		return nil
+	}
+	if err := d.nc.PublishMsg(batch); err != nil {
+		return fmt.Errorf("app: tell dartup what requests were done: %w", err)
+	}
+	return nil
+}
+
+// doneRecord is the record of request m (inv), which ran for ran, from
+// its done notice's outcome.
+func doneRecord(done nats.Header, m *nats.Msg, inv Invocation, ran time.Duration) clientsdk.DoneRecord {
+	rec := clientsdk.DoneRecord{RequestID: inv.RequestID, Status: 200, ErrorType: done.Get(clientsdk.HeaderErrorType),
+		Reply: m.Reply, Ran: ran}
+	if st, err := strconv.Atoi(done.Get(clientsdk.HeaderLambdaStatus)); err == nil {
+		rec.Status = st
+	}
+	if _, ok := clientsdk.ParseTraceparent(inv.TraceParent); ok {
+		rec.TraceParent = inv.TraceParent
+	}
+	if t := m.Header.Get(clientsdk.HeaderRequeued); len(t) <= 64 {
+		rec.Requeued = t
+	}
+	return rec
 }
 
 // mark writes rec, the record of the request about to run, to the

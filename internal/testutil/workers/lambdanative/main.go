@@ -13,6 +13,9 @@
 //   - twice: send the done notice twice (once itself, before its answer,
 //     and once more through ServeLambda) and answer "twice";
 //   - ready: send a ready notice instead of answering;
+//   - forge_batch: in direct mode, answer "forged", and 20 ms later send a
+//     batched done notice of that many made-up records (then a line that
+//     cannot be read);
 //   - steal: try to subscribe to that subject on a second connection with
 //     the worker's credentials; answers "refused" or "allowed";
 //   - inject: try to publish an event to that subject (another worker's);
@@ -54,6 +57,7 @@ type event struct {
 	Forge   string `json:"forge"`
 	Twice   bool   `json:"twice"`
 	Ready   bool   `json:"ready"`
+	Batch   int    `json:"forge_batch"`
 	Steal   string `json:"steal"`
 	Inject  string `json:"inject"`
 }
@@ -155,6 +159,18 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 		time.Sleep(time.Hour)
 	case e.Twice:
 		return h.twice(inv)
+	case e.Batch > 0:
+		var b []byte
+		for range e.Batch {
+			b = clientsdk.AppendDoneRecord(b, clientsdk.DoneRecord{RequestID: clientsdk.NewRequestID(), Status: 500, ErrorType: "Forged", Ran: time.Hour})
+		}
+		nc := h.conn()
+		go func() {
+			time.Sleep(20 * time.Millisecond) // after this request's done notice: free in dartup's view
+			_ = nc.Publish(os.Getenv(clientsdk.EnvLambdaDirectControl), append(b, "cannot be read\n"...))
+			_ = nc.Flush()
+		}()
+		return []byte("forged"), nil
 	case e.Ready:
 		time.Sleep(50 * time.Millisecond) // in direct mode, after the took notice
 		m := &nats.Msg{Subject: os.Getenv(clientsdk.EnvLambdaControl), Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}

@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/nats-io/nats.go"
+)
+
+// batchRig runs a direct worker (serveLambda) on a real server: its first
+// request, "first", waits for gate; the test sees its notices.
+type batchRig struct {
+	t       *testing.T
+	worker  *nats.Conn // the worker's connection
+	caller  *nats.Conn
+	notices chan *nats.Msg
+	gate    chan struct{}
+	replies chan *nats.Msg
+}
+
+func newBatchRig(t *testing.T, backlog int) *batchRig {
+	old := tookAfter
+	tookAfter = time.Minute // "first" waits for the test, without a took notice
+	t.Cleanup(func() { tookAfter = old })
+	b := testutil.StartBroker(t)
+	r := &batchRig{t: t, worker: testutil.Connect(t, b.NATSURL()), caller: testutil.Connect(t, b.NATSURL()),
+		notices: make(chan *nats.Msg, 64), gate: make(chan struct{}), replies: make(chan *nats.Msg, 64)}
+	ctl := testutil.Connect(t, b.NATSURL())
+	if _, err := ctl.ChanSubscribe("test.control", r.notices); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h := func(_ context.Context, ev []byte) ([]byte, error) {
+		if string(ev) == "first" {
+			<-r.gate
+		}
+		return ev, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serveLambda(ctx, r.worker, "test.worker", "test.control", h, nil,
+			&directConf{group: "g", lambda: "lambda.batch", timeout: time.Minute, backlog: backlog})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	if n := r.notice(); n.Header.Get(clientsdk.HeaderNotice) != clientsdk.NoticeReady {
+		t.Fatalf("first notice %v, want ready", n.Header)
+	}
+	return r
+}
+
+// send publishes requests with r's reply inbox.
+func (r *batchRig) send(events ...string) {
+	inbox := nats.NewInbox()
+	if _, err := r.caller.ChanSubscribe(inbox+".*", r.replies); err != nil {
+		r.t.Fatal(err)
+	}
+	for i, ev := range events {
+		if err := r.caller.PublishRequest("lambda.batch", inbox+"."+string(rune('a'+i)), []byte(ev)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// delivered returns once the worker's connection holds what the server
+// sent it so far: the server answers its PING after them.
+func (r *batchRig) delivered() {
+	if err := r.caller.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.worker.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// answered waits for n answers.
+func (r *batchRig) answered(n int) {
+	for range n {
+		select {
+		case <-r.replies:
+		case <-time.After(10 * time.Second):
+			r.t.Fatal("a request was not answered")
+		}
+	}
+}
+
+func (r *batchRig) notice() *nats.Msg {
+	select {
+	case m := <-r.notices:
+		return m
+	case <-time.After(10 * time.Second):
+		r.t.Fatal("no notice within 10 s")
+		return nil
+	}
+}
+
+// kind is a notice's kind: its header, or "batch N" for a batched done
+// notice of N records.
+func (r *batchRig) kind(m *nats.Msg) string {
+	if m.Header == nil && clientsdk.IsDoneBatch(m.Data) {
+		recs, err := clientsdk.ParseDoneBatch(m.Data)
+		if err != nil {
+			r.t.Fatalf("batch %q: %v", m.Data, err)
+		}
+		return "batch " + string(rune('0'+len(recs)))
+	}
+	return m.Header.Get(clientsdk.HeaderNotice)
+}
+
+// A direct worker that finds requests waiting (within its share) runs them
+// back to back and sends their records in one notice once none waits.
+func TestDirectBatchesDoneRecords(t *testing.T) {
+	r := newBatchRig(t, 16)
+	r.send("first")
+	r.delivered()
+	r.send("2", "3", "4", "5", "6")
+	r.delivered()
+	close(r.gate)
+	if k := r.kind(r.notice()); k != "batch 6" {
+		t.Fatalf("notice %q, want one batch of 6 records", k)
+	}
+	r.answered(6)
+	select {
+	case m := <-r.notices:
+		t.Fatalf("another notice: %q", r.kind(m))
+	default:
+	}
+}
+
+// More waiting than its share: the worker gives up its subscription and
+// sends took notices (the records it held first) until no more than its
+// share wait, then batches again.
+func TestDirectBatchPastTheShare(t *testing.T) {
+	r := newBatchRig(t, 2)
+	r.send("first")
+	r.delivered()
+	r.send("2", "3", "4", "5", "6")
+	r.delivered()
+	close(r.gate)
+	var got []string
+	for range 6 {
+		got = append(got, r.kind(r.notice()))
+	}
+	if want := "batch 1,took,done,took,done,batch 3"; strings.Join(got, ",") != want {
+		t.Fatalf("notices %v, want %s", got, want)
+	}
+	r.answered(6)
+}
