@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -355,6 +356,14 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 	nat := f.add(nr.row("dartup `lambda.concnative` (native protocol), 32 callers, --max-workers 4", "dartup"))
 	ratio(nat, bare)
 	nat.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request; %.2f× the Runtime API's throughput", nBusy, 1000*nServe/float64(max(len(nr.lat), 1)), nat.Throughput/max(lam.Throughput, 1))
+	if floor, floorCPU, err := h.relayFloor(ctx, s, conns, dur); err != nil {
+		f.add(unmeasured("protocol floor: minimal NATS → Runtime API relay + 4 bootstraps, 32 callers", "baseline", err.Error()))
+	} else {
+		f.add(floor)
+		ratio(floor, bare)
+		lamCPU := 1000 * lServe / float64(max(len(lr.lat), 1))
+		lam.Note += fmt.Sprintf("; %.2f× the relay floor's CPU per request, %.2f× its throughput", lamCPU/floorCPU, lam.Throughput/max(floor.Throughput, 1))
+	}
 	if h.cfg.rie == "" {
 		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", "no --rie PATH given; the emulator runs one invocation at a time"))
 	} else if rie, err := startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-conc.log")); err != nil {
@@ -394,6 +403,36 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s; native %.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), nat.Throughput, fmtVal(nat.P99, "µs"), bare.Throughput)
 	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
 	return []*Figure{f}
+}
+
+// relayFloor runs figure 3's load against the protocol floor of a
+// Runtime API lambda over NATS — the relay of figure 1, in a process of
+// its own (the harness run as relayChildArg) with 4 bootstraps — and
+// returns its row and the CPU per request of the serve process (routing)
+// and the relay together: what any Runtime-API lambda over NATS costs
+// before its queue, limits, timeouts and stats.
+func (h *harness) relayFloor(ctx context.Context, s *serveProc, conns []*nats.Conn, dur time.Duration) (*Row, float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, 0, err
+	}
+	relay, _, err := startChild(self, nil, relayChildArg, s.natsURL, h.bins.bootstrap, "4")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer relay.stop()
+	call := func(i int) error { return natsReq(conns[i%len(conns)], "bench.relay", invokePayload) }
+	s0, r0 := readCPU(s.pid()), readCPU(relay.cmd.Process.Pid)
+	res, err := load(ctx, 32, dur, call)
+	if err != nil {
+		return nil, 0, err
+	}
+	busy, serveMS := cpuUse(s0, readCPU(s.pid()))
+	_, relayMS := cpuUse(r0, readCPU(relay.cmd.Process.Pid))
+	n := float64(max(len(res.lat), 1))
+	row := res.row("protocol floor: minimal NATS → Runtime API relay (a process of its own) + 4 bootstraps, 32 callers", "baseline")
+	row.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve (routing) and relay processes %.0f µs CPU per request (serve %.0f µs); net/http, a goroutine per request, no queue, limits, timeouts or stats", busy, 1000*(serveMS+relayMS)/n, 1000*serveMS/n)
+	return row, 1000 * (serveMS + relayMS) / n, nil
 }
 
 // errIgnored marks a call that is counted but not timed.

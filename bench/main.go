@@ -46,6 +46,13 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == relayChildArg {
+		if err := runRelayChild(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	var cfg config
 	var only string
 	flag.BoolVar(&cfg.quick, "quick", false, "fewer samples (about a minute): a smoke run, not numbers to publish")

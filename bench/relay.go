@@ -140,3 +140,41 @@ func (r *relay) close() {
 	_ = r.srv.Shutdown(ctx)
 	_ = r.srv.Close()
 }
+
+// relayChildArg, as the harness's first argument, makes it the relay alone
+// (runRelayChild): figure 3 measures the relay's CPU apart from the
+// callers'.
+const relayChildArg = "-relay-child"
+
+// runRelayChild is the harness run as `bench -relay-child NATS_URL
+// BOOTSTRAP N`: a relay on bench.relay with N bootstraps; it prints
+// "ready" once they wait for events, and runs until killed.
+func runRelayChild(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("usage: bench %s NATS_URL BOOTSTRAP N", relayChildArg)
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil || n < 1 || n > 64 {
+		return fmt.Errorf("bench %s: N must be 1 to 64, not %q", relayChildArg, args[2])
+	}
+	nc, err := nats.Connect(args[0], nats.Name("bench-relay"))
+	if err != nil {
+		return err
+	}
+	r, err := startRelay(nc, "bench.relay")
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	if err := r.spawn(args[1], n); err != nil {
+		return err
+	}
+	// Ready once every bootstrap answered one request.
+	for range 2 * n {
+		if _, err := nc.Request("bench.relay", []byte(`{}`), 30*time.Second); err != nil {
+			return fmt.Errorf("bench %s: the relay does not answer: %w", relayChildArg, err)
+		}
+	}
+	fmt.Println("ready")
+	select {}
+}
