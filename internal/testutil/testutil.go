@@ -6,13 +6,17 @@ package testutil
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,13 +102,15 @@ func RepoRoot(t testing.TB) string {
 var (
 	buildMu    sync.Mutex
 	buildCache = map[string]string{}
-	buildDir   string
 )
 
 // BuildGo builds the Go main package pkg (an import path, or a path relative
 // to the repo root starting with "./") once per test binary and returns the
 // executable's path. Builds run in the repo's module, so they use go.mod's
-// dependencies and the shared build cache.
+// dependencies and the shared build cache. The executables go to one
+// folder per work tree (testBinDir), each replaced atomically by the next
+// build of the same package: test runs do not leave a folder of
+// executables behind each.
 func BuildGo(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -112,27 +118,54 @@ func BuildGo(t testing.TB, pkg string) string {
 	if p, ok := buildCache[pkg]; ok {
 		return p
 	}
-	if buildDir == "" {
-		d, err := os.MkdirTemp("", "dartup-testbin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Apps may run as users of their own (when the tests run as root):
-		// they must be able to run what the tests build.
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		buildDir = d
+	dir := testBinDir(t)
+	out := filepath.Join(dir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
+	tmp, err := os.CreateTemp(dir, ".build-")
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := filepath.Join(buildDir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	_ = tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), pkg)
 	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
+	// A rename: a test of another package that runs the old executable
+	// keeps it.
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		t.Fatal(err)
+	}
 	buildCache[pkg] = out
 	return out
+}
+
+// testBinDir is the folder BuildGo writes to: one per work tree (so that
+// the tests of two trees never run each other's builds) and user, in the
+// temporary folder; it must be a folder of ours, not a link.
+func testBinDir(t testing.TB) string {
+	sum := sha256.Sum256([]byte(RepoRoot(t)))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("dartup-testbins-%d-%x", os.Getuid(), sum[:6]))
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() {
+		t.Fatalf("%s is not a folder of this user's: remove it", dir)
+	}
+	// Apps may run as users of their own (when the tests run as root):
+	// they must be able to run what the tests build.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // Dartup builds and returns the dartup binary.
