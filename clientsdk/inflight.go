@@ -4,7 +4,10 @@ import "strings"
 
 // EnvLambdaInflight, in direct mode, names a file of the worker's in which
 // it writes the request it runs (InflightRecord) before its handler, and
-// which it clears (a 0 byte at offset 0) before its done notice. A request
+// which it clears (a 0 byte at offset 0) before it answers — unless the
+// done notice with that request's record goes out first, in which case the
+// file may keep naming it: dartup ignores a file that names the last
+// record it had. A request
 // over within 1 ms sends dartup no took notice: if the worker dies in it,
 // dartup reads the file to answer the caller 502 instead of leaving it to
 // its own timeout. A worker that cannot open the file goes on without it.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,5 +228,28 @@ func TestDirectForgedBatchIsBounded(t *testing.T) {
 	}
 	if hs, _, _ := r.m.Stats("honest"); hs.Invocations != 0 {
 		t.Fatalf("another lambda's books changed: %+v", hs)
+	}
+}
+
+// A direct worker killed while idle, after fast requests whose in-flight
+// record it did not clear (their done notice went out first): dartup
+// answers nobody 502 and counts no error for them; the kill is a crash.
+func TestDirectIdleKillAnswersNobody(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("idle", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })
+	for i := range 5 {
+		if got := r.mustInvoke("idle", strconv.Itoa(i)); got != "Hello, "+strconv.Itoa(i)+"!" {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	pid := r.pid("idle") // a sixth request, fast too
+	r.m.Settle(time.Second)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the kill seen as a crash", func() bool { return r.countEvents(clientsdk.EventCrashed) == 1 })
+	st, _, _ := r.m.Stats("idle")
+	if st.Invocations != 6 || st.Errors != 0 {
+		t.Fatalf("after an idle worker's kill: %+v, want 6 invocations, no error", st)
 	}
 }

@@ -257,7 +257,6 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
 	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) (*nats.Msg, error) {
 		timer.Stop()
-		d.mark(nil)
 		ended := time.Now()
 		d.mu.Lock()
 		d.cur = nil
@@ -268,6 +267,13 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 			done = d.holdLocked(doneRecord(done.Header, m, inv, ended.Sub(t.start)), ended, stopping)
 		}
 		d.mu.Unlock()
+		if sent || done == nil {
+			// The in-flight file must not name a request answered without
+			// its record in dartup's hands. One whose record goes out now,
+			// before its answer, may stay named: dartup ignores the file
+			// when it names the last record it had (a write saved).
+			d.mark(nil)
+		}
 		if fail != nil {
 			return nil, fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
 		}
