@@ -107,8 +107,9 @@ type directWorker struct {
 // taken is the request a direct worker runs.
 type taken struct {
 	seq   uint64
-	took  *nats.Msg // the took notice, sent when the request outlives tookAfter
-	sent  bool      // took was sent
+	m     *nats.Msg  // the request
+	inv   Invocation // what the handler is told of it
+	sent  bool       // its took notice was sent
 	start time.Time
 }
 
@@ -198,8 +199,11 @@ func (d *directWorker) tookLocked() {
 	}
 	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
-	d.cur.took.Header[clientsdk.HeaderLambdaElapsed] = []string{strconv.FormatInt(time.Since(d.cur.start).Microseconds(), 10)}
-	if err := d.nc.PublishMsg(d.cur.took); err != nil && d.fail == nil {
+	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook},
+		clientsdk.HeaderRequestID: {d.cur.inv.RequestID},
+		clientsdk.HeaderLambdaElapsed: {strconv.FormatInt(time.Since(d.cur.start).Microseconds(), 10)}}}
+	direct(took.Header, d.cur.m, d.cur.inv)
+	if err := d.nc.PublishMsg(took); err != nil && d.fail == nil {
 		d.fail = err
 	}
 }
@@ -243,17 +247,15 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	if !clientsdk.ValidRequestID(inv.RequestID) {
 		inv.RequestID = clientsdk.NewRequestID()
 	}
-	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook}, clientsdk.HeaderRequestID: {inv.RequestID}}}
-	direct(took.Header, m, inv)
 	d.mu.Lock()
 	d.seq++
-	t := &taken{seq: d.seq, took: took, start: time.Now()}
+	t := &taken{seq: d.seq, m: m, inv: inv, start: time.Now()}
 	d.cur = t
 	if len(d.takes) > d.c.backlog || stopping {
 		d.tookLocked() // more than its share wait: the server must stop sending more
 	}
 	d.mu.Unlock()
-	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, took.Header.Get(clientsdk.HeaderTraceparent)))
+	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, validTrace(inv.TraceParent)))
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
 	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) (*nats.Msg, error) {
 		timer.Stop()
@@ -338,9 +340,7 @@ func doneRecord(done nats.Header, m *nats.Msg, inv Invocation, ran time.Duration
 	if st, err := strconv.Atoi(done.Get(clientsdk.HeaderLambdaStatus)); err == nil {
 		rec.Status = st
 	}
-	if _, ok := clientsdk.ParseTraceparent(inv.TraceParent); ok {
-		rec.TraceParent = inv.TraceParent
-	}
+	rec.TraceParent = validTrace(inv.TraceParent)
 	if t := m.Header.Get(clientsdk.HeaderRequeued); len(t) <= 64 {
 		rec.Requeued = t
 	}
@@ -376,6 +376,14 @@ func openInflight() *os.File {
 	return f
 }
 
+// validTrace is tp when it is a valid traceparent, else "".
+func validTrace(tp string) string {
+	if _, ok := clientsdk.ParseTraceparent(tp); ok {
+		return tp
+	}
+	return ""
+}
+
 // direct puts in h what dartup needs of request m: the caller's reply
 // subject, its trace, dartup's requeue token, and that it was taken
 // directly.
@@ -384,8 +392,8 @@ func direct(h nats.Header, m *nats.Msg, inv Invocation) {
 	if m.Reply != "" {
 		h[clientsdk.HeaderLambdaReply] = []string{m.Reply}
 	}
-	if _, ok := clientsdk.ParseTraceparent(inv.TraceParent); ok {
-		h[clientsdk.HeaderTraceparent] = []string{inv.TraceParent}
+	if tp := validTrace(inv.TraceParent); tp != "" {
+		h[clientsdk.HeaderTraceparent] = []string{tp}
 	}
 	if t := m.Header.Get(clientsdk.HeaderRequeued); t != "" && len(t) <= 64 {
 		h[clientsdk.HeaderRequeued] = []string{t}
