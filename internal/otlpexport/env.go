@@ -27,6 +27,8 @@ const (
 // settings is what the OTEL_EXPORTER_OTLP_* environment says.
 type settings struct {
 	headers [][2]string
+	// headersVar is the variable the headers came from.
+	headersVar string
 	// skipped names the header entries that were not taken.
 	skipped []string
 	timeout time.Duration
@@ -50,7 +52,9 @@ func envVar(getenv func(string) string, suffix string) (name, value string) {
 func readSettings(getenv func(string) string) (settings, error) {
 	var s settings
 	var err error
-	if s.headers, s.skipped, err = parseHeaders(envVar(getenv, "HEADERS")); err != nil {
+	var hv string
+	s.headersVar, hv = envVar(getenv, "HEADERS")
+	if s.headers, s.skipped, err = parseHeaders(s.headersVar, hv); err != nil {
 		return s, err
 	}
 	if s.timeout, err = parseTimeout(envVar(getenv, "TIMEOUT")); err != nil {
@@ -66,7 +70,7 @@ func readSettings(getenv func(string) string) (settings, error) {
 // parseHeaders reads a W3C-baggage-like list "k=v,k2=v2" whose values are
 // URL-decoded. An entry without "=", with a key that is not an HTTP token
 // or a value that does not decode is skipped (and named in skipped, by
-// its place and key, never its value); a value holding a control
+// its place, never its text); a value holding a control
 // character (CR, LF, …) or a list over the bounds is an error.
 func parseHeaders(name, v string) (h [][2]string, skipped []string, err error) {
 	if len(v) > maxHeadersLen {
@@ -79,8 +83,8 @@ func parseHeaders(name, v string) (h [][2]string, skipped []string, err error) {
 		k, val, ok := strings.Cut(entry, "=")
 		k = strings.TrimSpace(k)
 		dec, derr := url.PathUnescape(val)
-		if !ok || !isToken(k) || derr != nil {
-			skipped = append(skipped, fmt.Sprintf("entry %d (key %.40q)", i+1, k))
+		if why := badEntry(ok, isToken(k), derr); why != "" {
+			skipped = append(skipped, fmt.Sprintf("entry %d: %s", i+1, why))
 			continue
 		}
 		if strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
@@ -93,6 +97,20 @@ func parseHeaders(name, v string) (h [][2]string, skipped []string, err error) {
 		h = append(h, [2]string{k, dec})
 	}
 	return h, skipped, nil
+}
+
+// badEntry says why a header entry is skipped ("" if it is not). It never
+// repeats the entry: a mistyped "Authorization: Bearer …" holds a secret.
+func badEntry(hasEq, keyOK bool, decodeErr error) string {
+	switch {
+	case !hasEq:
+		return "no '='"
+	case !keyOK:
+		return "the key is not a header name"
+	case decodeErr != nil:
+		return "the value is not URL-encoded right (a % not followed by two hex digits)"
+	}
+	return ""
 }
 
 // isToken reports whether s is an HTTP header name (RFC 9110 token).

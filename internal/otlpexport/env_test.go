@@ -1,7 +1,9 @@
 package otlpexport
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ func TestParseHeaders(t *testing.T) {
 		{" Authorization = Bearer%20x%3D%3D ,b=2", "Authorization=Bearer x==|b=2", "", ""},
 		{"a=1,,b=", "a=1|b=", "", ""},
 		{"noequals,c=3", "c=3", "entry 1", ""},
+		{"Authorization: Bearer secret,c=3", "c=3", "entry 1", ""},
+		{"Authorization: Bearer secret==", "", "entry 1", ""},
 		{"bad key=1,=2,ok=3", "ok=3", "entry 1|entry 2", ""},
 		{"a=%zz,b=2", "b=2", "entry 1", ""},
 		{"a=x%0Ay", "", "", "control character"},
@@ -53,7 +57,7 @@ func sameEntries(skipped []string, want string) bool {
 		return false
 	}
 	for i := range w {
-		if !strings.HasPrefix(skipped[i], w[i]+" ") {
+		if !strings.HasPrefix(skipped[i], w[i]+":") || strings.Contains(skipped[i], "secret") {
 			return false
 		}
 	}
@@ -90,5 +94,23 @@ func TestParseTimeoutAndCompression(t *testing.T) {
 		if (want < 0) != (err != nil) || want >= 0 && got != (want == 1) {
 			t.Errorf("parseCompression(%q) = %v, %v", in, got, err)
 		}
+	}
+}
+
+func TestNewReadsTheEnvironment(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "Authorization: Bearer secret,ok=1")
+	var logs strings.Builder
+	tp, err := New(context.Background(), Config{Endpoint: "http://127.0.0.1:1/v1/traces", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tp.Shutdown(context.Background())
+	if got := logs.String(); !strings.Contains(got, "OTEL_EXPORTER_OTLP_TRACES_HEADERS: an entry") || !strings.Contains(got, "entry 1: no '='") || strings.Contains(got, "secret") {
+		t.Errorf("logs: %s", got)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/nonexistent/key.pem")
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/nonexistent/cert.pem")
+	if _, err := New(context.Background(), Config{Endpoint: "http://127.0.0.1:1/v1/traces"}); err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/nonexistent/cert.pem") {
+		t.Errorf("New with a missing certificate: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -219,6 +220,7 @@ func tlsReceiver(t *testing.T, pki *testutil.PKI, clientCA bool) *receiver {
 	rc := &receiver{}
 	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
 	rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	rc.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the test
 	if clientCA {
 		pem, err := os.ReadFile(pki.CAFile)
 		if err != nil {

@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, error) {
 		logger = slog.Default()
 	}
 	for _, s := range set.skipped {
-		logger.Warn("OTEL_EXPORTER_OTLP_HEADERS: an entry is not a header (want key=value, the value URL-encoded): skipped", "entry", s)
+		logger.Warn(set.headersVar+": an entry is not a header (want key=value,key2=value2, values URL-encoded): skipped", "entry", s)
 	}
 	exp := newExporter(cfg.Endpoint, cfg.Version, set)
 	attrs := []attribute.KeyValue{attribute.String("service.name", "dartup")}
