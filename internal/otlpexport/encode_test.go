@@ -299,21 +299,13 @@ func sameValue(v attribute.Value, a *commonpb.AnyValue) bool {
 	var want []attribute.Value
 	switch v.Type() {
 	case attribute.BOOLSLICE:
-		for _, b := range v.AsBoolSlice() {
-			want = append(want, attribute.BoolValue(b))
-		}
+		want = each(v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		for _, b := range v.AsInt64Slice() {
-			want = append(want, attribute.Int64Value(b))
-		}
+		want = each(v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		for _, b := range v.AsFloat64Slice() {
-			want = append(want, attribute.Float64Value(b))
-		}
+		want = each(v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		for _, b := range v.AsStringSlice() {
-			want = append(want, attribute.StringValue(b))
-		}
+		want = each(v.AsStringSlice(), attribute.StringValue)
 	default:
 		want = v.AsSlice()
 	}
@@ -326,6 +318,14 @@ func sameValue(v attribute.Value, a *commonpb.AnyValue) bool {
 		}
 	}
 	return true
+}
+
+func each[T any](xs []T, mk func(T) attribute.Value) []attribute.Value {
+	var out []attribute.Value
+	for _, x := range xs {
+		out = append(out, mk(x))
+	}
+	return out
 }
 
 // TestHugeSpanExports checks a span far over the SDK's attribute count
