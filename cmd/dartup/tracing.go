@@ -77,7 +77,7 @@ func startTracing(ctx context.Context, endpoint, instance string, logger *slog.L
 		h, _ := os.Hostname()
 		instance = clientsdk.TokenFrom(h, "dartup")
 	}
-	tp, err := otlpexport.New(ctx, otlpexport.Config{Endpoint: endpoint, InstanceID: instance, Version: version.Version})
+	tp, err := otlpexport.New(ctx, otlpexport.Config{Endpoint: endpoint, InstanceID: instance, Version: version.Version, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

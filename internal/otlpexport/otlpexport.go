@@ -1,22 +1,25 @@
 // Package otlpexport builds the OpenTelemetry SDK's tracer provider that
 // `dartup serve --otlp-endpoint` and `dartup runner --otlp-endpoint` hand
 // to the gateway and the lambda host: spans are batched and exported over
-// OTLP/HTTP (protobuf) to one collector. Nothing here runs unless the flag
-// is set; see docs/tracing.md.
+// OTLP/HTTP (protobuf) to one collector by dartup's own exporter
+// (Exporter: the SDK's otlptracehttp would link grpc and the generated
+// OTLP types into every binary). Nothing here runs unless the flag is set;
+// see docs/tracing.md.
 package otlpexport
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -76,11 +79,14 @@ type Config struct {
 	// BatchTimeout is the most a span waits before it is sent (0: the
 	// SDK's default, 5 s, or OTEL_BSP_SCHEDULE_DELAY).
 	BatchTimeout time.Duration
+	// Logger gets the warnings about the environment (nil: slog.Default).
+	Logger *slog.Logger
 }
 
 // New returns a tracer provider that batches spans (a bounded queue:
 // spans over it are dropped, never held in memory) and exports them to
-// cfg.Endpoint. Sampling follows the caller's sampled flag, and samples
+// cfg.Endpoint with dartup's own OTLP/HTTP exporter (Exporter), set up
+// from the OTEL_EXPORTER_OTLP_* environment as the SDK's would be. Sampling follows the caller's sampled flag, and samples
 // every trace that starts here, unless OTEL_TRACES_SAMPLER says otherwise.
 // The resource is service.name "dartup" with the instance and version,
 // which OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES may override. The
@@ -89,10 +95,18 @@ func New(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, error) {
 	if cfg.Endpoint == "" {
 		return nil, errors.New("otlpexport: no endpoint")
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+	set, err := readSettings(os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("OTLP exporter for %s: %w", cfg.Endpoint, err)
 	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	for _, s := range set.skipped {
+		logger.Warn(set.headersVar+": an entry is not a header (want key=value,key2=value2, values URL-encoded): skipped", "entry", s)
+	}
+	exp := newExporter(cfg.Endpoint, cfg.Version, set)
 	attrs := []attribute.KeyValue{attribute.String("service.name", "dartup")}
 	if cfg.InstanceID != "" {
 		attrs = append(attrs, attribute.String("service.instance.id", cfg.InstanceID))
