@@ -61,13 +61,13 @@ func envTimeout() time.Duration {
 }
 
 // envBacklog is clientsdk.EnvLambdaBacklog: 0 without it, at most
-// takesBacklog-1.
+// maxShare.
 func envBacklog() int {
 	n, err := strconv.Atoi(os.Getenv(clientsdk.EnvLambdaBacklog))
 	if err != nil || n < 0 {
 		return 0
 	}
-	return min(n, takesBacklog-1)
+	return min(n, maxShare)
 }
 
 // envPrefixes is clientsdk.EnvLambdaReplyPrefixes.
@@ -123,6 +123,14 @@ type heldDone struct {
 // takesBacklog bounds the requests a worker holds: those the server sent
 // it before its unsubscription arrived.
 const takesBacklog = 4096
+
+// maxShare bounds a worker's share of the queue (envBacklog). The worker
+// gives up its subscription only when it takes a request and finds more
+// than its share waiting; the server goes on sending it requests until
+// then, and nats.go drops one that finds takes full (a slow consumer), its
+// caller left to its own timeout. The rest of takes is room for what comes
+// while the worker runs one request (at most tookAfter, then it drains).
+const maxShare = takesBacklog / 16
 
 // subscribe makes the worker free: lambda.NAME, in the queue group.
 func (d *directWorker) subscribe() error {

@@ -1,7 +1,7 @@
 // Command lambdanative is a test worker of the native lambda protocol, built
 // on app.ServeLambda. It answers "Hello, EVENT!" and, for JSON events, acts
-// on these fields: sleep_ms (sleep first; logs "sleeping pid=N request=ID"
-// on stderr), error (return an error of type NativeError), panic (panic with
+// on these fields: spin_us (keep a CPU busy that long first), sleep_ms
+// (sleep first; logs "sleeping pid=N request=ID" on stderr), error (return an error of type NativeError), panic (panic with
 // that message), huge (return that many bytes), exit (exit with that code
 // mid-request), pid (return the pid), env (return that environment
 // variable), ctx (return the invocation: request id, deadline, trace).
@@ -47,6 +47,7 @@ import (
 type event struct {
 	Name    string `json:"name"`
 	SleepMS int    `json:"sleep_ms"`
+	SpinUS  int    `json:"spin_us"`
 	Error   string `json:"error"`
 	Panic   string `json:"panic"`
 	Huge    int    `json:"huge"`
@@ -124,6 +125,10 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 			s = "world"
 		}
 		return []byte("Hello, " + s + "!"), nil
+	}
+	if e.SpinUS > 0 && e.SpinUS <= 1_000_000 {
+		for end := time.Now().Add(time.Duration(e.SpinUS) * time.Microsecond); time.Now().Before(end); {
+		}
 	}
 	if e.SleepMS > 0 {
 		// In direct mode dartup hears of a request that outlives a
