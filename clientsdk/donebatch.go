@@ -31,10 +31,17 @@ const MaxDoneBatch = 64
 
 // EnvLambdaBacklog, in direct mode, is how many requests the server sent
 // a worker (besides the one it runs) it may hold and run back to back
-// while each is over within 1 ms: its share of the lambda's --queue. With
-// more waiting it gives up its subscription and tells dartup it took the
-// request, as for one that runs longer. Absent or 0: none.
+// while each is over within 1 ms: its share of the lambda's --queue, given
+// only while the lambda has all the workers --max-workers allows (with
+// fewer, a request that waits must reach dartup, which starts another
+// worker). With more waiting it gives up its subscription and tells dartup
+// it took the request, as for one that runs longer. Absent or 0: none.
+// HeaderLambdaBacklog, on a message to the worker's subject, changes it.
 const EnvLambdaBacklog = "DARTUP_LAMBDA_BACKLOG"
+
+// HeaderLambdaBacklog on a message to a direct worker's subject is its new
+// share (EnvLambdaBacklog), sent when the lambda's pool fills or empties.
+const HeaderLambdaBacklog = "Dartup-Backlog"
 
 // DoneRecord is one request in a batched done notice.
 type DoneRecord struct {

@@ -63,20 +63,52 @@ func WithFallbackConn(nc *nats.Conn) Option {
 	}
 }
 
+// directShareLocked is a direct worker's share of the queue: how many
+// requests the server sent it that it may hold and run back to back while
+// each is over within 1 ms. --queue over --max-workers (so that all of
+// them hold no more than --queue) while f has all the workers
+// --max-workers allows; none while it may start more, so that requests
+// that find a worker busy reach dartup, which starts another (a lambda
+// under load scales out before any worker runs requests back to back).
+func (f *function) directShareLocked() int {
+	if len(f.workers) < f.l.MaxWorkers {
+		return 0
+	}
+	return f.l.Queue / max(f.l.MaxWorkers, 1)
+}
+
+// noteShareLocked tells f's direct workers their new share of the queue
+// when the pool fills or stops being full (a message on each worker's
+// subject; a worker that starts is told in its environment).
+func (f *function) noteShareLocked() {
+	full := f.direct() && len(f.workers) >= f.l.MaxWorkers
+	if full == f.shareFull {
+		return
+	}
+	f.shareFull = full
+	share := strconv.Itoa(f.directShareLocked())
+	for w := range f.workers {
+		if w.native != nil && w.direct.Load() {
+			_ = f.m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: nats.Header{clientsdk.HeaderLambdaBacklog: {share}}})
+		}
+	}
+}
+
 // direct reports whether f's workers are offered direct mode.
 func (f *function) direct() bool {
 	return f.m.opts.fallback != nil && f.l.Protocol == clientsdk.ProtocolNATS
 }
 
 // directEnv is what a native worker is told in direct mode: the queue
-// group, the timeout, its share of the queue (the requests the server
-// sent it that it may hold and run back to back while each is over within
-// 1 ms: --queue over --max-workers, so that all of them hold no more than
-// --queue), and the extra reply prefixes it may answer.
+// group, the timeout, its share of the queue (directShare), and the extra
+// reply prefixes it may answer.
 func (f *function) directEnv() []string {
+	f.mu.Lock()
+	share := f.directShareLocked()
+	f.mu.Unlock()
 	env := []string{clientsdk.EnvLambdaDirect + "=" + clientsdk.LambdaQueueGroup,
 		clientsdk.EnvLambdaTimeoutMS + "=" + strconv.FormatInt(f.timeout().Milliseconds(), 10),
-		clientsdk.EnvLambdaBacklog + "=" + strconv.Itoa(f.l.Queue/max(f.l.MaxWorkers, 1))}
+		clientsdk.EnvLambdaBacklog + "=" + strconv.Itoa(share)}
 	if len(f.m.opts.replyExtra) > 0 {
 		env = append(env, clientsdk.EnvLambdaReplyPrefixes+"="+strings.Join(f.m.opts.replyExtra, ","))
 	}

@@ -33,6 +33,9 @@ type function struct {
 	// requeued are the waiting requests re-published to the direct
 	// workers, by their HeaderRequeued token, until a took or their return.
 	requeued map[string]*invocation
+	// shareFull says whether direct workers were last told their share
+	// of the queue (the pool is full) rather than none (directShare).
+	shareFull bool
 	// poking: a poke (direct.go) is armed.
 	poking    bool
 	workers   map[*worker]struct{}
@@ -257,6 +260,9 @@ func (f *function) spawnNeededLocked() []*worker {
 		f.m.addWorker(w)
 		out = append(out, w)
 	}
+	if len(out) > 0 {
+		f.noteShareLocked()
+	}
 	return out
 }
 
@@ -303,6 +309,7 @@ func (f *function) removeWorkerLocked(w *worker) {
 		w.execTimer.Stop()
 	}
 	f.freeSlotLocked(w.index)
+	f.noteShareLocked()
 	f.m.removeWorker(w)
 	w.closeStop()
 	close(w.goneCh)

@@ -269,7 +269,10 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 			if !w.ready {
 				w.direct.Store(true)
 			}
+			// Its environment may be older than the pool's last change.
+			share := strconv.Itoa(f.directShareLocked())
 			f.mu.Unlock()
+			_ = m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: nats.Header{clientsdk.HeaderLambdaBacklog: {share}}})
 		}
 		f.nativeReady(w)
 	case clientsdk.NoticeTook:

@@ -170,6 +170,8 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 				return d.stop(ctx)
 			case m.Header.Get(clientsdk.HeaderLambdaStop) != "":
 				return nil
+			case m.Header.Get(clientsdk.HeaderLambdaBacklog) != "" && d != nil:
+				d.setShare(m.Header.Get(clientsdk.HeaderLambdaBacklog))
 			case d == nil:
 				if err := answer(ctx, nc, control, m, h); err != nil {
 					return err

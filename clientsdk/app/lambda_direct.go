@@ -62,12 +62,24 @@ func envTimeout() time.Duration {
 
 // envBacklog is clientsdk.EnvLambdaBacklog: 0 without it, at most
 // maxShare.
-func envBacklog() int {
-	n, err := strconv.Atoi(os.Getenv(clientsdk.EnvLambdaBacklog))
+func envBacklog() int { return parseShare(os.Getenv(clientsdk.EnvLambdaBacklog)) }
+
+// parseShare reads a share of the queue (EnvLambdaBacklog,
+// HeaderLambdaBacklog): 0 when it is not a number, at most maxShare.
+func parseShare(s string) int {
+	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return 0
 	}
 	return min(n, maxShare)
+}
+
+// setShare takes dartup's new share of the queue for the worker
+// (HeaderLambdaBacklog).
+func (d *directWorker) setShare(s string) {
+	d.mu.Lock()
+	d.c.backlog = parseShare(s)
+	d.mu.Unlock()
 }
 
 // envPrefixes is clientsdk.EnvLambdaReplyPrefixes.
