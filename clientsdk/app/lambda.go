@@ -159,7 +159,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 		select {
 		case <-ctx.Done():
 			if d != nil {
-				_ = d.flushIdle()
+				_ = d.flushIdle(true)
 			}
 			return ctx.Err()
 		case err := <-errs:
@@ -181,7 +181,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 			if err := d.take(ctx, m, false); err != nil {
 				return err
 			}
-			if err := d.flushIdle(); err != nil {
+			if err := d.flushIdle(false); err != nil {
 				return err
 			}
 		}

@@ -248,7 +248,7 @@ func (d *directWorker) stop(ctx context.Context) error {
 			d.passMu.Lock() // a pass under way publishes what it took first
 			d.passMu.Unlock()
 			if len(d.takes) == 0 {
-				return d.flushIdle()
+				return d.flushIdle(false)
 			}
 		}
 	}
@@ -335,11 +335,12 @@ func (d *directWorker) batchLocked() *nats.Msg {
 }
 
 // flushIdle sends the records held once no request waits (the last one
-// the server sent was dropped unrun, or the worker stops).
-func (d *directWorker) flushIdle() error {
+// the server sent was dropped unrun, or the worker stops); all of them,
+// waiting or not, when the worker is leaving (ctx done).
+func (d *directWorker) flushIdle(leaving bool) error {
 	d.mu.Lock()
 	var batch *nats.Msg
-	if len(d.takes) == 0 {
+	if len(d.takes) == 0 || leaving {
 		batch = d.batchLocked()
 	}
 	d.mu.Unlock()
