@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -185,15 +187,34 @@ func exposeArtifact(root, app, digest, cached string, cred *proc.Credential) (st
 		if b, err := os.Stat(cached); err == nil && os.SameFile(a, b) {
 			return dst, nil
 		}
-		_ = os.Remove(dst)
 	}
-	if err := os.Link(cached, dst); err == nil {
-		return dst, nil
+	// Instances of app start at once and expose the same file: each link
+	// (or copy) is made under a name of its own and renamed over dst, so
+	// that dst never goes missing while another instance runs it.
+	if tmp, err := tempName(dir, app); err == nil {
+		if err := os.Link(cached, tmp); err == nil {
+			err := os.Rename(tmp, dst)
+			// A rename onto another link to the same file does nothing.
+			_ = os.Remove(tmp)
+			if err != nil {
+				return "", err
+			}
+			return dst, nil
+		}
 	}
 	if cred == nil {
 		return cached, nil
 	}
 	return dst, copyFile(cached, dst, 0o555)
+}
+
+// tempName is a name in dir, starting with base, that no other file has.
+func tempName(dir, base string) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "."+base+"."+hex.EncodeToString(b[:])+".tmp"), nil
 }
 
 // exposeDir makes ROOT/.artifacts/APP/DIGEST, which only app's group may
@@ -243,11 +264,15 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	tmp, err := tempName(filepath.Dir(dst), filepath.Base(dst))
 	if err != nil {
 		return err
 	}
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // after a failure; a no-op once renamed
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
 		return err
