@@ -59,6 +59,10 @@ type worker struct {
 	initFailed bool // posted /runtime/init/error
 	current    *invocation
 	lastDone   string
+	// lastRecord, of a direct worker, is the last record of a request it
+	// took that dartup had (directRecordKey): its in-flight file may
+	// still name that request, answered.
+	lastRecord string
 	served     int
 	returning  bool // answered, not yet back in GET /next
 	// idleTimer stops the worker after KeepWarm on the idle list (since
