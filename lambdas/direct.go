@@ -631,6 +631,18 @@ func (f *function) inflightInv(w *worker) *invocation {
 	return f.directInvLocked(rec, time.Now())
 }
 
+// doneWithLocked notes that w is done with inv (answered, or failed by
+// dartup): a request it names later by inv's id is another only when its
+// reply subject differs (inflightInv).
+func (w *worker) doneWithLocked(inv *invocation) {
+	w.lastDone = inv.id
+	reply := ""
+	if inv.msg != nil {
+		reply = inv.msg.Reply
+	}
+	w.lastRecord = directRecordKey(inv.id, reply)
+}
+
 // directRecordKey tells one request a direct worker took from another:
 // its request id and its caller's reply subject (an async event's retry
 // has its first attempt's request id, and a reply subject of its own).
