@@ -18,11 +18,12 @@ import (
 // runs a long request reads none of them meanwhile; they wait in its
 // subscription to its subject, whose buffer is small, and nats.go drops a
 // message that finds it full (a slow consumer, not reported). So after 20
-// of them, the Dartup-Stop dartup sends when it retires the worker is
-// lost, and so is the last share: the worker runs on until SIGTERM, or
-// holds a share of the queue while the pool has room. Told to stop after
-// 20 share changes during one request, the worker must stop once the
-// request is over.
+// of them the messages behind are lost: the last share (the worker keeps
+// a share while the pool has room, and the lambda does not scale out), or
+// the Dartup-Stop dartup sends a busy worker when the lambda is removed or
+// dartup shuts down. The Stop is the one this test can see: told to stop
+// after 20 share changes during one request, the worker must stop once
+// the request is over.
 func TestDirectShareFloodKeepsStop(t *testing.T) {
 	b := testutil.StartBroker(t)
 	worker, caller, ctl := testutil.Connect(t, b.NATSURL()), testutil.Connect(t, b.NATSURL()), testutil.Connect(t, b.NATSURL())
