@@ -479,6 +479,7 @@ func (f *function) recordDirect(w *worker, rec clientsdk.DoneRecord, now time.Ti
 	cold := w.served == 0
 	w.served++
 	w.lastDone = rec.RequestID
+	w.lastRecord = directRecordKey(rec.RequestID, rec.Reply)
 	f.mu.Unlock()
 	e := statusOutcome(f.name, strconv.Itoa(rec.Status), rec.ErrorType)
 	if inv == nil {
@@ -619,13 +620,33 @@ func (f *function) inflightInv(w *worker) *invocation {
 	if _, ok := clientsdk.ParseTraceparent(tp); ok {
 		rec.TraceParent = tp
 	}
-	if err := f.checkDirect(rec); err != nil || id == w.lastDone {
+	if err := f.checkDirect(rec); err != nil {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if directRecordKey(id, reply) == w.lastRecord {
+		return nil // answered: its record went out before its answer
+	}
 	return f.directInvLocked(rec, time.Now())
 }
+
+// doneWithLocked notes that w is done with inv (answered, or failed by
+// dartup): a request it names later by inv's id is another only when its
+// reply subject differs (inflightInv).
+func (w *worker) doneWithLocked(inv *invocation) {
+	w.lastDone = inv.id
+	reply := ""
+	if inv.msg != nil {
+		reply = inv.msg.Reply
+	}
+	w.lastRecord = directRecordKey(inv.id, reply)
+}
+
+// directRecordKey tells one request a direct worker took from another:
+// its request id and its caller's reply subject (an async event's retry
+// has its first attempt's request id, and a reply subject of its own).
+func directRecordKey(id, reply string) string { return id + " " + reply }
 
 // removeInflight removes w's in-flight file and its directory, if any
 // (w is gone).

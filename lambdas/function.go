@@ -346,7 +346,7 @@ func (f *function) execCheck(w *worker) {
 		return
 	}
 	w.current = nil
-	w.lastDone = inv.id
+	w.doneWithLocked(inv)
 	w.stopping = true
 	f.mu.Unlock()
 	inv.fail(clientsdk.Errorf(504, TypeTimedOut, "Task timed out after %.2f seconds (request %s); the worker was killed", f.timeout().Seconds(), inv.id))
@@ -425,7 +425,7 @@ func (f *function) shutdown(ctx context.Context, reason string) {
 	for w := range f.workers {
 		if w.current != nil {
 			fail = append(fail, w.current)
-			w.lastDone = w.current.id
+			w.doneWithLocked(w.current)
 			w.current = nil
 		}
 		w.stopIdleTimer()

@@ -59,6 +59,10 @@ type worker struct {
 	initFailed bool // posted /runtime/init/error
 	current    *invocation
 	lastDone   string
+	// lastRecord is lastDone with its caller's reply subject
+	// (directRecordKey): a direct worker's in-flight file may still name
+	// that request, answered.
+	lastRecord string
 	served     int
 	returning  bool // answered, not yet back in GET /next
 	// idleTimer stops the worker after KeepWarm on the idle list (since
@@ -415,7 +419,7 @@ func (f *function) backLocked(w *worker) (orphan *invocation, first bool) {
 	orphan = w.current
 	if orphan != nil {
 		w.current = nil
-		w.lastDone = orphan.id
+		w.doneWithLocked(orphan)
 	}
 	w.setReturningLocked(false)
 	first = !w.ready
@@ -478,7 +482,7 @@ func (f *function) finish(w *worker, id string) (*invocation, int) {
 		return nil, 400
 	}
 	w.current = nil
-	w.lastDone = id
+	w.doneWithLocked(inv)
 	w.served++
 	if !w.stopping {
 		w.setReturningLocked(true)

@@ -126,16 +126,18 @@ func ServeLambda(ctx context.Context, h func(ctx context.Context, event []byte) 
 // direct mode's configuration (lambda_direct.go).
 func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h func(context.Context, []byte) ([]byte, error), errs <-chan error, dc *directConf) error {
 	events := make(chan *nats.Msg, 16)
-	sub, err := nc.ChanSubscribe(subject, events)
+	var d *directWorker
+	if dc != nil {
+		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), inflight: openInflight()}
+	}
+	sub, err := subscribeEvents(nc, subject, events, d)
 	if err != nil {
 		return fmt.Errorf("app: subscribe to %s: %w", subject, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	ready := &nats.Msg{Subject: control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeReady}}}
-	var d *directWorker
 	var takes chan *nats.Msg // nil without direct mode: never ready
-	if dc != nil {
-		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), inflight: openInflight()}
+	if d != nil {
 		if err := d.subscribe(); err != nil {
 			return err
 		}
@@ -170,8 +172,6 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 				return d.stop(ctx)
 			case m.Header.Get(clientsdk.HeaderLambdaStop) != "":
 				return nil
-			case m.Header.Get(clientsdk.HeaderLambdaBacklog) != "" && d != nil:
-				d.setShare(m.Header.Get(clientsdk.HeaderLambdaBacklog))
 			case d == nil:
 				if err := answer(ctx, nc, control, m, h); err != nil {
 					return err

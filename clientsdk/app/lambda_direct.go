@@ -82,6 +82,28 @@ func (d *directWorker) setShare(s string) {
 	d.mu.Unlock()
 }
 
+// subscribeEvents subscribes to the worker's subject, whose messages go
+// to events. A direct worker's (d not nil) new shares of the queue
+// (HeaderLambdaBacklog) are taken at once instead: dartup sends one each
+// time the pool fills or stops being full, many while a request runs, and
+// behind them in events (whose buffer is small: a message that finds it
+// full is dropped) the Dartup-Stop would be lost, and the last share too.
+func subscribeEvents(nc *nats.Conn, subject string, events chan *nats.Msg, d *directWorker) (*nats.Subscription, error) {
+	if d == nil {
+		return nc.ChanSubscribe(subject, events)
+	}
+	return nc.Subscribe(subject, func(m *nats.Msg) {
+		if s := m.Header.Get(clientsdk.HeaderLambdaBacklog); s != "" && m.Header.Get(clientsdk.HeaderLambdaStop) == "" {
+			d.setShare(s)
+			return
+		}
+		select {
+		case events <- m:
+		default: // as nats.go does for a full channel
+		}
+	})
+}
+
 // envPrefixes is clientsdk.EnvLambdaReplyPrefixes.
 func envPrefixes() []string {
 	var out []string
@@ -220,7 +242,7 @@ func (d *directWorker) tookLocked() {
 	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
 	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook},
-		clientsdk.HeaderRequestID: {d.cur.inv.RequestID},
+		clientsdk.HeaderRequestID:     {d.cur.inv.RequestID},
 		clientsdk.HeaderLambdaElapsed: {strconv.FormatInt(time.Since(d.cur.start).Microseconds(), 10)}}}
 	direct(took.Header, d.cur.m, d.cur.inv)
 	if err := d.nc.PublishMsg(took); err != nil && d.fail == nil {
