@@ -40,13 +40,7 @@ func TestDirectRedeployMidBurstTruth(t *testing.T) {
 				if sent.Add(1) == 800 {
 					close(half)
 				}
-				msg, err := r.client.Request(clientsdk.LambdaSubject("rd"), []byte(`"x"`), 20*time.Second)
-				code := 200
-				if err != nil {
-					code = -1
-				} else if e := clientsdk.ErrorFromMsg(msg); e != nil {
-					code = e.Code
-				}
+				code := requestCode(r.client, clientsdk.LambdaSubject("rd"), []byte(`"x"`))
 				mu.Lock()
 				got[code]++
 				mu.Unlock()

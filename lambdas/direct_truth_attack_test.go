@@ -32,13 +32,7 @@ func TestDirectMixedBurstTruth(t *testing.T) {
 			for i := range 16 {
 				wg.Go(func() {
 					for j := range 60 {
-						msg, err := r.client.Request(clientsdk.LambdaSubject("mix"), []byte(events[(i+j)%len(events)]), 20*time.Second)
-						code := 200
-						if err != nil {
-							code = -1
-						} else if e := clientsdk.ErrorFromMsg(msg); e != nil {
-							code = e.Code
-						}
+						code := requestCode(r.client, clientsdk.LambdaSubject("mix"), []byte(events[(i+j)%len(events)]))
 						mu.Lock()
 						got[code]++
 						mu.Unlock()

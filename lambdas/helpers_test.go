@@ -225,3 +225,16 @@ func wantCode(t testing.TB, e *clientsdk.Error, code int) {
 		t.Fatalf("want error %d, got %v", code, e)
 	}
 }
+
+// requestCode sends a request and returns the HTTP-like code of what came
+// back: 200 for a result, the service error's code, or -1 for no answer.
+func requestCode(nc *nats.Conn, subject string, data []byte) int {
+	msg, err := nc.Request(subject, data, 20*time.Second)
+	if err != nil {
+		return -1
+	}
+	if e := clientsdk.ErrorFromMsg(msg); e != nil {
+		return e.Code
+	}
+	return 200
+}
