@@ -364,6 +364,16 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		lamCPU := 1000 * lServe / float64(max(len(lr.lat), 1))
 		lam.Note += fmt.Sprintf("; %.2f× the relay floor's CPU per request, %.2f× its throughput", lamCPU/floorCPU, lam.Throughput/max(floor.Throughput, 1))
 	}
+	h.rieConcurrency(ctx, f, bare, callers, dur)
+	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s; native %.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), nat.Throughput, fmtVal(nat.P99, "µs"), bare.Throughput)
+	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
+	return []*Figure{f}
+}
+
+// rieConcurrency adds figure 3's row for the AWS Runtime Interface
+// Emulator with 32 callers, when --rie gives it (it runs one invocation at
+// a time: most callers get an error, counted in the note).
+func (h *harness) rieConcurrency(ctx context.Context, f *Figure, bare *Row, callers int, dur time.Duration) {
 	if h.cfg.rie == "" {
 		f.add(unmeasured("AWS Runtime Interface Emulator, 32 callers", "peer", "no --rie PATH given; the emulator runs one invocation at a time"))
 	} else if rie, err := startRIE(ctx, h.cfg.rie, h.bins.bootstrap, filepath.Join(h.logDir, "rie-conc.log")); err != nil {
@@ -400,9 +410,6 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		sort.Strings(parts)
 		r.Note = "answers: " + strings.Join(parts, ", ") + " (successes only in the latency and throughput)"
 	}
-	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s; native %.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), nat.Throughput, fmtVal(nat.P99, "µs"), bare.Throughput)
-	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
-	return []*Figure{f}
 }
 
 // relayFloor runs figure 3's load against the protocol floor of a
