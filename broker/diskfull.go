@@ -209,10 +209,17 @@ func (g *diskGuard) fittingLimit(avail int64) int64 {
 	if avail < 0 {
 		return g.b.cfg.MaxStore
 	}
-	// At least a MiB of room where the disk has it: heartbeats, status
-	// writes and removes must go on at the lowered limit.
-	room := max(storeShare(avail, g.b.cfg.LocalRunner), min(avail-minRecoverFree/2, 1<<20))
-	return min(g.b.cfg.MaxStore, g.usage().StoreUsed+room)
+	return min(g.b.cfg.MaxStore, g.usage().StoreUsed+fittingRoom(avail, g.b.cfg.LocalRunner))
+}
+
+// fittingRoom is how much more the store may hold on a disk with avail
+// free: its share of the free space, at least a MiB where the disk has it
+// (heartbeats, status writes and removes must go on at a lowered limit),
+// and never so much that its own writes take the disk below
+// minRecoverFree, where /healthz says the disk is full (the store would
+// write on, and /healthz answer 503 until space is freed by hand).
+func fittingRoom(avail int64, localRunner bool) int64 {
+	return min(max(storeShare(avail, localRunner), 1<<20), max(avail-minRecoverFree, 0))
 }
 
 // raiseLimit loads JetStream again with a higher store limit once space
