@@ -62,6 +62,9 @@ func (g *gateway) invoke(w http.ResponseWriter, r *http.Request, name string, in
 		return
 	}
 	noteLambda(r, name, info)
+	if info.Resource == "" {
+		noteLambdaName(r, name)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHTTPEventBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -102,6 +102,16 @@ func noteRoute(r *http.Request, m routeMatch, ok bool) {
 	}
 }
 
+// noteLambdaName records, for the request metrics, that lambda name took
+// r by its /NAME: the label a match of its /NAME route gives, also when the
+// route table did not have the lambda yet (a moment after its push).
+func noteLambdaName(r *http.Request, name string) {
+	if rr, _ := r.Context().Value(reqRouteKey{}).(*reqRoute); rr != nil {
+		rr.set = true
+		rr.label = routeLabel{app: name, route: "/" + name}
+	}
+}
+
 // builtinRoute is the route label of a request no app route took: the
 // gateway's own endpoints by path, "unmatched" for the rest (requests
 // refused before routing included).

@@ -75,6 +75,17 @@ func TestMetricsCountInvocationsAndRequests(t *testing.T) {
 	}
 	url := r.b.HTTPURL() + "/metrics"
 	var fams map[string]*dto.MetricFamily
+	var inv, hist, req float64
+	defer func() {
+		if t.Failed() {
+			t.Logf("last scrape: invocations %v, histogram count %v, gateway requests %v", inv, hist, req)
+			if f := fams["dartup_http_requests_total"]; f != nil {
+				for _, m := range f.GetMetric() {
+					t.Logf("  %v = %v", m.GetLabel(), m.GetCounter().GetValue())
+				}
+			}
+		}
+	}()
 	testutil.WaitFor(t, 10*time.Second, "10 invocations of hello in /metrics", func() bool {
 		var code int
 		code, fams = testutil.Scrape(t, url, "", "")
@@ -82,9 +93,9 @@ func TestMetricsCountInvocationsAndRequests(t *testing.T) {
 			t.Fatalf("GET /metrics from loopback without a password: %d", code)
 		}
 		hello := map[string]string{"app": "hello", "node": "n1"}
-		inv, _ := testutil.Sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "hello", "node": "n1", "result": "ok"})
-		hist, _ := testutil.Sample(fams, "dartup_lambda_duration_seconds", hello)
-		req, _ := testutil.Sample(fams, "dartup_http_requests_total", map[string]string{"app": "hello", "route": "/hello", "method": "GET", "code": "200"})
+		inv, _ = testutil.Sample(fams, "dartup_lambda_invocations_total", map[string]string{"app": "hello", "node": "n1", "result": "ok"})
+		hist, _ = testutil.Sample(fams, "dartup_lambda_duration_seconds", hello)
+		req, _ = testutil.Sample(fams, "dartup_http_requests_total", map[string]string{"app": "hello", "route": "/hello", "method": "GET", "code": "200"})
 		return inv == 10 && hist == 10 && req == 10
 	})
 	want := []struct {
