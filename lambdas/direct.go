@@ -78,20 +78,27 @@ func (f *function) directShareLocked() int {
 }
 
 // noteShareLocked tells f's direct workers their new share of the queue
-// when the pool fills or stops being full (a message on each worker's
-// subject; a worker that starts is told in its environment).
+// when it changes (the pool fills or stops being full; a worker that
+// starts is told in its environment, and again after its ready notice).
 func (f *function) noteShareLocked() {
-	full := f.direct() && len(f.workers) >= f.l.MaxWorkers
-	if full == f.shareFull {
+	share := f.directShareLocked()
+	if share == f.toldShare {
 		return
 	}
-	f.shareFull = full
-	share := strconv.Itoa(f.directShareLocked())
+	f.toldShare = share
 	for w := range f.workers {
-		if w.native != nil && w.direct.Load() {
-			_ = f.m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: nats.Header{clientsdk.HeaderLambdaBacklog: {share}}})
+		if w.direct.Load() {
+			f.tellShareLocked(w)
 		}
 	}
+}
+
+// tellShareLocked sends direct worker w its share of the queue, on its
+// subject. Under f.mu: a change of the pool reaches the worker after what
+// was sent before it.
+func (f *function) tellShareLocked(w *worker) {
+	_ = f.m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject,
+		Header: nats.Header{clientsdk.HeaderLambdaBacklog: {strconv.Itoa(f.directShareLocked())}}})
 }
 
 // direct reports whether f's workers are offered direct mode.
@@ -478,8 +485,7 @@ func (f *function) recordDirect(w *worker, rec clientsdk.DoneRecord, now time.Ti
 	}
 	cold := w.served == 0
 	w.served++
-	w.lastDone = rec.RequestID
-	w.lastRecord = directRecordKey(rec.RequestID, rec.Reply)
+	w.doneWithIDLocked(rec.RequestID, rec.Reply)
 	f.mu.Unlock()
 	e := statusOutcome(f.name, strconv.Itoa(rec.Status), rec.ErrorType)
 	if inv == nil {
@@ -635,12 +641,18 @@ func (f *function) inflightInv(w *worker) *invocation {
 // dartup): a request it names later by inv's id is another only when its
 // reply subject differs (inflightInv).
 func (w *worker) doneWithLocked(inv *invocation) {
-	w.lastDone = inv.id
 	reply := ""
 	if inv.msg != nil {
 		reply = inv.msg.Reply
 	}
-	w.lastRecord = directRecordKey(inv.id, reply)
+	w.doneWithIDLocked(inv.id, reply)
+}
+
+// doneWithIDLocked is doneWithLocked for the request id whose caller's
+// reply subject is reply.
+func (w *worker) doneWithIDLocked(id, reply string) {
+	w.lastDone = id
+	w.lastRecord = directRecordKey(id, reply)
 }
 
 // directRecordKey tells one request a direct worker took from another:

@@ -33,9 +33,9 @@ type function struct {
 	// requeued are the waiting requests re-published to the direct
 	// workers, by their HeaderRequeued token, until a took or their return.
 	requeued map[string]*invocation
-	// shareFull says whether direct workers were last told their share
-	// of the queue (the pool is full) rather than none (directShare).
-	shareFull bool
+	// toldShare is the share of the queue direct workers were last told
+	// (directShareLocked; 0 before the pool first fills).
+	toldShare int
 	// poking: a poke (direct.go) is armed.
 	poking    bool
 	workers   map[*worker]struct{}

@@ -269,12 +269,7 @@ func (m *Manager) onNotice(msg *nats.Msg) {
 			if !w.ready {
 				w.direct.Store(true)
 			}
-			// Its environment may be older than the pool's last change.
-			// Sent under f.mu, as noteShareLocked sends: a change of the
-			// pool in between must reach the worker after this, not
-			// before (it would be left with a stale share).
-			share := strconv.Itoa(f.directShareLocked())
-			_ = m.nc.PublishMsg(&nats.Msg{Subject: w.native.subject, Header: nats.Header{clientsdk.HeaderLambdaBacklog: {share}}})
+			f.tellShareLocked(w) // its environment may be older than the pool's last change
 			f.mu.Unlock()
 		}
 		f.nativeReady(w)

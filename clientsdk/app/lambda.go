@@ -197,12 +197,12 @@ func answer(ctx context.Context, nc *nats.Conn, control string, m *nats.Msg, h f
 }
 
 // respond runs h on event for inv, sends the done notice, then answers
-// reply. beforeDone, when not nil, is given the done notice first and
-// returns the notice to send instead, nil for none now (direct mode:
-// subscribe again, complete the notice or hold it for a batch). An event
-// over 6 MiB is not run: 413.
+// reply. notice, when not nil, is given the outcome (nil: a result) and
+// returns the notice to send, nil for none now (direct mode: subscribe
+// again, a record to hold for a batch); without it the notice is
+// doneNotice's. An event over 6 MiB is not run: 413.
 func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation, reply string, event []byte,
-	h func(context.Context, []byte) ([]byte, error), beforeDone func(*nats.Msg) (*nats.Msg, error)) error {
+	h func(context.Context, []byte) ([]byte, error), notice func(e *clientsdk.Error) (*nats.Msg, error)) error {
 	var out []byte
 	var e *clientsdk.Error
 	if len(event) > clientsdk.MaxLambdaEventBytes {
@@ -214,18 +214,12 @@ func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation,
 		cancel()
 		e = outcome(nc, out, err)
 	}
-	done := &nats.Msg{Subject: control, Header: nats.Header{
-		clientsdk.HeaderNotice:       {clientsdk.NoticeDone},
-		clientsdk.HeaderRequestID:    {inv.RequestID},
-		clientsdk.HeaderLambdaStatus: {"200"},
-	}}
-	if e != nil {
-		done.Header[clientsdk.HeaderLambdaStatus] = []string{strconv.Itoa(e.Code)}
-		done.Header[clientsdk.HeaderErrorType] = []string{e.Type}
-	}
-	if beforeDone != nil {
+	var done *nats.Msg
+	if notice == nil {
+		done = doneNotice(control, inv.RequestID, e)
+	} else {
 		var err error
-		if done, err = beforeDone(done); err != nil {
+		if done, err = notice(e); err != nil {
 			return err
 		}
 	}
@@ -245,6 +239,21 @@ func respond(ctx context.Context, nc *nats.Conn, control string, inv Invocation,
 		fmt.Fprintf(os.Stderr, "dartup: cannot answer request %s: %v\n", inv.RequestID, err)
 	}
 	return nil
+}
+
+// doneNotice is the done notice, in headers, of request id with outcome
+// e (nil: a result).
+func doneNotice(control, id string, e *clientsdk.Error) *nats.Msg {
+	done := &nats.Msg{Subject: control, Header: nats.Header{
+		clientsdk.HeaderNotice:       {clientsdk.NoticeDone},
+		clientsdk.HeaderRequestID:    {id},
+		clientsdk.HeaderLambdaStatus: {"200"},
+	}}
+	if e != nil {
+		done.Header[clientsdk.HeaderLambdaStatus] = []string{strconv.Itoa(e.Code)}
+		done.Header[clientsdk.HeaderErrorType] = []string{e.Type}
+	}
+	return done
 }
 
 // invocationOf reads an event's headers; a missing or invalid deadline is

@@ -299,16 +299,19 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	d.mu.Unlock()
 	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, validTrace(inv.TraceParent)))
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
-	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(done *nats.Msg) (*nats.Msg, error) {
+	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(e *clientsdk.Error) (*nats.Msg, error) {
 		timer.Stop()
 		ended := time.Now()
 		d.mu.Lock()
 		d.cur = nil
 		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
-		if !sent {
+		var done *nats.Msg
+		if sent {
+			done = doneNotice(d.control, inv.RequestID, e) // dartup timed it: its current request
+		} else {
 			// dartup never heard of it: its record is in a done notice,
 			// held while others the server sent wait to run.
-			done = d.holdLocked(doneRecord(done.Header, m, inv, ended.Sub(t.start)), ended, stopping)
+			done = d.holdLocked(doneRecord(e, m, inv, ended.Sub(t.start)), ended, stopping)
 		}
 		d.mu.Unlock()
 		if sent || done == nil {
@@ -375,19 +378,24 @@ func (d *directWorker) flushIdle(leaving bool) error {
 	return nil
 }
 
-// doneRecord is the record of request m (inv), which ran for ran, from
-// its done notice's outcome.
-func doneRecord(done nats.Header, m *nats.Msg, inv Invocation, ran time.Duration) clientsdk.DoneRecord {
-	rec := clientsdk.DoneRecord{RequestID: inv.RequestID, Status: 200, ErrorType: done.Get(clientsdk.HeaderErrorType),
-		Reply: m.Reply, Ran: ran}
-	if st, err := strconv.Atoi(done.Get(clientsdk.HeaderLambdaStatus)); err == nil {
-		rec.Status = st
-	}
-	rec.TraceParent = validTrace(inv.TraceParent)
-	if t := m.Header.Get(clientsdk.HeaderRequeued); len(t) <= 64 {
-		rec.Requeued = t
+// doneRecord is the record of request m (inv), which ran for ran, with
+// outcome e (nil: a result).
+func doneRecord(e *clientsdk.Error, m *nats.Msg, inv Invocation, ran time.Duration) clientsdk.DoneRecord {
+	rec := clientsdk.DoneRecord{RequestID: inv.RequestID, Status: 200, Reply: m.Reply, Ran: ran,
+		TraceParent: validTrace(inv.TraceParent), Requeued: requeueToken(m)}
+	if e != nil {
+		rec.Status, rec.ErrorType = e.Code, e.Type
 	}
 	return rec
+}
+
+// requeueToken is dartup's requeue token on request m (HeaderRequeued),
+// "" without one or for one longer than dartup makes.
+func requeueToken(m *nats.Msg) string {
+	if t := m.Header.Get(clientsdk.HeaderRequeued); len(t) <= 64 {
+		return t
+	}
+	return ""
 }
 
 // mark writes rec, the record of the request about to run, to the
@@ -438,7 +446,7 @@ func direct(h nats.Header, m *nats.Msg, inv Invocation) {
 	if tp := validTrace(inv.TraceParent); tp != "" {
 		h[clientsdk.HeaderTraceparent] = []string{tp}
 	}
-	if t := m.Header.Get(clientsdk.HeaderRequeued); t != "" && len(t) <= 64 {
+	if t := requeueToken(m); t != "" {
 		h[clientsdk.HeaderRequeued] = []string{t}
 	}
 }
