@@ -87,18 +87,20 @@ type reqRouteKey struct{}
 // gateway's route table gave r (ok: one did; a 405 or a name no route
 // takes is "unmatched").
 func noteRoute(r *http.Request, m routeMatch, ok bool) {
-	rr, _ := r.Context().Value(reqRouteKey{}).(*reqRoute)
-	if rr == nil {
-		return
-	}
-	rr.set = true
 	switch {
 	case !ok || m.allow != nil:
-		rr.label = routeLabel{route: routeUnmatched}
+		setRouteLabel(r, routeLabel{route: routeUnmatched})
 	case m.route.fn != nil:
-		rr.label = routeLabel{app: m.route.app, route: m.route.fn.Path}
+		setRouteLabel(r, routeLabel{app: m.route.app, route: m.route.fn.Path})
 	default:
-		rr.label = routeLabel{app: m.route.app, route: m.route.Host + m.route.Prefix}
+		setRouteLabel(r, routeLabel{app: m.route.app, route: m.route.Host + m.route.Prefix})
+	}
+}
+
+// setRouteLabel sets r's route label for the request metrics.
+func setRouteLabel(r *http.Request, l routeLabel) {
+	if rr, _ := r.Context().Value(reqRouteKey{}).(*reqRoute); rr != nil {
+		rr.set, rr.label = true, l
 	}
 }
 
@@ -106,10 +108,7 @@ func noteRoute(r *http.Request, m routeMatch, ok bool) {
 // r by its /NAME: the label a match of its /NAME route gives, also when the
 // route table did not have the lambda yet (a moment after its push).
 func noteLambdaName(r *http.Request, name string) {
-	if rr, _ := r.Context().Value(reqRouteKey{}).(*reqRoute); rr != nil {
-		rr.set = true
-		rr.label = routeLabel{app: name, route: "/" + name}
-	}
+	setRouteLabel(r, routeLabel{app: name, route: "/" + name})
 }
 
 // builtinRoute is the route label of a request no app route took: the
