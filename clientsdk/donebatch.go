@@ -62,6 +62,11 @@ func AppendDoneRecord(b []byte, r DoneRecord) []byte {
 	if len(b) == 0 {
 		b = append(b, DoneBatchPrefix...)
 	}
+	return appendDoneLine(b, r)
+}
+
+// appendDoneLine appends r's line to b.
+func appendDoneLine(b []byte, r DoneRecord) []byte {
 	b = append(b, r.RequestID...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(r.Status), 10)

@@ -3,35 +3,77 @@ package clientsdk
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
-func TestInflightRecord(t *testing.T) {
-	id := NewRequestID()
+func TestParseInflight(t *testing.T) {
+	id, id2, id3 := NewRequestID(), NewRequestID(), NewRequestID()
 	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	held := func(b []byte, id string) []byte {
+		return AppendInflightHeld(b, DoneRecord{RequestID: id, Status: 200, Reply: "_INBOX.r." + id[:4], Ran: 42 * time.Microsecond})
+	}
+	file := func(lines ...[]byte) []byte {
+		b := []byte(InflightPrefix)
+		for _, l := range lines {
+			b = append(b, l...)
+		}
+		return b
+	}
+	run := AppendInflightRun(nil, id3, "_INBOX.x.y", tp, "tok1")
 	for _, c := range []struct {
-		name   string
-		b      []byte
-		ok     bool
-		reply  string
-		tracep string
+		name     string
+		b        []byte
+		held     []string // request ids
+		run      string   // request id, "" for none
+		readable bool
 	}{
-		{"whole", InflightRecord(id, "_INBOX.x.y", tp), true, "_INBOX.x.y", tp},
-		{"no reply nor trace", InflightRecord(id, "", ""), true, "", ""},
-		{"stale tail after a shorter record", append(InflightRecord(id, "_INBOX.a", ""), "ZZZZ\nmore\n"...), true, "_INBOX.a", ""},
-		{"cleared", append([]byte{0}, InflightRecord(id, "_INBOX.a", "")[1:]...), false, "", ""},
-		{"empty", nil, false, "", ""},
-		{"bad id", []byte("1\nnot an id\n_INBOX.a\n\n"), false, "", ""},
-		{"cut short", InflightRecord(id, "_INBOX.a", tp)[:10], false, "", ""},
+		{"held and running", file(held(nil, id), held(nil, id2), run), []string{id, id2}, id3, true},
+		{"running only", file(run), nil, id3, true},
+		{"held only", file(held(nil, id)), []string{id}, "", true},
+		{"emptied", file([]byte{0}, held(nil, id), run), nil, "", true},
+		{"a held line over the running one, stale tail after its end", file(held(nil, id), []byte{0}, run[len(run)/2:]), []string{id}, "", true},
+		{"nothing after the running line is read", file(run, held(nil, id)), nil, id3, true},
+		{"a line that cannot be read stops it", file(held(nil, id), []byte("garbage\n"), held(nil, id2)), []string{id}, "", false},
+		{"cut short", file(held(nil, id))[:len(InflightPrefix)+10], nil, "", false},
+		{"not an in-flight file", []byte("1\n" + id + "\n_INBOX.a\n\n"), nil, "", false},
+		{"empty", nil, nil, "", false},
 	} {
-		gotID, reply, tracep, ok := ParseInflightRecord(c.b)
-		if ok != c.ok || ok && (gotID != id || reply != c.reply || tracep != c.tracep) {
-			t.Errorf("%s: %q %q %q %v", c.name, gotID, reply, tracep, ok)
+		h, r, err := ParseInflight(c.b)
+		var got []string
+		for _, x := range h {
+			got = append(got, x.RequestID)
+		}
+		gotRun := ""
+		if r != nil {
+			gotRun = r.RequestID
+		}
+		if strings.Join(got, ",") != strings.Join(c.held, ",") || gotRun != c.run || (err == nil) != c.readable {
+			t.Errorf("%s: held %v, running %q, err %v; want %v, %q, readable %v", c.name, got, gotRun, err, c.held, c.run, c.readable)
 		}
 	}
-	if InflightRecord(id, "_INBOX."+strings.Repeat("a", MaxInflightRecord), "") != nil {
-		t.Error("a record over the bound was made")
+}
+
+func TestInflightRunLine(t *testing.T) {
+	id := NewRequestID()
+	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	_, r, err := ParseInflight(append([]byte(InflightPrefix), AppendInflightRun(nil, id, "_INBOX.a", tp, "tok")...))
+	if err != nil || r == nil || r.RequestID != id || r.Reply != "_INBOX.a" || r.TraceParent != tp || r.Requeued != "tok" {
+		t.Fatalf("round trip: %+v, %v", r, err)
 	}
-	if InflightRecord(id, "_INBOX.a\n1", "") != nil {
-		t.Error("a record with a newline in a field was made")
+	_, r, err = ParseInflight(append([]byte(InflightPrefix), AppendInflightRun(nil, id, "", "", "")...))
+	if err != nil || r == nil || r.Reply != "" || r.TraceParent != "" || r.Requeued != "" {
+		t.Fatalf("no reply, trace nor token: %+v, %v", r, err)
+	}
+	for _, bad := range [][4]string{{id, "_INBOX.a b", "", ""}, {id, "_INBOX.a\nrun x", "", ""}, {"an id", "", "", ""}} {
+		if b := AppendInflightRun(nil, bad[0], bad[1], bad[2], bad[3]); len(b) != 0 && bad[0] == id {
+			t.Errorf("a line made of %q", bad)
+		}
+	}
+	many := []byte(InflightPrefix)
+	for range MaxDoneBatch + 1 {
+		many = AppendInflightHeld(many, DoneRecord{RequestID: id, Status: 200})
+	}
+	if h, _, err := ParseInflight(many); len(h) != MaxDoneBatch || err == nil {
+		t.Fatalf("%d records, err %v; want %d and an error", len(h), err, MaxDoneBatch)
 	}
 }

@@ -472,20 +472,27 @@ func (f *function) recordDirect(w *worker, rec clientsdk.DoneRecord, now time.Ti
 	if err := f.checkDirect(rec); err != nil {
 		return err
 	}
-	end := now.Add(-f.bounded(rec.Ago))
-	received := end.Add(-f.bounded(rec.Ran))
 	f.mu.Lock()
 	if w.gone || !w.ready || w.current != nil {
 		f.mu.Unlock()
 		return errors.New("a done notice for a request the worker did not take; ignored")
 	}
+	w.doneWithIDLocked(rec.RequestID)
+	f.completeDirectLocked(w, rec, now)
+	return nil
+}
+
+// completeDirectLocked records rec, a request w answered, as of a notice
+// (or w's in-flight file) read at now; it unlocks f.mu.
+func (f *function) completeDirectLocked(w *worker, rec clientsdk.DoneRecord, now time.Time) {
+	end := now.Add(-f.bounded(rec.Ago))
+	received := end.Add(-f.bounded(rec.Ran))
 	inv := f.requeuedLocked(rec)
 	if inv == nil && f.m.opts.tracer != nil {
 		inv = f.newDirectInv(rec, received)
 	}
 	cold := w.served == 0
 	w.served++
-	w.doneWithIDLocked(rec.RequestID, rec.Reply)
 	f.mu.Unlock()
 	e := statusOutcome(f.name, strconv.Itoa(rec.Status), rec.ErrorType)
 	if inv == nil {
@@ -493,11 +500,10 @@ func (f *function) recordDirect(w *worker, rec clientsdk.DoneRecord, now time.Ti
 		// all there is to keep.
 		f.st.record(end.Sub(received), e)
 		f.m.kickStats(f)
-		return nil
+		return
 	}
 	inv.tr.coldStart(func() bool { return cold })
 	inv.completedAt(e, end)
-	return nil
 }
 
 // recordDirectBatch handles a direct worker's batched done notice
@@ -584,17 +590,17 @@ func (f *function) newDirectInv(rec clientsdk.DoneRecord, received time.Time) *i
 
 // directCrashed reports a direct worker that exited unasked while free in
 // dartup's view: a request it took within its first millisecond died with
-// it (dartup had not heard of it). Its in-flight file names the request,
-// which gets 502; without one (a worker that does not write it) the
-// caller's own timeout answers it. Either way the exit and the stderr
+// it (dartup had not heard of it). Its in-flight file names the request
+// (run), which gets 502; without one (a worker that does not write it)
+// the caller's own timeout answers it. Either way the exit and the stderr
 // tail are seen (a crashed event, a warning).
-func (f *function) directCrashed(w *worker, ex proc.Exit) {
+func (f *function) directCrashed(w *worker, ex proc.Exit, run *clientsdk.DoneRecord) {
 	w.proc.WaitOutput(20 * time.Millisecond)
 	msg := ex.String()
 	if t := w.tail.String(); t != "" {
 		msg += "; stderr: " + t
 	}
-	inv := f.inflightInv(w)
+	inv := f.runningInv(run)
 	if inv == nil {
 		f.log.Warn("direct lambda worker exited unasked; a request it had just taken, if any, is answered by its caller's timeout", "worker", w.id, "exit", msg)
 		f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s while taking requests directly", w.id, msg)
@@ -604,61 +610,60 @@ func (f *function) directCrashed(w *worker, ex proc.Exit) {
 	f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s during request %s", w.id, msg, inv.id)
 }
 
-// inflightInv is the request w's in-flight file names (the worker died in
-// it before dartup heard of it), or nil; the file is removed.
-func (f *function) inflightInv(w *worker) *invocation {
-	path := w.native.inflight
-	if path == "" {
+// readInflight reads the in-flight file of w, a direct worker that
+// exited: it records the requests the worker answered whose records it
+// still held (they are counted, their spans end), and returns the line of
+// the request it was running that dartup had not heard of, or nil.
+func (f *function) readInflight(w *worker) *clientsdk.DoneRecord {
+	if w.native == nil || w.native.inflight == "" {
 		return nil
 	}
-	fh, err := os.Open(path)
+	fh, err := os.Open(w.native.inflight)
 	if err != nil {
 		return nil
 	}
-	b := make([]byte, clientsdk.MaxInflightRecord)
-	n, _ := io.ReadFull(fh, b)
+	b, _ := io.ReadAll(io.LimitReader(fh, clientsdk.MaxInflightFile))
 	_ = fh.Close()
-	id, reply, tp, ok := clientsdk.ParseInflightRecord(b[:n])
-	if !ok {
+	held, run, err := clientsdk.ParseInflight(b)
+	if err != nil {
+		f.log.Warn("a direct worker's in-flight file cannot be read to its end; the rest ignored", "worker", w.id, "err", err)
+	}
+	now := time.Now()
+	for _, rec := range held {
+		if err := f.checkDirect(rec); err != nil {
+			f.log.Warn("a record in a direct worker's in-flight file is refused; the rest ignored", "worker", w.id, "err", err)
+			return nil
+		}
+		f.mu.Lock()
+		f.completeDirectLocked(w, rec, now)
+	}
+	return run
+}
+
+// runningInv is the invocation of run, the request a direct worker died
+// in before dartup heard of it, or nil.
+func (f *function) runningInv(run *clientsdk.DoneRecord) *invocation {
+	if run == nil {
 		return nil
 	}
-	rec := clientsdk.DoneRecord{RequestID: id, Reply: reply}
-	if _, ok := clientsdk.ParseTraceparent(tp); ok {
-		rec.TraceParent = tp
+	rec := *run
+	if _, ok := clientsdk.ParseTraceparent(rec.TraceParent); !ok {
+		rec.TraceParent = ""
 	}
 	if err := f.checkDirect(rec); err != nil {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if directRecordKey(id, reply) == w.lastRecord {
-		return nil // answered: its record went out before its answer
-	}
 	return f.directInvLocked(rec, time.Now())
 }
 
 // doneWithLocked notes that w is done with inv (answered, or failed by
-// dartup): a request it names later by inv's id is another only when its
-// reply subject differs (inflightInv).
-func (w *worker) doneWithLocked(inv *invocation) {
-	reply := ""
-	if inv.msg != nil {
-		reply = inv.msg.Reply
-	}
-	w.doneWithIDLocked(inv.id, reply)
-}
+// dartup): a second answer to inv's id is refused (finish).
+func (w *worker) doneWithLocked(inv *invocation) { w.doneWithIDLocked(inv.id) }
 
-// doneWithIDLocked is doneWithLocked for the request id whose caller's
-// reply subject is reply.
-func (w *worker) doneWithIDLocked(id, reply string) {
-	w.lastDone = id
-	w.lastRecord = directRecordKey(id, reply)
-}
-
-// directRecordKey tells one request a direct worker took from another:
-// its request id and its caller's reply subject (an async event's retry
-// has its first attempt's request id, and a reply subject of its own).
-func directRecordKey(id, reply string) string { return id + " " + reply }
+// doneWithIDLocked is doneWithLocked for the request id.
+func (w *worker) doneWithIDLocked(id string) { w.lastDone = id }
 
 // removeInflight removes w's in-flight file and its directory, if any
 // (w is gone).

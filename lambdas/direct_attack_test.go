@@ -231,9 +231,10 @@ func TestDirectForgedBatchIsBounded(t *testing.T) {
 	}
 }
 
-// A direct worker killed while idle, after fast requests whose in-flight
-// record it did not clear (their done notice went out first): dartup
-// answers nobody 502 and counts no error for them; the kill is a crash.
+// A direct worker killed while idle, after fast requests whose records it
+// still held (within holdFor, not sent yet): dartup counts them from its
+// in-flight file, answers nobody 502 and counts no error for them; the
+// kill is a crash.
 func TestDirectIdleKillAnswersNobody(t *testing.T) {
 	r := newDirectRig(t)
 	r.deployNative("idle", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })

@@ -12,10 +12,9 @@ import (
 // An async event's retry carries the request id of its first attempt
 // (broker/async_event.go), as AWS's do. A direct worker that dies within
 // the first millisecond of the retry leaves its in-flight file naming that
-// id; dartup ignores a file that names the last record it had (the
-// request the worker answered before, whose record it sent first) — which
-// is the first attempt's, the same id. The retry's caller must get 502 at
-// once all the same, not wait for its own timeout.
+// id, after the first attempt's record if it still held it: the retry's
+// caller must get 502 at once, not wait for its own timeout, and both
+// attempts are counted once.
 func TestDirectRetryWithSameIDCrashAnswers502(t *testing.T) {
 	for _, c := range []struct{ name, first string }{
 		{"first over within 1 ms", `{"error":"try again"}`},

@@ -59,10 +59,6 @@ type worker struct {
 	initFailed bool // posted /runtime/init/error
 	current    *invocation
 	lastDone   string
-	// lastRecord is lastDone with its caller's reply subject
-	// (directRecordKey): a direct worker's in-flight file may still name
-	// that request, answered.
-	lastRecord string
 	served     int
 	returning  bool // answered, not yet back in GET /next
 	// idleTimer stops the worker after KeepWarm on the idle list (since
@@ -329,8 +325,12 @@ func (f *function) watch(w *worker) {
 		inv.fail(clientsdk.Errorf(502, TypeExit, "%s", msg))
 		f.m.event(f.name, clientsdk.EventCrashed, w.index, "worker %s %s during request %s", w.id, ex, inv.id)
 	}
+	var run *clientsdk.DoneRecord
+	if w.direct.Load() {
+		run = f.readInflight(w)
+	}
 	if crashedFree {
-		f.directCrashed(w, ex)
+		f.directCrashed(w, ex, run)
 	}
 	w.removeInflight()
 	f.startWorkers(spawn)

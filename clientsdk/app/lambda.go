@@ -128,7 +128,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 	events := make(chan *nats.Msg, 16)
 	var d *directWorker
 	if dc != nil {
-		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), inflight: openInflight()}
+		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), journal: openJournal()}
 	}
 	sub, err := subscribeEvents(nc, subject, events, d)
 	if err != nil {
@@ -161,7 +161,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 		select {
 		case <-ctx.Done():
 			if d != nil {
-				_ = d.flushIdle(true)
+				_ = d.sendHeld()
 			}
 			return ctx.Err()
 		case err := <-errs:
@@ -179,9 +179,6 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 			}
 		case m := <-takes:
 			if err := d.take(ctx, m, false); err != nil {
-				return err
-			}
-			if err := d.flushIdle(false); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,12 +21,21 @@ type batchRig struct {
 	notices chan *nats.Msg
 	gate    chan struct{}
 	replies chan *nats.Msg
+	// stop cancels the worker's context and waits for it to return.
+	stop func()
 }
 
 func newBatchRig(t *testing.T, backlog int) *batchRig {
-	old := tookAfter
+	return newBatchRigHolding(t, backlog, 500*time.Millisecond) // what runs back to back goes in one batch
+}
+
+// newBatchRigHolding is newBatchRig with the worker holding done records
+// for hold.
+func newBatchRigHolding(t *testing.T, backlog int, hold time.Duration) *batchRig {
+	oldTook, oldHold := tookAfter, holdFor
 	tookAfter = time.Minute // "first" waits for the test, without a took notice
-	t.Cleanup(func() { tookAfter = old })
+	holdFor = hold
+	t.Cleanup(func() { tookAfter, holdFor = oldTook, oldHold })
 	b := testutil.StartBroker(t)
 	r := &batchRig{t: t, worker: testutil.Connect(t, b.NATSURL()), caller: testutil.Connect(t, b.NATSURL()),
 		notices: make(chan *nats.Msg, 64), gate: make(chan struct{}), replies: make(chan *nats.Msg, 64)}
@@ -48,7 +58,9 @@ func newBatchRig(t *testing.T, backlog int) *batchRig {
 		done <- serveLambda(ctx, r.worker, "test.worker", "test.control", h, nil,
 			&directConf{group: "g", lambda: "lambda.batch", timeout: time.Minute, backlog: backlog})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	r.stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(r.stop)
 	if n := r.notice(); n.Header.Get(clientsdk.HeaderNotice) != clientsdk.NoticeReady {
 		t.Fatalf("first notice %v, want ready", n.Header)
 	}
@@ -113,8 +125,64 @@ func (r *batchRig) kind(m *nats.Msg) string {
 	return m.Header.Get(clientsdk.HeaderNotice)
 }
 
+// records is the number of records in batched done notice m, 0 for
+// another notice.
+func (r *batchRig) records(m *nats.Msg) int {
+	if m.Header != nil || !clientsdk.IsDoneBatch(m.Data) {
+		return 0
+	}
+	recs, err := clientsdk.ParseDoneBatch(m.Data)
+	if err != nil {
+		r.t.Fatalf("batch %q: %v", m.Data, err)
+	}
+	return len(recs)
+}
+
+// A caller that sends one request at a time costs dartup one done notice
+// per MaxDoneBatch requests, not one each: the worker holds the records
+// (holdFor, here longer than the test) and sends them when MaxDoneBatch
+// are held, and the rest as it leaves.
+func TestDirectHoldsRecordsOfOneRequestAtATime(t *testing.T) {
+	r := newBatchRigHolding(t, 16, time.Hour)
+	n := clientsdk.MaxDoneBatch + 6
+	for range n {
+		r.send("one")
+		r.answered(1)
+	}
+	m := r.notice()
+	if got := r.records(m); got != clientsdk.MaxDoneBatch {
+		t.Fatalf("first notice %q with %d records, want a batch of %d", r.kind(m), got, clientsdk.MaxDoneBatch)
+	}
+	select {
+	case m := <-r.notices:
+		t.Fatalf("another notice before the worker left: %q", r.kind(m))
+	default:
+	}
+	r.stop()
+	if got := r.records(r.notice()); got != n-clientsdk.MaxDoneBatch {
+		t.Fatalf("the worker left with %d records sent, want %d", got, n-clientsdk.MaxDoneBatch)
+	}
+}
+
+// Records held while no request comes are sent holdFor after the first.
+func TestDirectSendsHeldRecordsWhenIdle(t *testing.T) {
+	r := newBatchRigHolding(t, 16, 20*time.Millisecond)
+	for range 5 {
+		r.send("one")
+		r.answered(1)
+	}
+	for got := 0; got < 5; {
+		m := r.notice()
+		k := r.records(m)
+		if k == 0 {
+			t.Fatalf("notice %q, want batched records", r.kind(m))
+		}
+		got += k
+	}
+}
+
 // A direct worker that finds requests waiting (within its share) runs them
-// back to back and sends their records in one notice once none waits.
+// back to back and sends their records in one notice.
 func TestDirectBatchesDoneRecords(t *testing.T) {
 	r := newBatchRig(t, 16)
 	r.send("first")

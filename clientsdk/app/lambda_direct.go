@@ -23,9 +23,11 @@ import (
 // done notice carries what dartup records (the request id, the caller's
 // reply subject and trace, the time taken). Requests the server sent it
 // meanwhile (up to its share of the queue, clientsdk.EnvLambdaBacklog)
-// run back to back, their records held and sent in one notice
-// (clientsdk.DoneBatchPrefix) once none waits, MaxDoneBatch are held or
-// the oldest is tookAfter old. A request that outlives tookAfter (or
+// run back to back. The records are held and sent in one notice
+// (clientsdk.DoneBatchPrefix) once MaxDoneBatch are held or the oldest is
+// holdFor old, whether requests wait or not: a done notice costs dartup's
+// server more than the request itself, and a caller that calls again at
+// once (one request at a time) would otherwise pay for one per request. A request that outlives tookAfter (or
 // finds more than that share waiting) makes the worker drain its
 // subscription — the server stops sending it requests, and those it sent
 // meanwhile are still delivered, never dropped — and tell dartup with a
@@ -42,6 +44,10 @@ import (
 // tookAfter is how long a request may run before the worker gives up its
 // subscription and tells dartup it took it (a variable for tests only).
 var tookAfter = time.Millisecond
+
+// holdFor is how long a done record may be held for a batched notice (a
+// variable for tests only): dartup's stats and keep-warm lag by as much.
+var holdFor = time.Millisecond
 
 // directConf is what a direct worker is told by its environment.
 type directConf struct {
@@ -122,10 +128,11 @@ type directWorker struct {
 	control string // the control subject
 	h       func(context.Context, []byte) ([]byte, error)
 	takes   chan *nats.Msg // requests, from each subscription in turn
-	// inflight is dartup's in-flight file (clientsdk.EnvLambdaInflight),
-	// or nil: the request running is written there, so that dartup can
-	// answer its caller 502 if the worker dies in it unannounced.
-	inflight *os.File
+	// journal is dartup's in-flight file (clientsdk.EnvLambdaInflight):
+	// the records held and the request running are written there, so
+	// that dartup can count them and answer the caller 502 if the worker
+	// dies unannounced.
+	journal *journal
 
 	mu   sync.Mutex
 	sub  *nats.Subscription // the current one, nil once drained
@@ -133,6 +140,9 @@ type directWorker struct {
 	seq  uint64             // counts requests: a late timer's is not cur
 	fail error              // a took notice that could not be sent
 	held []heldDone         // done records of requests over within tookAfter, not sent yet
+	// holdTimer sends the records held once the oldest is holdFor old
+	// (sendHeld); armed by the first record held.
+	holdTimer *time.Timer
 	// passMu is held while requests are passed on (passOn), so that a
 	// stopping worker does not close its connection under it.
 	passMu sync.Mutex
@@ -145,6 +155,7 @@ type taken struct {
 	inv   Invocation // what the handler is told of it
 	sent  bool       // its took notice was sent
 	start time.Time
+	run   []byte // its line in the journal while dartup has not heard of it
 }
 
 // heldDone is the record of a request over within tookAfter, held for
@@ -232,14 +243,16 @@ func (d *directWorker) passOn() {
 // the time since cur was taken.
 func (d *directWorker) tookLocked() {
 	d.drainLocked()
+	d.cur.sent = true // dartup times it: the journal names it no more
 	// The records held go first: dartup takes a done record only from a
 	// worker that runs nothing in its view.
 	if batch := d.batchLocked(); batch != nil {
 		if err := d.nc.PublishMsg(batch); err != nil && d.fail == nil {
 			d.fail = err
 		}
+	} else {
+		d.journal.reset(nil)
 	}
-	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
 	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook},
 		clientsdk.HeaderRequestID:     {d.cur.inv.RequestID},
@@ -270,7 +283,7 @@ func (d *directWorker) stop(ctx context.Context) error {
 			d.passMu.Lock() // a pass under way publishes what it took first
 			d.passMu.Unlock()
 			if len(d.takes) == 0 {
-				return d.flushIdle(false)
+				return d.sendHeld()
 			}
 		}
 	}
@@ -295,9 +308,11 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	d.cur = t
 	if len(d.takes) > d.c.backlog || stopping {
 		d.tookLocked() // more than its share wait: the server must stop sending more
+	} else {
+		t.run = clientsdk.AppendInflightRun(nil, inv.RequestID, m.Reply, validTrace(inv.TraceParent), requeueToken(m))
+		d.journal.run(t.run)
 	}
 	d.mu.Unlock()
-	d.mark(clientsdk.InflightRecord(inv.RequestID, m.Reply, validTrace(inv.TraceParent)))
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
 	return respond(ctx, d.nc, d.control, inv, m.Reply, m.Data, d.h, func(e *clientsdk.Error) (*nats.Msg, error) {
 		timer.Stop()
@@ -309,18 +324,11 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		if sent {
 			done = doneNotice(d.control, inv.RequestID, e) // dartup timed it: its current request
 		} else {
-			// dartup never heard of it: its record is in a done notice,
-			// held while others the server sent wait to run.
+			// dartup never heard of it: its record goes in a batched
+			// done notice, held for more (holdLocked).
 			done = d.holdLocked(doneRecord(e, m, inv, ended.Sub(t.start)), ended, stopping)
 		}
 		d.mu.Unlock()
-		if sent || done == nil {
-			// The in-flight file must not name a request answered without
-			// its record in dartup's hands. One whose record goes out now,
-			// before its answer, may stay named: dartup ignores the file
-			// when it names the last record it had (a write saved).
-			d.mark(nil)
-		}
 		if fail != nil {
 			return nil, fmt.Errorf("app: tell dartup request %s was taken: %w", inv.RequestID, fail)
 		}
@@ -332,22 +340,35 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 }
 
 // holdLocked holds rec, the record of a request that ended at ended, and
-// returns the batched done notice to send now, or nil while others the
-// server sent wait to run (fewer than MaxDoneBatch held, the oldest
-// younger than tookAfter).
+// returns the batched done notice to send now, or nil while fewer than
+// MaxDoneBatch are held and the oldest is younger than holdFor (the
+// worker not stopping): holdTimer sends them then, unless a later request
+// does first.
 func (d *directWorker) holdLocked(rec clientsdk.DoneRecord, ended time.Time, stopping bool) *nats.Msg {
 	d.held = append(d.held, heldDone{rec: rec, ended: ended})
-	if len(d.takes) > 0 && !stopping && len(d.held) < clientsdk.MaxDoneBatch && ended.Sub(d.held[0].ended) < tookAfter {
-		return nil
+	if stopping || len(d.held) >= clientsdk.MaxDoneBatch || ended.Sub(d.held[0].ended) >= holdFor || !d.journal.hold(rec) {
+		return d.batchLocked()
 	}
-	return d.batchLocked()
+	if len(d.held) == 1 {
+		if d.holdTimer == nil {
+			d.holdTimer = time.AfterFunc(holdFor, func() { _ = d.sendHeld() })
+		} else {
+			d.holdTimer.Reset(holdFor)
+		}
+	}
+	return nil
 }
 
-// batchLocked is the done notice of the records held, which it clears;
-// nil when none is.
+// batchLocked is the done notice of the records held, which it clears
+// (in the journal too: they are to be sent); nil when none is.
 func (d *directWorker) batchLocked() *nats.Msg {
 	if len(d.held) == 0 {
 		return nil
+	}
+	if d.cur != nil && !d.cur.sent {
+		d.journal.reset(d.cur.run)
+	} else {
+		d.journal.reset(nil)
 	}
 	now := time.Now()
 	var b []byte
@@ -359,16 +380,13 @@ func (d *directWorker) batchLocked() *nats.Msg {
 	return &nats.Msg{Subject: d.control, Data: b}
 }
 
-// flushIdle sends the records held once no request waits (the last one
-// the server sent was dropped unrun, or the worker stops); all of them,
-// waiting or not, when the worker is leaving (ctx done).
-func (d *directWorker) flushIdle(leaving bool) error {
+// sendHeld sends the records held now: holdFor after the first, as the
+// worker stops, or as it leaves (ctx done). It publishes under mu, so
+// that a took notice cannot overtake the records held before it.
+func (d *directWorker) sendHeld() error {
 	d.mu.Lock()
-	var batch *nats.Msg
-	if len(d.takes) == 0 || leaving {
-		batch = d.batchLocked()
-	}
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	batch := d.batchLocked()
 	if batch == nil {
 		return nil
 	}
@@ -396,35 +414,6 @@ func requeueToken(m *nats.Msg) string {
 		return t
 	}
 	return ""
-}
-
-// mark writes rec, the record of the request about to run, to the
-// in-flight file, or clears it (rec nil): one write, no more.
-func (d *directWorker) mark(rec []byte) {
-	if d.inflight == nil {
-		return
-	}
-	if rec == nil {
-		rec = []byte{0}
-	}
-	if _, err := d.inflight.WriteAt(rec, 0); err != nil {
-		_ = d.inflight.Close()
-		d.inflight = nil
-	}
-}
-
-// openInflight opens dartup's in-flight file, if it names one and it can
-// be written; nil otherwise (the worker goes without).
-func openInflight() *os.File {
-	path := os.Getenv(clientsdk.EnvLambdaInflight)
-	if path == "" {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return nil
-	}
-	return f
 }
 
 // validTrace is tp when it is a valid traceparent, else "".

@@ -1,0 +1,90 @@
+package app
+
+import (
+	"os"
+
+	"github.com/dartup/dartup/clientsdk"
+)
+
+// journal is dartup's in-flight file (clientsdk.EnvLambdaInflight) as a
+// direct worker keeps it: the records it holds, then the request it runs
+// that dartup has not heard of. Each change is one write at the end of
+// the records held. A nil journal (no file, or one that could not be
+// written) does nothing. Its methods are called under the worker's mu.
+type journal struct {
+	f   *os.File
+	off int64 // the end of the records held
+	buf []byte
+}
+
+// openJournal opens and empties dartup's in-flight file, if the
+// environment names one that can be written; nil otherwise (the worker
+// goes without).
+func openJournal() *journal {
+	path := os.Getenv(clientsdk.EnvLambdaInflight)
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil
+	}
+	j := &journal{f: f}
+	j.write(append([]byte(clientsdk.InflightPrefix), 0), 0)
+	j.off = int64(len(clientsdk.InflightPrefix))
+	if j.f == nil {
+		return nil
+	}
+	return j
+}
+
+// write writes b at off; after a failure the journal does nothing more.
+func (j *journal) write(b []byte, off int64) bool {
+	if _, err := j.f.WriteAt(b, off); err != nil {
+		_ = j.f.Close()
+		j.f = nil
+		return false
+	}
+	return true
+}
+
+// run writes line, the request running (clientsdk.AppendInflightRun),
+// after the records held; an empty line (or one past the file's bound)
+// names none.
+func (j *journal) run(line []byte) {
+	if j == nil || j.f == nil {
+		return
+	}
+	if j.off+int64(len(line))+1 > clientsdk.MaxInflightFile {
+		line = nil
+	}
+	j.buf = append(append(j.buf[:0], line...), 0)
+	j.write(j.buf, j.off)
+}
+
+// hold writes rec's line over the running request's, after the records
+// held. It reports false when the line would pass the file's bound: the
+// worker sends the records it holds instead.
+func (j *journal) hold(rec clientsdk.DoneRecord) bool {
+	if j == nil || j.f == nil {
+		return true
+	}
+	j.buf = append(clientsdk.AppendInflightHeld(j.buf[:0], rec), 0)
+	if j.off+int64(len(j.buf)) > clientsdk.MaxInflightFile {
+		return false
+	}
+	if j.write(j.buf, j.off) {
+		j.off += int64(len(j.buf) - 1)
+	}
+	return true
+}
+
+// reset drops the records held (they are being sent), keeping line, the
+// request running, if any.
+func (j *journal) reset(line []byte) {
+	if j == nil || j.f == nil {
+		return
+	}
+	j.off = int64(len(clientsdk.InflightPrefix))
+	j.run(line)
+}
