@@ -77,3 +77,34 @@ func TestInflightRunLine(t *testing.T) {
 		t.Fatalf("%d records, err %v; want %d and an error", len(h), err, MaxDoneBatch)
 	}
 }
+
+// FuzzParseInflight: whatever a worker writes, dartup reads at most
+// MaxDoneBatch records with valid ids, and what it reads is written back
+// the same way and read again unchanged.
+func FuzzParseInflight(f *testing.F) {
+	f.Add([]byte(InflightPrefix + "a 200 1 0 _INBOX.a.b - - \nrun b _INBOX.c - tok\n\x00junk"))
+	f.Add([]byte(InflightPrefix + "a 500 1 0 - - t My Type\nrun b - - -\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		held, run, _ := ParseInflight(b)
+		if len(held) > MaxDoneBatch {
+			t.Fatalf("%d records", len(held))
+		}
+		out := []byte(InflightPrefix)
+		for _, r := range held {
+			if !ValidRequestID(r.RequestID) {
+				t.Fatalf("record %+v", r)
+			}
+			out = AppendInflightHeld(out, r)
+		}
+		if run != nil {
+			if !ValidRequestID(run.RequestID) {
+				t.Fatalf("running %+v", run)
+			}
+			out = AppendInflightRun(out, run.RequestID, run.Reply, run.TraceParent, run.Requeued)
+		}
+		held2, run2, err := ParseInflight(out)
+		if err != nil || len(held2) != len(held) || (run == nil) != (run2 == nil) || run != nil && *run != *run2 {
+			t.Fatalf("%q read back: %d records, %+v, %v", out, len(held2), run2, err)
+		}
+	})
+}
