@@ -199,6 +199,14 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	if err := measureRounds(ctx, paths, h.n(5000, 1000), 250, 200); err != nil {
 		return fail(err)
 	}
+	lam := warmRows(f, paths, rie != nil, rieWhy)
+	return []*Figure{f, nativeWarmFigure(paths[0].into, native.into, nativeFloorPath.into, lam)}
+}
+
+// warmRows adds figure 1's Runtime API rows from its measured paths (bare,
+// lambda, gateway, relay, then the emulator's at 6 when measured, else why
+// not) with their ratios and notes; it returns the `lambda.echo` row.
+func warmRows(f *Figure, paths []*timedPath, withRIE bool, rieWhy string) *Row {
 	bare := f.add(latencyRow("bare nats.go responder on the same server (the floor)", "baseline", "µs", paths[0].into))
 	bare.Short = "bare NATS"
 	lam := f.add(latencyRow("dartup `lambda.echo` over NATS", "dartup", "µs", paths[1].into))
@@ -213,7 +221,7 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 		lam.Note = fmt.Sprintf("%.2f× the relay floor", lam.Median/floor.Median)
 	}
 	var rr *Row
-	if rie != nil {
+	if withRIE {
 		rr = f.add(latencyRow("the same bootstrap under the AWS Runtime Interface Emulator (HTTP)", "peer", "µs", paths[6].into))
 		ratio(rr, bare)
 	} else {
@@ -231,7 +239,7 @@ func (h *harness) figWarm(ctx context.Context) []*Figure {
 	if rr != nil && rr.Measured {
 		f.Note += fmt.Sprintf(" Against the emulator: `lambda.echo` p50 is %.2f× the emulator's.", lam.Median/rr.Median)
 	}
-	return []*Figure{f, nativeWarmFigure(paths[0].into, native.into, nativeFloorPath.into, lam)}
+	return lam
 }
 
 // nativeWarmFigure is figure 1's native row (measured in the same rounds):
