@@ -129,6 +129,7 @@ func serveLambda(ctx context.Context, nc *nats.Conn, subject, control string, h 
 	var d *directWorker
 	if dc != nil {
 		d = &directWorker{nc: nc, c: *dc, control: control, h: h, takes: make(chan *nats.Msg, takesBacklog), journal: openJournal()}
+		defer d.leave()
 	}
 	sub, err := subscribeEvents(nc, subject, events, d)
 	if err != nil {

@@ -143,6 +143,7 @@ type directWorker struct {
 	// holdTimer sends the records held once the oldest is holdFor old
 	// (sendHeld); armed by the first record held.
 	holdTimer *time.Timer
+	left      bool // serveLambda returned: the timer sends nothing more
 	// passMu is held while requests are passed on (passOn), so that a
 	// stopping worker does not close its connection under it.
 	passMu sync.Mutex
@@ -386,6 +387,9 @@ func (d *directWorker) batchLocked() *nats.Msg {
 func (d *directWorker) sendHeld() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.left {
+		return nil
+	}
 	batch := d.batchLocked()
 	if batch == nil {
 		return nil
@@ -394,6 +398,20 @@ func (d *directWorker) sendHeld() error {
 		return fmt.Errorf("app: tell dartup what requests were done: %w", err)
 	}
 	return nil
+}
+
+// leave disarms the hold timer as serveLambda returns. Records still held
+// (it returned on an error, its connection perhaps gone) stay in the
+// journal, where dartup counts them when the process exits: a timer that
+// fired later would empty it for a notice its closed connection cannot
+// send.
+func (d *directWorker) leave() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.left = true
+	if d.holdTimer != nil {
+		d.holdTimer.Stop()
+	}
 }
 
 // doneRecord is the record of request m (inv), which ran for ran, with
