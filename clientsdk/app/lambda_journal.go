@@ -38,9 +38,13 @@ func openJournal() *journal {
 	return j
 }
 
-// write writes b at off; after a failure the journal does nothing more.
+// write writes b at off; after a failure (a full disk: the write may be
+// cut short) the journal does nothing more, and the file is emptied: the
+// records it lists go out in notices from then on, and dartup would count
+// them again, and 502 a request its line names that was answered.
 func (j *journal) write(b []byte, off int64) bool {
 	if _, err := j.f.WriteAt(b, off); err != nil {
+		_ = j.f.Truncate(0) // dartup ignores a file without the prefix
 		_ = j.f.Close()
 		j.f = nil
 		return false
