@@ -19,7 +19,9 @@
 //   - steal: try to subscribe to that subject on a second connection with
 //     the worker's credentials; answers "refused" or "allowed";
 //   - inject: try to publish an event to that subject (another worker's);
-//     answers "refused" or "allowed".
+//     answers "refused" or "allowed";
+//   - inflight: write that text over its in-flight file
+//     (DARTUP_LAMBDA_INFLIGHT; "\u0000" as written), then exit 1 mid-request.
 //
 // With LAMBDANATIVE_HANDOVER=1 it ignores direct mode (as the Dart package
 // does) and is handed its events. With LAMBDANATIVE_NOSUB=FILE, while FILE
@@ -45,22 +47,23 @@ import (
 )
 
 type event struct {
-	Name    string `json:"name"`
-	SleepMS int    `json:"sleep_ms"`
-	SpinUS  int    `json:"spin_us"`
-	Error   string `json:"error"`
-	Panic   string `json:"panic"`
-	Huge    int    `json:"huge"`
-	Exit    *int   `json:"exit"`
-	PID     bool   `json:"pid"`
-	Env     string `json:"env"`
-	Ctx     bool   `json:"ctx"`
-	Forge   string `json:"forge"`
-	Twice   bool   `json:"twice"`
-	Ready   bool   `json:"ready"`
-	Batch   int    `json:"forge_batch"`
-	Steal   string `json:"steal"`
-	Inject  string `json:"inject"`
+	Name     string  `json:"name"`
+	SleepMS  int     `json:"sleep_ms"`
+	SpinUS   int     `json:"spin_us"`
+	Error    string  `json:"error"`
+	Panic    string  `json:"panic"`
+	Huge     int     `json:"huge"`
+	Exit     *int    `json:"exit"`
+	PID      bool    `json:"pid"`
+	Env      string  `json:"env"`
+	Ctx      bool    `json:"ctx"`
+	Forge    string  `json:"forge"`
+	Twice    bool    `json:"twice"`
+	Ready    bool    `json:"ready"`
+	Batch    int     `json:"forge_batch"`
+	Steal    string  `json:"steal"`
+	Inject   string  `json:"inject"`
+	Inflight *string `json:"inflight"`
 }
 
 // NativeError is the error type a handler returns for {"error": "..."}.
@@ -185,6 +188,9 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 		time.Sleep(time.Hour)
 	case e.Steal != "":
 		return []byte(h.refused(func(nc *nats.Conn) error { _, err := nc.Subscribe(e.Steal, func(*nats.Msg) {}); return err })), nil
+	case e.Inflight != nil:
+		_ = os.WriteFile(os.Getenv(clientsdk.EnvLambdaInflight), []byte(*e.Inflight), 0)
+		os.Exit(1)
 	case e.Inject != "":
 		return []byte(h.refused(func(nc *nats.Conn) error { return nc.Publish(e.Inject, []byte("forged")) })), nil
 	}
