@@ -11,11 +11,12 @@ import (
 // dartup must know of it if it dies unannounced (docs/protocol.md §7.6).
 // Up to its first 0 byte, it holds InflightPrefix, then a done record
 // line (AppendInflightHeld) for each request the worker answered whose
-// record it holds for a batched done notice, then, while it runs a request
-// dartup has not heard of (no took notice), that request's line
-// (AppendInflightRun). The worker rewrites the tail with one write before
-// and after each request, and empties it (a 0 byte after the prefix)
-// before it sends the records held. If the worker dies, dartup counts the
+// record it holds for a batched done notice, then, while it runs a
+// request, that request's line (AppendInflightRun; dartup heeds it only
+// when it never got the request's took notice). The worker rewrites the
+// tail with one write before and after each request, and empties it (a 0
+// byte after the prefix) before it sends the records held or a took
+// request's done notice. If the worker dies, dartup counts the
 // records held (answered requests) and answers the running request's
 // caller 502 instead of leaving it to its own timeout. A worker that
 // cannot open the file goes on without it.

@@ -156,7 +156,7 @@ type taken struct {
 	inv   Invocation // what the handler is told of it
 	sent  bool       // its took notice was sent
 	start time.Time
-	run   []byte // its line in the journal while dartup has not heard of it
+	run   []byte // its line in the journal while it runs
 }
 
 // heldDone is the record of a request over within tookAfter, held for
@@ -244,16 +244,19 @@ func (d *directWorker) passOn() {
 // the time since cur was taken.
 func (d *directWorker) tookLocked() {
 	d.drainLocked()
-	d.cur.sent = true // dartup times it: the journal names it no more
 	// The records held go first: dartup takes a done record only from a
-	// worker that runs nothing in its view.
+	// worker that runs nothing in its view. The journal keeps naming cur
+	// until it is over: the took notice may die in the connection with
+	// the worker, and dartup reads the line only for a worker it never
+	// heard took a request.
 	if batch := d.batchLocked(); batch != nil {
 		if err := d.nc.PublishMsg(batch); err != nil && d.fail == nil {
 			d.fail = err
 		}
 	} else {
-		d.journal.reset(nil)
+		d.journal.reset(d.cur.run)
 	}
+	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
 	took := &nats.Msg{Subject: d.control, Header: nats.Header{clientsdk.HeaderNotice: {clientsdk.NoticeTook},
 		clientsdk.HeaderRequestID:     {d.cur.inv.RequestID},
@@ -307,10 +310,10 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 	d.seq++
 	t := &taken{seq: d.seq, m: m, inv: inv, start: time.Now()}
 	d.cur = t
+	t.run = clientsdk.AppendInflightRun(nil, inv.RequestID, m.Reply, validTrace(inv.TraceParent), requeueToken(m))
 	if len(d.takes) > d.c.backlog || stopping {
 		d.tookLocked() // more than its share wait: the server must stop sending more
 	} else {
-		t.run = clientsdk.AppendInflightRun(nil, inv.RequestID, m.Reply, validTrace(inv.TraceParent), requeueToken(m))
 		d.journal.run(t.run)
 	}
 	d.mu.Unlock()
@@ -323,7 +326,10 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		sent, fail, free := t.sent, d.fail, d.sub == nil && !stopping && len(d.takes) == 0
 		var done *nats.Msg
 		if sent {
-			done = doneNotice(d.control, inv.RequestID, e) // dartup timed it: its current request
+			// dartup timed it (its current request): the journal names
+			// it no more once its done notice may be out.
+			d.journal.reset(nil)
+			done = doneNotice(d.control, inv.RequestID, e)
 		} else {
 			// dartup never heard of it: its record goes in a batched
 			// done notice, held for more (holdLocked).
@@ -366,7 +372,7 @@ func (d *directWorker) batchLocked() *nats.Msg {
 	if len(d.held) == 0 {
 		return nil
 	}
-	if d.cur != nil && !d.cur.sent {
+	if d.cur != nil {
 		d.journal.reset(d.cur.run)
 	} else {
 		d.journal.reset(nil)

@@ -8,7 +8,7 @@ import (
 
 // journal is dartup's in-flight file (clientsdk.EnvLambdaInflight) as a
 // direct worker keeps it: the records it holds, then the request it runs
-// that dartup has not heard of. Each change is one write at the end of
+// (dartup heeds that line only when its took notice never came). Each change is one write at the end of
 // the records held. A nil journal (no file, or one that could not be
 // written) does nothing. Its methods are called under the worker's mu.
 type journal struct {
