@@ -40,9 +40,9 @@ func (r *rig) lastColdPid() int {
 // emptied from the in-flight file, still in the connection's buffer) or a
 // record was counted whose answer never left (the file's record written,
 // the answer still in the buffer). Measured with N=3 on 2 shared cores,
-// 3 to 7 kills a run: at 705394e 5 runs of 27 differed (records lost:
-// 17, 23, 8; counted unanswered: 1, 1); at 437d64c (a record and its
-// answer in one write) 1 run of 14 (2 records lost).
+// 3 to 7 kills a run: at 705394e and after 7 runs of 32 differed
+// (records lost: 17, 23, 8, 18; counted unanswered: 1, 1, 1); at 437d64c
+// (a record and its answer in one write) 1 run of 14 (2 records lost).
 func TestDirectKillStormTruth(t *testing.T) {
 	callers, _ := strconv.Atoi(os.Getenv("DARTUP_KILLSTORM"))
 	if callers <= 0 {
