@@ -10,20 +10,25 @@ import (
 // EnvLambdaInflight, in direct mode, names a file of the worker's: what
 // dartup must know of it if it dies unannounced (docs/protocol.md §7.6).
 // Up to its first 0 byte, it holds InflightPrefix, then a done record
-// line (AppendInflightHeld) for each request the worker answered whose
-// record it holds for a batched done notice, then, while it runs a
-// request, that request's line (AppendInflightRun; dartup heeds it only
-// when it never got the request's took notice). The worker rewrites the
-// tail with one write before and after each request, and empties it (a 0
-// byte after the prefix) before it sends the records held or a took
-// request's done notice. If the worker dies, dartup counts the
-// records held (answered requests) and answers the running request's
-// caller 502 instead of leaving it to its own timeout. A worker that
-// cannot open the file goes on without it.
+// line (AppendInflightHeld) for each request of the last two batched done
+// notices the worker sent and for each it answered since, whose record it
+// holds, then, while it runs a request, that request's line
+// (AppendInflightRun; dartup heeds it only when it never got the
+// request's took notice). The worker writes a line (and a 0 byte after
+// it) before and after each request, and rewrites the file from the
+// prefix as it sends a batch. If the worker dies, dartup counts the
+// records that are not in the last two batches it received (a notice
+// published may die in the connection's buffer with the worker) and
+// answers the running request's caller 502 instead of leaving it to its
+// own timeout. A worker that cannot open the file goes on without it.
 const EnvLambdaInflight = "DARTUP_LAMBDA_INFLIGHT"
 
 // InflightPrefix starts an in-flight file.
 const InflightPrefix = "dartup-inflight 2\n"
+
+// MaxInflightRecords bounds the records an in-flight file lists: the
+// last two batches sent and those held (dartup reads no more).
+const MaxInflightRecords = 3 * MaxDoneBatch
 
 // MaxInflightFile bounds an in-flight file (dartup reads no more; a
 // worker sends the records it holds before they would pass it).
@@ -54,8 +59,8 @@ func AppendInflightRun(b []byte, id, reply, traceparent, requeued string) []byte
 	return append(b, '\n')
 }
 
-// ParseInflight reads an in-flight file: the records held (at most
-// MaxDoneBatch) and the request running, nil for none (only its
+// ParseInflight reads an in-flight file: the records (at most
+// MaxInflightRecords) and the request running, nil for none (only its
 // RequestID, Reply, TraceParent and Requeued are set). It stops at the
 // first line it cannot read, with why, keeping what it read before.
 func ParseInflight(b []byte) (held []DoneRecord, running *DoneRecord, err error) {
@@ -81,8 +86,8 @@ func ParseInflight(b []byte) (held []DoneRecord, running *DoneRecord, err error)
 			}
 			return held, &r, nil // the last line
 		}
-		if len(held) == MaxDoneBatch {
-			return held, nil, fmt.Errorf("more than %d records", MaxDoneBatch)
+		if len(held) == MaxInflightRecords {
+			return held, nil, fmt.Errorf("more than %d records", MaxInflightRecords)
 		}
 		r, err := parseDoneRecord(string(line))
 		if err != nil {

@@ -70,23 +70,23 @@ func TestInflightRunLine(t *testing.T) {
 		}
 	}
 	many := []byte(InflightPrefix)
-	for range MaxDoneBatch + 1 {
+	for range MaxInflightRecords + 1 {
 		many = AppendInflightHeld(many, DoneRecord{RequestID: id, Status: 200})
 	}
-	if h, _, err := ParseInflight(many); len(h) != MaxDoneBatch || err == nil {
-		t.Fatalf("%d records, err %v; want %d and an error", len(h), err, MaxDoneBatch)
+	if h, _, err := ParseInflight(many); len(h) != MaxInflightRecords || err == nil {
+		t.Fatalf("%d records, err %v; want %d and an error", len(h), err, MaxInflightRecords)
 	}
 }
 
 // FuzzParseInflight: whatever a worker writes, dartup reads at most
-// MaxDoneBatch records with valid ids, and what it reads is written back
+// MaxInflightRecords records with valid ids, and what it reads is written back
 // the same way and read again unchanged.
 func FuzzParseInflight(f *testing.F) {
 	f.Add([]byte(InflightPrefix + "a 200 1 0 _INBOX.a.b - - \nrun b _INBOX.c - tok\n\x00junk"))
 	f.Add([]byte(InflightPrefix + "a 500 1 0 - - t My Type\nrun b - - -\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		held, run, _ := ParseInflight(b)
-		if len(held) > MaxDoneBatch {
+		if len(held) > MaxInflightRecords {
 			t.Fatalf("%d records", len(held))
 		}
 		out := []byte(InflightPrefix)

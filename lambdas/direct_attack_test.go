@@ -232,9 +232,10 @@ func TestDirectForgedBatchIsBounded(t *testing.T) {
 }
 
 // A direct worker killed while idle, after fast requests whose records it
-// still held (within holdFor, not sent yet): dartup counts them from its
-// in-flight file, answers nobody 502 and counts no error for them; the
-// kill is a crash.
+// still held (within holdFor, not sent yet) or sent in a batch its
+// in-flight file still lists: dartup counts the first from the file, the
+// second once (they are in the last batches it got), answers nobody 502
+// and counts no error for them; the kill is a crash.
 func TestDirectIdleKillAnswersNobody(t *testing.T) {
 	r := newDirectRig(t)
 	r.deployNative("idle", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1 })

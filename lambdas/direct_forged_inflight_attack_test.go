@@ -23,7 +23,7 @@ func forgedInflight(n int, reply, rest string) string {
 }
 
 // A direct worker that writes what it likes over its in-flight file and
-// dies: dartup counts at most 64 records, in its own lambda's books only,
+// dies: dartup counts at most 192 records, in its own lambda's books only,
 // each no longer than the timeout; publishes nothing to a subject that is
 // not an inbox (a record's or a running request's reply subject); and
 // reads nothing past a 0 byte or a line it refuses.
@@ -46,7 +46,7 @@ func TestDirectForgedInflightIsBounded(t *testing.T) {
 		file   string
 		counts uint64 // records counted
 	}{
-		{"1,000 records", forgedInflight(1000, "", ""), clientsdk.MaxDoneBatch},
+		{"1,000 records", forgedInflight(1000, "", ""), clientsdk.MaxInflightRecords},
 		{"another lambda's caller", forgedInflight(3, "_INBOX.honestcaller.1", ""), 3},
 		{"a record answered to dartup's control subject", forgedInflight(2, "", "") + forgedInflight(2, "dartup.forged.x", "")[len(clientsdk.InflightPrefix):], 2},
 		{"a running request answered to dartup's control subject", forgedInflight(1, "", run("dartup.forged.y")), 1},

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -37,9 +38,11 @@ func (f *function) directCrashed(w *worker, ex proc.Exit, run *clientsdk.DoneRec
 }
 
 // readInflight reads the in-flight file of w, a direct worker that
-// exited: it records the requests the worker answered whose records it
-// still held (they are counted, their spans end), and returns the line of
-// the request it was running that dartup had not heard of, or nil.
+// exited: it records the requests the worker answered whose records
+// dartup did not get — held, or in a notice that died in the worker's
+// connection; those of the last two batches it got are skipped — (they
+// are counted, their spans end), and returns the line of the request it
+// was running that dartup had not heard of, or nil.
 func (f *function) readInflight(w *worker) *clientsdk.DoneRecord {
 	if w.native == nil || w.native.inflight == "" {
 		return nil
@@ -61,9 +64,34 @@ func (f *function) readInflight(w *worker) *clientsdk.DoneRecord {
 			return nil
 		}
 		f.mu.Lock()
+		if w.inBatchesLocked(rec) {
+			f.mu.Unlock()
+			continue
+		}
 		f.completeDirectLocked(w, rec, now)
 	}
 	return run
+}
+
+// directKey names a request a direct worker answered: its id and its
+// caller's reply subject (an async retry has its first attempt's id).
+type directKey struct{ id, reply string }
+
+// noteBatchLocked remembers the requests of recs, w's latest batched done
+// notice: w's in-flight file lists those of the last two it sent.
+func (w *worker) noteBatchLocked(recs []clientsdk.DoneRecord) {
+	next := w.batches[1][:0]
+	for _, r := range recs {
+		next = append(next, directKey{r.RequestID, r.Reply})
+	}
+	w.batches[0], w.batches[1] = next, w.batches[0]
+}
+
+// inBatchesLocked reports whether rec was in one of the last two batched
+// done notices dartup got from w.
+func (w *worker) inBatchesLocked(rec clientsdk.DoneRecord) bool {
+	k := directKey{rec.RequestID, rec.Reply}
+	return slices.Contains(w.batches[0], k) || slices.Contains(w.batches[1], k)
 }
 
 // runningInv is the invocation of run, the request a direct worker died

@@ -85,6 +85,9 @@ func (f *function) completeDirectLocked(w *worker, rec clientsdk.DoneRecord, now
 func (f *function) recordDirectBatch(w *worker, data []byte) error {
 	now := time.Now()
 	recs, perr := clientsdk.ParseDoneBatch(data)
+	f.mu.Lock()
+	w.noteBatchLocked(recs)
+	f.mu.Unlock()
 	for _, rec := range recs {
 		if err := f.recordDirect(w, rec, now); err != nil {
 			return err

@@ -59,8 +59,11 @@ type worker struct {
 	initFailed bool // posted /runtime/init/error
 	current    *invocation
 	lastDone   string
-	served     int
-	returning  bool // answered, not yet back in GET /next
+	// batches are the requests of the last two batched done notices a
+	// direct worker sent, newest first (noteBatchLocked).
+	batches   [2][]directKey
+	served    int
+	returning bool // answered, not yet back in GET /next
 	// idleTimer stops the worker after KeepWarm on the idle list (since
 	// idleSince); execTimer enforces its invocations' Timeout. Both are
 	// made once and set again, never one per invocation.

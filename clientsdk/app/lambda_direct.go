@@ -254,7 +254,7 @@ func (d *directWorker) tookLocked() {
 			d.fail = err
 		}
 	} else {
-		d.journal.reset(d.cur.run)
+		d.journal.run(d.cur.run) // not written yet when taken past its share
 	}
 	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
@@ -328,7 +328,7 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		if sent {
 			// dartup timed it (its current request): the journal names
 			// it no more once its done notice may be out.
-			d.journal.reset(nil)
+			d.journal.run(nil)
 			done = doneNotice(d.control, inv.RequestID, e)
 		} else {
 			// dartup never heard of it: its record goes in a batched
@@ -373,9 +373,9 @@ func (d *directWorker) batchLocked() *nats.Msg {
 		return nil
 	}
 	if d.cur != nil {
-		d.journal.reset(d.cur.run)
+		d.journal.sent(d.cur.run)
 	} else {
-		d.journal.reset(nil)
+		d.journal.sent(nil)
 	}
 	now := time.Now()
 	var b []byte
