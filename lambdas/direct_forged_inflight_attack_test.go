@@ -91,3 +91,18 @@ func TestDirectForgedInflightIsBounded(t *testing.T) {
 		t.Fatalf("another lambda's books changed: %+v", hs)
 	}
 }
+
+// A worker that puts a FIFO in its in-flight file's place (as dartup's own
+// user it can) and dies does not hang dartup's reading of the file: the
+// exit is seen as a crash, and the lambda goes on serving.
+func TestDirectInflightFIFODoesNotHang(t *testing.T) {
+	r := newDirectRig(t)
+	r.deployNative("fifo", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Timeout = clientsdk.Duration(2 * time.Second) })
+	r.mustInvoke("fifo", "warm")
+	ev, _ := json.Marshal(map[string]any{"inflight_fifo": true})
+	_, _ = r.client.Request(clientsdk.LambdaSubject("fifo"), ev, 500*time.Millisecond) // its caller: its own timeout, the file being gone
+	testutil.WaitFor(t, 5*time.Second, "the exit seen as a crash", func() bool { return r.countEvents(clientsdk.EventCrashed) == 1 })
+	if got := r.mustInvoke("fifo", "after"); got != "Hello, after!" {
+		t.Fatalf("after the FIFO: %q", got)
+	}
+}

@@ -1,10 +1,12 @@
 package lambdas
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -47,12 +49,11 @@ func (f *function) readInflight(w *worker) *clientsdk.DoneRecord {
 	if w.native == nil || w.native.inflight == "" {
 		return nil
 	}
-	fh, err := os.Open(w.native.inflight)
+	b, err := readRegular(w.native.inflight, clientsdk.MaxInflightFile)
 	if err != nil {
+		f.log.Warn("a direct worker's in-flight file cannot be read; ignored", "worker", w.id, "err", err)
 		return nil
 	}
-	b, _ := io.ReadAll(io.LimitReader(fh, clientsdk.MaxInflightFile))
-	_ = fh.Close()
 	held, run, err := clientsdk.ParseInflight(b)
 	if err != nil {
 		f.log.Warn("a direct worker's in-flight file cannot be read to its end; the rest ignored", "worker", w.id, "err", err)
@@ -150,4 +151,20 @@ func newInflightFile(f *function, id string) string {
 		return ""
 	}
 	return path
+}
+
+// readRegular reads at most limit bytes of the file at path, which must be
+// a regular file: opened without blocking (a worker running as dartup's
+// own user could put a FIFO in its in-flight file's place, whose open
+// would wait for a writer forever).
+func readRegular(path string, limit int64) ([]byte, error) {
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(fh, limit))
 }

@@ -21,7 +21,9 @@
 //   - inject: try to publish an event to that subject (another worker's);
 //     answers "refused" or "allowed";
 //   - inflight: write that text over its in-flight file
-//     (DARTUP_LAMBDA_INFLIGHT; "\u0000" as written), then exit 1 mid-request.
+//     (DARTUP_LAMBDA_INFLIGHT; "\u0000" as written), then exit 1 mid-request;
+//   - inflight_fifo: put a FIFO in its in-flight file's place (a worker
+//     running as dartup's own user can), then exit 1 mid-request.
 //
 // With LAMBDANATIVE_HANDOVER=1 it ignores direct mode (as the Dart package
 // does) and is handed its events. With LAMBDANATIVE_NOSUB=FILE, while FILE
@@ -39,6 +41,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -64,6 +67,8 @@ type event struct {
 	Steal    string  `json:"steal"`
 	Inject   string  `json:"inject"`
 	Inflight *string `json:"inflight"`
+	// InflightFIFO replaces the in-flight file with a FIFO, then exits.
+	InflightFIFO bool `json:"inflight_fifo"`
 }
 
 // NativeError is the error type a handler returns for {"error": "..."}.
@@ -188,6 +193,11 @@ func (h *hostile) handle(ctx context.Context, payload []byte) ([]byte, error) {
 		time.Sleep(time.Hour)
 	case e.Steal != "":
 		return []byte(h.refused(func(nc *nats.Conn) error { _, err := nc.Subscribe(e.Steal, func(*nats.Msg) {}); return err })), nil
+	case e.InflightFIFO:
+		path := os.Getenv(clientsdk.EnvLambdaInflight)
+		_ = os.Remove(path)
+		_ = syscall.Mkfifo(path, 0o600)
+		os.Exit(1)
 	case e.Inflight != nil:
 		_ = os.WriteFile(os.Getenv(clientsdk.EnvLambdaInflight), []byte(*e.Inflight), 0)
 		os.Exit(1)
