@@ -157,6 +157,10 @@ type taken struct {
 	sent  bool       // its took notice was sent
 	start time.Time
 	run   []byte // its line in the journal while it runs
+	// journaled says run is in the journal already: a took notice past
+	// tookAfter writes nothing more (nor over what the handler itself
+	// may have written to the file).
+	journaled bool
 }
 
 // heldDone is the record of a request over within tookAfter, held for
@@ -253,8 +257,9 @@ func (d *directWorker) tookLocked() {
 		if err := d.nc.PublishMsg(batch); err != nil && d.fail == nil {
 			d.fail = err
 		}
-	} else {
-		d.journal.run(d.cur.run) // not written yet when taken past its share
+	} else if !d.cur.journaled {
+		d.journal.run(d.cur.run) // taken past its share: not written yet
+		d.cur.journaled = true
 	}
 	d.cur.sent = true
 	// How long ago it was taken: dartup's record counts from then.
@@ -315,6 +320,7 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 		d.tookLocked() // more than its share wait: the server must stop sending more
 	} else {
 		d.journal.run(t.run)
+		t.journaled = true
 	}
 	d.mu.Unlock()
 	timer := time.AfterFunc(tookAfter, func() { d.outlived(t.seq) })
