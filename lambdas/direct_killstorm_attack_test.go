@@ -44,7 +44,9 @@ func (r *rig) lastColdPid() int {
 // (records lost: 17, 23, 8, 18; counted unanswered: 1, 1, 1); at 437d64c
 // (a record and its answer in one write) 1 run of 14 (2 records lost);
 // with the last two batches kept in the file (dartup skips those it got),
-// 7 of 24 (counted unanswered: 4, 3, 2, 3, 1, 1; lost: 6).
+// 7 of 24 (counted unanswered: 4, 3, 2, 3, 1, 1; lost: 6); with records
+// sent once none waits while the worker has a share (as here, one worker
+// of one), 3 of 24, and 1 of 8 (counted unanswered: 1).
 func TestDirectKillStormTruth(t *testing.T) {
 	callers, _ := strconv.Atoi(os.Getenv("DARTUP_KILLSTORM"))
 	if callers <= 0 {

@@ -138,12 +138,13 @@ func (r *batchRig) records(m *nats.Msg) int {
 	return len(recs)
 }
 
-// A caller that sends one request at a time costs dartup one done notice
-// per MaxDoneBatch requests, not one each: the worker holds the records
+// A caller that sends one request at a time, to a lambda with room for
+// more workers (no share of the queue), costs dartup one done notice per
+// MaxDoneBatch requests, not one each: the worker holds the records
 // (holdFor, here longer than the test) and sends them when MaxDoneBatch
 // are held, and the rest as it leaves.
 func TestDirectHoldsRecordsOfOneRequestAtATime(t *testing.T) {
-	r := newBatchRigHolding(t, 16, time.Hour)
+	r := newBatchRigHolding(t, 0, time.Hour) // no share: the lambda has room for more workers
 	n := clientsdk.MaxDoneBatch + 6
 	for range n {
 		r.send("one")
@@ -166,7 +167,7 @@ func TestDirectHoldsRecordsOfOneRequestAtATime(t *testing.T) {
 
 // Records held while no request comes are sent holdFor after the first.
 func TestDirectSendsHeldRecordsWhenIdle(t *testing.T) {
-	r := newBatchRigHolding(t, 16, 20*time.Millisecond)
+	r := newBatchRigHolding(t, 0, 20*time.Millisecond)
 	for range 5 {
 		r.send("one")
 		r.answered(1)

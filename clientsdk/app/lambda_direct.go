@@ -354,12 +354,16 @@ func (d *directWorker) take(ctx context.Context, m *nats.Msg, stopping bool) err
 
 // holdLocked holds rec, the record of a request that ended at ended, and
 // returns the batched done notice to send now, or nil while fewer than
-// MaxDoneBatch are held and the oldest is younger than holdFor (the
-// worker not stopping): holdTimer sends them then, unless a later request
-// does first.
+// MaxDoneBatch are held, the oldest is younger than holdFor, the worker
+// is not stopping, and either requests wait or it has no share of the
+// queue: holdTimer sends them then, unless a later request does first.
 func (d *directWorker) holdLocked(rec clientsdk.DoneRecord, ended time.Time, stopping bool) *nats.Msg {
 	d.held = append(d.held, heldDone{rec: rec, ended: ended})
-	if stopping || len(d.held) >= clientsdk.MaxDoneBatch || ended.Sub(d.held[0].ended) >= holdFor || !d.journal.hold(rec) {
+	// With a share of the queue (the lambda has all its workers, dartup
+	// may be queueing requests and re-publishes one on each notice), the
+	// records go once none waits.
+	idle := len(d.takes) == 0 && d.c.backlog > 0
+	if stopping || idle || len(d.held) >= clientsdk.MaxDoneBatch || ended.Sub(d.held[0].ended) >= holdFor || !d.journal.hold(rec) {
 		return d.batchLocked()
 	}
 	if len(d.held) == 1 {
