@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -220,4 +222,15 @@ func TestDirectBatchPastTheShare(t *testing.T) {
 		t.Fatalf("notices %v, want %s", got, want)
 	}
 	r.answered(6)
+}
+
+// emptyInflightFile makes an empty in-flight file, as dartup does for a
+// direct worker, and names it in the environment (EnvLambdaInflight).
+func emptyInflightFile(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "request")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(clientsdk.EnvLambdaInflight, path)
+	return path
 }

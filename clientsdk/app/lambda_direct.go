@@ -25,9 +25,11 @@ import (
 // meanwhile (up to its share of the queue, clientsdk.EnvLambdaBacklog)
 // run back to back. The records are held and sent in one notice
 // (clientsdk.DoneBatchPrefix) once MaxDoneBatch are held or the oldest is
-// holdFor old, whether requests wait or not: a done notice costs dartup's
-// server more than the request itself, and a caller that calls again at
-// once (one request at a time) would otherwise pay for one per request. A request that outlives tookAfter (or
+// holdFor old — and, while the worker has a share of the queue, once none
+// waits (holdLocked): a done notice costs dartup's server more than the
+// request itself, and a caller that calls again at once (one request at a
+// time) would otherwise pay for one per request. A request that outlives
+// tookAfter (or
 // finds more than that share waiting) makes the worker drain its
 // subscription — the server stops sending it requests, and those it sent
 // meanwhile are still delivered, never dropped — and tell dartup with a
@@ -257,8 +259,9 @@ func (d *directWorker) tookLocked() {
 		if err := d.nc.PublishMsg(batch); err != nil && d.fail == nil {
 			d.fail = err
 		}
-	} else if !d.cur.journaled {
-		d.journal.run(d.cur.run) // taken past its share: not written yet
+	}
+	if !d.cur.journaled { // taken past its share, nothing held: not written yet
+		d.journal.run(d.cur.run)
 		d.cur.journaled = true
 	}
 	d.cur.sent = true
@@ -384,6 +387,7 @@ func (d *directWorker) batchLocked() *nats.Msg {
 	}
 	if d.cur != nil {
 		d.journal.sent(d.cur.run)
+		d.cur.journaled = true
 	} else {
 		d.journal.sent(nil)
 	}

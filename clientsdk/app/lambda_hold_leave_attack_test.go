@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,11 +22,7 @@ func TestDirectHeldRecordOutlivesServeLambdaError(t *testing.T) {
 	oldTook, oldHold := tookAfter, holdFor
 	tookAfter, holdFor = time.Minute, 100*time.Millisecond
 	t.Cleanup(func() { tookAfter, holdFor = oldTook, oldHold })
-	path := filepath.Join(t.TempDir(), "request")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(clientsdk.EnvLambdaInflight, path)
+	path := emptyInflightFile(t)
 	b := testutil.StartBroker(t)
 	worker, caller := testutil.Connect(t, b.NATSURL()), testutil.Connect(t, b.NATSURL())
 	notices := make(chan *nats.Msg, 16)

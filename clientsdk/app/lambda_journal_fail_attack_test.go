@@ -4,7 +4,6 @@ package app
 
 import (
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -18,11 +17,7 @@ import (
 // time when the worker exits, and a running request's line left there
 // would get an answered caller's request 502 and an error counted.
 func TestJournalThatCannotBeWrittenNamesNothing(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "request")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(clientsdk.EnvLambdaInflight, path)
+	path := emptyInflightFile(t)
 	j := openJournal()
 	if j == nil {
 		t.Fatal("no journal")

@@ -2,7 +2,6 @@ package app
 
 import (
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +16,7 @@ import (
 // that was free in its view). It is named no more once it is over, before
 // its done notice.
 func TestDirectTookRequestStaysInJournalWhileItRuns(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "request")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(clientsdk.EnvLambdaInflight, path)
+	path := emptyInflightFile(t)
 	r := newBatchRig(t, 16)
 	tookAfter = 5 * time.Millisecond // restored by the rig
 	release := sync.OnceFunc(func() { close(r.gate) })
