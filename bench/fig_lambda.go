@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -352,30 +353,95 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 		return fail(err)
 	}
 	c4 := readCPU(s.pid())
-	lBusy, lServe := cpuUse(c0, c1)
-	bBusy, bServe := cpuUse(c1, c2)
-	nBusy, nServe := cpuUse(c3, c4)
 	bare := f.add(br.row("bare nats.go responder on the same server, 32 callers", "baseline"))
 	bare.Short = "bare NATS"
+	cpuNote(bare, c1, c2, len(br.lat))
 	lam := f.add(lr.row("dartup `lambda.conc`, 32 callers, --max-workers 4", "dartup"))
 	ratio(lam, bare)
-	lam.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", lBusy, 1000*lServe/float64(max(len(lr.lat), 1)))
-	bare.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", bBusy, 1000*bServe/float64(max(len(br.lat), 1)))
+	lamCPU := cpuNote(lam, c0, c1, len(lr.lat))
 	nat := f.add(nr.row("dartup `lambda.concnative` (native protocol), 32 callers, --max-workers 4", "dartup"))
 	ratio(nat, bare)
-	nat.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request; %.2f× the Runtime API's throughput", nBusy, 1000*nServe/float64(max(len(nr.lat), 1)), nat.Throughput/max(lam.Throughput, 1))
-	if floor, floorCPU, err := h.relayFloor(ctx, s, conns, dur); err != nil {
+	natCPU := cpuNote(nat, c3, c4, len(nr.lat))
+	nat.Note += fmt.Sprintf("; %.2f× the Runtime API's throughput", nat.Throughput/max(lam.Throughput, 1))
+	floorCPU := h.concurrencyFloors(ctx, f, s, conns, dur, bare, [2]*Row{lam, nat}, [2]float64{lamCPU, natCPU})
+	h.rieConcurrency(ctx, f, bare, callers, dur)
+	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s, serve %.0f µs CPU per request (routing floor at that rate: %s); native %.0f req/s, p99 %s, %.0f µs (floor: %s); bare NATS: %.0f req/s", lam.Throughput, fmtVal(lam.P99, "µs"), lamCPU, floorCPU[0], nat.Throughput, fmtVal(nat.P99, "µs"), natCPU, floorCPU[1], bare.Throughput)
+	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
+	return []*Figure{f}
+}
+
+// cpuNote writes into r's note the machine's busy share and the serve
+// process's CPU per request between two snapshots, and returns the latter
+// in µs.
+func cpuNote(r *Row, a, b cpuTimes, requests int) float64 {
+	busy, serveMS := cpuUse(a, b)
+	perReq := 1000 * serveMS / float64(max(requests, 1))
+	r.Note = fmt.Sprintf("machine CPU %.0f%% busy; serve process %.0f µs CPU per request", busy, perReq)
+	return perReq
+}
+
+// concurrencyFloors adds figure 3's floors: the Runtime API relay, and the
+// routing floor at the Runtime API's and at the native protocol's rate
+// (matchedFloor), each compared in the note of the dartup row it is the
+// floor of. It returns the two routing floors' CPU per request, as text
+// ("not measured: why" when one failed).
+func (h *harness) concurrencyFloors(ctx context.Context, f *Figure, s *serveProc, conns []*nats.Conn, dur time.Duration, bare *Row, rows [2]*Row, cpu [2]float64) [2]string {
+	lam := rows[0]
+	if floor, relayCPU, err := h.relayFloor(ctx, s, conns, dur); err != nil {
 		f.add(unmeasured("protocol floor: minimal NATS → Runtime API relay + 4 bootstraps, 32 callers", "baseline", err.Error()))
 	} else {
 		f.add(floor)
 		ratio(floor, bare)
-		lamCPU := 1000 * lServe / float64(max(len(lr.lat), 1))
-		lam.Note += fmt.Sprintf("; %.2f× the relay floor's CPU per request, %.2f× its throughput", lamCPU/floorCPU, lam.Throughput/max(floor.Throughput, 1))
+		lam.Note += fmt.Sprintf("; %.2f× the relay floor's CPU per request, %.2f× its throughput", cpu[0]/relayCPU, lam.Throughput/max(floor.Throughput, 1))
 	}
-	h.rieConcurrency(ctx, f, bare, callers, dur)
-	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s; native %.0f req/s, p99 %s (bare NATS: %.0f req/s)", lam.Throughput, fmtVal(lam.P99, "µs"), nat.Throughput, fmtVal(nat.P99, "µs"), bare.Throughput)
-	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
-	return []*Figure{f}
+	var out [2]string
+	for i, name := range []string{"the Runtime API's", "the native protocol's"} {
+		label := "routing floor at " + name + " rate: 4 bare nats.go responders, one request at a time each, 32 callers"
+		floor, floorCPU, err := h.matchedFloor(ctx, s, conns, dur, rows[i].Throughput)
+		if err != nil {
+			f.add(unmeasured(label, "baseline", err.Error()))
+			out[i] = "not measured: " + err.Error()
+			continue
+		}
+		floor.Label = label
+		f.add(floor)
+		ratio(floor, bare)
+		rows[i].Note += fmt.Sprintf("; %.2f× the serve CPU per request of the routing floor at its rate", cpu[i]/floorCPU)
+		out[i] = fmt.Sprintf("%.0f µs", floorCPU)
+	}
+	return out
+}
+
+// matchedFloor measures what routing alone costs the serve process at
+// target requests per second: figure 3's load against 4 bare nats.go
+// responders in a queue group, each answering one request at a time, paced
+// to target together (bench/workers/responder's pool mode). nats-server's
+// CPU per message grows as the rate falls (fewer messages share each read,
+// write and wake-up), so a lambda's CPU per request is compared with this
+// floor at its own rate, not with the bare responder's at a rate several
+// times higher. It returns the row and the serve process's µs per request.
+func (h *harness) matchedFloor(ctx context.Context, s *serveProc, conns []*nats.Conn, dur time.Duration, target float64) (*Row, float64, error) {
+	if target <= 0 {
+		return nil, 0, errors.New("the dartup row has no throughput to match")
+	}
+	resp, _, err := startChild(h.bins.responder, nil, s.natsURL, "bench.pool", "4", strconv.FormatFloat(target, 'f', 0, 64))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.stop()
+	call := func(i int) error { return natsReq(conns[i%len(conns)], "bench.pool", invokePayload) }
+	if _, err := load(ctx, 32, time.Second, call); err != nil { // as the lambdas' warm-up
+		return nil, 0, err
+	}
+	c0 := readCPU(s.pid())
+	res, err := load(ctx, 32, dur, call)
+	if err != nil {
+		return nil, 0, err
+	}
+	row := res.row("routing floor", "baseline")
+	perReq := cpuNote(row, c0, readCPU(s.pid()), len(res.lat))
+	row.Note += fmt.Sprintf(" (routing only); paced to %.0f req/s", target)
+	return row, perReq, nil
 }
 
 // rieConcurrency adds figure 3's row for the AWS Runtime Interface
