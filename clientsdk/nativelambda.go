@@ -77,6 +77,11 @@ const (
 	// so that dartup finds the waiting request (its arrival, deadline and
 	// trace) again.
 	HeaderRequeued = "Dartup-Requeued"
+	// HeaderPassedOn counts how many times a runner without a leaf server
+	// passed a native lambda's request on because its pool and queue were
+	// full (lambdas' overflow): one that was passed on MaxPassedOn times is
+	// answered 429 where it lands full.
+	HeaderPassedOn = "Dartup-Passed-On"
 
 	// NoticeReady: the worker subscribed and waits for an event (its first
 	// one, or one after a done notice it could not send). Sent once after
@@ -108,6 +113,11 @@ const (
 // A native worker answers 413 Function.ResponseSizeTooLarge instead of a
 // larger result.
 const MaxLambdaResponseBytes = 6<<20 + 100
+
+// MaxPassedOn bounds how many times a native lambda's request is passed on
+// between runners without a leaf server (HeaderPassedOn), so that full
+// nodes do not pass it back and forth.
+const MaxPassedOn = 2
 
 // MaxLambdaEventBytes is the largest event a function is given (AWS's 6 MiB
 // synchronous payload limit): a larger one is answered 413

@@ -21,11 +21,15 @@ type function struct {
 	st   *stats
 	log  *slog.Logger
 	arn  string // its ARN for the Runtime API (Lambda-Runtime-Invoked-Function-Arn)
-	sub  *nats.Subscription
 
-	mu    sync.Mutex
-	queue []*invocation // waiting for a worker, oldest first
-	idle  []*worker     // waiting in GET /next, most recently idle last
+	mu sync.Mutex
+	// sub is its subscription to lambda.NAME; overflowing says it is
+	// drained for an overflow (overflow.go), subDone that it ended for good.
+	sub         *nats.Subscription
+	overflowing bool
+	subDone     bool
+	queue       []*invocation // waiting for a worker, oldest first
+	idle        []*worker     // waiting in GET /next, most recently idle last
 	// free are the direct workers (direct.go) that are subscribed to
 	// lambda.NAME as far as dartup knows (ready or done, no took since):
 	// never handed anything, they take requests themselves.
@@ -147,9 +151,11 @@ func (f *function) submit(inv *invocation) {
 	// one waiting request; Queue more may wait.
 	capacity := f.l.Queue + f.starting + f.returning + len(f.free) + (f.l.MaxWorkers - len(f.workers))
 	if len(f.queue) >= capacity {
+		if f.overflowLocked(inv) {
+			return
+		}
 		f.mu.Unlock()
-		inv.fail(clientsdk.Errorf(429, TypeThrottled, "lambda %s is throttled: %d workers busy and %d requests queued (raise --max-workers or --queue)",
-			f.name, f.l.MaxWorkers, f.l.Queue))
+		inv.fail(f.throttled(""))
 		return
 	}
 	f.enqueueLocked(inv)
@@ -180,11 +186,13 @@ func (f *function) armQueueLocked(inv *invocation) {
 
 func (f *function) popQueueLocked() *invocation {
 	if len(f.queue) == 0 {
+		f.resubscribeLocked()
 		return nil
 	}
 	inv := f.queue[0]
 	f.queue[0] = nil
 	f.queue = f.queue[1:]
+	f.resubscribeLocked()
 	return inv
 }
 
@@ -225,6 +233,7 @@ func (f *function) queueCheck() {
 		f.qArmed = true
 		f.qTimer.Reset(next.Sub(now))
 	}
+	f.resubscribeLocked() // the queue may have room again
 	f.checkDrainedLocked()
 	f.mu.Unlock()
 	f.forward(gone)
@@ -313,6 +322,7 @@ func (f *function) removeWorkerLocked(w *worker) {
 	f.m.removeWorker(w)
 	w.closeStop()
 	close(w.goneCh)
+	f.resubscribeLocked() // room again, with no worker left to look for work
 	f.checkDrainedLocked()
 }
 
@@ -382,9 +392,7 @@ func (f *function) expire(w *worker) {
 // retire stops taking requests (a new revision took over), lets the workers
 // finish what they hold, then stops them. It returns once they are gone.
 func (f *function) retire() {
-	if f.sub != nil {
-		_ = f.sub.Drain()
-	}
+	f.dropSub(true)
 	f.mu.Lock()
 	f.retiring = true
 	idle := append(f.idle, f.free...)
@@ -408,9 +416,7 @@ func (f *function) retire() {
 // shutdown answers everything waiting or in flight with 503 and stops all
 // workers; with ctx done, without grace.
 func (f *function) shutdown(ctx context.Context, reason string) {
-	if f.sub != nil {
-		_ = f.sub.Unsubscribe()
-	}
+	f.dropSub(false)
 	f.mu.Lock()
 	f.closed = true
 	var fail []*invocation

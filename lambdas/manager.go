@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -211,6 +212,7 @@ type Manager struct {
 	workers map[string]*worker // by worker secret, for the Runtime API and native notices
 
 	native nativeControl // the inbox native workers send their notices to (native.go)
+	relays atomic.Int32  // requests passed on, their answers still awaited (overflow.go)
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -322,15 +324,13 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		}
 		m.presence[spec.Name] = ps
 	}
-	f.sub = sub
+	f.setSub(sub)
 	m.funcs[spec.Name] = f
 	if old != nil {
 		// Stop the old revision taking requests now: its unsubscription
 		// reaches the server with the flush below, so that no request sent
 		// after Deploy returns lands on it.
-		if old.sub != nil {
-			_ = old.sub.Drain()
-		}
+		old.dropSub(true)
 		m.retiring[old] = struct{}{}
 		go func() {
 			old.retire()

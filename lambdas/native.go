@@ -208,6 +208,10 @@ func (c *nativeControl) dispatch(m *Manager) {
 	for {
 		select {
 		case msg := <-c.ch:
+			if msg.Subject == "" { // forgetSub's marker: its last message is handled
+				c.funcs.Delete(msg.Sub)
+				continue
+			}
 			if msg.Sub == c.sub || (msg.Sub == c.fsub && c.fsub != nil) {
 				if msg.Subject == c.settleSubj {
 					c.settled(msg)
@@ -235,8 +239,21 @@ func (c *nativeControl) subscribe(m *Manager, f *function) (*nats.Subscription, 
 
 // forget drops f's subscription once f is gone.
 func (c *nativeControl) forget(f *function) {
-	if f.sub != nil {
-		c.funcs.Delete(f.sub)
+	f.mu.Lock()
+	sub := f.sub
+	f.mu.Unlock()
+	if sub != nil {
+		c.funcs.Delete(sub)
+	}
+}
+
+// forgetSub drops sub, drained for an overflow and closed, once the
+// dispatcher has handled the messages it had queued before: a marker
+// (a message without a subject) goes through the same channel.
+func (c *nativeControl) forgetSub(sub *nats.Subscription) {
+	select {
+	case c.ch <- &nats.Msg{Sub: sub}:
+	case <-c.quit:
 	}
 }
 

@@ -128,7 +128,7 @@ rules when something else guards the network.`,
 	fs.StringVar(&f.tls.ClusterCAFile, "cluster-tls-ca", "", "CA (PEM) that signs the servers' route certificates (default --tls-ca, or the self-signed CA)")
 	fs.IntVar(&f.replicas, "replicas", 0, "JetStream replicas (default min(3, cluster size))")
 	fs.BoolVar(&f.noRunner, "no-runner", false, "run a pure broker: do not start apps on this server")
-	fs.BoolVar(&f.directLambdas, "direct-lambdas", true, "native (--protocol nats) lambda workers take their requests themselves, dartup is their fallback (docs/lambdas.md); set false when dartup runner nodes host native lambdas too, so that this server's runner shares their load")
+	fs.BoolVar(&f.directLambdas, "direct-lambdas", true, "native (--protocol nats) lambda workers take their requests themselves, dartup is their fallback (docs/lambdas.md); false hands them their events as runner nodes do")
 	fs.StringVar(&f.advertise, "advertise", "", "host or IP at which the other servers' HTTP gateways reach this server's instances (default: 127.0.0.1, or with --routes this machine's address toward the first route)")
 	fs.StringSliceVar(&f.replyPrefixes, "reply-prefix", nil, "also answer requests whose reply subject starts with this token (clients with a custom inbox prefix; _INBOX and _INBOX_APP always)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages (nats-server's too)")
