@@ -68,6 +68,8 @@ const (
 	HeaderLambdaStatus = "Dartup-Status"
 	// HeaderLambdaDirect ("1") on a ready notice: the worker takes
 	// requests itself (EnvLambdaDirect); dartup never hands it an event.
+	// On an answer to a presence probe (LambdaHostedSubject): the node
+	// hosts the lambda in direct mode, its fallback always subscribed.
 	HeaderLambdaDirect = "Dartup-Direct"
 	// HeaderLambdaElapsed, on a direct worker's done notice for a request
 	// it sent no took notice for, is the time it ran, in microseconds.

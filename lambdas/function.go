@@ -28,6 +28,7 @@ type function struct {
 	sub         *nats.Subscription
 	overflowing bool
 	subDone     bool
+	host        directHost    // on a node without a leaf server (overflow.go)
 	queue       []*invocation // waiting for a worker, oldest first
 	idle        []*worker     // waiting in GET /next, most recently idle last
 	// free are the direct workers (direct.go) that are subscribed to

@@ -315,8 +315,8 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 	}
 	_ = sub.SetPendingLimits(-1, 512<<20)
 	if m.presence[spec.Name] == nil {
-		node := []byte(m.opts.nodeID)
-		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(spec.Name), func(msg *nats.Msg) { _ = m.replies.Respond(msg, node) })
+		name := spec.Name
+		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(name), func(msg *nats.Msg) { m.answerPresence(msg, name) })
 		if err != nil {
 			_ = sub.Unsubscribe()
 			m.mu.Unlock()

@@ -19,14 +19,17 @@ import (
 // serve with --direct-lambdas=false — subscribes as a client member: while
 // it hosts the lambda, serve's runner would get none of its requests and
 // start no worker for it, and this node's --max-workers and --queue alone
-// would bound the lambda. So when such a node's pool and queue are full,
-// it drains its subscription (what the server sent it before still comes)
+// would bound the lambda. So when such a node's pool and queue are full
+// and a node hosts the lambda in direct mode (its fallback is always
+// subscribed: a presence probe tells, see probeDirectHost), the node
+// drains its subscription (what the server sent it before still comes)
 // and passes the request on: it sends it again to lambda.NAME as a request
 // of its own, which the server now gives to another member (a direct
 // worker, another node, serve's fallback: each queues it, starts a worker
-// or answers 429), and relays the answer to the caller. When no other
-// member is left (no responders) the caller gets the 429 it would have got.
-// Once its queue is at most half full again, the node subscribes again. A
+// or answers 429), and relays the answer to the caller. Once its queue is
+// at most half full again, the node subscribes again. Without a direct
+// host it answers 429 as before (only client members would be left, and a
+// request finding none while it is drained would get "no responders"). A
 // request is passed on at most clientsdk.MaxPassedOn times.
 
 // maxRelays bounds the requests one Manager has passed on and still waits
@@ -34,29 +37,137 @@ import (
 const maxRelays = 1024
 
 // overflowLocked passes inv on when f may (see above) and reports whether
-// it did, with f.mu unlocked; false leaves f.mu held (the caller answers
-// 429).
+// it did, or parked it until a presence probe says, with f.mu unlocked;
+// false leaves f.mu held (the caller answers 429).
 func (f *function) overflowLocked(inv *invocation) bool {
 	if f.l.Protocol != clientsdk.ProtocolNATS || f.direct() || f.subDone ||
 		inv.msg == nil || inv.msg.Reply == "" || passedOn(inv.msg) >= clientsdk.MaxPassedOn {
+		return false
+	}
+	known := time.Now().Before(f.host.until)
+	if known && !f.host.direct {
 		return false
 	}
 	if f.m.relays.Add(1) > maxRelays {
 		f.m.relays.Add(-1)
 		return false
 	}
-	var drain *nats.Subscription
-	if !f.overflowing && f.sub != nil {
-		f.overflowing, drain = true, f.sub
+	if !known {
+		f.host.parked = append(f.host.parked, inv)
+		probe := !f.host.probing
+		f.host.probing = true
+		f.mu.Unlock()
+		if probe {
+			go f.probeDirectHost()
+		}
+		return true
 	}
+	drain := f.startOverflowLocked()
 	f.mu.Unlock()
+	f.passOn(drain, inv)
+	return true
+}
+
+// startOverflowLocked marks f overflowing and returns its subscription to
+// drain, the first time.
+func (f *function) startOverflowLocked() *nats.Subscription {
+	if f.overflowing || f.sub == nil || f.subDone {
+		return nil
+	}
+	f.overflowing = true
+	return f.sub
+}
+
+// passOn drains drain (when not nil) and then relays invs: the server has
+// the unsubscription first, as both go out on the same connection, and
+// gives the requests to another member.
+func (f *function) passOn(drain *nats.Subscription, invs ...*invocation) {
 	if drain != nil {
-		// Before the request goes out on the same connection: the server
-		// has the unsubscription first, and gives the request to another.
 		f.drainSub(drain)
 	}
-	go f.relay(inv)
-	return true
+	for _, inv := range invs {
+		go f.relay(inv)
+	}
+}
+
+// directHost is what a node without a leaf server knows of the lambda's
+// hosts in direct mode (see above), and the requests waiting to know.
+type directHost struct {
+	direct  bool      // a node hosts it in direct mode
+	until   time.Time // direct holds until then (zero: never probed)
+	probing bool
+	parked  []*invocation // passed on, or answered 429, once the probe says
+}
+
+// Presence probe timing: how long a probe waits for a direct host's
+// answer, and how long its answer holds, yes or no.
+const (
+	probeWait     = 50 * time.Millisecond
+	directHostFor = 10 * time.Second
+	noDirectFor   = 2 * time.Second
+)
+
+// probeDirectHost asks who hosts f's lambda, then passes the parked
+// requests on (a direct host answered) or answers them 429.
+func (f *function) probeDirectHost() {
+	direct := f.m.directHostOf(f.name)
+	f.mu.Lock()
+	f.host.direct, f.host.probing = direct, false
+	f.host.until = time.Now().Add(noDirectFor)
+	var drain *nats.Subscription
+	if direct {
+		f.host.until = time.Now().Add(directHostFor)
+		drain = f.startOverflowLocked()
+	}
+	parked := f.host.parked
+	f.host.parked = nil
+	f.mu.Unlock()
+	if direct {
+		f.passOn(drain, parked...)
+		return
+	}
+	for _, inv := range parked {
+		f.m.relays.Add(-1)
+		inv.fail(f.throttled(""))
+	}
+}
+
+// directHostOf reports whether a node answers name's presence probe as
+// hosting it in direct mode (clientsdk.HeaderLambdaDirect), within
+// probeWait.
+func (m *Manager) directHostOf(name string) bool {
+	inbox := m.nc.NewInbox()
+	sub, err := m.nc.SubscribeSync(inbox)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := m.nc.PublishRequest(clientsdk.LambdaHostedSubject(name), inbox, nil); err != nil {
+		return false
+	}
+	deadline := time.Now().Add(probeWait)
+	for {
+		msg, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			return false
+		}
+		if msg.Header.Get(clientsdk.HeaderLambdaDirect) == "1" {
+			return true
+		}
+	}
+}
+
+// answerPresence answers a presence probe of lambda name with the node's
+// id, and HeaderLambdaDirect when it hosts it in direct mode.
+func (m *Manager) answerPresence(msg *nats.Msg, name string) {
+	m.mu.Lock()
+	f := m.funcs[name]
+	m.mu.Unlock()
+	reply := &nats.Msg{Data: []byte(m.opts.nodeID)}
+	if f != nil && f.direct() {
+		reply.Header = nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}
+	}
+	_ = m.replies.RespondMsg(msg, reply)
 }
 
 // passedOn is a request's HeaderPassedOn count (0 when absent or not a

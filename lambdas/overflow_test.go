@@ -1,57 +1,147 @@
 package lambdas_test
 
 import (
-	"strings"
+	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
 	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
 	"github.com/nats-io/nats.go"
 )
 
-// A node without a leaf server whose pool and queue are full passes a
-// native lambda's request on (overflow.go); with no other member of the
-// queue group left, its caller gets 429 saying so, and once the queue has
-// room the node takes requests again at once (its subscription is back,
-// not "no responders").
-func TestOverflowWithNobodyElseIsThrottled(t *testing.T) {
+// mixedRig is a direct-mode Manager (as in `dartup serve`, node n1) and a
+// second Manager without a leaf server (as in `dartup runner --server`,
+// node n2) on the same broker, both hosting the lambdas deployed with
+// deployBoth.
+type mixedRig struct {
+	*rig
+	m2 *lambdas.Manager
+}
+
+func newMixedRig(t *testing.T) *mixedRig {
+	t.Helper()
+	r := newDirectRig(t)
+	nc2 := testutil.Connect(t, r.b.NATSURL())
+	m2, err := lambdas.New(nc2, lambdas.WithNodeID("n2"), lambdas.WithStopGrace(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m2.Close(ctx); err != nil {
+			t.Errorf("close the second manager: %v", err)
+		}
+	})
+	return &mixedRig{rig: r, m2: m2}
+}
+
+// deployBoth deploys the native test worker as name on both Managers
+// (the leafless one first, so that it is subscribed before any request).
+func (r *mixedRig) deployBoth(name string, mod func(*clientsdk.LambdaSpec)) {
+	r.deployEach(name, mod, mod)
+}
+
+// deployEach is deployBoth with the leafless node's spec changed by mod2
+// and the direct node's by mod1.
+func (r *mixedRig) deployEach(name string, mod2, mod1 func(*clientsdk.LambdaSpec)) {
+	r.t.Helper()
+	native := func(mod func(*clientsdk.LambdaSpec)) clientsdk.AppSpec {
+		return spec(r.t, name, 1, func(l *clientsdk.LambdaSpec) { l.Protocol = clientsdk.ProtocolNATS; mod(l) })
+	}
+	cmd := lambdas.Command{Path: testutil.BuildGo(r.t, nativePkg), Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=" + name}}
+	if err := r.m2.Deploy(native(mod2), cmd); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.deploy(native(mod1), cmd); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// burst sends n requests of sleepMS at once and counts the answers by
+// code (200 for a result); a request with no answer fails the test.
+func (r *rig) burst(name string, n, sleepMS int) map[int]int {
+	r.t.Helper()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			m, err := r.client.Request(clientsdk.LambdaSubject(name), []byte(`{"sleep_ms":`+strconv.Itoa(sleepMS)+`,"name":"x"}`), 20*time.Second)
+			code := 200
+			switch e := clientsdk.ErrorFromMsg(m); {
+			case err != nil:
+				r.t.Errorf("request: %v", err)
+				return
+			case e != nil:
+				code = e.Code
+			case string(m.Data) != "Hello, x!":
+				r.t.Errorf("answer %q", m.Data)
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return codes
+}
+
+// A native lambda hosted by a direct-mode node and a node without a leaf
+// server: the latter's subscription is a client member, which nats-server
+// always prefers, yet a burst over its --max-workers and --queue is run by
+// both (the direct node's fallback gets what it passes on), not answered
+// 429 — round after round, so it subscribes again in between.
+func TestOverflowReachesTheDirectNode(t *testing.T) {
+	r := newMixedRig(t)
+	r.deployBoth("spill", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 })
+	for round := range 3 {
+		if codes := r.burst("spill", 4, 300); codes[200] != 4 {
+			t.Fatalf("round %d: answers %v: want all 4 run (2 nodes × (1 running + 1 queued))", round, codes)
+		}
+	}
+	st2, _, _ := r.m2.Stats("spill")
+	st1, _, _ := r.m.Stats("spill")
+	if st1.Invocations == 0 || st2.Invocations == 0 || st1.Invocations+st2.Invocations != 12 || st1.Throttled+st2.Throttled != 0 {
+		t.Fatalf("stats: direct node %+v, other node %+v: want 12 invocations over both, each some, none throttled", st1, st2)
+	}
+}
+
+// Without a node hosting the lambda in direct mode, a full node without a
+// leaf server answers 429 as before, and stays subscribed: under a
+// sustained overload no caller gets "no responders".
+func TestOverflowWithoutDirectHostIsThrottled(t *testing.T) {
 	r := newRig(t)
 	r.deployNative("full", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 })
-	for round := range 3 {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var ok int
-		var throttled []string
-		for range 5 {
-			wg.Go(func() {
-				_, e := r.invoke("full", map[string]any{"sleep_ms": 300})
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case e == nil:
-					ok++
-				case e.Code == 429:
-					throttled = append(throttled, e.Message)
-				default:
-					t.Errorf("round %d: %v", round, e)
+	stop := time.Now().Add(1500 * time.Millisecond)
+	var ok, throttled atomic.Int32
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				m, err := r.client.Request(clientsdk.LambdaSubject("full"), []byte(`{"sleep_ms":100,"name":"x"}`), 10*time.Second)
+				if err != nil {
+					t.Errorf("request: %v", err) // no responders: the subscription was dropped
+					return
 				}
-			})
-		}
-		wg.Wait()
-		if ok != 2 || len(throttled) != 3 {
-			t.Fatalf("round %d: %d answered, %d throttled: want 2 (1 running + 1 queued) and 3", round, ok, len(throttled))
-		}
-		for _, m := range throttled {
-			if !strings.Contains(m, "on every node that hosts it") {
-				t.Fatalf("round %d: 429 %q: not the passed-on request's", round, m)
+				if e := clientsdk.ErrorFromMsg(m); e != nil && e.Code == 429 {
+					throttled.Add(1)
+				} else if e != nil {
+					t.Errorf("answer: %v", e)
+				} else {
+					ok.Add(1)
+				}
 			}
-		}
-		// At once: a request now must find the subscription again.
-		if got := r.mustInvoke("full", "again"); got != "Hello, again!" {
-			t.Fatalf("round %d: after the overflow: %q", round, got)
-		}
+		})
+	}
+	wg.Wait()
+	if ok.Load() == 0 || throttled.Load() == 0 {
+		t.Fatalf("%d answered, %d throttled: want both", ok.Load(), throttled.Load())
 	}
 }
 
@@ -59,17 +149,24 @@ func TestOverflowWithNobodyElseIsThrottled(t *testing.T) {
 // where it finds the pool full, not passed on again; a forged count past
 // it is the same.
 func TestOverflowHopsAreBounded(t *testing.T) {
-	r := newRig(t)
-	r.deployNative("hops", func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 })
-	r.mustInvoke("hops", "warm")
+	r := newMixedRig(t)
+	limits := func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 }
+	// The direct node keeps no worker (none subscribed as a client member
+	// after a request), so that the leafless node gets every request.
+	r.deployEach("hops", limits, func(l *clientsdk.LambdaSpec) { limits(l); l.KeepWarm = dur(0) })
+	// Fill the leafless node and learn that a direct host exists (the
+	// first overflow probes).
+	if codes := r.burst("hops", 4, 200); codes[200] != 4 {
+		t.Fatalf("warm-up: %v", codes)
+	}
 	for _, hops := range []string{"2", "99"} {
-		// On one connection, in order: the first runs, the second waits in
-		// the queue, the third finds both full.
 		inbox := nats.NewInbox()
 		slow, err := r.client.SubscribeSync(inbox)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// On one connection, in order: the leafless node runs the first,
+		// queues the second; the third finds it full.
 		for range 2 {
 			if err := r.client.PublishRequest(clientsdk.LambdaSubject("hops"), inbox, []byte(`{"sleep_ms":300}`)); err != nil {
 				t.Fatal(err)
@@ -82,8 +179,8 @@ func TestOverflowHopsAreBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := clientsdk.ErrorFromMsg(resp); e == nil || e.Code != 429 || strings.Contains(e.Message, "on every node") {
-			t.Fatalf("%s hops: %q %+v: want this node's own 429, not passed on", hops, resp.Data, e)
+		if e := clientsdk.ErrorFromMsg(resp); e == nil || e.Code != 429 {
+			t.Fatalf("%s hops: %q %+v: want 429 where it found the pool full, not passed on", hops, resp.Data, e)
 		}
 		for range 2 {
 			if _, err := slow.NextMsg(5 * time.Second); err != nil {
@@ -96,42 +193,22 @@ func TestOverflowHopsAreBounded(t *testing.T) {
 
 // An overflowing node whose queue empties by timeouts, and whose worker is
 // killed by its own, subscribes again although no worker is left to look
-// for work: a request after that is answered, not "no responders".
+// for work: it takes requests again (it ran none while drained).
 func TestOverflowComesBackAfterTimeouts(t *testing.T) {
-	r := newRig(t)
-	r.deployNative("slowpoke", func(l *clientsdk.LambdaSpec) {
+	r := newMixedRig(t)
+	r.deployBoth("slowpoke", func(l *clientsdk.LambdaSpec) {
 		l.MaxWorkers = 1
 		l.Queue = 1
 		l.Timeout = clientsdk.Duration(time.Second)
 	})
-	pid := r.pid("slowpoke")
-	codes := map[int]int{}
-	inbox := nats.NewInbox()
-	sub, err := r.client.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
+	codes := r.burst("slowpoke", 3, 5000) // leafless: running (504), queued (504); passed on: runs on n1 (504)
+	if codes[504] != 3 {
+		t.Fatalf("answers %v: want 3 timeouts", codes)
 	}
-	for range 3 { // in order: running (killed at 1 s), queued (its deadline passes), passed on (429)
-		if err := r.client.PublishRequest(clientsdk.LambdaSubject("slowpoke"), inbox, []byte(`{"sleep_ms":5000}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 3 {
-		m, err := sub.NextMsg(10 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		code := 200
-		if e := clientsdk.ErrorFromMsg(m); e != nil {
-			code = e.Code
-		}
-		codes[code]++
-	}
-	if codes[504] != 2 || codes[429] != 1 {
-		t.Fatalf("answers %v: want 2 timeouts (running, queued) and 1 throttled", codes)
-	}
-	testutil.WaitFor(t, 10*time.Second, "the timed-out worker to be gone", func() bool { return !alive(pid) })
-	if got := r.mustInvoke("slowpoke", "back"); got != "Hello, back!" {
-		t.Fatalf("after the timeouts: %q", got)
-	}
+	before, _, _ := r.m2.Stats("slowpoke")
+	testutil.WaitFor(t, 10*time.Second, "the leafless node to take requests again", func() bool {
+		r.invoke("slowpoke", "back") // run by either node
+		st, _, _ := r.m2.Stats("slowpoke")
+		return st.Invocations > before.Invocations
+	})
 }
