@@ -87,6 +87,13 @@ func TestStatusNotRewrittenWhileUnchanged(t *testing.T) {
 	if _, e := r.invoke("long", map[string]any{}); e != nil {
 		t.Fatal(e)
 	}
+	// The first invocation is recorded just after its answer is sent: its
+	// entry first, or it would change the busy one below.
+	testutil.WaitFor(t, 5*time.Second, "the first invocation in the status entry", func() bool {
+		e, err := status.Get(context.Background(), clientsdk.LambdaStatusKey("long", "n1"))
+		var st clientsdk.InstanceStatus
+		return err == nil && json.Unmarshal(e.Value(), &st) == nil && st.BusyWorkers == 0 && st.Lambda != nil && st.Lambda.Invocations == 1
+	})
 	w, err := status.Watch(context.Background(), clientsdk.LambdaStatusKey("long", "n1"), jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
