@@ -121,14 +121,19 @@ func (f *function) probeDirectHost() {
 	}
 	parked := f.host.parked
 	f.host.parked = nil
+	closed := f.closed
 	f.mu.Unlock()
-	if direct {
+	if direct && !closed {
 		f.passOn(drain, parked...)
 		return
 	}
 	for _, inv := range parked {
 		f.m.relays.Add(-1)
-		inv.fail(f.throttled(""))
+		if closed { // removed or shutting down meanwhile, as for its queue
+			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+		} else {
+			inv.fail(f.throttled(""))
+		}
 	}
 }
 
