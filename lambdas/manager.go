@@ -213,6 +213,13 @@ type Manager struct {
 
 	native nativeControl // the inbox native workers send their notices to (native.go)
 	relays atomic.Int32  // requests passed on, their answers still awaited (overflow.go)
+	// relayBytes are their events' bytes (bounded by maxRelayBytes).
+	relayBytes atomic.Int64
+	// relayWG counts those requests for Close; relayCtx ends their wait
+	// once Close's grace is over (stopRelays).
+	relayWG    sync.WaitGroup
+	relayCtx   context.Context
+	stopRelays context.CancelFunc
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -247,6 +254,7 @@ func New(nc *nats.Conn, opts ...Option) (*Manager, error) {
 		presence: map[string]*nats.Subscription{},
 		workers:  map[string]*worker{},
 	}
+	m.relayCtx, m.stopRelays = context.WithCancel(context.Background())
 	rc := o.replyConn
 	if rc == nil {
 		rc = nc
@@ -319,6 +327,7 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(name), func(msg *nats.Msg) { m.answerPresence(msg, name) })
 		if err != nil {
 			_ = sub.Unsubscribe()
+			m.native.funcs.Delete(sub) // the dispatcher's entry, for a native lambda
 			m.mu.Unlock()
 			return fmt.Errorf("deploy %s: subscribe presence: %w", spec.Name, err)
 		}
@@ -400,7 +409,9 @@ func (m *Manager) Stats(name string) (clientsdk.LambdaStats, int, bool) {
 
 // Close stops accepting requests and stops every worker: requests still
 // waiting or in flight are answered with 503. When ctx ends first, workers
-// are killed without grace. It returns the Runtime API server's shutdown error.
+// are killed without grace. Answers to requests passed on to another node
+// (overflow.go) are relayed until ctx ends; the rest are answered 503. It
+// returns the Runtime API server's shutdown error.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -430,6 +441,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	m.awaitRelays(ctx)
 	if m.rep != nil {
 		m.rep.stop(ctx)
 		for _, f := range fs {

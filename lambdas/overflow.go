@@ -32,15 +32,20 @@ import (
 // request finding none while it is drained would get "no responders"). A
 // request is passed on at most clientsdk.MaxPassedOn times.
 
-// maxRelays bounds the requests one Manager has passed on and still waits
-// to relay the answer of; beyond it a full pool answers 429.
-const maxRelays = 1024
+// maxRelays bounds the requests one Manager has passed on (or holds for
+// its presence probe) and still waits to relay the answer of, and
+// maxRelayBytes their events' bytes (each up to 6 MiB); beyond them a full
+// pool answers 429.
+const (
+	maxRelays     = 1024
+	maxRelayBytes = 256 << 20
+)
 
 // overflowLocked passes inv on when f may (see above) and reports whether
 // it did, or parked it until a presence probe says, with f.mu unlocked;
 // false leaves f.mu held (the caller answers 429).
 func (f *function) overflowLocked(inv *invocation) bool {
-	if f.l.Protocol != clientsdk.ProtocolNATS || f.direct() || f.subDone ||
+	if f.l.Protocol != clientsdk.ProtocolNATS || f.direct() || f.subDone || f.closed ||
 		inv.msg == nil || inv.msg.Reply == "" || passedOn(inv.msg) >= clientsdk.MaxPassedOn {
 		return false
 	}
@@ -48,10 +53,15 @@ func (f *function) overflowLocked(inv *invocation) bool {
 	if known && !f.host.direct {
 		return false
 	}
-	if f.m.relays.Add(1) > maxRelays {
+	size := int64(len(inv.event))
+	if f.m.relays.Add(1) > maxRelays || f.m.relayBytes.Add(size) > maxRelayBytes {
 		f.m.relays.Add(-1)
+		f.m.relayBytes.Add(-size)
 		return false
 	}
+	// Under f.mu with f open: Close, which closes f first, waits for it
+	// (relayDone).
+	f.m.relayWG.Add(1)
 	if !known {
 		f.host.parked = append(f.host.parked, inv)
 		probe := !f.host.probing
@@ -128,7 +138,7 @@ func (f *function) probeDirectHost() {
 		return
 	}
 	for _, inv := range parked {
-		f.m.relays.Add(-1)
+		f.m.relayDone(inv)
 		if closed { // removed or shutting down meanwhile, as for its queue
 			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
 		} else {
@@ -191,14 +201,14 @@ func passedOn(msg *nats.Msg) int {
 // relay sends inv again to lambda.NAME as a request of f's Manager, one
 // more in HeaderPassedOn, and answers inv's caller with what comes back:
 // the answer (its headers too: a function error stays one), or 429 when
-// no other member took it.
+// no other member took it or it cannot be sent.
 func (f *function) relay(inv *invocation) {
-	defer f.m.relays.Add(-1)
+	defer f.m.relayDone(inv)
 	msg := f.requeueMsg(inv, "")
 	msg.Reply = ""
 	msg.Header.Set(clientsdk.HeaderPassedOn, strconv.Itoa(passedOn(inv.msg)+1))
 	// Another node may queue it for a timeout, then run it for one.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*f.timeout()+5*time.Second)
+	ctx, cancel := context.WithTimeout(f.m.relayCtx, 2*f.timeout()+5*time.Second)
 	defer cancel()
 	resp, err := f.m.nc.RequestMsgWithContext(ctx, msg)
 	if !inv.done.CompareAndSwap(false, true) {
@@ -211,9 +221,55 @@ func (f *function) relay(inv *invocation) {
 		}
 		inv.tr.end(clientsdk.ErrorFromMsg(resp))
 	case errors.Is(err, nats.ErrNoResponders):
+		f.noDirectHost()
 		inv.failClaimed(f.throttled(" on every node that hosts it"))
+	case errors.Is(err, nats.ErrMaxPayload): // not sent: dartup's headers made it too large
+		inv.failClaimed(f.throttled("; with its caller's headers the request is too large to pass on to another node"))
+	case f.m.relayCtx.Err() != nil: // Close's grace is over
+		inv.failClaimed(f.unavailable("the dartup runner is shutting down; lambda " + f.name + " was passed on to another node, whose answer cannot be relayed any more; retry"))
 	default:
 		inv.failClaimed(clientsdk.Errorf(504, TypeTimedOut, "lambda %s: passed on to another node (this one was full), no answer: %v", f.name, err))
+	}
+}
+
+// relayDone ends inv's relay in the counts (relays, relayBytes, relayWG).
+func (m *Manager) relayDone(inv *invocation) {
+	m.relays.Add(-1)
+	m.relayBytes.Add(-int64(len(inv.event)))
+	m.relayWG.Done()
+}
+
+// awaitRelays waits, for Close, for the answers of the requests m passed
+// on, and relays them; once ctx ends, the rest are answered 503 (m's
+// connection is closed after Close: a later answer could not be relayed).
+func (m *Manager) awaitRelays(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		m.relayWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	m.stopRelays()
+	<-done
+}
+
+// noDirectHost handles a passed-on request that found no other member (the
+// direct host is gone): f takes "no" for an answer to its presence probe
+// for noDirectFor and subscribes again at once, before the caller gets its
+// 429, so that its next requests find it rather than "no responders".
+func (f *function) noDirectHost() {
+	f.mu.Lock()
+	f.host.direct, f.host.until = false, time.Now().Add(noDirectFor)
+	again := f.overflowing && !f.subDone
+	if again {
+		f.subscribeAgainLocked()
+	}
+	f.mu.Unlock()
+	if again {
+		_ = f.m.nc.FlushTimeout(time.Second)
 	}
 }
 
@@ -241,6 +297,12 @@ func (f *function) resubscribeLocked() {
 	if !f.overflowing || f.subDone || len(f.queue) > f.l.Queue/2 {
 		return
 	}
+	f.subscribeAgainLocked()
+}
+
+// subscribeAgainLocked subscribes an overflowing f again; on an error it
+// stays overflowing, for the next resubscribeLocked to try again.
+func (f *function) subscribeAgainLocked() {
 	sub, err := f.m.native.subscribe(f.m, f)
 	if err != nil {
 		f.log.Warn("cannot subscribe the lambda again after an overflow", "err", err)

@@ -212,3 +212,21 @@ func TestOverflowComesBackAfterTimeouts(t *testing.T) {
 		return st.Invocations > before.Invocations
 	})
 }
+
+// fakeDirectHost answers lambda name's presence probes as a node hosting
+// it in direct mode would (clientsdk.HeaderLambdaDirect), without being a
+// member of its queue group: the leafless rig's Manager then passes on
+// what it cannot take, to whatever else subscribes lambda.NAME.
+func fakeDirectHost(t *testing.T, r *rig, name string) {
+	t.Helper()
+	sub, err := r.client.Subscribe(clientsdk.LambdaHostedSubject(name), func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Data: []byte("fake"), Header: nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
