@@ -117,34 +117,40 @@ const (
 	noDirectFor   = 2 * time.Second
 )
 
-// probeDirectHost asks who hosts f's lambda, then passes the parked
-// requests on (a direct host answered) or answers them 429.
+// probeDirectHost asks who hosts f's lambda, then submits the parked
+// requests again: the pool may have room again (its queue emptied while
+// the probe waited: draining then would leave idle workers that no request
+// reaches and none looks for work again), and a full one now knows whether
+// to pass them on or answer 429. A replaced or removed f passes them on
+// (a direct host answered) or answers 429 or 503, as before.
 func (f *function) probeDirectHost() {
 	direct := f.m.directHostOf(f.name)
 	f.mu.Lock()
 	f.host.direct, f.host.probing = direct, false
 	f.host.until = time.Now().Add(noDirectFor)
-	var drain *nats.Subscription
 	if direct {
 		f.host.until = time.Now().Add(directHostFor)
-		drain = f.startOverflowLocked()
 	}
 	parked := f.host.parked
 	f.host.parked = nil
-	closed := f.closed
+	closed, retiring := f.closed, f.retiring
 	f.mu.Unlock()
-	if direct && !closed {
-		f.passOn(drain, parked...)
+	if direct && !closed && retiring {
+		f.passOn(nil, parked...)
 		return
 	}
 	for _, inv := range parked {
 		f.m.relayDone(inv)
-		if closed { // removed or shutting down meanwhile, as for its queue
+		switch {
+		case closed: // removed or shutting down meanwhile, as for its queue
 			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
-		} else {
+		case retiring:
 			inv.fail(f.throttled(""))
+		default:
+			f.submit(inv)
 		}
 	}
+	f.m.kickStats(f)
 }
 
 // directHostOf reports whether a node answers name's presence probe as

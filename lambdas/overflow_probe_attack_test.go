@@ -1,0 +1,98 @@
+package lambdas_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dartup/dartup/clientsdk"
+	"github.com/dartup/dartup/internal/testutil"
+	"github.com/dartup/dartup/lambdas"
+	"github.com/nats-io/nats.go"
+)
+
+// leafMember subscribes lambda.NAME in the runners' queue group through
+// the broker's leaf-node server, as serve's direct-mode fallback does: the
+// hub gives it a request only when no client member is left. It answers
+// "other" and counts what it got on got.
+func leafMember(t *testing.T, r *rig, name string, got chan<- struct{}) {
+	t.Helper()
+	fb := r.b.FallbackConn()
+	sub, err := fb.QueueSubscribe(clientsdk.LambdaSubject(name), clientsdk.LambdaQueueGroup, func(m *nats.Msg) {
+		_ = m.Respond([]byte("other"))
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+// A full node whose queue empties while its presence probe waits for an
+// answer (a direct host slow to answer, or fast requests) must not stay
+// drained once the answer is yes: its workers are idle, none will look for
+// work again, and until keep-warm stops them every request would go
+// elsewhere — or find no member at all once the other host goes.
+func TestOverflowProbeAnsweredAfterTheQueueEmptied(t *testing.T) {
+	r := newMixedRig(t) // r.m: a direct Manager not hosting the lambda
+	got := make(chan struct{}, 64)
+	leafMember(t, r.rig, "late", got)
+	bin := testutil.BuildGo(t, nativePkg)
+	if err := r.m2.Deploy(spec(t, "late", 1, func(l *clientsdk.LambdaSpec) {
+		l.Protocol = clientsdk.ProtocolNATS
+		l.MaxWorkers, l.Queue, l.KeepWarm = 1, 1, dur(time.Minute)
+	}), lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=late"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.mustInvoke("late", `{"name":"w"}`); got != "Hello, w!" {
+		t.Fatalf("warm-up answered %q", got)
+	}
+	// The direct host answers the probe once the two requests the node
+	// holds are answered (its queue is empty, its worker idle).
+	inbox := nats.NewInbox()
+	slow, err := r.client.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := r.client.SubscribeSync(clientsdk.LambdaHostedSubject("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // in order: running, queued
+		if err := r.client.PublishRequest(clientsdk.LambdaSubject("late"), inbox, []byte(`{"sleep_ms":5,"name":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := make(chan *nats.Msg, 1)
+	go func() {
+		m, _ := r.client.Request(clientsdk.LambdaSubject("late"), []byte(`{"name":"y"}`), 10*time.Second)
+		third <- m
+	}()
+	p, err := probe.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no presence probe: %v", err)
+	}
+	for range 2 {
+		if _, err := slow.NextMsg(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p.RespondMsg(&nats.Msg{Data: []byte("fake"), Header: nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}})
+	if m := <-third; m == nil {
+		t.Fatal("the parked request got no answer")
+	}
+	// The node is idle: it runs what comes now.
+	for i := range 5 {
+		if got := r.mustInvoke("late", `{"name":"z"}`); got != "Hello, z!" {
+			t.Fatalf("request %d after the probe answered %q by another member: the idle node stays drained", i, got)
+		}
+	}
+}
