@@ -85,7 +85,38 @@ func (f *function) startOverflowLocked() *nats.Subscription {
 		return nil
 	}
 	f.overflowing = true
+	f.armRecheckLocked()
 	return f.sub
+}
+
+// drainedRecheck is how often a node drained for an overflow asks again
+// whether its direct host is still there (recheckHost).
+const drainedRecheck = 2 * time.Second
+
+// armRecheckLocked has recheckHost run drainedRecheck from now.
+func (f *function) armRecheckLocked() {
+	if f.host.recheck == nil {
+		f.host.recheck = time.AfterFunc(drainedRecheck, f.recheckHost)
+		return
+	}
+	f.host.recheck.Reset(drainedRecheck)
+}
+
+// recheckHost probes again while f is drained for an overflow: with its
+// queue more than half full (long requests), no request may reach it to be
+// passed on and find no responders, and were its direct host gone (killed,
+// the lambda removed there) every caller would get "no responders" until
+// the queue drained. A "no" subscribes f again (probeDirectHost); a yes
+// arms the next check.
+func (f *function) recheckHost() {
+	f.mu.Lock()
+	if !f.overflowing || f.subDone || f.closed || f.host.probing {
+		f.mu.Unlock() // subscribed again, gone, or a probe answers anyway
+		return
+	}
+	f.host.probing = true
+	f.mu.Unlock()
+	f.probeDirectHost()
 }
 
 // passOn drains drain (when not nil) and then relays invs: the server has
@@ -106,7 +137,8 @@ type directHost struct {
 	direct  bool      // a node hosts it in direct mode
 	until   time.Time // direct holds until then (zero: never probed)
 	probing bool
-	parked  []*invocation // passed on, or answered 429, once the probe says
+	parked  []*invocation // submitted again once the probe says
+	recheck *time.Timer   // recheckHost, while drained for an overflow
 }
 
 // Presence probe timing: how long a probe waits for a direct host's
@@ -128,13 +160,29 @@ func (f *function) probeDirectHost() {
 	f.mu.Lock()
 	f.host.direct, f.host.probing = direct, false
 	f.host.until = time.Now().Add(noDirectFor)
-	if direct {
+	again := false
+	switch {
+	case direct:
 		f.host.until = time.Now().Add(directHostFor)
+		if f.overflowing && !f.subDone {
+			f.armRecheckLocked()
+		}
+	case f.overflowing && !f.subDone && !f.closed:
+		// Drained, with no direct host: only client members would be
+		// left (see noDirectHost).
+		f.subscribeAgainLocked()
+		again = true
+		if f.overflowing { // it failed: the next check tries again
+			f.armRecheckLocked()
+		}
 	}
 	parked := f.host.parked
 	f.host.parked = nil
 	closed, retiring := f.closed, f.retiring
 	f.mu.Unlock()
+	if again {
+		_ = f.m.nc.FlushTimeout(time.Second)
+	}
 	if direct && !closed && retiring {
 		f.passOn(nil, parked...)
 		return

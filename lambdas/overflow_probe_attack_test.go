@@ -96,3 +96,67 @@ func TestOverflowProbeAnsweredAfterTheQueueEmptied(t *testing.T) {
 		}
 	}
 }
+
+// A node drained for an overflow whose direct host goes (serve killed, or
+// the lambda removed there) while its queue stays more than half full
+// (long requests): no request reaches it any more, so none is passed on and
+// finds no responders, and until its queue drained to half every caller
+// would get "no responders" from a lambda it hosts. While drained, the node
+// asks again every 2 s, and a "no" subscribes it again.
+func TestOverflowDrainedNodeNoticesTheDirectHostGone(t *testing.T) {
+	r := newMixedRig(t)
+	bin := testutil.BuildGo(t, nativePkg)
+	if err := r.m2.Deploy(spec(t, "gone", 1, func(l *clientsdk.LambdaSpec) {
+		l.Protocol = clientsdk.ProtocolNATS
+		l.MaxWorkers, l.Queue, l.Timeout = 1, 2, clientsdk.Duration(time.Minute)
+	}), lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.mustInvoke("gone", `{"name":"w"}`)
+	// The direct host: a presence answer and a leaf member.
+	presence, err := r.client.Subscribe(clientsdk.LambdaHostedSubject("gone"), func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Data: []byte("fake"), Header: nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := r.b.FallbackConn()
+	member, err := leaf.QueueSubscribe(clientsdk.LambdaSubject("gone"), clientsdk.LambdaQueueGroup, func(m *nats.Msg) { _ = m.Respond([]byte("other")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []*nats.Conn{r.client, leaf} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // in order: running, 2 queued, for longer than the test
+		if err := r.client.PublishRequest(clientsdk.LambdaSubject("gone"), nats.NewInbox(), []byte(`{"sleep_ms":10000}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := r.client.Request(clientsdk.LambdaSubject("gone"), []byte(`{"name":"y"}`), 10*time.Second)
+	if err != nil || string(m.Data) != "other" {
+		t.Fatalf("the request over the full node: %v %v: want it passed on to the direct host", m, err)
+	}
+	// The direct host goes, as with kill -9.
+	_ = presence.Unsubscribe()
+	_ = member.Unsubscribe()
+	for _, nc := range []*nats.Conn{r.client, leaf} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := time.Now()
+	testutil.WaitFor(t, 6*time.Second, "the node to answer again (429) rather than no responders", func() bool {
+		m, err := r.client.Request(clientsdk.LambdaSubject("gone"), []byte(`{"name":"z"}`), 5*time.Second)
+		if err != nil {
+			return false
+		}
+		if e := clientsdk.ErrorFromMsg(m); e == nil || e.Code != 429 {
+			t.Fatalf("answer %q %v: want 429 from the full node", m.Data, e)
+		}
+		return true
+	})
+	t.Logf("callers got no responders for %s after the direct host went", time.Since(gone).Round(time.Millisecond))
+}
