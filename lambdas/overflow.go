@@ -153,8 +153,8 @@ const (
 // requests again: the pool may have room again (its queue emptied while
 // the probe waited: draining then would leave idle workers that no request
 // reaches and none looks for work again), and a full one now knows whether
-// to pass them on or answer 429. A replaced or removed f passes them on
-// (a direct host answered) or answers 429 or 503, as before.
+// to pass them on or answer 429. A replaced f passes them on to its new
+// revision; a removed one answers 503.
 func (f *function) probeDirectHost() {
 	direct := f.m.directHostOf(f.name)
 	f.mu.Lock()
@@ -183,7 +183,9 @@ func (f *function) probeDirectHost() {
 	if again {
 		_ = f.m.nc.FlushTimeout(time.Second)
 	}
-	if direct && !closed && retiring {
+	if retiring && !closed {
+		// Replaced meanwhile: the new revision's subscription, a client
+		// member, gets them.
 		f.passOn(nil, parked...)
 		return
 	}
@@ -192,8 +194,6 @@ func (f *function) probeDirectHost() {
 		switch {
 		case closed: // removed or shutting down meanwhile, as for its queue
 			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
-		case retiring:
-			inv.fail(f.throttled(""))
 		default:
 			f.submit(inv)
 		}

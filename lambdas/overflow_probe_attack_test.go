@@ -160,3 +160,47 @@ func TestOverflowDrainedNodeNoticesTheDirectHostGone(t *testing.T) {
 	})
 	t.Logf("callers got no responders for %s after the direct host went", time.Since(gone).Round(time.Millisecond))
 }
+
+// A request parked for a presence probe while the lambda is redeployed on
+// the node is given to the new revision, which has room, whatever the
+// probe answers — not answered 429 by the replaced one, which was full.
+func TestOverflowParkedDuringRedeployRunsOnTheNewRevision(t *testing.T) {
+	r := newMixedRig(t)
+	bin := testutil.BuildGo(t, nativePkg)
+	cmd := lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=redo"}}
+	revision := func(rev uint64) clientsdk.AppSpec {
+		return spec(t, "redo", rev, func(l *clientsdk.LambdaSpec) { l.Protocol = clientsdk.ProtocolNATS; l.MaxWorkers, l.Queue = 1, 1 })
+	}
+	if err := r.m2.Deploy(revision(1), cmd); err != nil {
+		t.Fatal(err)
+	}
+	r.mustInvoke("redo", `{"name":"w"}`)
+	probe, err := r.client.SubscribeSync(clientsdk.LambdaHostedSubject("redo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // in order: running, queued
+		if err := r.client.PublishRequest(clientsdk.LambdaSubject("redo"), nats.NewInbox(), []byte(`{"sleep_ms":3000}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := make(chan *nats.Msg, 1)
+	go func() {
+		m, _ := r.client.Request(clientsdk.LambdaSubject("redo"), []byte(`{"name":"y"}`), 10*time.Second)
+		third <- m
+	}()
+	if _, err := probe.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no presence probe: %v", err)
+	}
+	if err := r.m2.Deploy(revision(2), cmd); err != nil {
+		t.Fatal(err)
+	}
+	// No direct host answers: the probe says no.
+	m := <-third
+	if m == nil || string(m.Data) != "Hello, y!" {
+		t.Fatalf("the parked request: %v: want it run by the new revision", clientsdk.ErrorFromMsg(m))
+	}
+}
