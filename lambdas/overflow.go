@@ -191,14 +191,15 @@ func (f *function) probeDirectHost() {
 	}
 	for _, inv := range parked {
 		f.m.relayDone(inv)
-		switch {
-		case closed: // removed or shutting down meanwhile, as for its queue
+		if closed { // removed or shutting down meanwhile, as for its queue
 			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
-		default:
+		} else {
 			f.submit(inv)
 		}
 	}
-	f.m.kickStats(f)
+	if len(parked) > 0 {
+		f.m.kickStats(f)
+	}
 }
 
 // directHostOf reports whether a node answers name's presence probe as
