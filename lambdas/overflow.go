@@ -27,7 +27,8 @@ import (
 // of its own, which the server now gives to another member (a direct
 // worker, another node, serve's fallback: each queues it, starts a worker
 // or answers 429), and relays the answer to the caller. Once its queue is
-// at most half full again, the node subscribes again. Without a direct
+// at most half full again, or the direct host is gone (it asks again every
+// 2 s while drained), the node subscribes again. Without a direct
 // host it answers 429 as before (only client members would be left, and a
 // request finding none while it is drained would get "no responders"). A
 // request is passed on at most clientsdk.MaxPassedOn times.
