@@ -179,12 +179,14 @@ func (f *function) probeDirectHost() {
 	}
 	parked := f.host.parked
 	f.host.parked = nil
-	closed, retiring := f.closed, f.retiring
+	// subDone without closed: replaced by a new revision (retire may not
+	// have begun: Deploy drops the old subscription first).
+	closed, replaced := f.closed, f.subDone && !f.closed
 	f.mu.Unlock()
 	if again {
 		_ = f.m.nc.FlushTimeout(time.Second)
 	}
-	if retiring && !closed {
+	if replaced {
 		// Replaced meanwhile: the new revision's subscription, a client
 		// member, gets them.
 		f.passOn(nil, parked...)
