@@ -220,6 +220,12 @@ func (c *nativeControl) dispatch(m *Manager) {
 				m.onNotice(msg)
 			} else if f, ok := c.funcs.Load(msg.Sub); ok {
 				f.(*function).onMsg(msg)
+			} else if f := m.current(strings.TrimPrefix(msg.Subject, clientsdk.LambdaPrefix+".")); f != nil && msg.Subject == clientsdk.LambdaSubject(f.name) {
+				// A subscription not recorded yet (a message may come
+				// before subscribe stores it) or already forgotten (a
+				// replaced revision's late one): the lambda's current
+				// revision takes it rather than nobody.
+				f.onMsg(msg)
 			}
 		case <-c.quit:
 			return

@@ -230,3 +230,21 @@ func fakeDirectHost(t *testing.T, r *rig, name string) {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 }
+
+// A request on a subscription the native dispatcher has no record of (one
+// that arrives before a new subscription is recorded, or after a replaced
+// revision's was forgotten) is taken by the lambda's current revision, not
+// dropped for its caller to time out.
+func TestNativeDispatcherTakesUnrecordedSubscription(t *testing.T) {
+	r := newRig(t)
+	r.deployNative("orphan", nil)
+	r.mustInvoke("orphan", "warm")
+	r.m.ForgetSubscription("orphan")
+	m, err := r.client.Request(clientsdk.LambdaSubject("orphan"), []byte(`"x"`), 5*time.Second)
+	if err != nil {
+		t.Fatalf("%v: want the current revision's answer", err)
+	}
+	if string(m.Data) != `Hello, "x"!` {
+		t.Fatalf("%q: want the current revision's answer", m.Data)
+	}
+}
