@@ -298,9 +298,11 @@ func (f *function) startWorker(w *worker) {
 // (so a broken bootstrap cannot loop); the queue gets new workers as needed.
 func (f *function) watch(w *worker) {
 	<-w.proc.Done()
-	if w.direct.Load() {
-		// Its done notices, sent before it exited, come first: the one
-		// of a request it was timed on, and those of requests over
+	if w.native != nil {
+		// A native worker's notices, sent before it exited, come first:
+		// an init error (the cause its first caller must get, not "exited
+		// before asking for an event"), and in direct mode the done
+		// notice of a request it was timed on and those of requests over
 		// within a moment, which dartup has not heard of yet.
 		f.m.settle(time.Second)
 	}

@@ -38,6 +38,9 @@ func TestWireNative(t *testing.T) {
 	}
 	deploy("hello", time.Minute)
 	deploy("broken", time.Minute, "DARTMIMIC_INIT_FAIL=1")
+	// The same, its init error sent behind 20,000 notices dartup must read
+	// first: the worker's exit may be seen before the notice is read.
+	deploy("busybroken", time.Minute, "DARTMIMIC_INIT_FAIL=1", "DARTMIMIC_FLOOD=20000")
 	deploy("brief", time.Second)
 
 	const inbox = "_INBOX.Xf3kP9qL2mN8vB4wZ7yT1c"
@@ -100,6 +103,11 @@ func TestWireNative(t *testing.T) {
 	r = request("broken", "")
 	if r.headers["Nats-Service-Error-Code"] != "500" || !strings.Contains(string(r.data), "Bad state: init failed") || !strings.Contains(string(r.data), "StateError") {
 		t.Fatalf("init error reply: %v %q", r.headers, r.data)
+	}
+
+	r = request("busybroken", "")
+	if r.headers["Nats-Service-Error-Code"] != "500" || !strings.Contains(string(r.data), "StateError") {
+		t.Fatalf("init error behind other notices: %v %q", r.headers, r.data)
 	}
 
 	// Keep-warm: the stop notice ends the worker's loop.

@@ -12,7 +12,8 @@
 //
 // except that a raw event "throw" (or an HTTP event for path /throw) throws
 // StateError('boom'). With DARTMIMIC_INIT_FAIL=1 its init callback throws
-// StateError('init failed'): it posts /runtime/init/error and exits 255.
+// StateError('init failed'): it posts /runtime/init/error and exits 255
+// (natively, with DARTMIMIC_FLOOD=N, after N unknown notices).
 //
 // With DARTUP_LAMBDA_SUBJECT set it speaks the native protocol instead, as
 // runLambda then does (native.go, docs/protocol.md section 7), with the same

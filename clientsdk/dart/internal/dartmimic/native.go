@@ -148,6 +148,12 @@ func runNative(subject, control string) {
 	name := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
 	nc := dialNATS(envOr("NATS_URL", "nats://127.0.0.1:4222"), os.Getenv("NATS_TOKEN"), "dartup-dart/0.1.0 "+name)
 	if os.Getenv("DARTMIMIC_INIT_FAIL") == "1" {
+		// DARTMIMIC_FLOOD=N: N unknown notices first, which keep dartup's
+		// dispatcher busy while the process exits (a test of the order).
+		if n, _ := strconv.Atoi(os.Getenv("DARTMIMIC_FLOOD")); n > 0 {
+			junk := hpub(control, [][2]string{{"Dartup-Notice", "junk"}}, nil)
+			nc.write(strings.Repeat(junk, min(n, 100000)))
+		}
 		nc.write(hpub(control, [][2]string{{"Dartup-Notice", "init-error"}, {"Dartup-Error-Type", "StateError"}},
 			errorBody("Bad state: init failed", "StateError")) + "PING\r\n")
 		nc.pong()
