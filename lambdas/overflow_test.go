@@ -26,6 +26,13 @@ type mixedRig struct {
 func newMixedRig(t *testing.T) *mixedRig {
 	t.Helper()
 	r := newDirectRig(t)
+	return &mixedRig{rig: r, m2: secondManager(t, r)}
+}
+
+// secondManager is another node's Manager (n2), without a leaf server, on
+// r's broker, closed at the test's end.
+func secondManager(t *testing.T, r *rig) *lambdas.Manager {
+	t.Helper()
 	nc2 := testutil.Connect(t, r.b.NATSURL())
 	m2, err := lambdas.New(nc2, lambdas.WithNodeID("n2"), lambdas.WithStopGrace(500*time.Millisecond))
 	if err != nil {
@@ -38,7 +45,7 @@ func newMixedRig(t *testing.T) *mixedRig {
 			t.Errorf("close the second manager: %v", err)
 		}
 	})
-	return &mixedRig{rig: r, m2: m2}
+	return m2
 }
 
 // deployBoth deploys the native test worker as name on both Managers

@@ -1,7 +1,6 @@
 package lambdas_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -19,16 +18,7 @@ func TestOverflowBetweenTwoNodes(t *testing.T) {
 	r := newRig(t)
 	mod := func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 }
 	r.deployNative("twins", mod)
-	nc2 := testutil.Connect(t, r.b.NATSURL())
-	m2, err := lambdas.New(nc2, lambdas.WithNodeID("n2"), lambdas.WithStopGrace(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = m2.Close(ctx)
-	})
+	m2 := secondManager(t, r)
 	bin := testutil.BuildGo(t, nativePkg)
 	if err := m2.Deploy(spec(t, "twins", 1, func(l *clientsdk.LambdaSpec) { l.Protocol = clientsdk.ProtocolNATS; mod(l) }),
 		lambdas.Command{Path: bin, Env: []string{"NATS_URL=" + r.b.NATSURL(), "DARTUP_APP=twins"}}); err != nil {
