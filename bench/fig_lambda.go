@@ -366,8 +366,16 @@ func (h *harness) figConcurrency(ctx context.Context) []*Figure {
 	floorCPU := h.concurrencyFloors(ctx, f, s, conns, dur, bare, [2]*Row{lam, nat}, [2]float64{lamCPU, natCPU})
 	h.rieConcurrency(ctx, f, bare, callers, dur)
 	f.Status, f.Verdict = StatusInfo, fmt.Sprintf("%.0f req/s, p99 %s, serve %.0f µs CPU per request (routing floor at that rate: %s); native %.0f req/s, p99 %s, %.0f µs (floor: %s); bare NATS: %.0f req/s", lam.Throughput, fmtVal(lam.P99, "µs"), lamCPU, floorCPU[0], nat.Throughput, fmtVal(nat.P99, "µs"), natCPU, floorCPU[1], bare.Throughput)
-	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the floor answers from one process. dartup's throughput is %.2f× the floor's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
+	f.Note = fmt.Sprintf("32 goroutines over 4 NATS connections call in a closed loop for %s after a 1 s warm-up that starts the 4 workers; latency is per request, throughput is completed requests per second. dartup gives each worker one invocation at a time (AWS semantics), so 32 callers share 4 workers; the bare responder answers from one process. dartup's throughput is %.2f× the bare responder's. The CPU figures (from /proc/stat and the serve process's /proc/PID/stat, 10 ms ticks) tell whether the run was bound by the 2 shared cores; other load on the machine counts in the busy share.", dur, lam.Throughput/bare.Throughput)
 	return []*Figure{f}
+}
+
+// times is a/b as "N.NN×", or "n/a ×" when b is 0 (10 ms CPU ticks).
+func times(a, b float64) string {
+	if b <= 0 {
+		return "n/a ×"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
 }
 
 // cpuNote writes into r's note the machine's busy share and the serve
@@ -392,21 +400,20 @@ func (h *harness) concurrencyFloors(ctx context.Context, f *Figure, s *serveProc
 	} else {
 		f.add(floor)
 		ratio(floor, bare)
-		lam.Note += fmt.Sprintf("; %.2f× the relay floor's CPU per request, %.2f× its throughput", cpu[0]/relayCPU, lam.Throughput/max(floor.Throughput, 1))
+		lam.Note += fmt.Sprintf("; %s the relay floor's CPU per request, %.2f× its throughput", times(cpu[0], relayCPU), lam.Throughput/max(floor.Throughput, 1))
 	}
 	var out [2]string
 	for i, name := range []string{"the Runtime API's", "the native protocol's"} {
 		label := "routing floor at " + name + " rate: 4 bare nats.go responders, one request at a time each, 32 callers"
-		floor, floorCPU, err := h.matchedFloor(ctx, s, conns, dur, rows[i].Throughput)
+		floor, floorCPU, err := h.matchedFloor(ctx, s, conns, dur, label, rows[i].Throughput)
 		if err != nil {
 			f.add(unmeasured(label, "baseline", err.Error()))
 			out[i] = "not measured: " + err.Error()
 			continue
 		}
-		floor.Label = label
 		f.add(floor)
 		ratio(floor, bare)
-		rows[i].Note += fmt.Sprintf("; %.2f× the serve CPU per request of the routing floor at its rate", cpu[i]/floorCPU)
+		rows[i].Note += fmt.Sprintf("; %s the serve CPU per request of the routing floor at its rate", times(cpu[i], floorCPU))
 		out[i] = fmt.Sprintf("%.0f µs", floorCPU)
 	}
 	return out
@@ -420,11 +427,11 @@ func (h *harness) concurrencyFloors(ctx context.Context, f *Figure, s *serveProc
 // write and wake-up), so a lambda's CPU per request is compared with this
 // floor at its own rate, not with the bare responder's at a rate several
 // times higher. It returns the row and the serve process's µs per request.
-func (h *harness) matchedFloor(ctx context.Context, s *serveProc, conns []*nats.Conn, dur time.Duration, target float64) (*Row, float64, error) {
+func (h *harness) matchedFloor(ctx context.Context, s *serveProc, conns []*nats.Conn, dur time.Duration, label string, target float64) (*Row, float64, error) {
 	if target <= 0 {
 		return nil, 0, errors.New("the dartup row has no throughput to match")
 	}
-	resp, _, err := startChild(h.bins.responder, nil, s.natsURL, "bench.pool", "4", strconv.FormatFloat(target, 'f', 0, 64))
+	resp, _, err := startChild(h.bins.responder, nil, s.natsURL, "bench.pool", "4", strconv.FormatFloat(max(target, 1), 'f', 0, 64))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -438,9 +445,9 @@ func (h *harness) matchedFloor(ctx context.Context, s *serveProc, conns []*nats.
 	if err != nil {
 		return nil, 0, err
 	}
-	row := res.row("routing floor", "baseline")
+	row := res.row(label, "baseline")
 	perReq := cpuNote(row, c0, readCPU(s.pid()), len(res.lat))
-	row.Note += fmt.Sprintf(" (routing only); paced to %.0f req/s", target)
+	row.Note += fmt.Sprintf(" (routing only); paced to %.0f req/s (its throughput is what it reached)", target)
 	return row, perReq, nil
 }
 

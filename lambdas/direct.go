@@ -462,9 +462,10 @@ func (w *worker) awaitDrain(p interface{ Done() <-chan struct{} }, grace time.Du
 }
 
 // settle waits (up to within) until the dispatcher has handled every
-// notice that reached the server before the call: a direct worker that
-// exits right after its done notice (it was stopped) must not get its
-// request answered 502 because its exit was seen first.
+// notice that reached the server before the call: a native worker that
+// exits right after a notice — a direct worker's done notice (it was
+// stopped), any worker's init error — must not have its caller answered
+// 502 because its exit was seen first.
 func (m *Manager) settle(within time.Duration) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])

@@ -1,6 +1,9 @@
 package lambdas
 
-import "time"
+import (
+	"testing"
+	"time"
+)
 
 // Limits of the Runtime API's server, for the tests.
 const (
@@ -15,10 +18,17 @@ const (
 func (m *Manager) Settle(within time.Duration) { m.settle(within) }
 
 // ForgetSubscription drops lambda name's subscription from the native
-// dispatcher's records, as a message that comes before subscribe records
-// a new one finds them.
+// dispatcher's records: a message on it is then one on a subscription the
+// dispatcher has no record of.
 func (m *Manager) ForgetSubscription(name string) {
 	if f := m.current(name); f != nil {
 		m.native.forget(f)
 	}
+}
+
+// SetProbeWait has presence probes wait up to d for a direct host's answer
+// until the test ends (a slow machine may take longer than 50 ms).
+func SetProbeWait(t testing.TB, d time.Duration) {
+	old := probeWait.Swap(int64(d))
+	t.Cleanup(func() { probeWait.Store(old) })
 }

@@ -220,6 +220,10 @@ type Manager struct {
 	relayWG    sync.WaitGroup
 	relayCtx   context.Context
 	stopRelays context.CancelFunc
+	// relayMu guards the admission of relays and relaysClosed (Close
+	// began: no more; acquireRelay).
+	relayMu      sync.Mutex
+	relaysClosed bool
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -419,6 +423,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		return nil
 	}
 	m.closed = true
+	m.closeRelays()
 	var fs []*function
 	for _, f := range m.funcs {
 		fs = append(fs, f)

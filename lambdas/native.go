@@ -224,7 +224,8 @@ func (c *nativeControl) dispatch(m *Manager) {
 				// A subscription not recorded yet (a message may come
 				// before subscribe stores it) or already forgotten (a
 				// replaced revision's late one): the lambda's current
-				// revision takes it rather than nobody.
+				// revision takes it rather than nobody. (Rare: m.mu may be
+				// held by a Deploy waiting for its leaf interest, ≤ 5 s.)
 				f.onMsg(msg)
 			}
 		case <-c.quit:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -51,22 +52,12 @@ func (f *function) overflowLocked(inv *invocation) bool {
 		return false
 	}
 	known := time.Now().Before(f.host.until)
-	if known && !f.host.direct {
+	if known && !f.host.direct || !f.m.acquireRelay(inv) {
 		return false
 	}
-	size := int64(len(inv.event))
-	if f.m.relays.Add(1) > maxRelays || f.m.relayBytes.Add(size) > maxRelayBytes {
-		f.m.relays.Add(-1)
-		f.m.relayBytes.Add(-size)
-		return false
-	}
-	// Under f.mu with f open: Close, which closes f first, waits for it
-	// (relayDone).
-	f.m.relayWG.Add(1)
 	if !known {
 		f.host.parked = append(f.host.parked, inv)
-		probe := !f.host.probing
-		f.host.probing = true
+		probe := f.startProbeLocked()
 		f.mu.Unlock()
 		if probe {
 			go f.probeDirectHost()
@@ -76,6 +67,40 @@ func (f *function) overflowLocked(inv *invocation) bool {
 	drain := f.startOverflowLocked()
 	f.mu.Unlock()
 	f.passOn(drain, inv)
+	return true
+}
+
+// acquireRelay counts inv, to be passed on or parked for a probe, against
+// maxRelays and maxRelayBytes, for Close to wait for (relayDone ends it);
+// false when over a bound or once Close began.
+func (m *Manager) acquireRelay(inv *invocation) bool {
+	size := int64(len(inv.event))
+	m.relayMu.Lock()
+	defer m.relayMu.Unlock()
+	if m.relaysClosed || m.relays.Load() >= maxRelays || m.relayBytes.Load()+size > maxRelayBytes {
+		return false
+	}
+	m.relays.Add(1)
+	m.relayBytes.Add(size)
+	m.relayWG.Add(1)
+	return true
+}
+
+// closeRelays admits no more relays (acquireRelay), before Close waits for
+// those it has (awaitRelays).
+func (m *Manager) closeRelays() {
+	m.relayMu.Lock()
+	m.relaysClosed = true
+	m.relayMu.Unlock()
+}
+
+// startProbeLocked marks f's presence probe running and reports whether
+// the caller is to start it (none was).
+func (f *function) startProbeLocked() bool {
+	if f.host.probing {
+		return false
+	}
+	f.host.probing = true
 	return true
 }
 
@@ -103,21 +128,18 @@ func (f *function) armRecheckLocked() {
 	f.host.recheck.Reset(drainedRecheck)
 }
 
-// recheckHost probes again while f is drained for an overflow: with its
-// queue more than half full (long requests), no request may reach it to be
-// passed on and find no responders, and were its direct host gone (killed,
-// the lambda removed there) every caller would get "no responders" until
-// the queue drained. A "no" subscribes f again (probeDirectHost); a yes
-// arms the next check.
+// recheckHost probes again while f is drained for an overflow: then no
+// request reaches f, so a direct host gone meanwhile (killed, the lambda
+// removed there) is noticed only by a probe — until then every caller
+// would get "no responders". A "no" subscribes f again (probeDirectHost);
+// a yes arms the next check.
 func (f *function) recheckHost() {
 	f.mu.Lock()
-	if !f.overflowing || f.subDone || f.closed || f.host.probing {
-		f.mu.Unlock() // subscribed again, gone, or a probe answers anyway
-		return
-	}
-	f.host.probing = true
+	probe := f.overflowing && !f.subDone && !f.closed && f.startProbeLocked()
 	f.mu.Unlock()
-	f.probeDirectHost()
+	if probe { // else subscribed again, gone, or a probe answers anyway
+		f.probeDirectHost()
+	}
 }
 
 // passOn drains drain (when not nil) and then relays invs: the server has
@@ -142,13 +164,17 @@ type directHost struct {
 	recheck *time.Timer   // recheckHost, while drained for an overflow
 }
 
-// Presence probe timing: how long a probe waits for a direct host's
-// answer, and how long its answer holds, yes or no.
+// Presence probe timing: how long its answer holds, yes or no; probeWait
+// (nanoseconds, atomic: tests lengthen it) is how long a probe waits for a
+// direct host's answer.
 const (
-	probeWait     = 50 * time.Millisecond
 	directHostFor = 10 * time.Second
 	noDirectFor   = 2 * time.Second
 )
+
+var probeWait atomic.Int64
+
+func init() { probeWait.Store(int64(50 * time.Millisecond)) }
 
 // probeDirectHost asks who hosts f's lambda, then submits the parked
 // requests again: the pool may have room again (its queue emptied while
@@ -159,23 +185,15 @@ const (
 func (f *function) probeDirectHost() {
 	direct := f.m.directHostOf(f.name)
 	f.mu.Lock()
-	f.host.direct, f.host.probing = direct, false
-	f.host.until = time.Now().Add(noDirectFor)
+	f.host.probing = false
 	again := false
-	switch {
-	case direct:
-		f.host.until = time.Now().Add(directHostFor)
+	if direct {
+		f.host.direct, f.host.until = true, time.Now().Add(directHostFor)
 		if f.overflowing && !f.subDone {
 			f.armRecheckLocked()
 		}
-	case f.overflowing && !f.subDone && !f.closed:
-		// Drained, with no direct host: only client members would be
-		// left (see noDirectHost).
-		f.subscribeAgainLocked()
-		again = true
-		if f.overflowing { // it failed: the next check tries again
-			f.armRecheckLocked()
-		}
+	} else {
+		again = f.noDirectLocked()
 	}
 	parked := f.host.parked
 	f.host.parked = nil
@@ -188,8 +206,11 @@ func (f *function) probeDirectHost() {
 	}
 	if replaced {
 		// Replaced meanwhile: the new revision's subscription, a client
-		// member, gets them.
-		f.passOn(nil, parked...)
+		// member, gets them, as the callers sent them.
+		for _, inv := range parked {
+			f.m.relayDone(inv)
+		}
+		f.forward(parked)
 		return
 	}
 	for _, inv := range parked {
@@ -218,7 +239,7 @@ func (m *Manager) directHostOf(name string) bool {
 	if err := m.nc.PublishRequest(clientsdk.LambdaHostedSubject(name), inbox, nil); err != nil {
 		return false
 	}
-	deadline := time.Now().Add(probeWait)
+	deadline := time.Now().Add(time.Duration(probeWait.Load()))
 	for {
 		msg, err := sub.NextMsg(time.Until(deadline))
 		if err != nil {
@@ -274,10 +295,12 @@ func (f *function) relay(inv *invocation) {
 	}
 	switch {
 	case err == nil:
+		// Run and counted by the node it was passed on to, not here.
+		inv.tr.end(clientsdk.ErrorFromMsg(resp))
 		if err := f.m.replies.RespondMsg(inv.msg, &nats.Msg{Header: resp.Header, Data: resp.Data}); err != nil {
 			f.log.Warn("cannot relay a passed-on request's answer", "request_id", inv.id, "err", err)
+			inv.respondError(f.unrelayable(resp, err))
 		}
-		inv.tr.end(clientsdk.ErrorFromMsg(resp))
 	case errors.Is(err, nats.ErrNoResponders):
 		f.noDirectHost()
 		inv.failClaimed(f.throttled(" on every node that hosts it"))
@@ -314,21 +337,44 @@ func (m *Manager) awaitRelays(ctx context.Context) {
 	<-done
 }
 
+// unrelayable is the error a caller gets when the answer of the node its
+// request was passed on to cannot be sent on (err).
+func (f *function) unrelayable(resp *nats.Msg, err error) *clientsdk.Error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", f.name, len(resp.Data), f.m.replies.Conn().MaxPayload())
+	}
+	return clientsdk.Errorf(502, TypeNoResponse, "lambda %s: the answer of the node the request was passed on to cannot be sent on: %v", f.name, err)
+}
+
 // noDirectHost handles a passed-on request that found no other member (the
-// direct host is gone): f takes "no" for an answer to its presence probe
-// for noDirectFor and subscribes again at once, before the caller gets its
-// 429, so that its next requests find it rather than "no responders".
+// direct host is gone): see noDirectLocked; the server has the new
+// subscription before the caller gets its 429, so that its next requests
+// find f rather than "no responders".
 func (f *function) noDirectHost() {
 	f.mu.Lock()
-	f.host.direct, f.host.until = false, time.Now().Add(noDirectFor)
-	again := f.overflowing && !f.subDone
-	if again {
-		f.subscribeAgainLocked()
-	}
+	again := f.noDirectLocked()
 	f.mu.Unlock()
 	if again {
 		_ = f.m.nc.FlushTimeout(time.Second)
 	}
+}
+
+// noDirectLocked takes "no" for the presence probe's answer, for
+// noDirectFor, and subscribes a drained f again: only client members
+// would be left, and callers would get "no responders". It reports
+// whether it subscribed (the caller flushes); on an error the recheck
+// tries again.
+func (f *function) noDirectLocked() bool {
+	f.host.direct, f.host.until = false, time.Now().Add(noDirectFor)
+	if !f.overflowing || f.subDone || f.closed {
+		return false
+	}
+	f.subscribeAgainLocked()
+	if f.overflowing {
+		f.armRecheckLocked()
+		return false
+	}
+	return true
 }
 
 // drainSub drains sub, f's subscription, for an overflow, and has the
@@ -349,8 +395,8 @@ func (f *function) drainSub(sub *nats.Subscription) {
 
 // resubscribeLocked subscribes an overflowing f again once its queue is at
 // most half full: called whenever a worker looks for work, a worker goes
-// (a timeout, a crash, keep-warm: none may be left to look) and queued
-// requests time out. On an error the next call tries again.
+// (a timeout, a crash, keep-warm: none may be left to look) and the queue's
+// deadlines are checked. On an error the next call tries again.
 func (f *function) resubscribeLocked() {
 	if !f.overflowing || f.subDone || len(f.queue) > f.l.Queue/2 {
 		return

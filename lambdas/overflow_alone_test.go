@@ -1,6 +1,7 @@
 package lambdas_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -43,8 +44,14 @@ func overflowAlone(t *testing.T, fakeHost bool) {
 		if err != nil {
 			t.Fatalf("request %d while full: %v (want 429)", i, err)
 		}
-		if e := clientsdk.ErrorFromMsg(resp); e == nil || e.Code != 429 {
+		e := clientsdk.ErrorFromMsg(resp)
+		if e == nil || e.Code != 429 {
 			t.Fatalf("request %d while full: %q %+v: want 429", i, resp.Data, e)
+		}
+		// With the direct host answering, the first was passed on and
+		// found nobody: its 429 says so.
+		if passed := strings.Contains(e.Message, "on every node that hosts it"); i == 0 && passed != fakeHost {
+			t.Fatalf("request 0: %q: passed on %v, want %v", e.Message, passed, fakeHost)
 		}
 	}
 	for range 3 {

@@ -86,14 +86,17 @@ func TestOverflowProbeAnsweredAfterTheQueueEmptied(t *testing.T) {
 		}
 	}
 	_ = p.RespondMsg(&nats.Msg{Data: []byte("fake"), Header: nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}})
-	if m := <-third; m == nil {
-		t.Fatal("the parked request got no answer")
+	if m := <-third; m == nil || string(m.Data) != "Hello, y!" {
+		t.Fatalf("the parked request: %v: want it run here, the queue having room again", m)
 	}
 	// The node is idle: it runs what comes now.
 	for i := range 5 {
 		if got := r.mustInvoke("late", `{"name":"z"}`); got != "Hello, z!" {
 			t.Fatalf("request %d after the probe answered %q by another member: the idle node stays drained", i, got)
 		}
+	}
+	if n := len(got); n != 0 {
+		t.Fatalf("the leaf member got %d requests: the node passed on what it had room for", n)
 	}
 }
 

@@ -26,6 +26,7 @@ type mixedRig struct {
 func newMixedRig(t *testing.T) *mixedRig {
 	t.Helper()
 	r := newDirectRig(t)
+	lambdas.SetProbeWait(t, 2*time.Second) // the direct node's answer, on a slow machine
 	return &mixedRig{rig: r, m2: secondManager(t, r)}
 }
 
@@ -112,8 +113,14 @@ func TestOverflowReachesTheDirectNode(t *testing.T) {
 			t.Fatalf("round %d: answers %v: want all 4 run (2 nodes × (1 running + 1 queued))", round, codes)
 		}
 	}
-	st2, _, _ := r.m2.Stats("spill")
-	st1, _, _ := r.m.Stats("spill")
+	// Each run is counted just after its answer goes (a direct worker's
+	// with its done notice).
+	var st1, st2 clientsdk.LambdaStats
+	testutil.WaitFor(t, 5*time.Second, "12 invocations counted over both nodes", func() bool {
+		st1, _, _ = r.m.Stats("spill")
+		st2, _, _ = r.m2.Stats("spill")
+		return st1.Invocations+st2.Invocations >= 12
+	})
 	if st1.Invocations == 0 || st2.Invocations == 0 || st1.Invocations+st2.Invocations != 12 || st1.Throttled+st2.Throttled != 0 {
 		t.Fatalf("stats: direct node %+v, other node %+v: want 12 invocations over both, each some, none throttled", st1, st2)
 	}
@@ -226,6 +233,7 @@ func TestOverflowComesBackAfterTimeouts(t *testing.T) {
 // what it cannot take, to whatever else subscribes lambda.NAME.
 func fakeDirectHost(t *testing.T, r *rig, name string) {
 	t.Helper()
+	lambdas.SetProbeWait(t, 2*time.Second) // its answer, on a slow machine
 	sub, err := r.client.Subscribe(clientsdk.LambdaHostedSubject(name), func(m *nats.Msg) {
 		_ = m.RespondMsg(&nats.Msg{Data: []byte("fake"), Header: nats.Header{clientsdk.HeaderLambdaDirect: []string{"1"}}})
 	})

@@ -10,10 +10,10 @@ import (
 	"github.com/dartup/dartup/lambdas"
 )
 
-// Two full nodes without a leaf server pass requests to each other: each
-// request gets one answer (a result or 429, never "no responders" or
-// none), each is counted once across the two nodes' stats, and both take
-// requests again afterwards.
+// Two full nodes without a leaf server and no direct host: neither passes
+// requests on (the probe says no), and under bursts each request gets one
+// answer (a result or 429, never "no responders" or none), each is counted
+// once across the two nodes' stats, and both take requests afterwards.
 func TestOverflowBetweenTwoNodes(t *testing.T) {
 	r := newRig(t)
 	mod := func(l *clientsdk.LambdaSpec) { l.MaxWorkers = 1; l.Queue = 1 }
