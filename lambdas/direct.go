@@ -179,7 +179,7 @@ func (f *function) requeuedBack(msg *nats.Msg) bool {
 	delete(f.requeued, token)
 	if f.closed {
 		f.mu.Unlock()
-		inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+		inv.fail(f.notHostedHere())
 		return true
 	}
 	if f.offerLocked(inv) {

@@ -112,13 +112,25 @@ func (f *function) unavailable(reason string) *clientsdk.Error {
 	return clientsdk.Errorf(503, TypeUnavailable, "%s", reason)
 }
 
+// notHostedHere is the 503 of a request for f once f is removed or its
+// node shuts down.
+func (f *function) notHostedHere() *clientsdk.Error {
+	return f.unavailable("lambda " + f.name + " is not hosted here any more; retry")
+}
+
+// responseTooLarge is the 413 of a response of n bytes that this node's
+// NATS connection cannot send to the caller.
+func (f *function) responseTooLarge(n int) *clientsdk.Error {
+	return clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", f.name, n, f.m.replies.Conn().MaxPayload())
+}
+
 // submit hands inv to an idle worker, queues it (starting workers as
 // needed), or answers 429 when the queue is full.
 func (f *function) submit(inv *invocation) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
-		inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+		inv.fail(f.notHostedHere())
 		return
 	}
 	if f.l.Protocol == clientsdk.ProtocolStdio {
@@ -186,14 +198,13 @@ func (f *function) armQueueLocked(inv *invocation) {
 }
 
 func (f *function) popQueueLocked() *invocation {
-	if len(f.queue) == 0 {
-		f.resubscribeLocked()
-		return nil
+	var inv *invocation
+	if len(f.queue) > 0 {
+		inv = f.queue[0]
+		f.queue[0] = nil
+		f.queue = f.queue[1:]
 	}
-	inv := f.queue[0]
-	f.queue[0] = nil
-	f.queue = f.queue[1:]
-	f.resubscribeLocked()
+	f.resubscribeLocked() // a worker looks for work: there may be room again
 	return inv
 }
 

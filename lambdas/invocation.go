@@ -70,7 +70,7 @@ func (inv *invocation) succeed(body []byte) {
 	if inv.msg != nil && inv.msg.Reply != "" {
 		if err := inv.f.m.replies.Respond(inv.msg, body); err != nil {
 			if errors.Is(err, nats.ErrMaxPayload) {
-				e := clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", inv.f.name, len(body), inv.f.m.replies.Conn().MaxPayload())
+				e := inv.f.responseTooLarge(len(body))
 				inv.f.st.record(time.Since(inv.received), e)
 				inv.tr.end(e)
 				inv.respondError(e)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
@@ -212,18 +211,18 @@ type Manager struct {
 	workers map[string]*worker // by worker secret, for the Runtime API and native notices
 
 	native nativeControl // the inbox native workers send their notices to (native.go)
-	relays atomic.Int32  // requests passed on, their answers still awaited (overflow.go)
-	// relayBytes are their events' bytes (bounded by maxRelayBytes).
-	relayBytes atomic.Int64
+	// relayMu guards relays, the requests passed on (or parked for a
+	// presence probe) whose answers are still awaited (overflow.go), their
+	// events' relayBytes, and relaysClosed (Close began: no more).
+	relayMu      sync.Mutex
+	relays       int
+	relayBytes   int64
+	relaysClosed bool
 	// relayWG counts those requests for Close; relayCtx ends their wait
 	// once Close's grace is over (stopRelays).
 	relayWG    sync.WaitGroup
 	relayCtx   context.Context
 	stopRelays context.CancelFunc
-	// relayMu guards the admission of relays and relaysClosed (Close
-	// began: no more; acquireRelay).
-	relayMu      sync.Mutex
-	relaysClosed bool
 }
 
 // New starts a Manager: its Runtime API listener and, with WithStatusBucket,
@@ -325,7 +324,7 @@ func (m *Manager) Deploy(spec clientsdk.AppSpec, cmd Command) error {
 		m.mu.Unlock()
 		return fmt.Errorf("deploy %s: subscribe: %w", spec.Name, err)
 	}
-	_ = sub.SetPendingLimits(-1, 512<<20)
+	limitPending(sub)
 	if m.presence[spec.Name] == nil {
 		name := spec.Name
 		ps, err := m.nc.Subscribe(clientsdk.LambdaHostedSubject(name), func(msg *nats.Msg) { m.answerPresence(msg, name) })

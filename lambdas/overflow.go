@@ -77,11 +77,11 @@ func (m *Manager) acquireRelay(inv *invocation) bool {
 	size := int64(len(inv.event))
 	m.relayMu.Lock()
 	defer m.relayMu.Unlock()
-	if m.relaysClosed || m.relays.Load() >= maxRelays || m.relayBytes.Load()+size > maxRelayBytes {
+	if m.relaysClosed || m.relays >= maxRelays || m.relayBytes+size > maxRelayBytes {
 		return false
 	}
-	m.relays.Add(1)
-	m.relayBytes.Add(size)
+	m.relays++
+	m.relayBytes += size
 	m.relayWG.Add(1)
 	return true
 }
@@ -204,19 +204,18 @@ func (f *function) probeDirectHost() {
 	if again {
 		_ = f.m.nc.FlushTimeout(time.Second)
 	}
+	for _, inv := range parked {
+		f.m.relayDone(inv) // parked, not relayed
+	}
 	if replaced {
 		// Replaced meanwhile: the new revision's subscription, a client
 		// member, gets them, as the callers sent them.
-		for _, inv := range parked {
-			f.m.relayDone(inv)
-		}
 		f.forward(parked)
 		return
 	}
 	for _, inv := range parked {
-		f.m.relayDone(inv)
 		if closed { // removed or shutting down meanwhile, as for its queue
-			inv.fail(f.unavailable("lambda " + f.name + " is not hosted here any more; retry"))
+			inv.fail(f.notHostedHere())
 		} else {
 			f.submit(inv)
 		}
@@ -315,8 +314,10 @@ func (f *function) relay(inv *invocation) {
 
 // relayDone ends inv's relay in the counts (relays, relayBytes, relayWG).
 func (m *Manager) relayDone(inv *invocation) {
-	m.relays.Add(-1)
-	m.relayBytes.Add(-int64(len(inv.event)))
+	m.relayMu.Lock()
+	m.relays--
+	m.relayBytes -= int64(len(inv.event))
+	m.relayMu.Unlock()
 	m.relayWG.Done()
 }
 
@@ -341,7 +342,7 @@ func (m *Manager) awaitRelays(ctx context.Context) {
 // request was passed on to cannot be sent on (err).
 func (f *function) unrelayable(resp *nats.Msg, err error) *clientsdk.Error {
 	if errors.Is(err, nats.ErrMaxPayload) {
-		return clientsdk.Errorf(413, TypeTooLarge, "the response of %s is %d bytes, more than this NATS connection's limit of %d", f.name, len(resp.Data), f.m.replies.Conn().MaxPayload())
+		return f.responseTooLarge(len(resp.Data))
 	}
 	return clientsdk.Errorf(502, TypeNoResponse, "lambda %s: the answer of the node the request was passed on to cannot be sent on: %v", f.name, err)
 }
@@ -412,9 +413,14 @@ func (f *function) subscribeAgainLocked() {
 		f.log.Warn("cannot subscribe the lambda again after an overflow", "err", err)
 		return
 	}
-	_ = sub.SetPendingLimits(-1, 512<<20)
+	limitPending(sub)
 	f.sub, f.overflowing = sub, false
 }
+
+// limitPending bounds what a lambda's subscription holds unhandled by
+// bytes only (512 MiB): requests are small and many; their count is the
+// queue's business.
+func limitPending(sub *nats.Subscription) { _ = sub.SetPendingLimits(-1, 512<<20) }
 
 // setSub sets f's subscription, made at its deploy.
 func (f *function) setSub(sub *nats.Subscription) {

@@ -18,21 +18,20 @@ func TestAcquireRelayBounds(t *testing.T) {
 		{"over the byte cap", 0, maxRelayBytes - 50, false, false},
 		{"Close began", 0, 0, true, false},
 	} {
-		m.relays.Store(int32(c.relays))
-		m.relayBytes.Store(c.bytes)
+		m.relays, m.relayBytes = int(c.relays), c.bytes
 		m.relaysClosed = c.closed
 		got := m.acquireRelay(inv)
 		wantRelays, wantBytes := c.relays, c.bytes
 		if c.want {
 			wantRelays, wantBytes = c.relays+1, c.bytes+100
 		}
-		if got != c.want || int64(m.relays.Load()) != wantRelays || m.relayBytes.Load() != wantBytes {
-			t.Fatalf("%s: admitted %v with %d relays, %d bytes; want %v, %d, %d", c.name, got, m.relays.Load(), m.relayBytes.Load(), c.want, wantRelays, wantBytes)
+		if got != c.want || int64(m.relays) != wantRelays || m.relayBytes != wantBytes {
+			t.Fatalf("%s: admitted %v with %d relays, %d bytes; want %v, %d, %d", c.name, got, m.relays, m.relayBytes, c.want, wantRelays, wantBytes)
 		}
 		if got {
 			m.relayDone(inv)
-			if m.relays.Load() != int32(c.relays) || m.relayBytes.Load() != c.bytes {
-				t.Fatalf("%s: relayDone left %d relays, %d bytes", c.name, m.relays.Load(), m.relayBytes.Load())
+			if int64(m.relays) != c.relays || m.relayBytes != c.bytes {
+				t.Fatalf("%s: relayDone left %d relays, %d bytes", c.name, m.relays, m.relayBytes)
 			}
 		}
 	}
