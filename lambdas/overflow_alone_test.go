@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/dartup/dartup/clientsdk"
-	"github.com/nats-io/nats.go"
 )
 
 // A full node that finds no other member to pass a request on to takes
@@ -29,17 +28,8 @@ func overflowAlone(t *testing.T, fakeHost bool) {
 	if fakeHost {
 		fakeDirectHost(t, r, "alone")
 	}
-	inbox := nats.NewInbox()
-	slow, err := r.client.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 { // in order: running, 2 queued
-		if err := r.client.PublishRequest(clientsdk.LambdaSubject("alone"), inbox, []byte(`{"sleep_ms":1500}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 3 { // the first is passed on and comes back 429; the others find the node again
+	slow := r.sendInOrder("alone", 3, `{"sleep_ms":1500}`) // running, 2 queued
+	for i := range 3 {                                     // the first is passed on and comes back 429; the others find the node again
 		resp, err := r.client.Request(clientsdk.LambdaSubject("alone"), []byte(`"x"`), 5*time.Second)
 		if err != nil {
 			t.Fatalf("request %d while full: %v (want 429)", i, err)

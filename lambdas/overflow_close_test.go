@@ -31,16 +31,7 @@ func TestOverflowRelayAnsweredAtClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.Unsubscribe() }()
-	inbox := nats.NewInbox()
-	answers, err := r.client.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 { // in order: running, queued, passed on
-		if err := r.client.PublishRequest(clientsdk.LambdaSubject("closing"), inbox, []byte(`{"sleep_ms":3000}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	answers := r.sendInOrder("closing", 3, `{"sleep_ms":3000}`) // running, queued, passed on
 	select {
 	case <-passed:
 	case <-time.After(10 * time.Second):

@@ -24,16 +24,7 @@ func TestOverflowTooLargeToPassOnIsThrottled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.Unsubscribe() }()
-	inbox := nats.NewInbox()
-	slow, err := r.client.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // in order: running, queued
-		if err := r.client.PublishRequest(clientsdk.LambdaSubject("tight"), inbox, []byte(`{"sleep_ms":1000}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	slow := r.sendInOrder("tight", 2, `{"sleep_ms":1000}`) // running, queued
 	m := nats.NewMsg(clientsdk.LambdaSubject("tight"))
 	m.Data = []byte(`"x"`)
 	m.Header.Set("X-Pad", strings.Repeat("p", int(r.client.MaxPayload())-len(m.Data)-60))

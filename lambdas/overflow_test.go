@@ -174,18 +174,9 @@ func TestOverflowHopsAreBounded(t *testing.T) {
 		t.Fatalf("warm-up: %v", codes)
 	}
 	for _, hops := range []string{"2", "99"} {
-		inbox := nats.NewInbox()
-		slow, err := r.client.SubscribeSync(inbox)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// On one connection, in order: the leafless node runs the first,
 		// queues the second; the third finds it full.
-		for range 2 {
-			if err := r.client.PublishRequest(clientsdk.LambdaSubject("hops"), inbox, []byte(`{"sleep_ms":300}`)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		slow := r.sendInOrder("hops", 2, `{"sleep_ms":300}`)
 		m := nats.NewMsg(clientsdk.LambdaSubject("hops"))
 		m.Header.Set(clientsdk.HeaderPassedOn, hops)
 		m.Data = []byte(`"x"`)
@@ -225,6 +216,24 @@ func TestOverflowComesBackAfterTimeouts(t *testing.T) {
 		st, _, _ := r.m2.Stats("slowpoke")
 		return st.Invocations > before.Invocations
 	})
+}
+
+// sendInOrder sends n requests with body to lambda name from the rig's
+// caller connection, one after another (the node gets them in that order),
+// and returns the subscription their answers come to.
+func (r *rig) sendInOrder(name string, n int, body string) *nats.Subscription {
+	r.t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := r.client.SubscribeSync(inbox)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for range n {
+		if err := r.client.PublishRequest(clientsdk.LambdaSubject(name), inbox, []byte(body)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return sub
 }
 
 // fakeDirectHost answers lambda name's presence probes as a node hosting
